@@ -1,0 +1,175 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** Bytes written to a temp file, fsynced, and described by their hash; not yet visible in the store. */
+export interface StagedBlob {
+  tempPath: string;
+  sha256: string;
+  byteLength: number;
+  /** The first bytes, for magic-number checks. */
+  head: Buffer;
+}
+
+const HEAD_BYTES = 64;
+
+/** A streaming writer for one temp file that hashes as it writes; `finish` fsyncs, `abort` removes. */
+export class TempBlobWriter {
+  private hash = createHash('sha256');
+  private size = 0;
+  private head: Buffer[] = [];
+  private headLen = 0;
+  private constructor(
+    readonly tempPath: string,
+    private fh: FileHandle,
+  ) {}
+
+  static async create(tmpDir: string): Promise<TempBlobWriter> {
+    const path = join(tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}.tmp`);
+    return new TempBlobWriter(path, await open(path, 'wx'));
+  }
+
+  get byteLength(): number {
+    return this.size;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    if (this.headLen < HEAD_BYTES) {
+      this.head.push(chunk.subarray(0, HEAD_BYTES - this.headLen));
+      this.headLen += Math.min(chunk.length, HEAD_BYTES - this.headLen);
+    }
+    let off = 0;
+    while (off < chunk.length) {
+      const { bytesWritten } = await this.fh.write(chunk, off);
+      off += bytesWritten;
+    }
+  }
+
+  async finish(): Promise<StagedBlob> {
+    await this.fh.sync();
+    await this.fh.close();
+    return { tempPath: this.tempPath, sha256: this.hash.digest('hex'), byteLength: this.size, head: Buffer.concat(this.head) };
+  }
+
+  async abort(): Promise<void> {
+    await this.fh.close().catch(() => {});
+    rmSync(this.tempPath, { force: true });
+  }
+}
+
+/**
+ * The content-addressed blob directory: `blobs/ab/cd/<sha256>`, written through `tmp/` with
+ * temp + fsync + rename so a blob path only ever holds complete, durable bytes.
+ */
+export class BlobStore {
+  readonly blobDir: string;
+  readonly tmpDir: string;
+
+  constructor(readonly dataDir: string) {
+    this.blobDir = join(dataDir, 'blobs');
+    this.tmpDir = join(dataDir, 'tmp');
+    mkdirSync(this.blobDir, { recursive: true });
+    mkdirSync(this.tmpDir, { recursive: true });
+  }
+
+  /** Absolute path of the blob with this SHA-256 (which may not exist). */
+  pathOf(sha256: string): string {
+    return join(this.blobDir, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
+  }
+
+  has(sha256: string): boolean {
+    return existsSync(this.pathOf(sha256));
+  }
+
+  /** Starts a streaming temp file. */
+  newWriter(): Promise<TempBlobWriter> {
+    return TempBlobWriter.create(this.tmpDir);
+  }
+
+  /** Stages a whole buffer as a durable temp file. */
+  async stage(bytes: Buffer): Promise<StagedBlob> {
+    const w = await this.newWriter();
+    try {
+      await w.write(bytes);
+      return await w.finish();
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+  }
+
+  /**
+   * Moves a staged blob to its content address (synchronously, so no purge can interleave);
+   * when identical bytes are already stored the temp file is simply dropped.
+   */
+  publishSync(staged: StagedBlob): void {
+    const dest = this.pathOf(staged.sha256);
+    if (existsSync(dest)) {
+      rmSync(staged.tempPath, { force: true });
+      return;
+    }
+    const dir = join(this.blobDir, staged.sha256.slice(0, 2), staged.sha256.slice(2, 4));
+    mkdirSync(dir, { recursive: true });
+    renameSync(staged.tempPath, dest);
+    fsyncDir(dir);
+  }
+
+  /** Drops a staged blob that will not be published. */
+  discard(staged: StagedBlob): void {
+    rmSync(staged.tempPath, { force: true });
+  }
+
+  /** Erases a blob; missing is fine. */
+  removeSync(sha256: string): void {
+    try {
+      unlinkSync(this.pathOf(sha256));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+
+  /** Removes every temp file and every blob `isKnown` does not claim; returns what was removed. Run at start only. */
+  sweepStrays(isKnown: (sha256: string) => boolean): { temps: number; orphans: number } {
+    let temps = 0;
+    for (const f of readdirSync(this.tmpDir)) {
+      rmSync(join(this.tmpDir, f), { force: true, recursive: true });
+      temps++;
+    }
+    let orphans = 0;
+    for (const a of readdirSync(this.blobDir)) {
+      const da = join(this.blobDir, a);
+      if (!statSync(da).isDirectory()) continue;
+      for (const b of readdirSync(da)) {
+        const db = join(da, b);
+        for (const f of readdirSync(db)) {
+          if (!isKnown(f)) {
+            rmSync(join(db, f), { force: true });
+            orphans++;
+          }
+        }
+      }
+    }
+    return { temps, orphans };
+  }
+
+  /** Lists every stored blob hash (for consistency checks). */
+  listAll(): string[] {
+    const out: string[] = [];
+    for (const a of readdirSync(this.blobDir)) {
+      for (const b of readdirSync(join(this.blobDir, a))) out.push(...readdirSync(join(this.blobDir, a, b)));
+    }
+    return out;
+  }
+}
+
+function fsyncDir(dir: string) {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,56 @@
+import type { Db } from '../db/open.js';
+
+export interface AssetRow {
+  asset_id: string;
+  sha256: string;
+  media_type: string;
+  byte_length: number;
+  created_at_ms: number;
+}
+
+/** The content address of some bytes, as an asset id. */
+export function assetIdOf(sha256: string): string {
+  return `ast_${sha256}`;
+}
+
+/** Records an asset row for published bytes; a row for the same bytes is kept as it is. */
+export function ensureAsset(db: Db, sha256: string, mediaType: string, byteLength: number, now: number): string {
+  const id = assetIdOf(sha256);
+  db.prepare(
+    `INSERT OR IGNORE INTO assets (asset_id, sha256, media_type, byte_length, created_at_ms) VALUES (?, ?, ?, ?, ?)`,
+  ).run(id, sha256, mediaType, byteLength, now);
+  return id;
+}
+
+/** Reads one asset row; undefined if missing. */
+export function getAsset(db: Db, assetId: string): AssetRow | undefined {
+  return db.prepare(`SELECT * FROM assets WHERE asset_id = ?`).get(assetId) as AssetRow | undefined;
+}
+
+/**
+ * The one list of things that keep a blob alive. Each query takes the asset id once per `?`.
+ * Later domains (derivations, runs) add their holders here, not beside it.
+ */
+const HOLDERS = [
+  `SELECT 1 FROM observations WHERE asset_id = ? AND blobs_held = 1`,
+  `SELECT 1 FROM observations WHERE canonical_text_asset_id = ? AND blobs_held = 1`,
+];
+
+/** True when anything still needs this asset's bytes. */
+export function isAssetHeld(db: Db, assetId: string): boolean {
+  return HOLDERS.some((sql) => db.prepare(sql + ' LIMIT 1').get(assetId) !== undefined);
+}
+
+/**
+ * Deletes the rows of the given assets that nothing holds any more, inside the caller's
+ * transaction, and returns their hashes: the caller erases those blobs after commit.
+ */
+export function releaseAssets(db: Db, assetIds: Iterable<string>): string[] {
+  const freed: string[] = [];
+  for (const id of new Set(assetIds)) {
+    if (isAssetHeld(db, id)) continue;
+    const row = db.prepare(`DELETE FROM assets WHERE asset_id = ? RETURNING sha256`).get(id) as { sha256: string } | undefined;
+    if (row) freed.push(row.sha256);
+  }
+  return freed;
+}

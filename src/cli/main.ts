@@ -1,0 +1,48 @@
+import { migrateCommand } from './migrate.js';
+import { serveCommand } from './serve.js';
+import { sweepCommand } from './sweep.js';
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  serve: serveCommand,
+  migrate: migrateCommand,
+  sweep: sweepCommand,
+};
+
+const USAGE = `usage: observd [command] [flags]
+
+commands:
+  serve            run the daemon (default)
+  migrate          apply database migrations and exit
+  sweep --once     run one retention sweep and print what it purged
+
+flags:
+  --config FILE               config file (default ./config.toml if present)
+  --bind HOST:PORT            listen address (default 127.0.0.1:4000)
+  --data-dir DIR              data directory (default ./data)
+  --admin-token-file FILE     file holding the admin token
+  --readonly-token-file FILE  file holding the read-only token
+  --log-level LEVEL           fatal|error|warn|info|debug|trace|silent`;
+
+/** Entry point: dispatches to a command and exits with its code; a startup error exits 1 with its message. */
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const [first, ...rest] = argv;
+  if (first === '--help' || first === '-h' || first === 'help') {
+    console.log(USAGE);
+    return;
+  }
+  const name = first && !first.startsWith('-') ? first : 'serve';
+  const args = first && !first.startsWith('-') ? rest : argv;
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`unknown command "${name}"\n\n${USAGE}`);
+    process.exit(2);
+  }
+  try {
+    process.exitCode = await command(args);
+  } catch (e) {
+    console.error(`observd: ${(e as Error).message}`);
+    process.exit(1);
+  }
+}
+
+await main();

@@ -1,0 +1,19 @@
+import { openStore } from '../daemon.js';
+import { sweepOnce } from '../retention/sweep.js';
+import { commonArgs } from './args.js';
+
+/** `observd sweep --once`: one retention sweep against the data directory, printed as JSON. */
+export async function sweepCommand(argv: string[]): Promise<number> {
+  const args = commonArgs(argv, { once: { type: 'boolean' } });
+  if (!(args.values as { once?: boolean }).once) {
+    console.error('observd sweep needs --once (the daemon runs the sweeper on its own)');
+    return 2;
+  }
+  const { deps, services } = openStore(args.config());
+  try {
+    console.log(JSON.stringify(await sweepOnce(deps)));
+  } finally {
+    services.db.close();
+  }
+  return 0;
+}

@@ -1,0 +1,21 @@
+import type { BlobStore } from './assets/blob-store.js';
+import type { Clock } from './clock.js';
+import type { Config } from './config/schema.js';
+import type { Db } from './db/open.js';
+import type { NewId } from './ids.js';
+
+/** What every domain service needs; built once in `createDaemon` (or a test) and passed down. */
+export interface Deps {
+  db: Db;
+  now: Clock;
+  newId: NewId;
+  blobs: BlobStore;
+  config: Config;
+}
+
+/** Runs `work` in one transaction, then erases the blobs it freed: side effects only after commit. */
+export function commitThenErase<T>(deps: Deps, work: () => { result: T; freed: string[] }): T {
+  const { result, freed } = deps.db.transaction(work)();
+  for (const sha of freed) deps.blobs.removeSync(sha);
+  return result;
+}

@@ -1,0 +1,90 @@
+/** The stable error codes of observd; each maps to exactly one HTTP status in `statusOf`. */
+export type ErrorCode =
+  | 'bad_request'
+  | 'validation_failed'
+  | 'media_mismatch'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'idempotency_in_flight'
+  | 'gone'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'idempotency_conflict'
+  | 'rate_limited'
+  | 'quota_exceeded'
+  | 'insufficient_storage'
+  | 'internal';
+
+const STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  validation_failed: 400,
+  media_mismatch: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  idempotency_in_flight: 409,
+  gone: 410,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  idempotency_conflict: 422,
+  rate_limited: 429,
+  quota_exceeded: 507,
+  insufficient_storage: 507,
+  internal: 500,
+};
+
+const TITLES: Record<ErrorCode, string> = {
+  bad_request: 'Bad request',
+  validation_failed: 'Validation failed',
+  media_mismatch: 'Media type does not match content',
+  unauthorized: 'Unauthorized',
+  forbidden: 'Forbidden',
+  not_found: 'Not found',
+  conflict: 'Conflict',
+  idempotency_in_flight: 'Idempotent request still in flight',
+  gone: 'Gone',
+  payload_too_large: 'Payload too large',
+  unsupported_media_type: 'Unsupported media type',
+  idempotency_conflict: 'Idempotency key reused with a different request',
+  rate_limited: 'Rate limited',
+  quota_exceeded: 'Quota exceeded',
+  insufficient_storage: 'Insufficient storage',
+  internal: 'Internal error',
+};
+
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+/** The one error type of the domain; adapters map `code` to their own vocabulary. */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly errors?: FieldProblem[];
+  /** Seconds a client should wait before retrying (rate limits). */
+  readonly retryAfterSeconds?: number;
+
+  constructor(code: ErrorCode, detail: string, opts: { errors?: FieldProblem[]; retryAfterSeconds?: number } = {}) {
+    super(detail);
+    this.code = code;
+    this.errors = opts.errors;
+    this.retryAfterSeconds = opts.retryAfterSeconds;
+  }
+}
+
+/** HTTP status for an error code. */
+export function statusOf(code: ErrorCode): number {
+  return STATUS[code];
+}
+
+/** Human title for an error code. */
+export function titleOf(code: ErrorCode): string {
+  return TITLES[code];
+}
+
+/** Shorthand constructors used across the domain. */
+export const notFound = (what: string) => new AppError('not_found', `${what} not found`);
+export const badRequest = (detail: string) => new AppError('bad_request', detail);

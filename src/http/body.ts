@@ -1,0 +1,134 @@
+import { Readable, Transform } from 'node:stream';
+import busboy from 'busboy';
+import type { BlobStore, StagedBlob } from '../assets/blob-store.js';
+import { AppError } from '../errors.js';
+
+const tooLarge = (limit: number) => new AppError('payload_too_large', `request body exceeds the limit of ${limit} bytes`);
+
+/** The declared Content-Length, if any; bad_request when it is not a number. */
+export function declaredLength(req: Request): number | undefined {
+  const v = req.headers.get('content-length');
+  if (v === null) return undefined;
+  if (!/^\d{1,16}$/.test(v)) throw new AppError('bad_request', 'Content-Length is not a number');
+  return Number(v);
+}
+
+/** Reads a whole body, refusing a declared or actual size over `limit` (payload_too_large) without buffering past it. */
+export async function readLimitedBytes(req: Request, limit: number): Promise<Buffer> {
+  const declared = declaredLength(req);
+  if (declared !== undefined && declared > limit) throw tooLarge(limit);
+  if (!req.body) return Buffer.alloc(0);
+  const reader = req.body.getReader();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(limit);
+    }
+    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+  }
+  return Buffer.concat(chunks, size);
+}
+
+export interface MultipartUpload {
+  /** The raw text of the `observation` part, if sent. */
+  observation?: string;
+  staged: StagedBlob;
+  fileName?: string;
+  mimeType?: string;
+}
+
+/**
+ * Streams a multipart body to disk: the `file` part goes straight into a staged temp blob
+ * (never held whole in memory), the `observation` part is kept as text. payload_too_large past
+ * `maxFileBytes` or `maxTotalBytes`; bad_request for a malformed body or missing `file` part.
+ */
+export async function readMultipartUpload(
+  req: Request,
+  blobs: BlobStore,
+  limits: { maxFileBytes: number; maxFieldBytes: number; maxTotalBytes: number },
+): Promise<MultipartUpload> {
+  const contentType = req.headers.get('content-type') ?? '';
+  let bb: busboy.Busboy;
+  try {
+    bb = busboy({
+      headers: { 'content-type': contentType },
+      limits: { files: 1, fileSize: limits.maxFileBytes, fields: 4, fieldSize: limits.maxFieldBytes, parts: 5 },
+    });
+  } catch {
+    throw new AppError('bad_request', 'multipart body has no valid boundary');
+  }
+  if (!req.body) throw new AppError('bad_request', 'multipart body is empty');
+  let total = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      total += chunk.length;
+      cb(total > limits.maxTotalBytes ? tooLarge(limits.maxTotalBytes) : null, chunk);
+    },
+  });
+  const source = Readable.fromWeb(req.body as import('node:stream/web').ReadableStream);
+  let observation: string | undefined;
+  let filePart: Promise<Omit<MultipartUpload, 'observation'>> | undefined;
+  let failure: unknown;
+  const fail = (e: unknown) => {
+    failure ??= e;
+  };
+
+  const done = new Promise<void>((resolve) => {
+    bb.on('field', (name, value, info) => {
+      if (info.valueTruncated) fail(new AppError('payload_too_large', `multipart field "${name}" is too large`));
+      else if (name === 'observation') observation = value;
+      else fail(new AppError('bad_request', `unexpected multipart field "${name}"`));
+    });
+    bb.on('file', (name, stream, info) => {
+      if (name !== 'file' || filePart) {
+        stream.resume();
+        fail(new AppError('bad_request', `unexpected multipart file part "${name}"; send one part named "file"`));
+        return;
+      }
+      filePart = (async () => {
+        const w = await blobs.newWriter();
+        try {
+          for await (const chunk of stream) await w.write(chunk as Buffer);
+          if ((stream as unknown as { truncated?: boolean }).truncated) throw tooLarge(limits.maxFileBytes);
+          return { staged: await w.finish(), fileName: info.filename, mimeType: info.mimeType };
+        } catch (e) {
+          await w.abort();
+          throw e;
+        }
+      })();
+      filePart.catch(fail);
+    });
+    bb.on('filesLimit', () => fail(new AppError('bad_request', 'send exactly one file part')));
+    bb.on('partsLimit', () => fail(new AppError('bad_request', 'too many multipart parts')));
+    bb.on('fieldsLimit', () => fail(new AppError('bad_request', 'too many multipart fields')));
+    bb.on('error', (e) => {
+      fail(e instanceof AppError ? e : new AppError('bad_request', `malformed multipart body: ${(e as Error).message}`));
+      resolve();
+    });
+    bb.on('close', () => resolve());
+    counter.on('error', (e) => {
+      fail(e);
+      source.destroy();
+      bb.destroy();
+      resolve();
+    });
+    source.on('error', (e) => {
+      fail(new AppError('bad_request', `request body could not be read: ${e.message}`));
+      resolve();
+    });
+  });
+  source.pipe(counter).pipe(bb);
+  await done;
+  const file = await filePart?.catch((e) => (fail(e), undefined));
+  if (failure) {
+    if (file) blobs.discard(file.staged);
+    throw failure instanceof AppError ? failure : new AppError('bad_request', 'malformed multipart body');
+  }
+  if (!file) throw new AppError('bad_request', 'multipart upload needs a part named "file"');
+  return { ...file, observation };
+}

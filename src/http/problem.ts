@@ -1,0 +1,34 @@
+import type { ZodError } from 'zod';
+import { AppError, statusOf, titleOf, type ErrorCode, type FieldProblem } from '../errors.js';
+
+/** Builds an `application/problem+json` response for an error code. */
+export function problemResponse(code: ErrorCode, detail: string, errors?: FieldProblem[], headers: Record<string, string> = {}): Response {
+  const status = statusOf(code);
+  const body: Record<string, unknown> = { type: `https://observd.dev/problems/${code}`, title: titleOf(code), status, detail, code };
+  if (errors?.length) body.errors = errors;
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/problem+json', ...headers },
+  });
+}
+
+/** The response for any thrown value: AppErrors keep their code; anything else is a bare 500. */
+export function toProblem(err: unknown): Response {
+  if (err instanceof AppError) {
+    const headers: Record<string, string> = {};
+    if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
+    // A body we stopped reading cannot be drained cheaply: close the connection after answering.
+    if (err.code === 'payload_too_large') headers.connection = 'close';
+    return problemResponse(err.code, err.message, err.errors, headers);
+  }
+  return problemResponse('internal', 'an internal error occurred');
+}
+
+/** Turns zod issues into a validation_failed AppError with field paths. */
+export function validationError(err: ZodError, prefix = ''): AppError {
+  const errors = err.issues.map((i) => ({
+    path: [prefix, ...i.path.map(String)].filter(Boolean).join('.') || '(body)',
+    message: i.message,
+  }));
+  return new AppError('validation_failed', errors.map((e) => `${e.path}: ${e.message}`).join('; '), { errors });
+}

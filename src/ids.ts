@@ -1,0 +1,30 @@
+import { monotonicFactory } from 'ulid';
+import { z } from 'zod';
+
+/** Creates a generator of sortable prefixed ids (`obs_01J…`); monotonic within one millisecond. */
+export function idFactory(now: () => number) {
+  const ulid = monotonicFactory();
+  return (prefix: 'src' | 'obs' | 'der' | 'run' | 'upl' | 'evt' | 'aud') => `${prefix}_${ulid(now())}`;
+}
+export type NewId = ReturnType<typeof idFactory>;
+
+const SAFE = /^[A-Za-z0-9._-]{1,128}$/;
+const SAFE_STREAM = /^[A-Za-z0-9._:-]{1,128}$/;
+const notDots = (s: string) => s !== '.' && s !== '..';
+
+/** A path-safe source id: 1–128 of [A-Za-z0-9._-], never `.` or `..`. */
+export const sourceIdSchema = z
+  .string()
+  .regex(SAFE, 'must be 1-128 characters of [A-Za-z0-9._-]')
+  .refine(notDots, 'must not be "." or ".."');
+
+/** A path-safe stream id: like a source id, `:` also allowed. */
+export const streamIdSchema = z
+  .string()
+  .regex(SAFE_STREAM, 'must be 1-128 characters of [A-Za-z0-9._:-]')
+  .refine(notDots, 'must not be "." or ".."');
+
+/** True when `s` is usable as a path segment id. */
+export function isSafeId(s: string): boolean {
+  return SAFE.test(s) && notDots(s);
+}

@@ -1,0 +1,59 @@
+import { AppError } from '../errors.js';
+import { MEDIA_BY_KIND, type SourceKind } from '../sources/schemas.js';
+
+const ALIASES: Record<string, string> = {
+  'image/jpg': 'image/jpeg',
+  'image/pjpeg': 'image/jpeg',
+  'audio/x-wav': 'audio/wav',
+  'audio/wave': 'audio/wav',
+  'audio/vnd.wave': 'audio/wav',
+};
+
+/** Lower-cases a media type, drops parameters and maps common aliases (`image/jpg` → `image/jpeg`). */
+export function normalizeMediaType(mediaType: string): string {
+  const base = mediaType.split(';')[0].trim().toLowerCase();
+  return ALIASES[base] ?? base;
+}
+
+const MAGIC: Record<string, (head: Buffer) => boolean> = {
+  'image/png': (h) => h.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])),
+  'image/jpeg': (h) => h.length >= 3 && h[0] === 0xff && h[1] === 0xd8 && h[2] === 0xff,
+  'audio/wav': (h) => h.subarray(0, 4).toString('latin1') === 'RIFF' && h.subarray(8, 12).toString('latin1') === 'WAVE',
+  'audio/webm': (h) => h.subarray(0, 4).equals(Buffer.from([0x1a, 0x45, 0xdf, 0xa3])),
+};
+
+/** The media type the leading bytes show, if they are one observd knows. */
+export function sniffMediaType(head: Buffer): string | undefined {
+  return Object.keys(MAGIC).find((t) => MAGIC[t](head));
+}
+
+/** Refuses a media type the source kind may not upload; unsupported_media_type. */
+export function assertAllowedForKind(kind: SourceKind, mediaType: string): void {
+  const allowed = MEDIA_BY_KIND[kind];
+  if (!allowed.includes(mediaType)) {
+    throw new AppError('unsupported_media_type', `${kind} sources accept ${allowed.join(', ')}; got ${mediaType}`);
+  }
+}
+
+/** Refuses bytes whose magic number is not the declared type's; media_mismatch. */
+export function assertBytesMatch(mediaType: string, head: Buffer): void {
+  const check = MAGIC[mediaType];
+  if (!check || !check(head)) {
+    const seen = sniffMediaType(head);
+    throw new AppError(
+      'media_mismatch',
+      `declared ${mediaType} but the bytes are ${seen ? `${seen}` : 'not a recognised media type'}`,
+    );
+  }
+}
+
+/** Strict base64 (standard alphabet, padded, no whitespace) to bytes; bad_request otherwise. */
+export function decodeBase64Strict(s: string, field: string): Buffer {
+  if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) {
+    throw new AppError('bad_request', `${field} is not valid base64 (standard alphabet, padded, no whitespace)`);
+  }
+  const bytes = Buffer.from(s, 'base64');
+  // Non-canonical trailing bits are also a sign of a truncated or corrupted string.
+  if (bytes.toString('base64') !== s) throw new AppError('bad_request', `${field} is not canonical base64`);
+  return bytes;
+}

@@ -1,0 +1,88 @@
+import type { Db } from '../db/open.js';
+import { decodeCursor, encodeCursor, toPage, type Page } from '../pagination.js';
+import type { ObservationListQuery, ObservationView } from './schemas.js';
+
+/** An observation row as stored. */
+export interface ObservationRow extends Omit<ObservationView, 'metadata'> {
+  metadata: string | null;
+  blobs_held: number;
+}
+
+/** Reads one observation; undefined if missing. */
+export function getObservationRow(db: Db, id: string): ObservationRow | undefined {
+  return db.prepare(`SELECT * FROM observations WHERE observation_id = ?`).get(id) as ObservationRow | undefined;
+}
+
+/** Reads the observation stored under an idempotency key; undefined if none. */
+export function findByIdempotencyKey(db: Db, sourceId: string, key: string): ObservationRow | undefined {
+  return db
+    .prepare(`SELECT * FROM observations WHERE source_id = ? AND idempotency_key = ?`)
+    .get(sourceId, key) as ObservationRow | undefined;
+}
+
+const INSERT_COLUMNS = [
+  'observation_id',
+  'source_id',
+  'kind',
+  'sensitivity',
+  'retention_state',
+  'asset_id',
+  'canonical_text_asset_id',
+  'file_name',
+  'media_type',
+  'sha256',
+  'byte_length',
+  'captured_at_ms',
+  'received_at_ms',
+  'expires_at_ms',
+  'purged_at_ms',
+  'blobs_held',
+  'stream_id',
+  'seq_no',
+  'idempotency_key',
+  'request_fingerprint',
+  'metadata',
+  'latitude',
+  'longitude',
+  'processing_status',
+] as const;
+
+/** Inserts a new observation row inside the caller's transaction. */
+export function insertObservation(db: Db, row: ObservationRow): void {
+  db.prepare(
+    `INSERT INTO observations (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map((c) => '@' + c).join(', ')})`,
+  ).run(row);
+}
+
+/** Converts a row to its wire view. */
+export function toObservationView(r: ObservationRow): ObservationView {
+  const { blobs_held: _held, metadata, ...rest } = r;
+  return { ...rest, metadata: metadata === null ? null : JSON.parse(metadata) };
+}
+
+/**
+ * Lists observations by capture time then id with keyset pagination, so a walk sees each row
+ * once even while uploads continue; bad_request on a cursor from another listing or order.
+ */
+export function listObservations(db: Db, q: ObservationListQuery): Page<ObservationView> {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  if (q.source_id !== undefined) (where.push('source_id = ?'), args.push(q.source_id));
+  if (q.stream_id !== undefined) (where.push('stream_id = ?'), args.push(q.stream_id));
+  if (q.after_ms !== undefined) (where.push('captured_at_ms >= ?'), args.push(q.after_ms));
+  if (q.before_ms !== undefined) (where.push('captured_at_ms <= ?'), args.push(q.before_ms));
+  const includePurged = q.include_purged === 'true' || q.include_purged === '1';
+  if (!includePurged) where.push(`retention_state = 'active'`);
+  const scope = `observations:${q.order}`;
+  if (q.cursor) {
+    const [at, id] = decodeCursor(scope, q.cursor, ['number', 'string']);
+    // The range on the first key column lets SQLite walk the index; the OR settles ties.
+    if (q.order === 'asc') where.push('captured_at_ms >= ? AND (captured_at_ms > ? OR observation_id > ?)');
+    else where.push('captured_at_ms <= ? AND (captured_at_ms < ? OR observation_id < ?)');
+    args.push(at, at, id);
+  }
+  const dir = q.order === 'asc' ? 'ASC' : 'DESC';
+  const sql = `SELECT * FROM observations ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
+  const rows = db.prepare(sql).all(...args, q.limit + 1) as ObservationRow[];
+  return toPage(rows, q.limit, toObservationView, (r) => encodeCursor(scope, [r.captured_at_ms, r.observation_id]));
+}

@@ -1,0 +1,299 @@
+import { statfsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import type { StagedBlob } from '../assets/blob-store.js';
+import { ensureAsset, releaseAssets } from '../assets/repo.js';
+import { recordAudit } from '../audit/repo.js';
+import { commitThenErase, type Deps } from '../deps.js';
+import { AppError, notFound } from '../errors.js';
+import { CANDIDATE_COLUMNS, purgeObservations, type PurgeCandidate } from '../retention/purge.js';
+import { adjustCounters, getSourceRow, type SourceRow } from '../sources/repo.js';
+import type { SourceService } from '../sources/service.js';
+import { requestFingerprint } from './fingerprint.js';
+import { assertAllowedForKind, assertBytesMatch, normalizeMediaType } from './media.js';
+import { RateLimiter } from './rate-limiter.js';
+import {
+  findByIdempotencyKey,
+  getObservationRow,
+  insertObservation,
+  listObservations,
+  toObservationView,
+  type ObservationRow,
+} from './repo.js';
+import type { ObservationListQuery, ObservationView, UploadFields } from './schemas.js';
+
+export interface IngestResult {
+  observation: ObservationView;
+  replayed: boolean;
+}
+
+/** Uploads, reads and deletes of observations. No HTTP here: routes, the CLI and tests call it. */
+export class ObservationService {
+  private inFlight = new Map<string, string>();
+  private limiter = new RateLimiter();
+
+  constructor(
+    private deps: Deps,
+    private sources: SourceService,
+  ) {}
+
+  /**
+   * Everything an upload must pass before its body is read: the token (unauthorized, or
+   * forbidden for a paused/disabled source), the rate limit (rate_limited), the free-disk floor
+   * (insufficient_storage) and a declared size over `maxBytes` (payload_too_large).
+   */
+  admit(sourceId: string, token: string | undefined, declaredBytes: number | undefined, maxBytes: number): SourceRow {
+    return this.auditRejection(sourceId, () => {
+      const source = this.sources.authenticateUpload(sourceId, token);
+      this.assertDiskFloor();
+      if (declaredBytes !== undefined && declaredBytes > maxBytes) {
+        throw new AppError('payload_too_large', `request body of ${declaredBytes} bytes exceeds the limit of ${maxBytes}`);
+      }
+      if (source.ingest_rate_limit) {
+        const wait = this.limiter.take(sourceId, JSON.parse(source.ingest_rate_limit), this.deps.now());
+        if (wait > 0) {
+          throw new AppError('rate_limited', `ingest rate limit of source "${sourceId}" reached`, {
+            retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)),
+          });
+        }
+      }
+      return source;
+    });
+  }
+
+  /** Refuses writes when the data directory's free space is below the configured floor; insufficient_storage. */
+  assertDiskFloor(): void {
+    const floor = this.deps.config.retention.min_free_bytes;
+    if (floor <= 0) return;
+    const s = statfsSync(this.deps.blobs.dataDir);
+    const free = Number(s.bavail) * Number(s.bsize);
+    if (free < floor) {
+      throw new AppError('insufficient_storage', `free disk space is below the configured floor of ${floor} bytes`);
+    }
+  }
+
+  /**
+   * Stores one upload whose bytes are already staged. Idempotent on (source, idempotency_key):
+   * a replay returns the stored observation, a different request under the key is
+   * idempotency_conflict, one still being stored is idempotency_in_flight. Also:
+   * unsupported_media_type, media_mismatch, validation_failed, payload_too_large, quota_exceeded.
+   * The staged blob is always consumed.
+   */
+  async ingest(source: SourceRow, fields: UploadFields, staged: StagedBlob): Promise<IngestResult> {
+    let published = false;
+    let key: string | undefined;
+    let textStaged: StagedBlob | undefined;
+    try {
+      return await this.auditRejection(source.source_id, async () => {
+        const f = { ...fields, media_type: normalizeMediaType(fields.media_type) };
+        this.validateFields(source, f, staged);
+        const fingerprint = requestFingerprint(f, staged.sha256);
+        const existing = findByIdempotencyKey(this.deps.db, source.source_id, f.idempotency_key);
+        if (existing) return this.replay(existing, fingerprint);
+        key = `${source.source_id}\u0000${f.idempotency_key}`;
+        if (this.inFlight.has(key)) {
+          key = undefined;
+          throw new AppError('idempotency_in_flight', 'a request with this idempotency key is still being processed');
+        }
+        this.inFlight.set(key, fingerprint);
+        if (f.canonical_text) textStaged = await this.deps.blobs.stage(Buffer.from(f.canonical_text, 'utf8'));
+        const result = this.commit(source.source_id, f, fingerprint, staged, textStaged);
+        published = true;
+        return result;
+      });
+    } finally {
+      if (key) this.inFlight.delete(key);
+      if (!published) {
+        this.deps.blobs.discard(staged);
+        if (textStaged) this.deps.blobs.discard(textStaged);
+      }
+    }
+  }
+
+  private validateFields(source: SourceRow, f: UploadFields, staged: StagedBlob) {
+    const { limits } = this.deps.config;
+    assertAllowedForKind(source.kind, f.media_type);
+    if (staged.byteLength === 0) throw new AppError('bad_request', 'upload content is empty');
+    assertBytesMatch(f.media_type, staged.head);
+    const problems: Array<{ path: string; message: string }> = [];
+    if (f.metadata && Buffer.byteLength(JSON.stringify(f.metadata)) > limits.max_metadata_bytes) {
+      problems.push({ path: 'metadata', message: `must serialise to at most ${limits.max_metadata_bytes} bytes` });
+    }
+    if (f.canonical_text && Buffer.byteLength(f.canonical_text) > limits.max_canonical_text_bytes) {
+      problems.push({ path: 'canonical_text', message: `must be at most ${limits.max_canonical_text_bytes} bytes` });
+    }
+    if (problems.length) throw new AppError('validation_failed', 'upload fields are invalid', { errors: problems });
+    if (staged.byteLength > source.max_active_bytes) {
+      throw new AppError(
+        'payload_too_large',
+        `upload of ${staged.byteLength} bytes is larger than the source's max_active_bytes (${source.max_active_bytes})`,
+      );
+    }
+  }
+
+  private replay(existing: ObservationRow, fingerprint: string): IngestResult {
+    if (existing.request_fingerprint !== fingerprint) {
+      throw new AppError('idempotency_conflict', 'this idempotency key was already used for a different request');
+    }
+    this.deps.db.transaction(() =>
+      recordAudit(this.deps.db, this.deps.newId, this.deps.now(), 'observation_replayed', {
+        source_id: existing.source_id,
+        observation_id: existing.observation_id,
+        detail: { idempotency_key_sha256: sha256(existing.idempotency_key) },
+      }),
+    )();
+    return { observation: toObservationView(existing), replayed: true };
+  }
+
+  /** The synchronous tail of an upload: publish blobs, enforce the quota, insert, count, audit. */
+  private commit(
+    sourceId: string,
+    f: UploadFields,
+    fingerprint: string,
+    staged: StagedBlob,
+    textStaged: StagedBlob | undefined,
+  ): IngestResult {
+    const { db, newId, blobs } = this.deps;
+    const now = this.deps.now();
+    // The source may have changed while the body was read; decide on its current settings.
+    const source = getSourceRow(db, sourceId);
+    if (!source) throw notFound(`observation source "${sourceId}"`);
+    if (source.quota_policy === 'reject' && !fitsQuota(source, staged.byteLength)) {
+      throw new AppError(
+        'quota_exceeded',
+        `source "${sourceId}" is at its quota (${source.active_observation_count}/${source.max_active_observations} observations, ${source.active_byte_length}/${source.max_active_bytes} bytes)`,
+      );
+    }
+    blobs.publishSync(staged);
+    if (textStaged) blobs.publishSync(textStaged);
+    return commitThenErase(this.deps, () => {
+      const freed = source.quota_policy === 'evict_oldest' ? this.evictFor(source, staged.byteLength, now) : [];
+      const assetId = ensureAsset(db, staged.sha256, f.media_type, staged.byteLength, now);
+      const textId = textStaged ? ensureAsset(db, textStaged.sha256, 'text/plain; charset=utf-8', textStaged.byteLength, now) : null;
+      const row: ObservationRow = {
+        observation_id: newId('obs'),
+        source_id: sourceId,
+        kind: source.kind,
+        sensitivity: source.sensitivity,
+        retention_state: 'active',
+        asset_id: assetId,
+        canonical_text_asset_id: textId,
+        file_name: f.file_name,
+        media_type: f.media_type,
+        sha256: staged.sha256,
+        byte_length: staged.byteLength,
+        captured_at_ms: f.captured_at_ms ?? now,
+        received_at_ms: now,
+        expires_at_ms: now + source.retention_seconds * 1000,
+        purged_at_ms: null,
+        blobs_held: 1,
+        stream_id: f.stream_id ?? null,
+        seq_no: f.seq_no ?? null,
+        idempotency_key: f.idempotency_key,
+        request_fingerprint: fingerprint,
+        metadata: f.metadata ? JSON.stringify(f.metadata) : null,
+        latitude: f.latitude ?? null,
+        longitude: f.longitude ?? null,
+        processing_status: null,
+      };
+      insertObservation(db, row);
+      adjustCounters(db, sourceId, 1, staged.byteLength);
+      recordAudit(db, newId, now, 'observation_created', {
+        source_id: sourceId,
+        observation_id: row.observation_id,
+        detail: { sha256: staged.sha256, byte_length: staged.byteLength, media_type: f.media_type, idempotency_key_sha256: sha256(f.idempotency_key) },
+      });
+      return { result: { observation: toObservationView(row), replayed: false }, freed };
+    });
+  }
+
+  /** Purges the oldest active observations by receipt until one more of `bytes` fits; returns blobs freed. */
+  private evictFor(source: SourceRow, bytes: number, now: number): string[] {
+    if (fitsQuota(source, bytes)) return [];
+    const rows = this.deps.db
+      .prepare(
+        `SELECT ${CANDIDATE_COLUMNS} FROM observations o JOIN sources s ON s.source_id = o.source_id
+         WHERE o.source_id = ? AND o.retention_state = 'active' ORDER BY o.received_at_ms, o.observation_id`,
+      )
+      .iterate(source.source_id) as IterableIterator<PurgeCandidate>;
+    const victims: PurgeCandidate[] = [];
+    let count = source.active_observation_count;
+    let total = source.active_byte_length;
+    for (const r of rows) {
+      if (count + 1 <= source.max_active_observations && total + bytes <= source.max_active_bytes) break;
+      victims.push(r);
+      count--;
+      total -= r.byte_length;
+    }
+    return purgeObservations(this.deps.db, this.deps.newId, now, victims, 'quota_evicted').freed;
+  }
+
+  /** Reads one observation; not_found if missing. */
+  get(id: string): ObservationView {
+    const row = getObservationRow(this.deps.db, id);
+    if (!row) throw notFound(`observation "${id}"`);
+    return toObservationView(row);
+  }
+
+  list(q: ObservationListQuery) {
+    return listObservations(this.deps.db, q);
+  }
+
+  /** Erases an observation now, and every blob nothing else references; not_found if missing. */
+  delete(id: string): void {
+    const { db, newId } = this.deps;
+    commitThenErase(this.deps, () => {
+      const row = getObservationRow(db, id);
+      if (!row) throw notFound(`observation "${id}"`);
+      db.prepare(`DELETE FROM observations WHERE observation_id = ?`).run(id);
+      if (row.retention_state === 'active') adjustCounters(db, row.source_id, -1, -row.byte_length);
+      const freed = releaseAssets(db, [row.asset_id, ...(row.canonical_text_asset_id ? [row.canonical_text_asset_id] : [])]);
+      recordAudit(db, newId, this.deps.now(), 'observation_deleted', {
+        source_id: row.source_id,
+        observation_id: id,
+        detail: { blobs_erased: freed.length, byte_length: row.byte_length },
+      });
+      return { result: undefined, freed };
+    });
+  }
+
+  /** Runs `fn`; an AppError it throws is recorded as `upload_rejected` (or `rate_limited`) and rethrown. */
+  private auditRejection<T>(sourceId: string, fn: () => T): T {
+    const record = (e: unknown) => {
+      if (!(e instanceof AppError)) return;
+      const event = e.code === 'rate_limited' ? 'rate_limited' : 'upload_rejected';
+      this.deps.db.transaction(() =>
+        recordAudit(this.deps.db, this.deps.newId, this.deps.now(), event, { source_id: sourceId, detail: { reason: e.code } }),
+      )();
+    };
+    try {
+      const r = fn();
+      if (r instanceof Promise) return r.catch((e) => (record(e), Promise.reject(e))) as T;
+      return r;
+    } catch (e) {
+      record(e);
+      throw e;
+    }
+  }
+
+  /** Records a rejection that happened while reading the body (size, base64, schema). */
+  recordRejection(sourceId: string, e: unknown): void {
+    try {
+      this.auditRejection(sourceId, () => {
+        throw e;
+      });
+    } catch {
+      /* already recorded */
+    }
+  }
+}
+
+function fitsQuota(source: SourceRow, bytes: number): boolean {
+  return (
+    source.active_observation_count + 1 <= source.max_active_observations &&
+    source.active_byte_length + bytes <= source.max_active_bytes
+  );
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}

@@ -1,0 +1,100 @@
+import type { Db } from '../db/open.js';
+import type { SourceKind, SourceView, Sensitivity } from './schemas.js';
+
+/** A source row as stored. */
+export interface SourceRow {
+  source_id: string;
+  display_name: string;
+  kind: SourceKind;
+  sensitivity: Sensitivity;
+  retention_seconds: number;
+  max_active_observations: number;
+  max_active_bytes: number;
+  allow_materialization: number;
+  allow_output_delivery: number;
+  status: 'active' | 'paused' | 'disabled';
+  quota_policy: 'evict_oldest' | 'reject';
+  purge_raw_on_retention: number;
+  auto_derive: string;
+  ingest_rate_limit: string | null;
+  token_hash: Buffer | null;
+  token_version: number;
+  prev_token_hash: Buffer | null;
+  prev_token_expires_at_ms: number | null;
+  active_observation_count: number;
+  active_byte_length: number;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+/** Reads a source row; undefined if missing. */
+export function getSourceRow(db: Db, sourceId: string): SourceRow | undefined {
+  return db.prepare(`SELECT * FROM sources WHERE source_id = ?`).get(sourceId) as SourceRow | undefined;
+}
+
+const COLUMNS = [
+  'source_id',
+  'display_name',
+  'kind',
+  'sensitivity',
+  'retention_seconds',
+  'max_active_observations',
+  'max_active_bytes',
+  'allow_materialization',
+  'allow_output_delivery',
+  'status',
+  'quota_policy',
+  'purge_raw_on_retention',
+  'auto_derive',
+  'ingest_rate_limit',
+  'token_hash',
+  'token_version',
+  'prev_token_hash',
+  'prev_token_expires_at_ms',
+  'created_at_ms',
+  'updated_at_ms',
+] as const;
+
+/** Inserts or fully rewrites a source's settings (counters are left to `adjustCounters`). */
+export function saveSourceRow(db: Db, row: Omit<SourceRow, 'active_observation_count' | 'active_byte_length'>): void {
+  const placeholders = COLUMNS.map((c) => `@${c}`).join(', ');
+  const updates = COLUMNS.filter((c) => c !== 'source_id' && c !== 'created_at_ms')
+    .map((c) => `${c} = excluded.${c}`)
+    .join(', ');
+  db.prepare(
+    `INSERT INTO sources (${COLUMNS.join(', ')}) VALUES (${placeholders}) ON CONFLICT(source_id) DO UPDATE SET ${updates}`,
+  ).run(row);
+}
+
+/** Moves a source's live counters by the given deltas, inside the caller's transaction. */
+export function adjustCounters(db: Db, sourceId: string, countDelta: number, bytesDelta: number): void {
+  db.prepare(
+    `UPDATE sources SET active_observation_count = active_observation_count + ?, active_byte_length = active_byte_length + ? WHERE source_id = ?`,
+  ).run(countDelta, bytesDelta, sourceId);
+}
+
+/** Converts a row to its wire view. */
+export function toSourceView(r: SourceRow): SourceView {
+  return {
+    source_id: r.source_id,
+    display_name: r.display_name,
+    kind: r.kind,
+    sensitivity: r.sensitivity,
+    retention_seconds: r.retention_seconds,
+    max_active_observations: r.max_active_observations,
+    max_active_bytes: r.max_active_bytes,
+    allow_materialization: !!r.allow_materialization,
+    allow_output_delivery: !!r.allow_output_delivery,
+    status: r.status,
+    quota_policy: r.quota_policy,
+    purge_raw_on_retention: !!r.purge_raw_on_retention,
+    auto_derive: JSON.parse(r.auto_derive),
+    ingest_rate_limit: r.ingest_rate_limit ? JSON.parse(r.ingest_rate_limit) : null,
+    upload_token_version: r.token_version,
+    upload_token_active: r.token_hash !== null,
+    active_observation_count: r.active_observation_count,
+    active_byte_length: r.active_byte_length,
+    created_at_ms: r.created_at_ms,
+    updated_at_ms: r.updated_at_ms,
+  };
+}

@@ -1,0 +1,145 @@
+import { z } from 'zod';
+import { sourceIdSchema } from '../ids.js';
+
+export const SOURCE_KINDS = ['screen_snapshot', 'webcam_snapshot', 'microphone_segment'] as const;
+export type SourceKind = (typeof SOURCE_KINDS)[number];
+
+/** Media types each source kind may upload. */
+export const MEDIA_BY_KIND: Record<SourceKind, readonly string[]> = {
+  screen_snapshot: ['image/png', 'image/jpeg'],
+  webcam_snapshot: ['image/png', 'image/jpeg'],
+  microphone_segment: ['audio/wav', 'audio/webm'],
+};
+
+/** Sensitivities from least to most restrictive. */
+export const SENSITIVITIES = ['public', 'internal', 'sensitive', 'restricted'] as const;
+export type Sensitivity = (typeof SENSITIVITIES)[number];
+
+export const DERIVATION_PROFILES = ['canonical_text', 'visual_preview'] as const;
+
+const MAX_RETENTION_SECONDS = 10 * 365 * 24 * 3600;
+
+/** Fields an admin may set on a source after creation (PATCH and upsert). */
+const mutableFields = {
+  display_name: z.string().trim().min(1).max(200),
+  sensitivity: z.enum(SENSITIVITIES),
+  retention_seconds: z.number().int().min(1).max(MAX_RETENTION_SECONDS),
+  max_active_observations: z.number().int().min(1).max(100_000_000),
+  max_active_bytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  allow_materialization: z.boolean(),
+  allow_output_delivery: z.boolean(),
+  status: z.enum(['active', 'paused', 'disabled']),
+  quota_policy: z.enum(['evict_oldest', 'reject']),
+  purge_raw_on_retention: z.boolean(),
+  auto_derive: z.array(z.enum(DERIVATION_PROFILES)).max(DERIVATION_PROFILES.length),
+  ingest_rate_limit: z
+    .object({ burst: z.number().int().min(1).max(1_000_000), window_ms: z.number().int().min(1).max(86_400_000) })
+    .strict()
+    .nullable(),
+};
+
+/** An upload token chosen by a client. */
+export const uploadTokenSchema = z.string().min(16, 'must be at least 16 characters').max(512);
+
+/** Body of `POST /v1/observation-sources` (create, or update when `source_id` exists). */
+export const sourceUpsertSchema = z
+  .object({
+    source_id: sourceIdSchema.optional(),
+    kind: z.enum(SOURCE_KINDS),
+    upload_token: uploadTokenSchema.optional(),
+    ...mutableFields,
+  })
+  .partial({
+    sensitivity: true,
+    retention_seconds: true,
+    max_active_observations: true,
+    max_active_bytes: true,
+    allow_materialization: true,
+    allow_output_delivery: true,
+    status: true,
+    quota_policy: true,
+    purge_raw_on_retention: true,
+    auto_derive: true,
+    ingest_rate_limit: true,
+  })
+  .strict();
+export type SourceUpsert = z.output<typeof sourceUpsertSchema>;
+
+/** Body of `PATCH /v1/observation-sources/{id}`; `kind` is accepted only to refuse a change of it. */
+export const sourcePatchSchema = z
+  .object({ kind: z.enum(SOURCE_KINDS), ...mutableFields })
+  .partial()
+  .strict();
+export type SourcePatch = z.output<typeof sourcePatchSchema>;
+
+/** Defaults of a new source, as the reference API documents them plus the extensions. */
+export const SOURCE_DEFAULTS: Omit<SourceSettings, 'display_name'> = {
+  sensitivity: 'sensitive',
+  retention_seconds: 604800,
+  max_active_observations: 512,
+  max_active_bytes: 536870912,
+  allow_materialization: true,
+  allow_output_delivery: false,
+  status: 'active',
+  quota_policy: 'evict_oldest',
+  purge_raw_on_retention: true,
+  auto_derive: [],
+  ingest_rate_limit: null,
+};
+
+export const rotateTokenSchema = z
+  .object({
+    upload_token: uploadTokenSchema.optional(),
+    grace_period_ms: z.number().int().min(0).max(30 * 24 * 3600 * 1000).default(0),
+  })
+  .strict();
+
+export const sourceListQuerySchema = z
+  .object({
+    query: z.string().max(200).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().max(1024).optional(),
+  })
+  .strict();
+
+/** What a source looks like on the wire: never a token, only its version. */
+export const sourceViewSchema = z.object({
+  source_id: z.string(),
+  display_name: z.string(),
+  kind: z.enum(SOURCE_KINDS),
+  sensitivity: z.enum(SENSITIVITIES),
+  retention_seconds: z.number().int(),
+  max_active_observations: z.number().int(),
+  max_active_bytes: z.number().int(),
+  allow_materialization: z.boolean(),
+  allow_output_delivery: z.boolean(),
+  status: z.enum(['active', 'paused', 'disabled']),
+  quota_policy: z.enum(['evict_oldest', 'reject']),
+  purge_raw_on_retention: z.boolean(),
+  auto_derive: z.array(z.enum(DERIVATION_PROFILES)),
+  ingest_rate_limit: z.object({ burst: z.number().int(), window_ms: z.number().int() }).nullable(),
+  upload_token_version: z.number().int(),
+  upload_token_active: z.boolean(),
+  active_observation_count: z.number().int(),
+  active_byte_length: z.number().int(),
+  created_at_ms: z.number().int(),
+  updated_at_ms: z.number().int(),
+});
+export type SourceView = z.output<typeof sourceViewSchema>;
+
+/** The admin-settable part of a source. */
+export type SourceSettings = Pick<
+  SourceView,
+  | 'display_name'
+  | 'sensitivity'
+  | 'retention_seconds'
+  | 'max_active_observations'
+  | 'max_active_bytes'
+  | 'allow_materialization'
+  | 'allow_output_delivery'
+  | 'status'
+  | 'quota_policy'
+  | 'purge_raw_on_retention'
+  | 'auto_derive'
+  | 'ingest_rate_limit'
+>;

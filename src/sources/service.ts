@@ -1,0 +1,241 @@
+import { releaseAssets } from '../assets/repo.js';
+import { recordAudit } from '../audit/repo.js';
+import { commitThenErase, type Deps } from '../deps.js';
+import { AppError, notFound } from '../errors.js';
+import { decodeCursor, encodeCursor, toPage, type Page } from '../pagination.js';
+import { getSourceRow, saveSourceRow, toSourceView, type SourceRow } from './repo.js';
+import {
+  SOURCE_DEFAULTS,
+  type SourcePatch,
+  type SourceSettings,
+  type SourceUpsert,
+  type SourceView,
+  type rotateTokenSchema,
+  type sourceListQuerySchema,
+} from './schemas.js';
+import { fingerprintOf, generateToken, hashToken, tokenMatches } from './tokens.js';
+import type { z } from 'zod';
+
+/** A source view plus, only when the daemon generated it, the one-time token. */
+export interface SourceWithToken {
+  source: SourceView;
+  upload_token?: string;
+}
+
+/** Source management: create/update, read, list, tokens, delete. No HTTP here. */
+export class SourceService {
+  constructor(private deps: Deps) {}
+
+  /** Loads a source row; not_found if missing. */
+  require(sourceId: string): SourceRow {
+    const row = getSourceRow(this.deps.db, sourceId);
+    if (!row) throw notFound(`observation source "${sourceId}"`);
+    return row;
+  }
+
+  /** Returns a source view; not_found if missing. */
+  get(sourceId: string): SourceView {
+    return toSourceView(this.require(sourceId));
+  }
+
+  /**
+   * Creates a source, or updates it when `source_id` exists (omitted fields keep their values);
+   * conflict if the kind would change. A token is generated when none is given on create.
+   */
+  upsert(input: SourceUpsert): SourceWithToken & { created: boolean } {
+    const { db, now, newId } = this.deps;
+    return db.transaction(() => {
+      const t = now();
+      const existing = input.source_id ? getSourceRow(db, input.source_id) : undefined;
+      if (existing && existing.kind !== input.kind) {
+        throw new AppError('conflict', `source "${existing.source_id}" is a ${existing.kind}; its kind cannot change`);
+      }
+      const { upload_token, source_id, kind, ...settings } = input;
+      let generated: string | undefined;
+      let tokenHash = existing?.token_hash ?? null;
+      let version = existing?.token_version ?? 0;
+      if (upload_token !== undefined || !existing) {
+        if (upload_token === undefined) generated = generateToken();
+        tokenHash = hashToken(upload_token ?? generated!);
+        version += 1;
+      }
+      const base = existing ? this.settingsOf(existing) : SOURCE_DEFAULTS;
+      const merged = { ...base, ...stripUndefined(settings) };
+      const row = {
+        source_id: source_id ?? newId('src'),
+        kind,
+        ...this.encodeSettings(merged),
+        token_hash: tokenHash,
+        token_version: version,
+        prev_token_hash: upload_token !== undefined ? null : (existing?.prev_token_hash ?? null),
+        prev_token_expires_at_ms: upload_token !== undefined ? null : (existing?.prev_token_expires_at_ms ?? null),
+        created_at_ms: existing?.created_at_ms ?? t,
+        updated_at_ms: t,
+      };
+      saveSourceRow(db, row);
+      recordAudit(db, newId, t, existing ? 'source_updated' : 'source_created', {
+        source_id: row.source_id,
+        detail: { fields: Object.keys(stripUndefined(settings)), token_version: version, token_changed: upload_token !== undefined || !existing },
+      });
+      return { source: this.get(row.source_id), upload_token: generated, created: !existing };
+    })();
+  }
+
+  /** Applies a partial update; not_found if missing, conflict on a kind change. */
+  patch(sourceId: string, patch: SourcePatch): SourceView {
+    const { db, now, newId } = this.deps;
+    return db.transaction(() => {
+      const existing = this.require(sourceId);
+      const { kind, ...settings } = patch;
+      if (kind !== undefined && kind !== existing.kind) {
+        throw new AppError('conflict', `source "${sourceId}" is a ${existing.kind}; its kind cannot change`);
+      }
+      const merged = { ...this.settingsOf(existing), ...stripUndefined(settings) };
+      const t = now();
+      saveSourceRow(db, { ...existing, ...this.encodeSettings(merged), updated_at_ms: t });
+      recordAudit(db, newId, t, 'source_updated', { source_id: sourceId, detail: { fields: Object.keys(stripUndefined(settings)) } });
+      return this.get(sourceId);
+    })();
+  }
+
+  /**
+   * Replaces the upload token; the previous one keeps working for `grace_period_ms`.
+   * not_found if missing. The new token is returned only when generated here.
+   */
+  rotateToken(sourceId: string, input: z.output<typeof rotateTokenSchema>): SourceWithToken {
+    const { db, now, newId } = this.deps;
+    return db.transaction(() => {
+      const existing = this.require(sourceId);
+      const t = now();
+      const generated = input.upload_token === undefined ? generateToken() : undefined;
+      const keepPrev = input.grace_period_ms > 0 && existing.token_hash !== null;
+      saveSourceRow(db, {
+        ...existing,
+        token_hash: hashToken(input.upload_token ?? generated!),
+        token_version: existing.token_version + 1,
+        prev_token_hash: keepPrev ? existing.token_hash : null,
+        prev_token_expires_at_ms: keepPrev ? t + input.grace_period_ms : null,
+        updated_at_ms: t,
+      });
+      recordAudit(db, newId, t, 'token_rotated', {
+        source_id: sourceId,
+        detail: { token_version: existing.token_version + 1, grace_period_ms: input.grace_period_ms },
+      });
+      return { source: this.get(sourceId), upload_token: generated };
+    })();
+  }
+
+  /** Revokes every upload token of a source at once; not_found if missing. */
+  revokeToken(sourceId: string): SourceView {
+    const { db, now, newId } = this.deps;
+    return db.transaction(() => {
+      const existing = this.require(sourceId);
+      const t = now();
+      saveSourceRow(db, { ...existing, token_hash: null, prev_token_hash: null, prev_token_expires_at_ms: null, updated_at_ms: t });
+      recordAudit(db, newId, t, 'token_revoked', { source_id: sourceId, detail: { token_version: existing.token_version } });
+      return this.get(sourceId);
+    })();
+  }
+
+  /** Deletes a source, its observations, and every blob nothing else references; not_found if missing. */
+  delete(sourceId: string): void {
+    const { db, now, newId } = this.deps;
+    commitThenErase(this.deps, () => {
+      const existing = this.require(sourceId);
+      const assets = db
+        .prepare(
+          `SELECT asset_id AS id FROM observations WHERE source_id = ? UNION SELECT canonical_text_asset_id FROM observations WHERE source_id = ? AND canonical_text_asset_id IS NOT NULL`,
+        )
+        .all(sourceId, sourceId) as Array<{ id: string }>;
+      const count = db.prepare(`SELECT COUNT(*) AS n FROM observations WHERE source_id = ?`).get(sourceId) as { n: number };
+      db.prepare(`DELETE FROM observations WHERE source_id = ?`).run(sourceId);
+      db.prepare(`DELETE FROM sources WHERE source_id = ?`).run(sourceId);
+      const freed = releaseAssets(db, assets.map((a) => a.id));
+      recordAudit(db, newId, now(), 'source_deleted', {
+        source_id: sourceId,
+        detail: { observations_deleted: count.n, blobs_erased: freed.length, active_byte_length: existing.active_byte_length },
+      });
+      return { result: undefined, freed };
+    });
+  }
+
+  /** Lists sources by id with an optional substring filter over id and display name. */
+  list(q: z.output<typeof sourceListQuerySchema>): Page<SourceView> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.query) {
+      where.push(`(instr(lower(source_id), lower(?)) > 0 OR instr(lower(display_name), lower(?)) > 0)`);
+      args.push(q.query, q.query);
+    }
+    if (q.cursor) {
+      const [after] = decodeCursor('sources', q.cursor, ['string']);
+      where.push('source_id > ?');
+      args.push(after);
+    }
+    const rows = this.deps.db
+      .prepare(`SELECT * FROM sources ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY source_id LIMIT ?`)
+      .all(...args, q.limit + 1) as SourceRow[];
+    return toPage(rows, q.limit, toSourceView, (r) => encodeCursor('sources', [r.source_id]));
+  }
+
+  /**
+   * Checks an upload token for a source. An unknown source and a wrong token are the same
+   * `unauthorized`; a valid token on a paused or disabled source is `forbidden`.
+   */
+  authenticateUpload(sourceId: string, token: string | undefined): SourceRow {
+    const row = getSourceRow(this.deps.db, sourceId);
+    const presented = token ?? '';
+    const current = tokenMatches(presented, row?.token_hash);
+    const previous =
+      tokenMatches(presented, row?.prev_token_hash) && (row?.prev_token_expires_at_ms ?? 0) > this.deps.now();
+    if (!row || !token || !(current || previous)) {
+      throw new AppError('unauthorized', 'missing or invalid upload token for this source');
+    }
+    if (row.status !== 'active') throw new AppError('forbidden', `source is ${row.status}; uploads are not accepted`);
+    return row;
+  }
+
+  /** A short tag identifying which token was used, for the audit trail. */
+  static tokenTag(token: string): string {
+    return fingerprintOf(token);
+  }
+
+  private settingsOf(r: SourceRow): SourceSettings {
+    const v = toSourceView(r);
+    return {
+      display_name: v.display_name,
+      sensitivity: v.sensitivity,
+      retention_seconds: v.retention_seconds,
+      max_active_observations: v.max_active_observations,
+      max_active_bytes: v.max_active_bytes,
+      allow_materialization: v.allow_materialization,
+      allow_output_delivery: v.allow_output_delivery,
+      status: v.status,
+      quota_policy: v.quota_policy,
+      purge_raw_on_retention: v.purge_raw_on_retention,
+      auto_derive: v.auto_derive,
+      ingest_rate_limit: v.ingest_rate_limit,
+    };
+  }
+
+  private encodeSettings(s: Omit<SourceSettings, 'display_name'> & { display_name?: string }) {
+    return {
+      display_name: s.display_name ?? '',
+      sensitivity: s.sensitivity,
+      retention_seconds: s.retention_seconds,
+      max_active_observations: s.max_active_observations,
+      max_active_bytes: s.max_active_bytes,
+      allow_materialization: s.allow_materialization ? 1 : 0,
+      allow_output_delivery: s.allow_output_delivery ? 1 : 0,
+      status: s.status,
+      quota_policy: s.quota_policy,
+      purge_raw_on_retention: s.purge_raw_on_retention ? 1 : 0,
+      auto_derive: JSON.stringify(s.auto_derive),
+      ingest_rate_limit: s.ingest_rate_limit ? JSON.stringify(s.ingest_rate_limit) : null,
+    };
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
