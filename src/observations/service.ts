@@ -21,6 +21,11 @@ import {
 } from './repo.js';
 import type { ObservationListQuery, ObservationView, UploadFields } from './schemas.js';
 
+/** Callbacks run after an upload committed (never inside its transaction). */
+export interface ObservationHooks {
+  afterCreate?: (observation: ObservationView, source: SourceRow) => void;
+}
+
 export interface IngestResult {
   observation: ObservationView;
   replayed: boolean;
@@ -34,6 +39,7 @@ export class ObservationService {
   constructor(
     private deps: Deps,
     private sources: SourceService,
+    private hooks: ObservationHooks = {},
   ) {}
 
   /**
@@ -98,6 +104,7 @@ export class ObservationService {
         if (f.canonical_text) textStaged = await this.deps.blobs.stage(Buffer.from(f.canonical_text, 'utf8'));
         const result = this.commit(source.source_id, f, fingerprint, staged, textStaged);
         published = true;
+        this.hooks.afterCreate?.(result.observation, source);
         return result;
       });
     } finally {
@@ -193,7 +200,7 @@ export class ObservationService {
         metadata: f.metadata ? JSON.stringify(f.metadata) : null,
         latitude: f.latitude ?? null,
         longitude: f.longitude ?? null,
-        processing_status: null,
+        processing_status: JSON.parse(source.auto_derive).length > 0 ? 'pending' : null,
       };
       insertObservation(db, row);
       adjustCounters(db, sourceId, 1, staged.byteLength);
