@@ -18,6 +18,39 @@ CREATE TABLE audit_events (
   detail TEXT NOT NULL
 ) STRICT;
 
+CREATE TABLE derivations (
+  derivation_id TEXT PRIMARY KEY,
+  -- sha256 over profile, profile version, subject, subject content and backend identity.
+  cache_key TEXT NOT NULL,
+  profile TEXT NOT NULL,
+  profile_version INTEGER NOT NULL,
+  -- The subject as requested (JSON), and what it resolved to.
+  subject TEXT NOT NULL,
+  subject_type TEXT NOT NULL,
+  subject_observation_id TEXT,
+  subject_asset_id TEXT NOT NULL,
+  subject_content_hash TEXT NOT NULL,
+  backend_identity TEXT,
+  status TEXT NOT NULL,
+  error TEXT,
+  backend TEXT,
+  result_asset_id TEXT,
+  reused_subject_asset INTEGER NOT NULL DEFAULT 0,
+  -- 1 when a source's auto_derive asked for it: it then moves the observation's processing_status.
+  auto_derive INTEGER NOT NULL DEFAULT 0,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  source_id TEXT,
+  at_ms INTEGER NOT NULL,
+  data TEXT NOT NULL
+) STRICT;
+
 CREATE TABLE observations (
   observation_id TEXT PRIMARY KEY,
   source_id TEXT NOT NULL REFERENCES sources(source_id) ON DELETE CASCADE,
@@ -45,6 +78,56 @@ CREATE TABLE observations (
   processing_status TEXT
 ) STRICT;
 
+CREATE TABLE run_assets (
+  run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+  asset_id TEXT NOT NULL,
+  PRIMARY KEY (run_id, asset_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE runs (
+  run_id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  -- queued | running | completed | failed
+  status TEXT NOT NULL,
+  -- queue | openai | http: the submitter chosen when the run was created.
+  submitter TEXT NOT NULL,
+  target_session_id TEXT NOT NULL,
+  -- Position of this run's input in the session's input journal.
+  session_input_offset INTEGER NOT NULL,
+  -- JSON arrays: what the run involves.
+  observation_ids TEXT NOT NULL,
+  asset_ids TEXT NOT NULL,
+  source_ids TEXT NOT NULL,
+  stream_ids TEXT NOT NULL,
+  -- The most restrictive sensitivity involved (null for an empty run).
+  sensitivity TEXT,
+  -- 0 when any involved source has allow_output_delivery = false: the output stays inside observd.
+  output_delivery_allowed INTEGER NOT NULL,
+  raw_asset_policy TEXT NOT NULL,
+  -- The composed input (JSON).
+  input TEXT NOT NULL,
+  output TEXT,
+  usage TEXT,
+  error TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  started_at_ms INTEGER,
+  -- http submitter: when the agent runtime accepted the run (2xx).
+  submitted_at_ms INTEGER,
+  finished_at_ms INTEGER
+) STRICT;
+
+CREATE TABLE session_inputs (
+  session_id TEXT NOT NULL,
+  offset INTEGER NOT NULL,
+  run_id TEXT NOT NULL,
+  content TEXT NOT NULL,
+  text_asset_id TEXT,
+  created_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (session_id, offset)
+) STRICT, WITHOUT ROWID;
+
 CREATE TABLE sources (
   source_id TEXT PRIMARY KEY,
   display_name TEXT NOT NULL,
@@ -70,9 +153,58 @@ CREATE TABLE sources (
   updated_at_ms INTEGER NOT NULL
 ) STRICT;
 
+CREATE TABLE uploads (
+  upload_id TEXT PRIMARY KEY,
+  source_id TEXT NOT NULL REFERENCES sources(source_id) ON DELETE CASCADE,
+  media_type TEXT NOT NULL,
+  file_name TEXT NOT NULL,
+  -- pending (no bytes yet) | received (bytes on disk) | used | expired
+  state TEXT NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  received_at_ms INTEGER,
+  sha256 TEXT,
+  byte_length INTEGER,
+  observation_id TEXT
+) STRICT;
+
+CREATE TABLE webhook_deliveries (
+  url TEXT NOT NULL REFERENCES webhook_endpoints(url) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  -- pending | delivered | failed
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at_ms INTEGER NOT NULL,
+  last_status INTEGER,
+  last_error TEXT,
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (url, seq)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE webhook_endpoints (
+  url TEXT PRIMARY KEY,
+  cursor_seq INTEGER NOT NULL,
+  disabled_at_ms INTEGER,
+  disabled_reason TEXT,
+  created_at_ms INTEGER NOT NULL
+) STRICT;
+
 CREATE INDEX audit_events_event ON audit_events(event, audit_id);
 
 CREATE INDEX audit_events_source ON audit_events(source_id, audit_id);
+
+CREATE UNIQUE INDEX derivations_cache_key ON derivations(cache_key);
+
+CREATE INDEX derivations_observation ON derivations(subject_observation_id) WHERE subject_observation_id IS NOT NULL;
+
+CREATE INDEX derivations_result_asset ON derivations(result_asset_id) WHERE result_asset_id IS NOT NULL;
+
+CREATE INDEX derivations_subject_asset ON derivations(subject_asset_id);
+
+CREATE INDEX derivations_unsettled ON derivations(derivation_id) WHERE status IN ('pending', 'processing');
+
+CREATE INDEX events_at ON events(at_ms);
 
 CREATE INDEX observations_asset ON observations(asset_id) WHERE blobs_held = 1;
 
@@ -92,3 +224,15 @@ CREATE INDEX observations_stream_captured ON observations(source_id, stream_id, 
 
 CREATE INDEX observations_text_asset ON observations(canonical_text_asset_id)
   WHERE blobs_held = 1 AND canonical_text_asset_id IS NOT NULL;
+
+CREATE INDEX run_assets_asset ON run_assets(asset_id);
+
+CREATE INDEX runs_session ON runs(target_session_id, run_id);
+
+CREATE INDEX runs_status ON runs(status, run_id);
+
+CREATE INDEX session_inputs_text_asset ON session_inputs(text_asset_id);
+
+CREATE INDEX uploads_expiry ON uploads(state, expires_at_ms);
+
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at_ms);

@@ -1,22 +1,34 @@
 import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { serve } from '@hono/node-server';
+import { getRequestListener, RequestError, serve } from '@hono/node-server';
 import { BlobStore } from './assets/blob-store.js';
+import { assetIdOf } from './assets/repo.js';
 import { systemClock, type Clock } from './clock.js';
 import { isLoopback, parseBind } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { migrate } from './db/migrate.js';
+import { createDerivationService } from './derivations/service.js';
 import { openDb } from './db/open.js';
 import type { Deps } from './deps.js';
+import { EventHub } from './events/hub.js';
+import { Outbox } from './events/outbox.js';
+import { pruneEvents } from './events/prune.js';
+import { WebhookDeliverer } from './events/webhooks.js';
+import { titleOf } from './errors.js';
 import { createApp, type Services } from './http/app.js';
 import { createMetrics } from './http/metrics.js';
+import { problemResponse } from './http/problem.js';
 import { idFactory } from './ids.js';
 import { createLogger, type Logger } from './logger.js';
+import { createMaterializationService } from './materialization/service.js';
 import { ObservationService } from './observations/service.js';
 import { startSweeper } from './retention/sweep.js';
+import { startPeriodic } from './periodic.js';
 import { SourceService } from './sources/service.js';
+import { UploadService } from './uploads/service.js';
+import { loadSigningKey } from './uploads/signing.js';
 import { VERSION } from './version.js';
 
 export interface DaemonOptions {
@@ -24,19 +36,30 @@ export interface DaemonOptions {
   logger?: Logger;
 }
 
-/** Opens the data directory (migrating, sweeping stray files) and builds the domain services. */
-export function openStore(config: Config, opts: DaemonOptions = {}) {
+/**
+ * Opens the data directory (migrating, sweeping stray files) and builds the domain services.
+ * `sweepStrays: false` leaves temp files and unclaimed blobs alone: a tool that may run beside a
+ * live daemon (`observd sweep --once`) must not pull its in-flight uploads from under it.
+ */
+export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: boolean } = {}) {
   const now = opts.now ?? systemClock;
   mkdirSync(config.data_dir, { recursive: true });
   const db = openDb(join(config.data_dir, 'observd.db'));
   migrate(db);
   const blobs = new BlobStore(config.data_dir);
-  const known = db.prepare(`SELECT 1 FROM assets WHERE sha256 = ?`).pluck();
-  const strays = blobs.sweepStrays((sha) => known.get(sha) !== undefined);
-  const deps: Deps = { db, now, newId: idFactory(now), blobs, config };
+  // By primary key (`ast_<sha256>`): `assets.sha256` has no index, and a big store has many blobs.
+  const known = db.prepare(`SELECT 1 FROM assets WHERE asset_id = ?`).pluck();
+  const strays =
+    opts.sweepStrays === false ? { temps: 0, orphans: 0 } : blobs.sweepStrays((sha) => known.get(assetIdOf(sha)) !== undefined);
+  const newId = idFactory(now);
+  const deps: Deps = { db, now, newId, blobs, config, events: new Outbox(db, newId, now) };
   const sources = new SourceService(deps);
-  const observations = new ObservationService(deps, sources);
-  const services: Services = { db, blobs, config, sources, observations };
+  const derivations = createDerivationService(deps, opts.logger);
+  const observations = new ObservationService(deps, sources, { afterCreate: (o) => derivations.autoDerive(o) });
+  const runs = createMaterializationService(deps, derivations, opts.logger);
+  const uploads = new UploadService(deps, observations, loadSigningKey(config.data_dir, config.uploads.signing_key));
+  const eventStreams = new EventHub(deps.events, config.events.heartbeat_ms);
+  const services: Services = { db, blobs, config, sources, observations, derivations, runs, uploads, eventStreams };
   return { deps, services, strays };
 }
 
@@ -53,12 +76,17 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
     );
   }
   const logger = opts.logger ?? createLogger(config.log_level);
-  const { deps, services, strays } = openStore(config, opts);
+  const { deps, services, strays } = openStore(config, { ...opts, logger });
   if (strays.temps || strays.orphans) logger.info(strays, 'removed stray temp files and orphan blobs');
   let accepting = true;
   const app = createApp({ services, logger, metrics: createMetrics(), version: VERSION, ready: () => accepting });
   let server: Server | undefined;
+  const open = new Set<ServerResponse>();
+  const sockets = new Set<Socket>();
   let sweeper: ReturnType<typeof startSweeper> | undefined;
+  let uploadCleaner: ReturnType<typeof startPeriodic> | undefined;
+  let eventPruner: ReturnType<typeof startPeriodic> | undefined;
+  const webhooks = new WebhookDeliverer(deps, logger);
 
   return {
     services,
@@ -76,6 +104,10 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
               headersTimeout: config.server.headers_timeout_ms,
               requestTimeout: config.server.request_timeout_ms,
             },
+            // hono's own listener answers a request it cannot build (backslash in the path, bad
+            // Host) with a bare 400; this one says so as problem+json.
+            createServer: ((opts: ServerOptions) =>
+              createServer(opts, getRequestListener(app.fetch, { hostname: host, errorHandler: requestErrorResponse }))) as typeof createServer,
           },
           (info: AddressInfo) => {
             sweeper = startSweeper(
@@ -83,30 +115,96 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
               (err) => logger.error({ err }, 'sweep failed'),
               (r) => logger.info(r, 'retention sweep purged observations'),
             );
+            services.derivations.start();
+            services.runs.start();
+            uploadCleaner = startPeriodic(
+              () => {
+                const r = services.uploads.cleanup();
+                if (r.expired || r.strays) logger.info(r, 'removed expired signed uploads');
+              },
+              config.uploads.cleanup_interval_ms,
+              (err) => logger.error({ err }, 'signed upload cleanup failed'),
+            );
+            eventPruner = startPeriodic(() => pruneEvents(deps), config.events.prune_interval_ms, (err) =>
+              logger.error({ err }, 'event outbox pruning failed'),
+            );
+            webhooks.start();
             const h = info.address.includes(':') ? `[${info.address}]` : info.address;
             logger.info({ address: `${h}:${info.port}`, data_dir: config.data_dir, version: VERSION }, 'observd listening');
             resolve({ host: info.address, port: info.port, url: `http://${h}:${info.port}` });
           },
         ) as Server;
         s.once('error', reject);
+        // While draining, in-flight responses end with `Connection: close` and finished
+        // keep-alive sockets are dropped, so an idle client cannot hold the shutdown open.
+        s.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+          if (!accepting) res.shouldKeepAlive = false;
+          open.add(res);
+          res.once('close', () => open.delete(res));
+          res.once('finish', () => {
+            if (!accepting) setImmediate(() => s.closeIdleConnections());
+          });
+        });
+        s.on('connection', (socket: Socket) => {
+          sockets.add(socket);
+          socket.once('close', () => sockets.delete(socket));
+        });
+        // A request Node cannot parse gets a problem+json 400 too (Node's own bare answers for 408/431).
+        s.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+          const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+          if (socket.writable && !inFlight?.headersSent) socket.write(rawErrorResponse(err.code));
+          socket.destroy();
+        });
         server = s;
       });
     },
     /** Stops accepting, lets in-flight requests finish (up to the shutdown grace), then closes everything. */
     async close(): Promise<void> {
       accepting = false;
+      for (const res of open) if (!res.headersSent) res.shouldKeepAlive = false;
+      // SSE streams never end on their own; end them so the drain below is not held open.
+      services.eventStreams.close();
+      // Before the drain, so requests waiting on a derivation answer now instead of holding it open.
+      await services.runs.close();
+      await services.derivations.close();
       if (server) {
         const s = server;
         const closed = new Promise<void>((r) => s.close(() => r()));
         s.closeIdleConnections();
+        // A connection that never sent a byte is idle too, but Node counts it as awaiting headers
+        // (fetch opens one speculatively after an aborted stream); it must not hold the drain.
+        for (const socket of sockets) {
+          if (socket.bytesRead === 0 && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) socket.destroy();
+        }
         const grace = setTimeout(() => s.closeAllConnections(), config.server.shutdown_grace_ms);
         await closed;
         clearTimeout(grace);
       }
       await sweeper?.stop();
+      await Promise.all([uploadCleaner?.stop(), eventPruner?.stop(), webhooks.stop()]);
       services.db.close();
       logger.info('observd stopped');
     },
   };
 }
 export type Daemon = ReturnType<typeof createDaemon>;
+
+/** The raw HTTP answer to a request Node's parser refused. */
+function rawErrorResponse(code: string | undefined): string {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
+  if (code === 'HPE_HEADER_OVERFLOW') return 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n';
+  const body = JSON.stringify({
+    type: 'https://observd.dev/problems/bad_request',
+    title: titleOf('bad_request'),
+    status: 400,
+    detail: 'the HTTP request could not be parsed',
+    code: 'bad_request',
+  });
+  return `HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/** The answer to a request hono could not turn into a Request. */
+function requestErrorResponse(e: unknown): Response {
+  if (e instanceof RequestError) return problemResponse('bad_request', `the request could not be understood: ${e.message}`);
+  return problemResponse('internal', 'an internal error occurred');
+}

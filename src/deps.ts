@@ -2,6 +2,7 @@ import type { BlobStore } from './assets/blob-store.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config/schema.js';
 import type { Db } from './db/open.js';
+import type { Outbox } from './events/outbox.js';
 import type { NewId } from './ids.js';
 
 /** What every domain service needs; built once in `createDaemon` (or a test) and passed down. */
@@ -11,6 +12,8 @@ export interface Deps {
   newId: NewId;
   blobs: BlobStore;
   config: Config;
+  /** The transactional event outbox (append inside the transaction that makes the change). */
+  events: Outbox;
 }
 
 /** Runs `work` in one transaction, then erases the blobs it freed: side effects only after commit. */

@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'rate_limited'
   | 'quota_exceeded'
   | 'insufficient_storage'
+  | 'unsupported_derivation'
+  | 'empty_selection'
   | 'internal';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -33,6 +35,8 @@ const STATUS: Record<ErrorCode, number> = {
   rate_limited: 429,
   quota_exceeded: 507,
   insufficient_storage: 507,
+  unsupported_derivation: 400,
+  empty_selection: 422,
   internal: 500,
 };
 
@@ -52,6 +56,8 @@ const TITLES: Record<ErrorCode, string> = {
   rate_limited: 'Rate limited',
   quota_exceeded: 'Quota exceeded',
   insufficient_storage: 'Insufficient storage',
+  unsupported_derivation: 'Unsupported derivation',
+  empty_selection: 'Nothing selected',
   internal: 'Internal error',
 };
 

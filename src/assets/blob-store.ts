@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -106,15 +106,54 @@ export class BlobStore {
    * when identical bytes are already stored the temp file is simply dropped.
    */
   publishSync(staged: StagedBlob): void {
+    const dir = this.moveIntoPlace(staged);
+    if (dir) fsyncDir(dir);
+  }
+
+  /**
+   * Like `publishSync`, but pins the blob (so no purge can erase it until `unpin`) and fsyncs
+   * its directory without blocking the event loop: concurrent uploads overlap their fsyncs.
+   */
+  async publishPinned(staged: StagedBlob): Promise<void> {
+    this.pin(staged.sha256);
+    const dir = this.moveIntoPlace(staged);
+    if (!dir) return;
+    const fh = await open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Renames a staged file to its content address; returns the directory to fsync, or undefined when the bytes were already there. */
+  private moveIntoPlace(staged: StagedBlob): string | undefined {
     const dest = this.pathOf(staged.sha256);
     if (existsSync(dest)) {
       rmSync(staged.tempPath, { force: true });
-      return;
+      return undefined;
     }
     const dir = join(this.blobDir, staged.sha256.slice(0, 2), staged.sha256.slice(2, 4));
     mkdirSync(dir, { recursive: true });
     renameSync(staged.tempPath, dest);
-    fsyncDir(dir);
+    return dir;
+  }
+
+  private pins = new Map<string, number>();
+
+  /** Keeps a blob from being erased while a write that references it has not committed yet. */
+  pin(sha256: string): void {
+    this.pins.set(sha256, (this.pins.get(sha256) ?? 0) + 1);
+  }
+
+  unpin(sha256: string): void {
+    const n = (this.pins.get(sha256) ?? 0) - 1;
+    if (n > 0) this.pins.set(sha256, n);
+    else this.pins.delete(sha256);
+  }
+
+  isPinned(sha256: string): boolean {
+    return this.pins.has(sha256);
   }
 
   /** Drops a staged blob that will not be published. */
@@ -122,8 +161,10 @@ export class BlobStore {
     rmSync(staged.tempPath, { force: true });
   }
 
-  /** Erases a blob; missing is fine. */
+  /** Erases a blob unless pinned; missing is fine. */
   removeSync(sha256: string): void {
+    // A pinned blob is about to be referenced by a commit in flight; that commit re-creates its row.
+    if (this.pins.has(sha256)) return;
     try {
       unlinkSync(this.pathOf(sha256));
     } catch (e) {
@@ -139,16 +180,26 @@ export class BlobStore {
       temps++;
     }
     let orphans = 0;
+    // Anything that is not `ab/cd/<known sha256 starting abcd>` (a file) is foreign to the store.
+    const drop = (p: string) => {
+      rmSync(p, { force: true, recursive: true });
+      orphans++;
+    };
     for (const a of readdirSync(this.blobDir)) {
       const da = join(this.blobDir, a);
-      if (!statSync(da).isDirectory()) continue;
+      if (!lstatSync(da).isDirectory()) {
+        drop(da);
+        continue;
+      }
       for (const b of readdirSync(da)) {
         const db = join(da, b);
+        if (!lstatSync(db).isDirectory()) {
+          drop(db);
+          continue;
+        }
         for (const f of readdirSync(db)) {
-          if (!isKnown(f)) {
-            rmSync(join(db, f), { force: true });
-            orphans++;
-          }
+          const p = join(db, f);
+          if (f.slice(0, 2) !== a || f.slice(2, 4) !== b || !lstatSync(p).isFile() || !isKnown(f)) drop(p);
         }
       }
     }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Db } from '../db/open.js';
+import { stmt, type Db } from '../db/open.js';
 import type { NewId } from '../ids.js';
 import { decodeCursor, encodeCursor, limitSchema, toPage, type Page } from '../pagination.js';
 
@@ -28,7 +28,7 @@ export interface AuditEntry {
 
 /** Appends one audit record inside the caller's transaction. Callers pass hashes, never tokens or raw keys. */
 export function recordAudit(db: Db, newId: NewId, atMs: number, event: AuditEvent, entry: AuditEntry = {}): void {
-  db.prepare(
+  stmt(db, 
     `INSERT INTO audit_events (audit_id, at_ms, event, source_id, observation_id, detail) VALUES (?, ?, ?, ?, ?, ?)`,
   ).run(newId('aud'), atMs, event, entry.source_id ?? null, entry.observation_id ?? null, JSON.stringify(entry.detail ?? {}));
 }
@@ -63,7 +63,7 @@ export function listAudit(db: Db, q: z.output<typeof auditQuerySchema>): Page<Re
     args.push(id);
   }
   const sql = `SELECT * FROM audit_events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY audit_id DESC LIMIT ?`;
-  const rows = db.prepare(sql).all(...args, q.limit + 1) as AuditRow[];
+  const rows = stmt(db, sql).all(...args, q.limit + 1) as AuditRow[];
   return toPage(
     rows,
     q.limit,

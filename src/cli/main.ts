@@ -23,7 +23,7 @@ flags:
   --readonly-token-file FILE  file holding the read-only token
   --log-level LEVEL           fatal|error|warn|info|debug|trace|silent`;
 
-/** Entry point: dispatches to a command and exits with its code; a startup error exits 1 with its message. */
+/** Entry point: dispatches to a command and exits with its code; a bad flag exits 2, a startup error 1, with its message. */
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const [first, ...rest] = argv;
   if (first === '--help' || first === '-h' || first === 'help') {
@@ -40,8 +40,10 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   try {
     process.exitCode = await command(args);
   } catch (e) {
-    console.error(`observd: ${(e as Error).message}`);
-    process.exit(1);
+    // A flag parseArgs refuses is a usage error (2); anything else failed to start (1).
+    const usage = String((e as NodeJS.ErrnoException).code ?? '').startsWith('ERR_PARSE_ARGS_');
+    console.error(`observd: ${(e as Error).message}${usage ? `\n\n${USAGE}` : ''}`);
+    process.exit(usage ? 2 : 1);
   }
 }
 

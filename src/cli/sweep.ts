@@ -9,7 +9,8 @@ export async function sweepCommand(argv: string[]): Promise<number> {
     console.error('observd sweep needs --once (the daemon runs the sweeper on its own)');
     return 2;
   }
-  const { deps, services } = openStore(args.config());
+  // The daemon may be running on this data dir: leave its temp files and fresh blobs alone.
+  const { deps, services } = openStore(args.config(), { sweepStrays: false });
   try {
     console.log(JSON.stringify(await sweepOnce(deps)));
   } finally {

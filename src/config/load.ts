@@ -48,6 +48,14 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
   } else if (flags.config ?? env.OBSERVD_CONFIG) {
     throw new Error(`config file not found: ${path}`);
   }
+  // A token given in env, as a value or a file, replaces both forms from the config file.
+  for (const t of ['admin_token', 'readonly_token']) {
+    const upper = `OBSERVD_${t.toUpperCase()}`;
+    if (env[upper] || env[`${upper}_FILE`]) {
+      delete raw[t];
+      delete raw[`${t}_file`];
+    }
+  }
   for (const [name, key, type] of ENV_KEYS) {
     const v = env[name];
     if (v === undefined || v === '') continue;

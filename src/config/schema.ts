@@ -1,6 +1,19 @@
 import { z } from 'zod';
+import { EVENT_TYPES } from '../events/outbox.js';
 
 const MiB = 1024 * 1024;
+
+/** One `[[webhooks]]` entry: where to POST events, the Standard Webhooks secret, which types (empty = all). */
+const webhookSchema = z
+  .object({
+    url: z.url({ protocol: /^https?$/ }),
+    secret: z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be "whsec_" followed by base64')
+      .refine((s) => Buffer.from(s.slice(6), 'base64').length >= 16, 'must encode at least 16 bytes'),
+    event_types: z.array(z.enum(EVENT_TYPES)).default(() => []),
+  })
+  .strict();
 
 /** The whole configuration; every default lives here and nowhere else. */
 export const configSchema = z
@@ -18,9 +31,11 @@ export const configSchema = z
         max_metadata_bytes: z.number().int().positive().default(16 * 1024),
         max_canonical_text_bytes: z.number().int().positive().default(1 * MiB),
         max_admin_body_bytes: z.number().int().positive().default(256 * 1024),
+        /** Largest body of a batch upload (`POST .../observations/batch`). */
+        max_batch_bytes: z.number().int().positive().default(64 * MiB),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     server: z
       .object({
         headers_timeout_ms: z.number().int().positive().default(10_000),
@@ -28,15 +43,119 @@ export const configSchema = z
         shutdown_grace_ms: z.number().int().positive().default(10_000),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     retention: z
       .object({
         sweep_interval_ms: z.number().int().positive().default(5_000),
-        sweep_batch_size: z.number().int().positive().default(500),
+        sweep_batch_size: z.number().int().positive().default(100),
         min_free_bytes: z.number().int().nonnegative().default(1024 * MiB),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
+    derivations: z
+      .object({
+        /** Derivation jobs the background queue runs at once. */
+        queue_concurrency: z.number().int().min(1).max(64).default(2),
+        /** Tesseract workers in the warm OCR pool (created on first use, ended on close). */
+        ocr_workers: z.number().int().min(1).max(16).default(1),
+        /** How long `POST /v1/derivations` waits for the result before answering 202 with the pending record. */
+        wait_timeout_ms: z.number().int().min(0).max(600_000).default(30_000),
+        /** Images with more pixels than this are not decoded: OCR and previews of them fail. */
+        max_image_pixels: z.number().int().positive().default(50_000_000),
+        /** Record derivation requests but run none until the daemon starts without it. */
+        paused: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    transcription: z
+      .object({
+        /** Root of an OpenAI-compatible API, e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1. */
+        base_url: z.url({ protocol: /^https?$/ }).optional(),
+        model: z.string().min(1).max(200).optional(),
+        /** Name of the environment variable holding the API key (never the key itself). */
+        api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+        timeout_ms: z.number().int().positive().default(120_000),
+        max_retries: z.number().int().min(0).max(10).default(2),
+      })
+      .strict()
+      .prefault({}),
+    runs: z
+      .object({
+        /** Who carries a run: `queue` keeps it for an agent runtime (claim/complete), `openai` sends it to a chat API, `http` POSTs it to a runtime. */
+        submitter: z.enum(['queue', 'openai', 'http']).default('queue'),
+        /** Runs the openai and http submitters carry at once. */
+        concurrency: z.number().int().min(1).max(64).default(2),
+        openai: z
+          .object({
+            /** Root of an OpenAI-compatible API; the SDK's default (api.openai.com) when unset. */
+            base_url: z.url({ protocol: /^https?$/ }).optional(),
+            /** Used when the request has no `generation.model`. */
+            model: z.string().min(1).max(200).optional(),
+            /** Name of the environment variable holding the API key (never the key itself). */
+            api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+            timeout_ms: z.number().int().positive().default(120_000),
+            max_retries: z.number().int().min(0).max(10).default(2),
+          })
+          .strict()
+          .prefault({}),
+        http: z
+          .object({
+            /** The agent runtime's URL; each run is POSTed there, signed like Standard Webhooks. */
+            url: z.url({ protocol: /^https?$/ }).optional(),
+            /** Signing secret: `whsec_` + base64. */
+            secret: z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64').optional(),
+            timeout_ms: z.number().int().positive().default(10_000),
+            max_attempts: z.number().int().min(1).max(100).default(5),
+            /** First retry delay; doubles per attempt. */
+            backoff_ms: z.number().int().min(0).default(1_000),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .superRefine((r, ctx) => {
+        if (r.submitter !== 'http') return;
+        if (!r.http.url) ctx.addIssue({ code: 'custom', path: ['http', 'url'], message: 'required when runs.submitter is "http"' });
+        if (!r.http.secret) ctx.addIssue({ code: 'custom', path: ['http', 'secret'], message: 'required when runs.submitter is "http"' });
+      })
+      .prefault({}),
+    uploads: z
+      .object({
+        /** Signed upload URLs (and bytes PUT to them but not yet used) expire this long after minting. */
+        url_ttl_ms: z.number().int().min(1_000).max(7 * 24 * 3_600_000).default(15 * 60_000),
+        /** How often expired signed uploads and their bytes are removed (also done at start). */
+        cleanup_interval_ms: z.number().int().positive().default(60_000),
+        /** HMAC key for upload URLs; default: a random key kept in <data_dir>/upload-signing.key (mode 0600). */
+        signing_key: z.string().min(32).optional(),
+        /** Origin put in `upload_url` when clients reach observd through a proxy; default: the request's origin. */
+        public_base_url: z.url({ protocol: /^https?$/ }).optional(),
+      })
+      .strict()
+      .prefault({}),
+    events: z
+      .object({
+        /** SSE comment lines sent on an idle `GET /v1/events` stream, so proxies keep it open. */
+        heartbeat_ms: z.number().int().min(100).default(15_000),
+        /** Outbox events older than this are deleted (SSE resumption and webhooks work within it). */
+        retention_ms: z.number().int().positive().default(7 * 24 * 3_600_000),
+        /** How often old outbox events and finished webhook deliveries are deleted. */
+        prune_interval_ms: z.number().int().positive().default(60_000),
+        /** One webhook delivery attempt may take this long. */
+        webhook_timeout_ms: z.number().int().positive().default(10_000),
+        /** Waits between webhook attempts; after the last one fails the delivery is marked failed. */
+        webhook_retry_schedule_ms: z
+          .array(z.number().int().positive())
+          .max(50)
+          .default(() => [5_000, 30_000, 120_000, 600_000, 3_600_000, 14_400_000, 28_800_000, 36_000_000]),
+        /** Each wait is randomised by up to ± this fraction, so failed receivers are not hit in lockstep. */
+        webhook_retry_jitter: z.number().min(0).max(1).default(0.2),
+      })
+      .strict()
+      .prefault({}),
+    webhooks: z
+      .array(webhookSchema)
+      .default(() => [])
+      .refine((hooks) => new Set(hooks.map((h) => h.url)).size === hooks.length, 'each webhook url may appear only once'),
   })
   .strict();
 

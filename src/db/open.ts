@@ -11,3 +11,14 @@ export function openDb(file: string): Db {
   db.pragma('busy_timeout = 5000');
   return db;
 }
+
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/** A prepared statement for `sql`, compiled once per connection and reused. */
+export function stmt(db: Db, sql: string): Database.Statement {
+  let byDb = statements.get(db);
+  if (!byDb) statements.set(db, (byDb = new Map()));
+  let s = byDb.get(sql);
+  if (!s) byDb.set(sql, (s = db.prepare(sql)));
+  return s;
+}

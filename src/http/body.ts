@@ -22,7 +22,10 @@ export async function readLimitedBytes(req: Request, limit: number): Promise<Buf
   const chunks: Buffer[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch((e: Error) => {
+      // The client went away mid-body: its mistake, not an internal error.
+      throw new AppError('bad_request', `request body could not be read: ${e.message}`);
+    });
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
@@ -57,7 +60,8 @@ export async function readMultipartUpload(
   try {
     bb = busboy({
       headers: { 'content-type': contentType },
-      limits: { files: 1, fileSize: limits.maxFileBytes, fields: 4, fieldSize: limits.maxFieldBytes, parts: 5 },
+      // busboy marks a file truncated when it reaches `fileSize`; +1 so exactly maxFileBytes is allowed.
+      limits: { files: 1, fileSize: limits.maxFileBytes + 1, fields: 4, fieldSize: limits.maxFieldBytes, parts: 5 },
     });
   } catch {
     throw new AppError('bad_request', 'multipart body has no valid boundary');
@@ -81,15 +85,29 @@ export async function readMultipartUpload(
   const done = new Promise<void>((resolve) => {
     bb.on('field', (name, value, info) => {
       if (info.valueTruncated) fail(new AppError('payload_too_large', `multipart field "${name}" is too large`));
+      else if (name === 'observation' && observation !== undefined) fail(new AppError('bad_request', 'send one "observation" part'));
       else if (name === 'observation') observation = value;
       else fail(new AppError('bad_request', `unexpected multipart field "${name}"`));
     });
     bb.on('file', (name, stream, info) => {
+      // A part cut short errors this stream, possibly before the reader below is attached; the
+      // failure reaches us through bb's 'error' and that reader, so an unheard one must not crash.
+      stream.on('error', () => {});
       if (name !== 'file' || filePart) {
         stream.resume();
         fail(new AppError('bad_request', `unexpected multipart file part "${name}"; send one part named "file"`));
         return;
       }
+      stream.once('limit', () => {
+        // Over the file limit: answer now rather than reading (and discarding) the rest of the body.
+        // Deferred: busboy is still inside its parser when it emits 'limit'.
+        fail(tooLarge(limits.maxFileBytes));
+        setImmediate(() => {
+          source.unpipe(counter);
+          source.destroy();
+          bb.destroy();
+        });
+      });
       filePart = (async () => {
         const w = await blobs.newWriter();
         try {
@@ -119,6 +137,8 @@ export async function readMultipartUpload(
     });
     source.on('error', (e) => {
       fail(new AppError('bad_request', `request body could not be read: ${e.message}`));
+      // Ends the file part too (with an error), so its temp file is removed instead of left open.
+      bb.destroy();
       resolve();
     });
   });

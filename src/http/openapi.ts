@@ -1,6 +1,18 @@
 import { z } from 'zod';
 import { auditQuerySchema } from '../audit/repo.js';
 import {
+  derivationListQuerySchema,
+  derivationPostQuerySchema,
+  derivationRequestSchema,
+  derivationViewSchema,
+} from '../derivations/schemas.js';
+import { completeRunSchema, materializationRequestSchema, runListQuerySchema, runViewSchema } from '../materialization/schemas.js';
+import { eventsQuerySchema } from '../events/schemas.js';
+import { receivedUploadSchema, uploadUrlQuerySchema, uploadUrlSchema } from '../uploads/schemas.js';
+import {
+  batchResultSchema,
+  batchUploadSchema,
+  uploadUrlRequestSchema,
   jsonUploadSchema,
   multipartObservationSchema,
   observationListQuerySchema,
@@ -66,6 +78,39 @@ export const ROUTES: Record<string, Record<string, Op>> = {
       status: 201,
     },
   },
+  '/v1/observation-sources/{source_id}/observations/batch': {
+    post: {
+      summary:
+        'Upload up to 100 observations (each the JSON upload body); 200 with a status per item. The rate limit counts one token per item',
+      auth: 'upload',
+      body: batchUploadSchema,
+      response: batchResultSchema,
+    },
+  },
+  '/v1/observation-sources/{source_id}/upload-urls': {
+    post: {
+      summary: 'Mint a signed upload URL: PUT the raw bytes to it (no token), then create the observation with upload.upload_id',
+      auth: 'upload',
+      body: uploadUrlRequestSchema,
+      response: uploadUrlSchema,
+      status: 201,
+    },
+  },
+  '/v1/uploads/{upload_id}': {
+    put: {
+      summary: 'The raw bytes of a signed upload (the body is the media itself; the signed URL is the credential, single use)',
+      auth: 'none',
+      query: uploadUrlQuerySchema,
+      response: receivedUploadSchema,
+    },
+  },
+  '/v1/events': {
+    get: {
+      summary: 'Server-Sent Events from the outbox (id = sequence number; resume with Last-Event-ID; comment-line heartbeats)',
+      auth: 'reader',
+      query: eventsQuerySchema,
+    },
+  },
   '/v1/observations': {
     get: { summary: 'List observations', auth: 'reader', query: observationListQuerySchema, response: page(observationViewSchema) },
   },
@@ -75,6 +120,45 @@ export const ROUTES: Record<string, Record<string, Op>> = {
   },
   '/v1/assets/{asset_id}': { get: { summary: 'Asset metadata', auth: 'reader' } },
   '/v1/assets/{asset_id}/content': { get: { summary: 'Asset bytes', auth: 'reader' } },
+  '/v1/derivations': {
+    get: { summary: 'List derivations', auth: 'reader', query: derivationListQuerySchema, response: page(derivationViewSchema) },
+    post: {
+      summary: 'Derive canonical text or a visual preview (waits for the result unless wait=false; 202 while pending)',
+      auth: 'admin',
+      query: derivationPostQuerySchema,
+      body: derivationRequestSchema,
+      response: derivationViewSchema,
+    },
+  },
+  '/v1/derivations/{derivation_id}': {
+    get: { summary: 'Get a derivation', auth: 'reader', response: derivationViewSchema },
+  },
+  '/v1/observation-materializations': {
+    post: {
+      summary: 'Materialize a selection of observations into a run (its composed input, handed to the run submitter)',
+      auth: 'admin',
+      body: materializationRequestSchema,
+      response: runViewSchema,
+      status: 202,
+    },
+  },
+  '/v1/runs': {
+    get: { summary: 'List runs (without their input)', auth: 'reader', query: runListQuerySchema, response: page(runViewSchema) },
+  },
+  '/v1/runs/{run_id}': {
+    get: { summary: 'Get a run with its composed input, and output and usage once finished', auth: 'reader', response: runViewSchema },
+  },
+  '/v1/runs/{run_id}/claim': {
+    post: { summary: 'Claim a queued run for an agent runtime (queued → running; 409 otherwise)', auth: 'admin', response: runViewSchema },
+  },
+  '/v1/runs/{run_id}/complete': {
+    post: {
+      summary: 'Finish a running run with its output (and usage) or an error (→ completed | failed; 409 otherwise)',
+      auth: 'admin',
+      body: completeRunSchema,
+      response: runViewSchema,
+    },
+  },
   '/v1/observation-audit': { get: { summary: 'Audit trail', auth: 'reader', query: auditQuerySchema } },
   '/livez': { get: { summary: 'Liveness', auth: 'none' } },
   '/readyz': { get: { summary: 'Readiness', auth: 'none' } },

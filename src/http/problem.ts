@@ -17,8 +17,9 @@ export function toProblem(err: unknown): Response {
   if (err instanceof AppError) {
     const headers: Record<string, string> = {};
     if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
-    // A body we stopped reading cannot be drained cheaply: close the connection after answering.
-    if (err.code === 'payload_too_large') headers.connection = 'close';
+    // No `Connection: close` on payload_too_large: closing right after answering, with the unread
+    // body still arriving, makes the kernel reset the connection and the client often loses the
+    // 413. @hono/node-server drains what is left (bounded: 64 MiB / 500 ms) and then closes.
     return problemResponse(err.code, err.message, err.errors, headers);
   }
   return problemResponse('internal', 'an internal error occurred');

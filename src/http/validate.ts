@@ -32,12 +32,32 @@ export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S, 
   return parseWith(schema, parseJson(await readLimitedBytes(c.req.raw, limit)));
 }
 
-/** JSON.parse that answers bad_request. */
+/** Deepest nesting of arrays/objects a JSON body may have (deeper would overflow recursive serialisers). */
+export const MAX_JSON_DEPTH = 64;
+
+/** JSON.parse that answers bad_request, also for nesting deeper than `MAX_JSON_DEPTH`. */
 export function parseJson(bytes: Buffer): unknown {
   if (bytes.length === 0) throw new AppError('bad_request', 'request body is empty; a JSON object is required');
+  let value: unknown;
   try {
-    return JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(bytes.toString('utf8'));
   } catch {
     throw new AppError('bad_request', 'request body is not valid JSON');
   }
+  if (jsonDepth(value) > MAX_JSON_DEPTH) throw new AppError('bad_request', `JSON is nested deeper than ${MAX_JSON_DEPTH} levels`);
+  return value;
+}
+
+/** Nesting depth of a parsed JSON value, computed without recursion. */
+function jsonDepth(root: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[root, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d + 1 > max) max = d + 1;
+    if (max > MAX_JSON_DEPTH) return max;
+    for (const child of Object.values(v)) stack.push([child, d + 1]);
+  }
+  return max;
 }

@@ -1,4 +1,4 @@
-import type { Db } from '../db/open.js';
+import { stmt, type Db } from '../db/open.js';
 import { decodeCursor, encodeCursor, toPage, type Page } from '../pagination.js';
 import type { ObservationListQuery, ObservationView } from './schemas.js';
 
@@ -10,13 +10,12 @@ export interface ObservationRow extends Omit<ObservationView, 'metadata'> {
 
 /** Reads one observation; undefined if missing. */
 export function getObservationRow(db: Db, id: string): ObservationRow | undefined {
-  return db.prepare(`SELECT * FROM observations WHERE observation_id = ?`).get(id) as ObservationRow | undefined;
+  return stmt(db, `SELECT * FROM observations WHERE observation_id = ?`).get(id) as ObservationRow | undefined;
 }
 
 /** Reads the observation stored under an idempotency key; undefined if none. */
 export function findByIdempotencyKey(db: Db, sourceId: string, key: string): ObservationRow | undefined {
-  return db
-    .prepare(`SELECT * FROM observations WHERE source_id = ? AND idempotency_key = ?`)
+  return stmt(db, `SELECT * FROM observations WHERE source_id = ? AND idempotency_key = ?`)
     .get(sourceId, key) as ObservationRow | undefined;
 }
 
@@ -49,7 +48,7 @@ const INSERT_COLUMNS = [
 
 /** Inserts a new observation row inside the caller's transaction. */
 export function insertObservation(db: Db, row: ObservationRow): void {
-  db.prepare(
+  stmt(db, 
     `INSERT INTO observations (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map((c) => '@' + c).join(', ')})`,
   ).run(row);
 }
@@ -83,6 +82,6 @@ export function listObservations(db: Db, q: ObservationListQuery): Page<Observat
   }
   const dir = q.order === 'asc' ? 'ASC' : 'DESC';
   const sql = `SELECT * FROM observations ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
-  const rows = db.prepare(sql).all(...args, q.limit + 1) as ObservationRow[];
+  const rows = stmt(db, sql).all(...args, q.limit + 1) as ObservationRow[];
   return toPage(rows, q.limit, toObservationView, (r) => encodeCursor(scope, [r.captured_at_ms, r.observation_id]));
 }

@@ -26,13 +26,55 @@ const commonFields = {
   longitude: z.number().min(-180).max(180).nullish(),
 };
 
-/** The seed's JSON upload body: media as base64 inside `upload`. */
+/** The id of a signed upload (`upl_` + ULID). */
+export const uploadIdSchema = z.string().regex(/^upl_[0-9A-HJKMNP-TV-Z]{26}$/, 'must be an upload id (upl_ followed by a ULID)');
+
+/**
+ * `upload` of the JSON body: the seed's `{file_name, media_type, content_base64}`, or
+ * `{upload_id}` naming bytes already PUT to a signed upload URL. One object with a refinement
+ * rather than a union, so a mistake is reported at its own field path (`upload.file_name`).
+ */
+const jsonUploadRef = z
+  .object({
+    file_name: fileName.optional(),
+    media_type: mediaType.optional(),
+    content_base64: z.string().optional(),
+    upload_id: uploadIdSchema.optional(),
+  })
+  .strict()
+  .superRefine((u, ctx) => {
+    const inline = ['file_name', 'media_type', 'content_base64'] as const;
+    if (u.upload_id !== undefined) {
+      for (const k of inline) {
+        if (u[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'must be omitted with upload_id (the signed upload fixed it)' });
+      }
+      return;
+    }
+    for (const k of inline) {
+      if (u[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'Invalid input: expected string, received undefined (or send upload_id)' });
+    }
+  });
+
+/** The seed's JSON upload body: media as base64 inside `upload` (or `upload.upload_id` of a signed upload). */
 export const jsonUploadSchema = z
   .object({
-    upload: z.object({ file_name: fileName, media_type: mediaType, content_base64: z.string() }).strict(),
+    upload: jsonUploadRef,
     ...commonFields,
   })
   .strict();
+export type JsonUpload = z.output<typeof jsonUploadSchema>;
+
+/** Most items a batch upload may carry. */
+export const MAX_BATCH_ITEMS = 100;
+
+/** The batch envelope as parsed: items are validated one at a time, so one bad item cannot sink the others. */
+export const batchEnvelopeSchema = z.object({ items: z.array(z.unknown()).min(1).max(MAX_BATCH_ITEMS) }).strict();
+
+/** The batch body as documented: up to 100 bodies of the single JSON upload. */
+export const batchUploadSchema = z.object({ items: z.array(jsonUploadSchema).min(1).max(MAX_BATCH_ITEMS) }).strict();
+
+/** `POST .../upload-urls`: what a signed upload will carry. */
+export const uploadUrlRequestSchema = z.object({ media_type: mediaType, file_name: fileName }).strict();
 
 /** The `observation` part of a multipart upload: the same fields, without the content. */
 export const multipartObservationSchema = z
@@ -56,12 +98,18 @@ export interface UploadFields {
   longitude?: number | null;
 }
 
+/** A time bound in a query string: plain decimal digits only (`z.coerce` would take "", "0x10", "1e3"). */
+const msQueryParam = z
+  .string()
+  .regex(/^-?\d{1,16}$/, 'must be an integer number of milliseconds')
+  .transform(Number);
+
 export const observationListQuerySchema = z
   .object({
     source_id: sourceIdSchema.optional(),
     stream_id: streamIdSchema.optional(),
-    after_ms: z.coerce.number().int().optional(),
-    before_ms: z.coerce.number().int().optional(),
+    after_ms: msQueryParam.optional(),
+    before_ms: msQueryParam.optional(),
     include_purged: z.enum(['true', 'false', '1', '0']).optional(),
     limit: limitSchema,
     cursor: z.string().max(1024).optional(),
@@ -101,3 +149,24 @@ export const observationViewSchema = z.object({
   processing_status: z.enum(['pending', 'processing', 'completed', 'failed']).nullable(),
 });
 export type ObservationView = z.output<typeof observationViewSchema>;
+
+/** The answer to a batch upload: per item, the status it alone would have had and its view or problem. */
+export const batchResultSchema = z.object({
+  results: z.array(
+    z.object({
+      index: z.number().int(),
+      status: z.number().int(),
+      observation: observationViewSchema.optional(),
+      error: z
+        .object({
+          type: z.string(),
+          title: z.string(),
+          status: z.number().int(),
+          detail: z.string(),
+          code: z.string(),
+          errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+        })
+        .optional(),
+    }),
+  ),
+});

@@ -1,15 +1,18 @@
 import { statfsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { StagedBlob } from '../assets/blob-store.js';
-import { ensureAsset, releaseAssets } from '../assets/repo.js';
+import { ensureAsset } from '../assets/repo.js';
 import { recordAudit } from '../audit/repo.js';
+import { stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
+import { releaseWithDerivations } from '../derivations/repo.js';
 import { AppError, notFound } from '../errors.js';
 import { CANDIDATE_COLUMNS, purgeObservations, type PurgeCandidate } from '../retention/purge.js';
 import { adjustCounters, getSourceRow, type SourceRow } from '../sources/repo.js';
 import type { SourceService } from '../sources/service.js';
 import { requestFingerprint } from './fingerprint.js';
 import { assertAllowedForKind, assertBytesMatch, normalizeMediaType } from './media.js';
+import { GroupCommitter } from './group-commit.js';
 import { RateLimiter } from './rate-limiter.js';
 import {
   findByIdempotencyKey,
@@ -26,6 +29,9 @@ export interface ObservationHooks {
   afterCreate?: (observation: ObservationView, source: SourceRow) => void;
 }
 
+/** How many rejections per source and reason reach the audit trail each minute. */
+const REJECTION_AUDITS_PER_MINUTE = 30;
+
 export interface IngestResult {
   observation: ObservationView;
   replayed: boolean;
@@ -34,13 +40,18 @@ export interface IngestResult {
 /** Uploads, reads and deletes of observations. No HTTP here: routes, the CLI and tests call it. */
 export class ObservationService {
   private inFlight = new Map<string, string>();
+  private committer: GroupCommitter;
   private limiter = new RateLimiter();
+  private auditLimiter = new RateLimiter();
+  private suppressedAudits = new Map<string, number>();
 
   constructor(
     private deps: Deps,
     private sources: SourceService,
     private hooks: ObservationHooks = {},
-  ) {}
+  ) {
+    this.committer = new GroupCommitter(deps.db, deps.blobs);
+  }
 
   /**
    * Everything an upload must pass before its body is read: the token (unauthorized, or
@@ -54,16 +65,23 @@ export class ObservationService {
       if (declaredBytes !== undefined && declaredBytes > maxBytes) {
         throw new AppError('payload_too_large', `request body of ${declaredBytes} bytes exceeds the limit of ${maxBytes}`);
       }
-      if (source.ingest_rate_limit) {
-        const wait = this.limiter.take(sourceId, JSON.parse(source.ingest_rate_limit), this.deps.now());
-        if (wait > 0) {
-          throw new AppError('rate_limited', `ingest rate limit of source "${sourceId}" reached`, {
-            retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)),
-          });
-        }
-      }
+      this.takeRateToken(source);
       return source;
     });
+  }
+
+  /**
+   * Takes one token from the source's ingest rate limit (`admit` takes the first; a batch takes
+   * one more per further item); rate_limited, with the wait, when none is left.
+   */
+  takeRateToken(source: SourceRow): void {
+    if (!source.ingest_rate_limit) return;
+    const wait = this.limiter.take(source.source_id, JSON.parse(source.ingest_rate_limit), this.deps.now());
+    if (wait > 0) {
+      throw new AppError('rate_limited', `ingest rate limit of source "${source.source_id}" reached`, {
+        retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)),
+      });
+    }
   }
 
   /** Refuses writes when the data directory's free space is below the configured floor; insufficient_storage. */
@@ -82,9 +100,15 @@ export class ObservationService {
    * a replay returns the stored observation, a different request under the key is
    * idempotency_conflict, one still being stored is idempotency_in_flight. Also:
    * unsupported_media_type, media_mismatch, validation_failed, payload_too_large, quota_exceeded.
-   * The staged blob is always consumed.
+   * The staged blob is always consumed. `within`, if given, runs inside the transaction that
+   * inserts a new observation (not on a replay), so a caller's own bookkeeping commits with it.
    */
-  async ingest(source: SourceRow, fields: UploadFields, staged: StagedBlob): Promise<IngestResult> {
+  async ingest(
+    source: SourceRow,
+    fields: UploadFields,
+    staged: StagedBlob,
+    within?: (observation: ObservationView) => void,
+  ): Promise<IngestResult> {
     let published = false;
     let key: string | undefined;
     let textStaged: StagedBlob | undefined;
@@ -102,7 +126,7 @@ export class ObservationService {
         }
         this.inFlight.set(key, fingerprint);
         if (f.canonical_text) textStaged = await this.deps.blobs.stage(Buffer.from(f.canonical_text, 'utf8'));
-        const result = this.commit(source.source_id, f, fingerprint, staged, textStaged);
+        const result = await this.commit(source.source_id, f, fingerprint, staged, textStaged, within);
         published = true;
         this.hooks.afterCreate?.(result.observation, source);
         return result;
@@ -120,6 +144,9 @@ export class ObservationService {
     const { limits } = this.deps.config;
     assertAllowedForKind(source.kind, f.media_type);
     if (staged.byteLength === 0) throw new AppError('bad_request', 'upload content is empty');
+    if (staged.byteLength > limits.max_raw_bytes) {
+      throw new AppError('payload_too_large', `upload content exceeds the limit of ${limits.max_raw_bytes} bytes`);
+    }
     assertBytesMatch(f.media_type, staged.head);
     const problems: Array<{ path: string; message: string }> = [];
     if (f.metadata && Buffer.byteLength(JSON.stringify(f.metadata)) > limits.max_metadata_bytes) {
@@ -151,28 +178,38 @@ export class ObservationService {
     return { observation: toObservationView(existing), replayed: true };
   }
 
-  /** The synchronous tail of an upload: publish blobs, enforce the quota, insert, count, audit. */
-  private commit(
+  /**
+   * The tail of an upload: publish its blobs (pinned, directory fsyncs overlapping other
+   * uploads'), then, in a group commit shared with concurrent uploads, enforce the quota, insert,
+   * count, audit and emit. quota_exceeded under the `reject` policy, checked before anything is
+   * published and again, authoritatively, inside the transaction.
+   */
+  private async commit(
     sourceId: string,
     f: UploadFields,
     fingerprint: string,
     staged: StagedBlob,
     textStaged: StagedBlob | undefined,
-  ): IngestResult {
+    within?: (observation: ObservationView) => void,
+  ): Promise<IngestResult> {
     const { db, newId, blobs } = this.deps;
-    const now = this.deps.now();
-    // The source may have changed while the body was read; decide on its current settings.
-    const source = getSourceRow(db, sourceId);
-    if (!source) throw notFound(`observation source "${sourceId}"`);
-    if (source.quota_policy === 'reject' && !fitsQuota(source, staged.byteLength)) {
-      throw new AppError(
-        'quota_exceeded',
-        `source "${sourceId}" is at its quota (${source.active_observation_count}/${source.max_active_observations} observations, ${source.active_byte_length}/${source.max_active_bytes} bytes)`,
-      );
+    this.assertQuotaRoom(getSourceRow(db, sourceId), sourceId, staged.byteLength);
+    const publishing = [staged, ...(textStaged ? [textStaged] : [])];
+    const pinned: string[] = [];
+    try {
+      for (const b of publishing) {
+        pinned.push(b.sha256);
+        await blobs.publishPinned(b);
+      }
+    } catch (e) {
+      for (const sha of pinned) blobs.unpin(sha);
+      throw e;
     }
-    blobs.publishSync(staged);
-    if (textStaged) blobs.publishSync(textStaged);
-    return commitThenErase(this.deps, () => {
+    return this.committer.run(() => {
+      const now = this.deps.now();
+      // The source may have changed while the body was read; decide on its current settings.
+      const source = getSourceRow(db, sourceId);
+      this.assertQuotaRoom(source, sourceId, staged.byteLength);
       const freed = source.quota_policy === 'evict_oldest' ? this.evictFor(source, staged.byteLength, now) : [];
       const assetId = ensureAsset(db, staged.sha256, f.media_type, staged.byteLength, now);
       const textId = textStaged ? ensureAsset(db, textStaged.sha256, 'text/plain; charset=utf-8', textStaged.byteLength, now) : null;
@@ -209,19 +246,54 @@ export class ObservationService {
         observation_id: row.observation_id,
         detail: { sha256: staged.sha256, byte_length: staged.byteLength, media_type: f.media_type, idempotency_key_sha256: sha256(f.idempotency_key) },
       });
-      return { result: { observation: toObservationView(row), replayed: false }, freed };
-    });
+      this.deps.events.append('observation.created', sourceId, {
+        observation_id: row.observation_id,
+        source_id: sourceId,
+        kind: row.kind,
+        stream_id: row.stream_id,
+        seq_no: row.seq_no,
+        media_type: row.media_type,
+        byte_length: row.byte_length,
+        captured_at_ms: row.captured_at_ms,
+        received_at_ms: row.received_at_ms,
+        processing_status: row.processing_status,
+      });
+      const observation = toObservationView(row);
+      within?.(observation);
+      return { result: { observation, replayed: false }, freed };
+    }, pinned);
+  }
+
+  /** Refuses an upload a `reject`-policy source has no room for; not_found if the source is gone. */
+  private assertQuotaRoom(source: SourceRow | undefined, sourceId: string, bytes: number): asserts source is SourceRow {
+    if (!source) throw notFound(`observation source "${sourceId}"`);
+    if (source.quota_policy === 'reject' && !fitsQuota(source, bytes)) {
+      throw new AppError(
+        'quota_exceeded',
+        `source "${sourceId}" is at its quota (${source.active_observation_count}/${source.max_active_observations} observations, ${source.active_byte_length}/${source.max_active_bytes} bytes)`,
+      );
+    }
+  }
+
+  /**
+   * The replay of an upload already stored under its idempotency key, without staging its
+   * bytes again (for content known only by hash); undefined when the key is unused.
+   * idempotency_conflict when the key holds a different request.
+   */
+  replayOf(source: SourceRow, fields: UploadFields, contentSha256: string): IngestResult | undefined {
+    const f = { ...fields, media_type: normalizeMediaType(fields.media_type) };
+    const existing = findByIdempotencyKey(this.deps.db, source.source_id, f.idempotency_key);
+    return existing ? this.replay(existing, requestFingerprint(f, contentSha256)) : undefined;
   }
 
   /** Purges the oldest active observations by receipt until one more of `bytes` fits; returns blobs freed. */
   private evictFor(source: SourceRow, bytes: number, now: number): string[] {
     if (fitsQuota(source, bytes)) return [];
-    const rows = this.deps.db
-      .prepare(
+    const rows = stmt(
+        this.deps.db,
         `SELECT ${CANDIDATE_COLUMNS} FROM observations o JOIN sources s ON s.source_id = o.source_id
          WHERE o.source_id = ? AND o.retention_state = 'active' ORDER BY o.received_at_ms, o.observation_id`,
-      )
-      .iterate(source.source_id) as IterableIterator<PurgeCandidate>;
+    ).iterate(source.source_id) as IterableIterator<PurgeCandidate>;
     const victims: PurgeCandidate[] = [];
     let count = source.active_observation_count;
     let total = source.active_byte_length;
@@ -231,7 +303,7 @@ export class ObservationService {
       count--;
       total -= r.byte_length;
     }
-    return purgeObservations(this.deps.db, this.deps.newId, now, victims, 'quota_evicted').freed;
+    return purgeObservations(this.deps, now, victims, 'quota_evicted').freed;
   }
 
   /** Reads one observation; not_found if missing. */
@@ -251,14 +323,15 @@ export class ObservationService {
     commitThenErase(this.deps, () => {
       const row = getObservationRow(db, id);
       if (!row) throw notFound(`observation "${id}"`);
-      db.prepare(`DELETE FROM observations WHERE observation_id = ?`).run(id);
+      stmt(db, `DELETE FROM observations WHERE observation_id = ?`).run(id);
       if (row.retention_state === 'active') adjustCounters(db, row.source_id, -1, -row.byte_length);
-      const freed = releaseAssets(db, [row.asset_id, ...(row.canonical_text_asset_id ? [row.canonical_text_asset_id] : [])]);
+      const freed = releaseWithDerivations(db, [id], [row.asset_id, ...(row.canonical_text_asset_id ? [row.canonical_text_asset_id] : [])]);
       recordAudit(db, newId, this.deps.now(), 'observation_deleted', {
         source_id: row.source_id,
         observation_id: id,
         detail: { blobs_erased: freed.length, byte_length: row.byte_length },
       });
+      this.deps.events.append('observation.deleted', row.source_id, { observation_id: id, source_id: row.source_id });
       return { result: undefined, freed };
     });
   }
@@ -266,11 +339,7 @@ export class ObservationService {
   /** Runs `fn`; an AppError it throws is recorded as `upload_rejected` (or `rate_limited`) and rethrown. */
   private auditRejection<T>(sourceId: string, fn: () => T): T {
     const record = (e: unknown) => {
-      if (!(e instanceof AppError)) return;
-      const event = e.code === 'rate_limited' ? 'rate_limited' : 'upload_rejected';
-      this.deps.db.transaction(() =>
-        recordAudit(this.deps.db, this.deps.newId, this.deps.now(), event, { source_id: sourceId, detail: { reason: e.code } }),
-      )();
+      if (e instanceof AppError) this.scheduleRejectionAudit(sourceId, e.code);
     };
     try {
       const r = fn();
@@ -281,6 +350,31 @@ export class ObservationService {
       throw e;
     }
   }
+
+  /**
+   * Audits a rejection after the response is on its way (so its latency says nothing about the
+   * source), only for sources that exist, and at most REJECTION_AUDITS_PER_MINUTE per source and
+   * reason: a client without a valid token cannot turn requests into unbounded disk writes.
+   * What the cap holds back is counted into the next record's `suppressed`.
+   */
+  private scheduleRejectionAudit(sourceId: string, code: string): void {
+    setImmediate(() => {
+      const { db, newId, now } = this.deps;
+      if (!db.open || !getSourceRow(db, sourceId)) return;
+      const key = `${sourceId}\u0000${code}`;
+      if (this.auditLimiter.take(key, { burst: REJECTION_AUDITS_PER_MINUTE, window_ms: 60_000 }, now()) > 0) {
+        this.suppressedAudits.set(key, (this.suppressedAudits.get(key) ?? 0) + 1);
+        return;
+      }
+      const suppressed = this.suppressedAudits.get(key) ?? 0;
+      this.suppressedAudits.delete(key);
+      const event = code === 'rate_limited' ? 'rate_limited' : 'upload_rejected';
+      db.transaction(() =>
+        recordAudit(db, newId, now(), event, { source_id: sourceId, detail: { reason: code, ...(suppressed ? { suppressed } : {}) } }),
+      )();
+    });
+  }
+
 
   /** Records a rejection that happened while reading the body (size, base64, schema). */
   recordRejection(sourceId: string, e: unknown): void {

@@ -1,7 +1,7 @@
-import { releaseAssets } from '../assets/repo.js';
 import { recordAudit } from '../audit/repo.js';
-import type { Db } from '../db/open.js';
-import type { NewId } from '../ids.js';
+import { stmt } from '../db/open.js';
+import { releaseWithDerivations } from '../derivations/repo.js';
+import type { Deps } from '../deps.js';
 import { adjustCounters } from '../sources/repo.js';
 
 /** What a purge needs to know of one observation. */
@@ -27,16 +27,17 @@ export const CANDIDATE_COLUMNS = `o.observation_id, o.source_id, o.byte_length, 
 /**
  * Marks active observations purged inside the caller's transaction: counters move, the rows
  * stay for `include_purged`, and with `purge_raw_on_retention` their blobs are released unless
- * something else still holds them. Audits one `event` per source.
+ * something else still holds them. Audits one `event` per source and emits one
+ * `observation.purged` per observation.
  */
 export function purgeObservations(
-  db: Db,
-  newId: NewId,
+  deps: Pick<Deps, 'db' | 'newId' | 'events'>,
   now: number,
   candidates: PurgeCandidate[],
   event: 'retention_purged' | 'quota_evicted',
 ): PurgeResult {
-  const mark = db.prepare(
+  const { db, newId, events } = deps;
+  const mark = stmt(db, 
     `UPDATE observations SET retention_state = 'purged', purged_at_ms = ?, blobs_held = ? WHERE observation_id = ? AND retention_state = 'active'`,
   );
   const perSource = new Map<string, { count: number; bytes: number; ids: string[] }>();
@@ -49,9 +50,16 @@ export function purgeObservations(
     s.bytes += c.byte_length;
     s.ids.push(c.observation_id);
     perSource.set(c.source_id, s);
+    events.append('observation.purged', c.source_id, {
+      observation_id: c.observation_id,
+      source_id: c.source_id,
+      retention_state: 'purged',
+      reason: event === 'quota_evicted' ? 'quota' : 'retention',
+    });
     if (!keepRaw) release.push(c.asset_id, ...(c.canonical_text_asset_id ? [c.canonical_text_asset_id] : []));
   }
-  const freed = releaseAssets(db, release);
+  // Derivations of purged observations go too, and with them results nothing else holds.
+  const freed = releaseWithDerivations(db, [...perSource.values()].flatMap((s) => s.ids), release);
   let purged = 0;
   let bytes = 0;
   for (const [sourceId, s] of perSource) {

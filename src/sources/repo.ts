@@ -1,4 +1,4 @@
-import type { Db } from '../db/open.js';
+import { stmt, type Db } from '../db/open.js';
 import type { SourceKind, SourceView, Sensitivity } from './schemas.js';
 
 /** A source row as stored. */
@@ -29,7 +29,7 @@ export interface SourceRow {
 
 /** Reads a source row; undefined if missing. */
 export function getSourceRow(db: Db, sourceId: string): SourceRow | undefined {
-  return db.prepare(`SELECT * FROM sources WHERE source_id = ?`).get(sourceId) as SourceRow | undefined;
+  return stmt(db, `SELECT * FROM sources WHERE source_id = ?`).get(sourceId) as SourceRow | undefined;
 }
 
 const COLUMNS = [
@@ -61,14 +61,14 @@ export function saveSourceRow(db: Db, row: Omit<SourceRow, 'active_observation_c
   const updates = COLUMNS.filter((c) => c !== 'source_id' && c !== 'created_at_ms')
     .map((c) => `${c} = excluded.${c}`)
     .join(', ');
-  db.prepare(
+  stmt(db, 
     `INSERT INTO sources (${COLUMNS.join(', ')}) VALUES (${placeholders}) ON CONFLICT(source_id) DO UPDATE SET ${updates}`,
   ).run(row);
 }
 
 /** Moves a source's live counters by the given deltas, inside the caller's transaction. */
 export function adjustCounters(db: Db, sourceId: string, countDelta: number, bytesDelta: number): void {
-  db.prepare(
+  stmt(db, 
     `UPDATE sources SET active_observation_count = active_observation_count + ?, active_byte_length = active_byte_length + ? WHERE source_id = ?`,
   ).run(countDelta, bytesDelta, sourceId);
 }

@@ -1,6 +1,6 @@
-import { releaseAssets } from '../assets/repo.js';
 import { recordAudit } from '../audit/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
+import { releaseWithDerivations } from '../derivations/repo.js';
 import { AppError, notFound } from '../errors.js';
 import { decodeCursor, encodeCursor, toPage, type Page } from '../pagination.js';
 import { getSourceRow, saveSourceRow, toSourceView, type SourceRow } from './repo.js';
@@ -73,6 +73,7 @@ export class SourceService {
         updated_at_ms: t,
       };
       saveSourceRow(db, row);
+      this.deps.events.append('source.updated', row.source_id, { source_id: row.source_id, change: existing ? 'updated' : 'created', status: row.status });
       recordAudit(db, newId, t, existing ? 'source_updated' : 'source_created', {
         source_id: row.source_id,
         detail: { fields: Object.keys(stripUndefined(settings)), token_version: version, token_changed: upload_token !== undefined || !existing },
@@ -93,6 +94,7 @@ export class SourceService {
       const merged = { ...this.settingsOf(existing), ...stripUndefined(settings) };
       const t = now();
       saveSourceRow(db, { ...existing, ...this.encodeSettings(merged), updated_at_ms: t });
+      this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'updated', status: merged.status });
       recordAudit(db, newId, t, 'source_updated', { source_id: sourceId, detail: { fields: Object.keys(stripUndefined(settings)) } });
       return this.get(sourceId);
     })();
@@ -117,6 +119,7 @@ export class SourceService {
         prev_token_expires_at_ms: keepPrev ? t + input.grace_period_ms : null,
         updated_at_ms: t,
       });
+      this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'token_rotated', status: existing.status });
       recordAudit(db, newId, t, 'token_rotated', {
         source_id: sourceId,
         detail: { token_version: existing.token_version + 1, grace_period_ms: input.grace_period_ms },
@@ -132,6 +135,7 @@ export class SourceService {
       const existing = this.require(sourceId);
       const t = now();
       saveSourceRow(db, { ...existing, token_hash: null, prev_token_hash: null, prev_token_expires_at_ms: null, updated_at_ms: t });
+      this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'token_revoked', status: existing.status });
       recordAudit(db, newId, t, 'token_revoked', { source_id: sourceId, detail: { token_version: existing.token_version } });
       return this.get(sourceId);
     })();
@@ -148,9 +152,11 @@ export class SourceService {
         )
         .all(sourceId, sourceId) as Array<{ id: string }>;
       const count = db.prepare(`SELECT COUNT(*) AS n FROM observations WHERE source_id = ?`).get(sourceId) as { n: number };
+      const observationIds = db.prepare(`SELECT observation_id FROM observations WHERE source_id = ?`).pluck().all(sourceId) as string[];
       db.prepare(`DELETE FROM observations WHERE source_id = ?`).run(sourceId);
       db.prepare(`DELETE FROM sources WHERE source_id = ?`).run(sourceId);
-      const freed = releaseAssets(db, assets.map((a) => a.id));
+      const freed = releaseWithDerivations(db, observationIds, assets.map((a) => a.id));
+      this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'deleted', status: 'deleted' });
       recordAudit(db, newId, now(), 'source_deleted', {
         source_id: sourceId,
         detail: { observations_deleted: count.n, blobs_erased: freed.length, active_byte_length: existing.active_byte_length },

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { getAsset } from '../../assets/repo.js';
+import { isDerivedFromSensitive } from '../../derivations/repo.js';
 import { AppError, notFound } from '../../errors.js';
 import type { AppEnv } from '../auth.js';
 import type { RouteDeps } from '../app.js';
@@ -26,24 +27,30 @@ export function assetRoutes({ services, auth }: RouteDeps) {
   app.get('/:asset_id/content', auth('read'), (c) => {
     const row = load(parseParam(c, 'asset_id', assetIdSchema));
     if (c.get('role') !== 'admin') {
-      const sensitive = db
-        .prepare(
-          `SELECT 1 FROM observations WHERE (asset_id = ? OR canonical_text_asset_id = ?) AND sensitivity IN ('sensitive', 'restricted') LIMIT 1`,
-        )
-        .get(row.asset_id, row.asset_id);
-      if (sensitive) throw new AppError('forbidden', 'content of sensitive sources needs the admin token');
+      // Derived assets (previews, OCR text) inherit the sensitivity of what they were derived from.
+      if (isDerivedFromSensitive(db, row.asset_id)) throw new AppError('forbidden', 'content of sensitive sources needs the admin token');
     }
     const etag = `"${row.sha256}"`;
     const headers = { etag, 'cache-control': 'private, max-age=31536000, immutable' };
-    if (c.req.header('if-none-match') === etag) return c.body(null, 304, headers);
-    const stream = Readable.toWeb(createReadStream(blobs.pathOf(row.sha256))) as ReadableStream;
-    return c.body(stream, 200, {
+    if (noneMatch(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
+    const contentHeaders = {
       ...headers,
       'content-type': row.media_type,
       'content-length': String(row.byte_length),
       'x-content-type-options': 'nosniff',
-    });
+    };
+    // HEAD runs this GET handler and drops the body: a stream opened for it would never be read or closed.
+    if (c.req.method === 'HEAD') return c.body(null, 200, contentHeaders);
+    const stream = Readable.toWeb(createReadStream(blobs.pathOf(row.sha256))) as ReadableStream;
+    return c.body(stream, 200, contentHeaders);
   });
 
   return app;
+}
+
+/** RFC 9110 If-None-Match: `*`, or a list of entity tags compared weakly (a `W/` prefix is ignored). */
+function noneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
 }

@@ -2,7 +2,9 @@ import { Hono, type Context } from 'hono';
 import { AppError } from '../../errors.js';
 import { sourceIdSchema } from '../../ids.js';
 import { decodeBase64Strict } from '../../observations/media.js';
-import { jsonUploadSchema, multipartObservationSchema, type UploadFields } from '../../observations/schemas.js';
+import { jsonUploadSchema, multipartObservationSchema, type JsonUpload, type UploadFields } from '../../observations/schemas.js';
+import type { IngestResult } from '../../observations/service.js';
+import type { SourceRow } from '../../sources/repo.js';
 import type { StagedBlob } from '../../assets/blob-store.js';
 import type { AppEnv } from '../auth.js';
 import { bearerToken } from '../auth.js';
@@ -34,18 +36,21 @@ export function uploadRoutes({ services, config }: RouteDeps) {
     if (!multipart && !isJson(type)) {
       // Authenticate first: an unauthenticated caller learns nothing about accepted shapes.
       observations.admit(sourceId, bearerToken(c.req.header('authorization')), undefined, Infinity);
-      throw new AppError('unsupported_media_type', 'send application/json or multipart/form-data');
+      const e = new AppError('unsupported_media_type', 'send application/json or multipart/form-data');
+      observations.recordRejection(sourceId, e);
+      throw e;
     }
     const limit = multipart ? limits.multipart : limits.json;
     const source = observations.admit(sourceId, bearerToken(c.req.header('authorization')), declaredLength(c.req.raw), limit);
-    let staged: { fields: UploadFields; blob: StagedBlob };
+    let staged: { fields: UploadFields; blob: StagedBlob } | { json: JsonUpload };
     try {
-      staged = multipart ? await readMultipart(c, services, limits) : await readJson(c, services, limits.json);
+      staged = multipart ? await readMultipart(c, services, limits) : { json: await readJson(c, limits.json) };
     } catch (e) {
       observations.recordRejection(sourceId, e);
       throw e;
     }
-    const { observation, replayed } = await observations.ingest(source, staged.fields, staged.blob);
+    const { observation, replayed } =
+      'json' in staged ? await ingestJsonUpload(services, source, staged.json) : await observations.ingest(source, staged.fields, staged.blob);
     c.header('location', `/v1/observations/${observation.observation_id}`);
     if (replayed) c.header('idempotent-replayed', 'true');
     return c.json(observation, replayed ? 200 : 201);
@@ -54,16 +59,35 @@ export function uploadRoutes({ services, config }: RouteDeps) {
   return app;
 }
 
-function isJson(type: string) {
+/** True for a JSON media type (`application/json` or `application/*+json`). */
+export function isJson(type: string) {
   return type.startsWith('application/json') || /^application\/[a-z0-9.+-]*\+json/.test(type);
 }
 
-async function readJson(c: Context, services: RouteDeps['services'], limit: number) {
-  const body = parseWith(jsonUploadSchema, parseJson(await readLimitedBytes(c.req.raw, limit)));
-  const bytes = decodeBase64Strict(body.upload.content_base64, 'upload.content_base64');
+async function readJson(c: Context, limit: number): Promise<JsonUpload> {
+  return parseWith(jsonUploadSchema, parseJson(await readLimitedBytes(c.req.raw, limit)));
+}
+
+/**
+ * Stores one JSON upload body (the single route and each batch item): base64 content is decoded
+ * and staged, a signed upload's `upload_id` uses the bytes already PUT. A refusal before
+ * `ingest` (bad base64, oversized content) is recorded in the audit trail like ingest's own.
+ */
+export async function ingestJsonUpload(services: RouteDeps['services'], source: SourceRow, body: JsonUpload): Promise<IngestResult> {
   const { upload, ...rest } = body;
-  const blob = await services.blobs.stage(bytes);
-  return { fields: { ...rest, file_name: upload.file_name, media_type: upload.media_type }, blob };
+  if (upload.upload_id !== undefined) return services.uploads.ingest(source, upload.upload_id, rest);
+  let blob: StagedBlob;
+  try {
+    // The schema guarantees the three inline fields whenever upload_id is absent.
+    const bytes = decodeBase64Strict(upload.content_base64!, 'upload.content_base64');
+    const maxRaw = services.config.limits.max_raw_bytes;
+    if (bytes.length > maxRaw) throw new AppError('payload_too_large', `upload content exceeds the limit of ${maxRaw} bytes`);
+    blob = await services.blobs.stage(bytes);
+  } catch (e) {
+    services.observations.recordRejection(source.source_id, e);
+    throw e;
+  }
+  return services.observations.ingest(source, { ...rest, file_name: upload.file_name!, media_type: upload.media_type! }, blob);
 }
 
 async function readMultipart(c: Context, services: RouteDeps['services'], limits: ReturnType<typeof uploadLimits>) {

@@ -1,0 +1,208 @@
+// Listing at scale: 1,000,000 observations over 100 sources, written straight into the SQLite
+// file (the 100 sources are created through the API first, so they are real), then
+// `GET /v1/observations?source_id=..&order=desc&limit=100` for random sources (first page) and
+// pages of cursor walks (following cursor.next), each at concurrency 1 and 8. Target: p99 <= 10 ms.
+// Also reported: database bytes per observation (observd.db + WAL after a checkpoint / rows).
+// Seeded rows share 1,000 asset rows and have no blobs (listing never reads them) and no audit
+// or outbox rows (bench/ingest.mjs reports the per-upload size with those).
+//   node bench/listing.mjs [--quick] [--rows 1000000] [--sources 100] [--requests 2000]
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { agent, cpuSecondsOf, createSource, flag, load, numArg, percentiles, request, round, row, rssOf, saveResults, startDaemon } from './lib.mjs';
+
+const QUICK = flag('quick');
+const ROWS = numArg('rows', QUICK ? 100_000 : 1_000_000);
+const SOURCES = numArg('sources', 100);
+const REQUESTS = numArg('requests', QUICK ? 300 : 2000);
+const ASSETS = 1000;
+const TARGET_P99_MS = 10;
+const DAY = 86_400_000;
+
+const dataDir = mkdtempSync(join(tmpdir(), 'observd-bench-listing-'));
+const sourceId = (s) => `listing-${String(s).padStart(3, '0')}`;
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+/** A ULID-shaped id: 10 characters of time, then 16 of `n` (unique per row). */
+function ulidAt(ms, n) {
+  let t = '';
+  for (let i = 0; i < 10; i++) {
+    t = CROCKFORD[ms % 32] + t;
+    ms = Math.floor(ms / 32);
+  }
+  let r = '';
+  for (let i = 0; i < 16; i++) {
+    r = CROCKFORD[n % 32] + r;
+    n = Math.floor(n / 32);
+  }
+  return t + r;
+}
+
+/** Writes ROWS observations in capture order (sources interleaved at random), 100k rows a transaction. */
+function seed() {
+  const db = new Database(join(dataDir, 'observd.db'));
+  db.pragma('synchronous = OFF');
+  db.pragma('cache_size = -1048576');
+  const now = Date.now();
+  const start = now - 7 * DAY;
+  const step = Math.floor((7 * DAY - 60_000) / ROWS);
+  const assetSha = Array.from({ length: ASSETS }, () => randomBytes(32).toString('hex'));
+  const insertAsset = db.prepare(`INSERT INTO assets VALUES (?, ?, 'image/png', 65536, ?)`);
+  db.transaction(() => assetSha.forEach((sha) => insertAsset.run(`ast_${sha}`, sha, start)))();
+  const insert = db.prepare(
+    `INSERT INTO observations (observation_id, source_id, kind, sensitivity, retention_state, asset_id, file_name, media_type, sha256,
+       byte_length, captured_at_ms, received_at_ms, expires_at_ms, blobs_held, idempotency_key, request_fingerprint)
+     VALUES (?, ?, 'screen_snapshot', 'sensitive', 'active', ?, ?, 'image/png', ?, 65536, ?, ?, ?, 1, ?, ?)`,
+  );
+  const counts = new Array(SOURCES).fill(0);
+  const BATCH = 100_000;
+  const started = performance.now();
+  for (let from = 0; from < ROWS; from += BATCH) {
+    const n = Math.min(BATCH, ROWS - from);
+    const fingerprints = randomBytes(32 * n).toString('hex');
+    const keys = randomBytes(16 * n).toString('hex');
+    db.transaction(() => {
+      for (let j = 0; j < n; j++) {
+        const k = from + j;
+        const s = (Math.random() * SOURCES) | 0;
+        counts[s]++;
+        const at = start + k * step;
+        const sha = assetSha[k % ASSETS];
+        const key = keys.slice(j * 32, j * 32 + 32);
+        insert.run(
+          `obs_${ulidAt(at + 5, k)}`,
+          sourceId(s),
+          `ast_${sha}`,
+          `screen-${k}.png`,
+          sha,
+          at,
+          at + 5,
+          now + 30 * DAY,
+          // A UUID-shaped idempotency key, as capture agents typically send.
+          `${key.slice(0, 8)}-${key.slice(8, 12)}-${key.slice(12, 16)}-${key.slice(16, 20)}-${key.slice(20)}`,
+          fingerprints.slice(j * 64, j * 64 + 64),
+        );
+      }
+    })();
+  }
+  const update = db.prepare(`UPDATE sources SET active_observation_count = ?, active_byte_length = ? WHERE source_id = ?`);
+  db.transaction(() => counts.forEach((c, s) => update.run(c, c * 65536, sourceId(s))))();
+  const seedSeconds = round((performance.now() - started) / 1000);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+  const size = (f) => {
+    try {
+      return statSync(join(dataDir, f)).size;
+    } catch {
+      return 0;
+    }
+  };
+  const bytes = size('observd.db') + size('observd.db-wal');
+  return { seed_seconds: seedSeconds, db_bytes: bytes, db_bytes_per_observation: Math.round(bytes / ROWS) };
+}
+
+const listUrl = (url, s, cursor) =>
+  `${url}/v1/observations?source_id=${sourceId(s)}&order=desc&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+const randomSource = () => (Math.random() * SOURCES) | 0;
+
+/** First pages of random sources. */
+function firstPages(url, concurrency) {
+  const ag = agent(concurrency);
+  return load({ workers: concurrency, total: REQUESTS, make: () => ({ url: listUrl(url, randomSource()), agent: ag }) });
+}
+
+/**
+ * Cursor walks: each worker walks a random source newest-first, page by page, starting again on
+ * another source when a walk ends; only pages fetched with a cursor are timed.
+ */
+async function cursorPages(url, concurrency) {
+  const ag = agent(concurrency);
+  const latencies = [];
+  const statuses = {};
+  let sent = 0;
+  let tries = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      let s = randomSource();
+      let cursor = null;
+      for (;;) {
+        // A daemon that stops answering with cursors must not keep the walk going for ever.
+        if ((cursor && sent++ >= REQUESTS) || ++tries > REQUESTS * 4) break;
+        const r = await request(listUrl(url, s, cursor), { agent: ag });
+        if (cursor) {
+          latencies.push(r.ms);
+          statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+        }
+        cursor = r.status === 200 ? JSON.parse(r.body).cursor.next : null;
+        if (!cursor) s = randomSource();
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { requests: latencies.length, seconds: round(seconds), rps: round(latencies.length / seconds), ...percentiles(latencies), statuses };
+}
+
+console.error(`listing: creating ${SOURCES} sources in ${dataDir}`);
+let d = await startDaemon(dataDir);
+for (let s = 0; s < SOURCES; s++) await createSource(d.url, sourceId(s), `bench-listing-token-${s}`);
+await d.stop();
+console.error(`listing: seeding ${ROWS} observations`);
+const seeded = seed();
+console.error(`listing: seeded in ${seeded.seed_seconds}s, ${seeded.db_bytes_per_observation} B/observation`);
+
+const t0 = performance.now();
+d = await startDaemon(dataDir, { OBSERVD_SWEEP_INTERVAL_MS: '3600000' });
+const startupMs = Math.round(performance.now() - t0);
+// Warm-up: page cache and prepared statements.
+await load({ workers: 2, total: 100, make: () => ({ url: listUrl(d.url, randomSource()) }) });
+const check = JSON.parse((await request(listUrl(d.url, 0))).body);
+
+const results = {
+  rows: ROWS,
+  sources: SOURCES,
+  requests_per_case: REQUESTS,
+  quick: QUICK,
+  ...seeded,
+  daemon_startup_ms: startupMs,
+  page_rows: check.data?.length ?? null,
+  first_page: {},
+  cursor_page: {},
+};
+/** Runs one case and adds the daemon's CPU time per request (user + system). */
+async function withCpu(run) {
+  const cpu0 = cpuSecondsOf(d.pid);
+  const r = await run();
+  return { ...r, server_cpu_ms_per_request: round(((cpuSecondsOf(d.pid) - cpu0) * 1000) / r.requests) };
+}
+for (const c of [1, 8]) {
+  console.error(`listing: first pages, concurrency ${c}`);
+  results.first_page[`c${c}`] = await withCpu(() => firstPages(d.url, c));
+  console.error(`listing: cursor pages, concurrency ${c}`);
+  results.cursor_page[`c${c}`] = await withCpu(() => cursorPages(d.url, c));
+}
+results.daemon_rss = rssOf(d.pid);
+await d.stop();
+rmSync(dataDir, { recursive: true, force: true });
+
+results.summary = [];
+for (const [kind, label] of [
+  ['first_page', 'first page'],
+  ['cursor_page', 'cursor page'],
+]) {
+  for (const c of [1, 8]) {
+    const r = results[kind][`c${c}`];
+    results.summary.push(
+      row(`listing ${label} (${ROWS.toLocaleString('en')} rows), concurrency ${c}: p50 / p99`, `${r.p50_ms} / ${r.p99_ms}`, 'ms', {
+        target: `p99 <= ${TARGET_P99_MS} ms`,
+        met: r.p99_ms <= TARGET_P99_MS,
+        note: `${r.rps} req/s, daemon CPU ${r.server_cpu_ms_per_request} ms/request`,
+      }),
+    );
+  }
+}
+results.summary.push(row('listing: database bytes per observation', results.db_bytes_per_observation, 'B', { note: 'seeded rows, no audit/outbox rows' }));
+saveResults('listing', results);
+console.log(JSON.stringify(results, null, 2));

@@ -1,0 +1,172 @@
+// The benchmark suite: runs each benchmark as a child `node` process in sequence (each starts its
+// own daemon and baseline, and merges its figures into bench/results/latest.json), then prints
+// one table from latest.json. Benchmarks report; nothing here asserts or fails on a missed target.
+//   npm run bench                               every default benchmark, full size
+//   npm run bench -- --quick                    a short smoke run of each
+//   npm run bench -- --only ingest,listing      a selection (any name below, optional ones too)
+//   npm run bench -- --all                      the default ones plus the optional ones (ocr)
+//   npm run bench -- --markdown                 print the table as Markdown (for docs/performance.md)
+//   node bench/run.mjs --table                  only print the table of the last results
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ROOT, machine, row } from './lib.mjs';
+
+const RESULTS = `${ROOT}/bench/results/latest.json`;
+
+const BENCHES = [
+  { name: 'ingest', file: 'ingest.mjs', key: 'ingest' },
+  { name: 'large-uploads', file: 'large-uploads.mjs', key: 'large_uploads' },
+  { name: 'listing', file: 'listing.mjs', key: 'listing' },
+  { name: 'idle', file: 'idle.mjs', key: 'idle' },
+  { name: 'sweep', file: 'sweep.mjs', key: 'sweep', args: ['--rows', '50000'], quickArgs: ['--rows', '10000', '--quiet-seconds', '3'], summarize: sweepRows },
+  // OCR measures the derivation worker pool, not the daemon's HTTP paths; it prints its result
+  // (and writes its own file) rather than merging into latest.json, so it is captured here.
+  { name: 'ocr', file: 'ocr.mjs', key: 'ocr', optional: true, quickArgs: ['--images', '4'], captureJson: true, summarize: ocrRows },
+];
+
+const USAGE = `usage: node bench/run.mjs [--quick] [--only a,b] [--all] [--markdown] [--table]
+benchmarks: ${BENCHES.map((b) => b.name + (b.optional ? ' (optional)' : '')).join(', ')}`;
+
+function parseFlags(argv) {
+  const opts = { quick: false, all: false, markdown: false, tableOnly: false, only: null };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') opts.quick = true;
+    else if (a === '--all') opts.all = true;
+    else if (a === '--markdown') opts.markdown = true;
+    else if (a === '--table') opts.tableOnly = true;
+    else if (a === '--only') opts.only = (argv[++i] ?? '').split(',').filter(Boolean);
+    else if (a.startsWith('--only=')) opts.only = a.slice(7).split(',').filter(Boolean);
+    else if (a === '--help' || a === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else {
+      console.error(`unknown flag ${a}\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  const unknown = (opts.only ?? []).filter((n) => !BENCHES.some((b) => b.name === n));
+  if (unknown.length) {
+    console.error(`unknown benchmark ${unknown.join(', ')}\n${USAGE}`);
+    process.exit(2);
+  }
+  return opts;
+}
+
+function readResults() {
+  return existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, 'utf8')) : {};
+}
+
+/** Runs one benchmark; its progress goes to stderr, its JSON (stdout) is kept only when captured. */
+function runChild(bench, quick) {
+  const args = [fileURLToPath(new URL(bench.file, import.meta.url)), ...(quick ? ['--quick', ...(bench.quickArgs ?? [])] : (bench.args ?? []))];
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    child.on('exit', (code, signal) => resolve({ code: code ?? signal, seconds: Math.round((performance.now() - started) / 100) / 10, stdout: out }));
+  });
+}
+
+/** Rows for bench/sweep.mjs, whose results predate the `summary` convention. */
+function sweepRows(r) {
+  const rows = [];
+  if (r.sweep) rows.push(row(`sweep: ${r.rows.toLocaleString('en')} expired rows purged`, r.sweep.rows_per_s, 'rows/s', { note: `${r.sweep.duration_ms} ms` }));
+  else rows.push(row('sweep: no sweep report seen', null, ''));
+  if (r.uploads_during_sweep && r.quiet_uploads) {
+    rows.push(
+      row('sweep: upload p99 during sweep (baseline: no sweep)', r.uploads_during_sweep.p99_ms, 'ms', {
+        baseline: r.quiet_uploads.p99_ms,
+        ratio: r.p99_ratio_sweep_vs_quiet ?? null,
+      }),
+    );
+  }
+  return rows;
+}
+
+/** Rows for bench/ocr.mjs. */
+function ocrRows(r) {
+  return r.tesseract_js.map((x) => {
+    const cli = r.tesseract_cli?.runs?.find((c) => c.processes === x.workers);
+    return row(`ocr 1080p, ${x.workers} worker(s): images/s`, x.images_per_s, '/s', {
+      ...(cli ? { baseline: cli.images_per_s, ratio: cli.js_over_cli_throughput } : {}),
+      note: `p50 ${x.p50_latency_ms} ms${cli ? '; baseline: tesseract CLI' : ''}`,
+    });
+  });
+}
+
+function rowsOf(bench, results) {
+  const r = results[bench.key];
+  if (!r) return [];
+  try {
+    return bench.summarize ? bench.summarize(r) : (r.summary ?? []);
+  } catch (e) {
+    return [row(`${bench.name}: results not readable (${e.message})`, null, '')];
+  }
+}
+
+const fmt = (v) => (v === null || v === undefined ? '' : String(v));
+const metText = (m) => (m === true ? 'met' : m === false ? 'MISSED' : '');
+
+function table(benches, results, markdown) {
+  const header = ['metric', 'observd', 'unit', 'baseline', 'ratio', 'target', '', 'note'];
+  const lines = [];
+  for (const b of benches) {
+    const at = results[b.key]?.measured_at ? ` (${results[b.key].measured_at}${results[b.key].quick ? ', quick' : ''})` : '';
+    for (const r of rowsOf(b, results)) {
+      lines.push([r.metric, fmt(r.value), r.unit, fmt(r.baseline), fmt(r.ratio), fmt(r.target), metText(r.met), r.note ?? '']);
+    }
+    if (!results[b.key]) lines.push([`${b.name}: no results`, '', '', '', '', '', '', '']);
+    else if (at && !markdown) lines.push([`  ${b.name} measured at${at}`, '', '', '', '', '', '', '']);
+  }
+  if (markdown) {
+    const esc = (s) => String(s).replace(/\|/g, '\\|');
+    return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...lines.map((l) => `| ${l.map(esc).join(' | ')} |`)].join('\n');
+  }
+  const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...lines.map((l) => l[i].length))));
+  const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(line)].join('\n');
+}
+
+const opts = parseFlags(process.argv.slice(2));
+const selected = BENCHES.filter((b) => (opts.only ? opts.only.includes(b.name) : opts.all || !b.optional));
+
+if (!opts.tableOnly) {
+  const run = { started_at: new Date().toISOString(), quick: opts.quick, benches: {} };
+  for (const bench of selected) {
+    console.error(`\n=== ${bench.name}${opts.quick ? ' (quick)' : ''} ===`);
+    const r = await runChild(bench, opts.quick);
+    run.benches[bench.name] = { exit_code: r.code, seconds: r.seconds };
+    const all = readResults();
+    if (bench.captureJson && r.code === 0) {
+      try {
+        all[bench.key] = JSON.parse(r.stdout);
+      } catch {
+        run.benches[bench.name].note = 'printed no JSON';
+      }
+    }
+    if (all[bench.key] && r.code === 0) {
+      all[bench.key].measured_at = new Date().toISOString();
+      all[bench.key].quick = opts.quick;
+    }
+    all.machine = machine();
+    all.updated_at = new Date().toISOString();
+    writeFileSync(RESULTS, JSON.stringify(all, null, 2) + '\n');
+    if (r.code !== 0) console.error(`${bench.name} exited with ${r.code}; its figures are missing or stale`);
+  }
+  run.finished_at = new Date().toISOString();
+  const all = readResults();
+  all.run = run;
+  writeFileSync(RESULTS, JSON.stringify(all, null, 2) + '\n');
+}
+
+const results = readResults();
+const m = results.machine ?? machine();
+console.log(`\nobservd benchmarks — ${m.cpus} x ${m.cpu_model}, ${m.mem_gib} GiB, node ${m.node}${opts.quick ? ' — QUICK run, not representative' : ''}`);
+if (results.run && !opts.tableOnly) {
+  console.log(Object.entries(results.run.benches).map(([n, b]) => `${n}: ${b.seconds}s${b.exit_code !== 0 ? ` (exit ${b.exit_code})` : ''}`).join(', '));
+}
+console.log(table(selected, results, opts.markdown));
+console.log(`\nfull figures: bench/results/latest.json`);

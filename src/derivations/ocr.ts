@@ -1,0 +1,140 @@
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { Worker as ThreadWorker } from 'node:worker_threads';
+import Tesseract from 'tesseract.js';
+
+const require = createRequire(import.meta.url);
+
+/** The language of the shipped traineddata, and the directory holding it (the npm package). */
+export const OCR_LANGUAGE = 'eng';
+export const OCR_LANG_PATH = join(dirname(require.resolve('@tesseract.js-data/eng/package.json')), '4.0.0_best_int');
+
+export interface OcrPoolOptions {
+  /** Most workers alive at once. */
+  size: number;
+  /** Where tesseract.js may keep cache files; never the working directory. */
+  cachePath: string;
+  langPath?: string;
+}
+
+interface Slot {
+  worker: Tesseract.Worker;
+  /** Rejects the recognition running on this worker, if any (used when its thread dies). */
+  fail?: (e: Error) => void;
+  dead: boolean;
+}
+
+/**
+ * A warm pool of tesseract.js workers, fully offline: the wasm core is loaded from
+ * node_modules and the language data from the @tesseract.js-data package. Workers are created
+ * on first use, up to `size`, reused across jobs and terminated by `close`.
+ */
+export class OcrPool {
+  private idle: Slot[] = [];
+  private slots = new Set<Slot>();
+  private starting = 0;
+  private waiters: Array<{ resolve: (s: Slot) => void; reject: (e: Error) => void }> = [];
+  private closed = false;
+
+  constructor(private opts: OcrPoolOptions) {}
+
+  /** Workers alive now (for tests and metrics). */
+  get workerCount(): number {
+    return this.slots.size;
+  }
+
+  /** Recognizes the text of a PNG or JPEG; throws if the image cannot be read or the pool is closed. */
+  async recognize(image: Buffer): Promise<string> {
+    const slot = await this.acquire();
+    try {
+      const result = await new Promise<Tesseract.RecognizeResult>((resolve, reject) => {
+        slot.fail = reject;
+        slot.worker.recognize(image).then(resolve, (e: unknown) => reject(asError(e)));
+      });
+      return result.data.text;
+    } finally {
+      slot.fail = undefined;
+      this.release(slot);
+    }
+  }
+
+  /** Terminates every worker; recognitions in progress or waiting reject. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const closedError = new Error('the OCR pool was closed');
+    for (const w of this.waiters.splice(0)) w.reject(closedError);
+    const all = [...this.slots];
+    this.slots.clear();
+    this.idle = [];
+    for (const s of all) {
+      s.dead = true;
+      s.fail?.(closedError);
+    }
+    await Promise.all(all.map((s) => s.worker.terminate().catch(() => {})));
+  }
+
+  private acquire(): Promise<Slot> {
+    if (this.closed) return Promise.reject(new Error('the OCR pool was closed'));
+    const ready = this.idle.pop();
+    if (ready) return Promise.resolve(ready);
+    const waiting = new Promise<Slot>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (this.slots.size + this.starting < this.opts.size) this.spawn();
+    return waiting;
+  }
+
+  private release(slot: Slot): void {
+    if (slot.dead || this.closed) return;
+    const next = this.waiters.shift();
+    if (next) next.resolve(slot);
+    else this.idle.push(slot);
+  }
+
+  private spawn(): void {
+    this.starting++;
+    mkdirSync(this.opts.cachePath, { recursive: true });
+    Tesseract.createWorker(OCR_LANGUAGE, Tesseract.OEM.LSTM_ONLY, {
+      langPath: this.opts.langPath ?? OCR_LANG_PATH,
+      cachePath: this.opts.cachePath,
+      // The data is already local; a cache would only save a gunzip, and a torn cache write
+      // would break OCR until someone deleted it.
+      cacheMethod: 'none',
+      gzip: true,
+      // Without a handler tesseract.js throws a failed job's error from its message listener,
+      // which would take the whole daemon down.
+      errorHandler: () => {},
+      logger: () => {},
+    })
+      .then((worker) => {
+        this.starting--;
+        if (this.closed) return void worker.terminate();
+        const slot: Slot = { worker, dead: false };
+        const thread = (worker as unknown as { worker: ThreadWorker }).worker;
+        const die = (e: Error) => {
+          if (slot.dead) return;
+          slot.dead = true;
+          this.slots.delete(slot);
+          this.idle = this.idle.filter((s) => s !== slot);
+          slot.fail?.(new Error(`OCR worker stopped: ${e.message}`));
+          if (this.waiters.length && !this.closed) this.spawn();
+        };
+        thread.on('error', die);
+        thread.on('exit', (code) => die(new Error(`exit code ${code}`)));
+        this.slots.add(slot);
+        this.release(slot);
+      })
+      .catch((e: unknown) => {
+        this.starting--;
+        // Nothing will serve the waiters if no worker can start: fail them all.
+        if (this.slots.size + this.starting === 0) {
+          const err = new Error(`OCR worker could not start: ${asError(e).message}`);
+          for (const w of this.waiters.splice(0)) w.reject(err);
+        }
+      });
+  }
+}
+
+/** tesseract.js rejects with strings such as "Error: …"; make them plain Errors. */
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e).replace(/^Error:\s*/, ''));
+}

@@ -1,0 +1,88 @@
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/**
+ * A bounded in-memory runner of job ids. It holds no state worth keeping: the durable backlog
+ * is the database (jobs re-enqueued at start), so the queue only orders and limits work and
+ * folds duplicate requests for the same id into one run.
+ */
+export class JobQueue {
+  private waiting = new Map<string, Deferred>();
+  private active = new Map<string, Deferred>();
+  /** Ids asked to run again while running (their state changed under the run). */
+  private again = new Map<string, Deferred>();
+  private started = false;
+  private stopped = false;
+
+  constructor(
+    private concurrency: number,
+    private run: (id: string) => Promise<void>,
+    private onError: (id: string, e: unknown) => void,
+  ) {}
+
+  /** Queues `id` unless it is already waiting or running; resolves when that run has finished. */
+  ensure(id: string): Promise<void> {
+    const known = this.waiting.get(id) ?? this.active.get(id);
+    if (known) return known.promise;
+    const d = deferred();
+    this.waiting.set(id, d);
+    this.pump();
+    return d.promise;
+  }
+
+  /** Like `ensure`, but a run already in progress is followed by a fresh one (its input was reset). */
+  rerun(id: string): Promise<void> {
+    if (!this.active.has(id)) return this.ensure(id);
+    const d = this.again.get(id) ?? deferred();
+    this.again.set(id, d);
+    return d.promise;
+  }
+
+  /** Jobs waiting or running. */
+  get size(): number {
+    return this.waiting.size + this.active.size + this.again.size;
+  }
+
+  /** Starts running jobs (queued ones included). */
+  start(): void {
+    this.started = true;
+    this.pump();
+  }
+
+  /** Starts nothing more; resolves when the runs in progress have finished. Waiting jobs stay unrun. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.active.values()].map((d) => d.promise));
+  }
+
+  private pump(): void {
+    if (!this.started || this.stopped) return;
+    while (this.active.size < this.concurrency && this.waiting.size > 0) {
+      const [id, d] = this.waiting.entries().next().value as [string, Deferred];
+      this.waiting.delete(id);
+      this.active.set(id, d);
+      // Started on a later turn, so a caller (an upload's hook) never runs job code on its own stack.
+      void new Promise((r) => setImmediate(r))
+        .then(() => this.run(id))
+        .catch((e) => this.onError(id, e))
+        .finally(() => {
+          this.active.delete(id);
+          d.resolve();
+          const next = this.again.get(id);
+          if (next) {
+            this.again.delete(id);
+            this.waiting.set(id, next);
+          }
+          this.pump();
+        });
+    }
+  }
+}

@@ -1,0 +1,166 @@
+import { assetIdOf, releaseAssets } from '../assets/repo.js';
+import type { Db } from '../db/open.js';
+import { decodeCursor, encodeCursor, toPage, type Page } from '../pagination.js';
+import type { DerivationListQuery, DerivationProfile, DerivationStatus, DerivationView, Subject } from './schemas.js';
+
+/** A derivation row as stored. */
+export interface DerivationRow {
+  derivation_id: string;
+  cache_key: string;
+  profile: DerivationProfile;
+  profile_version: number;
+  subject: string;
+  subject_type: Subject['type'];
+  subject_observation_id: string | null;
+  subject_asset_id: string;
+  subject_content_hash: string;
+  backend_identity: string | null;
+  status: DerivationStatus;
+  error: string | null;
+  backend: string | null;
+  result_asset_id: string | null;
+  reused_subject_asset: number;
+  auto_derive: number;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+/** Reads one derivation; undefined if missing. */
+export function getDerivationRow(db: Db, id: string): DerivationRow | undefined {
+  return db.prepare(`SELECT * FROM derivations WHERE derivation_id = ?`).get(id) as DerivationRow | undefined;
+}
+
+/** Reads the derivation stored under a cache key; undefined if none. */
+export function findByCacheKey(db: Db, key: string): DerivationRow | undefined {
+  return db.prepare(`SELECT * FROM derivations WHERE cache_key = ?`).get(key) as DerivationRow | undefined;
+}
+
+/** Inserts a new derivation inside the caller's transaction. */
+export function insertDerivation(db: Db, row: DerivationRow): void {
+  const cols = Object.keys(row);
+  db.prepare(`INSERT INTO derivations (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')})`).run(row);
+}
+
+/** Updates some columns of a derivation inside the caller's transaction; false if it no longer exists. */
+export function updateDerivation(db: Db, id: string, set: Partial<DerivationRow>): boolean {
+  const cols = Object.keys(set);
+  const sql = `UPDATE derivations SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE derivation_id = @id`;
+  return db.prepare(sql).run({ ...set, id }).changes > 0;
+}
+
+/** Ids of every derivation still to run, oldest first (the queue's durable backlog). */
+export function listUnsettledIds(db: Db): string[] {
+  return db
+    .prepare(`SELECT derivation_id FROM derivations WHERE status IN ('pending', 'processing') ORDER BY derivation_id`)
+    .pluck()
+    .all() as string[];
+}
+
+/** Converts a row to its wire view. */
+export function toDerivationView(r: DerivationRow, cacheStatus: 'hit' | 'miss' | null = null): DerivationView {
+  return {
+    derivation_id: r.derivation_id,
+    profile: r.profile,
+    subject: JSON.parse(r.subject),
+    result_asset_id: r.result_asset_id,
+    reused_subject_asset: r.reused_subject_asset === 1,
+    created_at_ms: r.created_at_ms,
+    updated_at_ms: r.updated_at_ms,
+    status: r.status,
+    error: r.error,
+    backend: r.backend === null ? null : JSON.parse(r.backend),
+    cache_status: cacheStatus,
+  };
+}
+
+/** Lists derivations by id, with a substring filter over id, profile, subject and result asset id. */
+export function listDerivations(db: Db, q: DerivationListQuery): Page<DerivationView> {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  if (q.query) {
+    where.push(
+      `(instr(lower(derivation_id), lower(?)) > 0 OR instr(profile, lower(?)) > 0 OR instr(lower(subject), lower(?)) > 0 OR instr(lower(coalesce(result_asset_id, '')), lower(?)) > 0)`,
+    );
+    args.push(q.query, q.query, q.query, q.query);
+  }
+  if (q.profile) (where.push('profile = ?'), args.push(q.profile));
+  if (q.status) (where.push('status = ?'), args.push(q.status));
+  if (q.cursor) {
+    const [after] = decodeCursor('derivations', q.cursor, ['string']);
+    where.push('derivation_id > ?');
+    args.push(after);
+  }
+  const rows = db
+    .prepare(`SELECT * FROM derivations ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY derivation_id LIMIT ?`)
+    .all(...args, q.limit + 1) as DerivationRow[];
+  return toPage(rows, q.limit, (r) => toDerivationView(r), (r) => encodeCursor('derivations', [r.derivation_id]));
+}
+
+/** Deletes the derivations matching `column = ?` for each value; returns the result assets they held. */
+function dropWhere(db: Db, condition: string, values: Iterable<string>): string[] {
+  const drop = db.prepare(`DELETE FROM derivations WHERE ${condition} RETURNING result_asset_id`).pluck();
+  const results: string[] = [];
+  for (const v of values) for (const r of drop.all(v) as Array<string | null>) if (r) results.push(r);
+  return results;
+}
+
+/**
+ * `releaseAssets` for erasures that take derivations with them, inside the caller's
+ * transaction: drops the derivations of `observationIds`, then releases `assetIds` and those
+ * derivations' results, and drops (and releases) derivations whose subject asset was freed,
+ * until nothing more goes. Returns the hashes of blobs to erase after commit.
+ */
+export function releaseWithDerivations(db: Db, observationIds: Iterable<string>, assetIds: Iterable<string>): string[] {
+  let pending = [...assetIds, ...dropWhere(db, 'subject_observation_id = ?', observationIds)];
+  const freed: string[] = [];
+  while (pending.length) {
+    const shas = releaseAssets(db, pending);
+    freed.push(...shas);
+    pending = dropWhere(db, `subject_type = 'asset' AND subject_asset_id = ?`, shas.map(assetIdOf));
+  }
+  return freed;
+}
+
+/**
+ * True when the asset, or anything it was derived from (transitively), belongs to an
+ * observation of a sensitive or restricted source, or is the journal text of a run that
+ * involved one.
+ */
+export function isDerivedFromSensitive(db: Db, assetId: string): boolean {
+  return (
+    db
+      .prepare(
+        `WITH RECURSIVE lineage(id) AS (
+           SELECT ? UNION SELECT d.subject_asset_id FROM derivations d JOIN lineage l ON d.result_asset_id = l.id
+         )
+         SELECT 1 FROM lineage l JOIN observations o ON o.asset_id = l.id OR o.canonical_text_asset_id = l.id
+         WHERE o.sensitivity IN ('sensitive', 'restricted')
+         UNION ALL
+         SELECT 1 FROM lineage l JOIN session_inputs si ON si.text_asset_id = l.id JOIN runs r ON r.run_id = si.run_id
+         WHERE r.sensitivity IN ('sensitive', 'restricted')
+         LIMIT 1`,
+      )
+      .get(assetId) !== undefined
+  );
+}
+
+/**
+ * Recomputes an observation's `processing_status` from its auto_derive derivations, inside the
+ * caller's transaction: processing while any is unsettled (pending until one starts), then
+ * failed if any failed, else completed. Observations without auto_derive keep null.
+ */
+export function refreshProcessingStatus(db: Db, observationId: string): void {
+  const statuses = db
+    .prepare(`SELECT status FROM derivations WHERE subject_observation_id = ? AND auto_derive = 1`)
+    .pluck()
+    .all(observationId) as DerivationStatus[];
+  if (statuses.length === 0) return;
+  let status: DerivationStatus;
+  if (statuses.every((s) => s === 'pending')) status = 'pending';
+  else if (statuses.some((s) => s === 'pending' || s === 'processing')) status = 'processing';
+  else status = statuses.includes('failed') ? 'failed' : 'completed';
+  db.prepare(`UPDATE observations SET processing_status = ? WHERE observation_id = ? AND processing_status IS NOT NULL`).run(
+    status,
+    observationId,
+  );
+}

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { limitSchema } from '../pagination.js';
+import { DERIVATION_PROFILES } from '../sources/schemas.js';
+
+export { DERIVATION_PROFILES };
+export type DerivationProfile = (typeof DERIVATION_PROFILES)[number];
+
+/**
+ * The version of each profile's algorithm; part of the cache key, so bumping one makes every
+ * earlier result of that profile a miss.
+ */
+export const PROFILE_VERSIONS: Record<DerivationProfile, number> = {
+  canonical_text: 1,
+  visual_preview: 1,
+};
+
+export const DERIVATION_STATUSES = ['pending', 'processing', 'completed', 'failed'] as const;
+export type DerivationStatus = (typeof DERIVATION_STATUSES)[number];
+
+/** What a derivation is computed from: an asset, an observation, or a position in a session's input journal. */
+export const subjectSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('asset'), asset_id: z.string().regex(/^ast_[0-9a-f]{64}$/, 'must be an asset id') }).strict(),
+  z
+    .object({
+      type: z.literal('observation'),
+      observation_id: z.string().regex(/^obs_[0-9A-HJKMNP-TV-Z]{26}$/, 'must be an observation id'),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('session_input'),
+      session_id: z.string().min(1).max(256),
+      offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    })
+    .strict(),
+]);
+export type Subject = z.output<typeof subjectSchema>;
+
+/** Body of `POST /v1/derivations`. */
+export const derivationRequestSchema = z.object({ profile: z.enum(DERIVATION_PROFILES), subject: subjectSchema }).strict();
+export type DerivationRequest = z.output<typeof derivationRequestSchema>;
+
+const flag = z
+  .enum(['true', 'false', '1', '0'])
+  .optional()
+  .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1'));
+
+/** Query of `POST /v1/derivations`. */
+export const derivationPostQuerySchema = z
+  .object({ wait: flag, force_refresh: flag, retry_failed: flag })
+  .strict();
+
+export interface DerivationOptions {
+  /** Wait (up to the configured timeout) for the result; default true. */
+  wait?: boolean;
+  /** Recompute even a completed record. */
+  force_refresh?: boolean;
+  /** Recompute a failed record. */
+  retry_failed?: boolean;
+}
+
+/** Query of `GET /v1/derivations`. */
+export const derivationListQuerySchema = z
+  .object({
+    query: z.string().max(200).optional(),
+    profile: z.enum(DERIVATION_PROFILES).optional(),
+    status: z.enum(DERIVATION_STATUSES).optional(),
+    limit: limitSchema,
+    cursor: z.string().max(1024).optional(),
+  })
+  .strict();
+export type DerivationListQuery = z.output<typeof derivationListQuerySchema>;
+
+/** A derivation on the wire: the reference's fields plus status, error, backend and cache status. */
+export const derivationViewSchema = z.object({
+  derivation_id: z.string(),
+  profile: z.enum(DERIVATION_PROFILES),
+  subject: subjectSchema,
+  result_asset_id: z.string().nullable(),
+  reused_subject_asset: z.boolean(),
+  created_at_ms: z.number().int(),
+  updated_at_ms: z.number().int(),
+  status: z.enum(DERIVATION_STATUSES),
+  error: z.string().nullable(),
+  backend: z.object({ kind: z.string(), model: z.string().nullable() }).nullable(),
+  /** On POST: `hit` when a settled record answered, `miss` when it is (being) computed. Null on reads. */
+  cache_status: z.enum(['hit', 'miss']).nullable(),
+});
+export type DerivationView = z.output<typeof derivationViewSchema>;
+export type DerivationBackend = NonNullable<DerivationView['backend']>;

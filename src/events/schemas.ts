@@ -1,0 +1,17 @@
+import { z } from 'zod';
+import { sourceIdSchema } from '../ids.js';
+import { EVENT_TYPES } from './outbox.js';
+
+/** Query of `GET /v1/events`: comma-separated `types`, one `source_id`, and `last_event_id` to resume. */
+export const eventsQuerySchema = z
+  .object({
+    types: z
+      .string()
+      .max(1000)
+      .transform((s) => s.split(',').map((t) => t.trim()).filter(Boolean))
+      .pipe(z.array(z.enum(EVENT_TYPES)))
+      .optional(),
+    source_id: sourceIdSchema.optional(),
+    last_event_id: z.string().regex(/^\d{1,15}$/, 'must be an event id (a sequence number)').optional(),
+  })
+  .strict();

@@ -1,0 +1,67 @@
+import { Hono } from 'hono';
+import { AppError } from '../../errors.js';
+import { sourceIdSchema } from '../../ids.js';
+import { batchEnvelopeSchema, jsonUploadSchema, type ObservationView } from '../../observations/schemas.js';
+import type { RouteDeps } from '../app.js';
+import { bearerToken, type AppEnv } from '../auth.js';
+import { declaredLength, readLimitedBytes } from '../body.js';
+import { toProblem } from '../problem.js';
+import { parseJson, parseParam, parseWith } from '../validate.js';
+import { ingestJsonUpload, isJson } from './uploads.js';
+
+interface ItemResult {
+  index: number;
+  status: number;
+  observation?: ObservationView;
+  error?: Record<string, unknown>;
+}
+
+/**
+ * `POST /v1/observation-sources/{id}/observations/batch`: up to 100 single JSON uploads in one
+ * body, each validated, deduplicated and idempotent on its own. Auth, the disk floor and the
+ * body limit (`limits.max_batch_bytes`) apply once; the rate limit counts items: `admit` takes
+ * the first token and every further item one more, so an item past the limit gets its own 429.
+ */
+export function uploadBatchRoutes({ services, config, logger }: RouteDeps) {
+  const app = new Hono<AppEnv>();
+  const { observations } = services;
+
+  app.post('/:source_id/observations/batch', async (c) => {
+    const sourceId = parseParam(c, 'source_id', sourceIdSchema);
+    const limit = config.limits.max_batch_bytes;
+    const source = observations.admit(sourceId, bearerToken(c.req.header('authorization')), declaredLength(c.req.raw), limit);
+    let items: unknown[];
+    try {
+      if (!isJson((c.req.header('content-type') ?? '').toLowerCase())) {
+        throw new AppError('unsupported_media_type', 'send the batch as application/json');
+      }
+      items = parseWith(batchEnvelopeSchema, parseJson(await readLimitedBytes(c.req.raw, limit))).items;
+    } catch (e) {
+      observations.recordRejection(sourceId, e);
+      throw e;
+    }
+    const results: ItemResult[] = [];
+    // One at a time, in order: a key repeated inside the batch replays the earlier item.
+    for (const [index, item] of items.entries()) {
+      try {
+        let body;
+        try {
+          if (index > 0) observations.takeRateToken(source);
+          body = parseWith(jsonUploadSchema, item);
+        } catch (e) {
+          observations.recordRejection(sourceId, e);
+          throw e;
+        }
+        const { observation, replayed } = await ingestJsonUpload(services, source, body);
+        results.push({ index, status: replayed ? 200 : 201, observation });
+      } catch (e) {
+        if (!(e instanceof AppError)) logger.error({ err: e, source_id: sourceId, index }, 'batch item failed');
+        const problem = toProblem(e);
+        results.push({ index, status: problem.status, error: (await problem.json()) as Record<string, unknown> });
+      }
+    }
+    return c.json({ results }, 200);
+  });
+
+  return app;
+}

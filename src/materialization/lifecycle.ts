@@ -1,0 +1,101 @@
+import { releaseWithDerivations } from '../derivations/repo.js';
+import { commitThenErase, type Deps } from '../deps.js';
+import type { EventType } from '../events/outbox.js';
+import { dropRunAssets, getRunRow, toRunView, transitionRun, type RunRow } from './runs-repo.js';
+import type { RunStatus, RunView, Usage } from './schemas.js';
+
+/** How a run ended. */
+export type RunOutcome = { output: string; usage?: Partial<Usage> | null } | { error: string };
+
+const MAX_ERROR_CHARS = 4000;
+
+/**
+ * The data of a run event: ids and states, never the input. The output is included only when
+ * every involved source allows output delivery (webhook deliverers drop it otherwise too).
+ */
+export function runEventData(row: RunRow): Record<string, unknown> {
+  const allowed = row.output_delivery_allowed === 1;
+  return {
+    run_id: row.run_id,
+    kind: row.kind,
+    status: row.status,
+    submitter: row.submitter,
+    target_session_id: row.target_session_id,
+    session_input_offset: row.session_input_offset,
+    observation_ids: JSON.parse(row.observation_ids),
+    source_ids: JSON.parse(row.source_ids),
+    sensitivity: row.sensitivity,
+    output_delivery_allowed: allowed,
+    ...(row.usage !== null ? { usage: JSON.parse(row.usage) } : {}),
+    ...(row.error !== null ? { error: row.error } : {}),
+    ...(allowed && row.output !== null ? { output: row.output } : {}),
+  };
+}
+
+/** Appends a run event inside the caller's transaction; tagged with the source when exactly one is involved. */
+export function appendRunEvent(deps: Pick<Deps, 'events'>, type: Extract<EventType, `run.${string}`>, row: RunRow): void {
+  const sources = JSON.parse(row.source_ids) as string[];
+  deps.events.append(type, sources.length === 1 ? sources[0] : null, runEventData(row));
+}
+
+/** The state machine of runs (queued → running → completed | failed), shared by the service and the submitters. */
+export class RunLifecycle {
+  constructor(private deps: Deps) {}
+
+  /** Reads one run; undefined if missing. */
+  get(runId: string): RunRow | undefined {
+    return getRunRow(this.deps.db, runId);
+  }
+
+  /** queued → running (one more attempt); the updated row, or undefined when the run was not queued. */
+  start(runId: string): RunRow | undefined {
+    const { db, now } = this.deps;
+    return db.transaction(() => {
+      const t = now();
+      const row = getRunRow(db, runId);
+      if (!row || !transitionRun(db, runId, ['queued'], { status: 'running', started_at_ms: t, updated_at_ms: t, attempts: row.attempts + 1 })) {
+        return undefined;
+      }
+      return getRunRow(db, runId);
+    })();
+  }
+
+  /** running → queued: an attempt interrupted by a shutdown goes back to the queue; false otherwise. */
+  requeue(runId: string): boolean {
+    return transitionRun(this.deps.db, runId, ['running'], { status: 'queued', updated_at_ms: this.deps.now() });
+  }
+
+  /** Records that the agent runtime accepted a running run (http submitter); false if it is no longer running. */
+  markSubmitted(runId: string): boolean {
+    const t = this.deps.now();
+    return transitionRun(this.deps.db, runId, ['running'], { submitted_at_ms: t, updated_at_ms: t });
+  }
+
+  /**
+   * Ends a run that is in one of `from` (running by default) with its output or error, releases
+   * the raw assets it held and erases the blobs nothing else holds, after commit; emits
+   * run.completed or run.failed. The finished view, or undefined when the run was not in `from`.
+   */
+  finish(runId: string, outcome: RunOutcome, from: RunStatus[] = ['running']): RunView | undefined {
+    const { db, now } = this.deps;
+    return commitThenErase(this.deps, () => {
+      const t = now();
+      const failed = 'error' in outcome;
+      const set: Partial<RunRow> = failed
+        ? { status: 'failed', error: outcome.error.slice(0, MAX_ERROR_CHARS), output: null, usage: null }
+        : { status: 'completed', error: null, output: outcome.output, usage: normalizeUsage(outcome.usage) };
+      if (!transitionRun(db, runId, from, { ...set, updated_at_ms: t, finished_at_ms: t })) return { result: undefined, freed: [] };
+      const freed = releaseWithDerivations(db, [], dropRunAssets(db, runId));
+      const row = getRunRow(db, runId)!;
+      appendRunEvent(this.deps, failed ? 'run.failed' : 'run.completed', row);
+      return { result: toRunView(row, true), freed };
+    });
+  }
+}
+
+/** Usage as stored: every count present (null when unknown), or SQL null when none was reported. */
+function normalizeUsage(u: Partial<Usage> | null | undefined): string | null {
+  if (!u) return null;
+  const full: Usage = { input_tokens: u.input_tokens ?? null, output_tokens: u.output_tokens ?? null, total_tokens: u.total_tokens ?? null };
+  return JSON.stringify(full);
+}

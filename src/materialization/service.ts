@@ -1,0 +1,253 @@
+import { readFile } from 'node:fs/promises';
+import type { StagedBlob } from '../assets/blob-store.js';
+import { assetIdOf, ensureAsset, getAsset } from '../assets/repo.js';
+import type { DerivationService } from '../derivations/service.js';
+import type { Deps } from '../deps.js';
+import { AppError, notFound } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ObservationRow } from '../observations/repo.js';
+import { SENSITIVITIES, type Sensitivity } from '../sources/schemas.js';
+import { composeInput, effectivePolicy, renderInputText, type ObservationText } from './compose.js';
+import { appendSessionInput, listSessionInputsWithoutText, setSessionInputText } from './journal.js';
+import { appendRunEvent, RunLifecycle } from './lifecycle.js';
+import { getRunRow, insertRun, listRuns, toRunView, type RunRow } from './runs-repo.js';
+import type { CompleteRun, ComposedInput, MaterializationRequest, RunListQuery, RunView } from './schemas.js';
+import { requireActive, requireMaterializable, resolveSelection, type Selected } from './selection.js';
+import { createSubmitter, type RunSubmitter } from './submitters/index.js';
+
+const TEXT_MEDIA_TYPE = 'text/plain; charset=utf-8';
+
+/**
+ * Materialization: resolves a selection of observations, composes the run's input (untrusted
+ * evidence, then the caller's request), records the run and its session journal entry in one
+ * transaction, and hands the run to the configured submitter. Also the runs API's state
+ * machine for agent runtimes (claim, complete). No HTTP.
+ */
+export class MaterializationService {
+  /** Journal texts being written after their run committed. */
+  private writing = new Set<Promise<void>>();
+
+  constructor(
+    private deps: Deps,
+    private derivations: DerivationService,
+    private submitter: RunSubmitter,
+    readonly lifecycle: RunLifecycle,
+    private logger?: Pick<Logger, 'error' | 'info'>,
+  ) {}
+
+  /**
+   * Materializes a selection into a new queued run and submits it; returns the run with its
+   * composed input. not_found / gone / forbidden from the selection; empty_selection when nothing
+   * matched and `fail_when_empty` is set (otherwise the run is empty).
+   */
+  async materialize(req: MaterializationRequest): Promise<RunView> {
+    const { selected, input } = await this.prepare(req);
+    const row = this.record(req, selected, input);
+    this.submitter.submit(row.run_id);
+    this.writeJournalText(row.target_session_id, row.session_input_offset, input);
+    return toRunView(row, true);
+  }
+
+  /**
+   * Resolves the selection and composes the input, recording nothing: the first half of
+   * `materialize`, with the same errors.
+   */
+  async prepare(req: MaterializationRequest): Promise<{ selected: Selected; input: ComposedInput }> {
+    const { db, now } = this.deps;
+    const selected = db.transaction(() => resolveSelection(db, req.selection, now()))();
+    if (selected.observations.length === 0 && req.fail_when_empty) {
+      throw new AppError('empty_selection', 'the selection matched no active observations (set fail_when_empty to false for an empty run)');
+    }
+    const texts = await Promise.all(selected.observations.map((o) => this.textOf(o)));
+    return { selected, input: composeInput(selected.observations, texts, effectivePolicy(req), req.request) };
+  }
+
+  /** Resolves once every journal text started so far is written (or has failed and been logged). */
+  async flushJournal(): Promise<void> {
+    while (this.writing.size) await Promise.all(this.writing);
+  }
+
+  /** Reads one run with its input (and output once finished); not_found if missing. */
+  get(runId: string): RunView {
+    const row = getRunRow(this.deps.db, runId);
+    if (!row) throw notFound(`run "${runId}"`);
+    return toRunView(row, true);
+  }
+
+  /** Lists runs (without their input) by creation order; bad_request for a cursor of another listing. */
+  list(q: RunListQuery) {
+    return listRuns(this.deps.db, q);
+  }
+
+  /**
+   * Takes a queued run for an agent runtime (queued → running) and returns it with its input;
+   * not_found if missing; conflict when it is not queued or another submitter carries it.
+   */
+  claim(runId: string): RunView {
+    const row = getRunRow(this.deps.db, runId);
+    if (!row) throw notFound(`run "${runId}"`);
+    if (row.submitter !== 'queue' && row.submitter === this.submitter.name) {
+      throw new AppError('conflict', `run "${runId}" is carried by the ${row.submitter} submitter and cannot be claimed`);
+    }
+    const started = this.lifecycle.start(runId);
+    if (!started) throw new AppError('conflict', `run "${runId}" is ${row.status}; only a queued run can be claimed`);
+    return toRunView(started, true);
+  }
+
+  /**
+   * Ends a running run with the runtime's output (and usage) or error (→ completed | failed),
+   * releasing the blobs it held; not_found if missing; conflict when it is not running or the
+   * openai submitter carries it.
+   */
+  complete(runId: string, body: CompleteRun): RunView {
+    const row = getRunRow(this.deps.db, runId);
+    if (!row) throw notFound(`run "${runId}"`);
+    if (row.submitter === 'openai' && this.submitter.name === 'openai') {
+      throw new AppError('conflict', `run "${runId}" is carried by the openai submitter and cannot be completed over the API`);
+    }
+    const outcome = body.error !== undefined ? { error: body.error } : { output: body.output!, usage: body.usage };
+    const view = this.lifecycle.finish(runId, outcome);
+    if (!view) throw new AppError('conflict', `run "${runId}" is ${row.status}; only a running run can be completed`);
+    return view;
+  }
+
+  /** Starts the submitter, which resumes unfinished runs, and writes journal texts a crash left unwritten. */
+  start(): void {
+    this.submitter.start();
+    const pending = listSessionInputsWithoutText(this.deps.db, 10_000);
+    for (const e of pending) this.writeJournalText(e.session_id, e.offset, JSON.parse(e.content) as ComposedInput);
+    if (pending.length) this.logger?.info({ session_inputs: pending.length }, 'writing session input texts left unwritten');
+  }
+
+  /** Stops the submitter (runs in flight resume at the next start) and finishes the journal texts being written. */
+  async close(): Promise<void> {
+    await this.submitter.close();
+    await this.flushJournal();
+  }
+
+  /** An observation's text: the uploader's, else derived now (OCR, transcription when configured), else why there is none. */
+  private async textOf(o: ObservationRow): Promise<ObservationText> {
+    const unavailable = (note: string): ObservationText => ({ text: null, origin: 'unavailable', assetId: null, note });
+    if (o.canonical_text_asset_id) {
+      const text = await this.readText(o.canonical_text_asset_id);
+      if (text !== undefined) return { text, origin: 'uploader', assetId: o.canonical_text_asset_id, note: null };
+      return unavailable('the uploaded text is no longer stored');
+    }
+    const audio = o.media_type.startsWith('audio/');
+    const none = audio ? 'no transcript is available' : 'no text is available';
+    const { base_url, model } = this.deps.config.transcription;
+    if (audio && !(base_url && model)) return unavailable(`${none}: no transcription backend is configured`);
+    try {
+      const { view, settled } = await this.derivations.request(
+        { profile: 'canonical_text', subject: { type: 'observation', observation_id: o.observation_id } },
+        // A paused queue would only run out the wait: take what is there now.
+        { wait: !this.deps.config.derivations.paused },
+      );
+      if (view.status === 'completed' && view.result_asset_id) {
+        const text = await this.readText(view.result_asset_id);
+        if (text !== undefined) return { text, origin: 'derived', assetId: view.result_asset_id, note: null };
+      }
+      if (!settled) return unavailable(`${none} yet: it is still being derived (derivation ${view.derivation_id})`);
+      return unavailable(`${none}: ${view.error ?? 'the derived text is no longer stored'}`);
+    } catch (e) {
+      // A purge meanwhile is caught again, as gone, when the run is recorded.
+      if (e instanceof AppError && e.code !== 'unsupported_derivation') throw e;
+      return unavailable(`${none}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private async readText(assetId: string): Promise<string | undefined> {
+    const asset = getAsset(this.deps.db, assetId);
+    if (!asset) return undefined;
+    try {
+      return await readFile(this.deps.blobs.pathOf(asset.sha256), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Writes a journal entry's text/plain rendering after its run committed: the entry's content
+   * is the durable record, and this blob (temp + fsync + rename, like any) only has to exist by
+   * the time a `session_input` derivation reads it. Off the materialization's path: it costs
+   * two fsyncs. Never throws; a failure is logged and retried at the next start.
+   */
+  private writeJournalText(sessionId: string, offset: number, input: ComposedInput): void {
+    const { db, blobs, now } = this.deps;
+    const work = (async () => {
+      let staged: StagedBlob | undefined;
+      try {
+        staged = await blobs.stage(Buffer.from(renderInputText(input), 'utf8'));
+        const s = staged;
+        blobs.publishSync(s);
+        db.transaction(() => {
+          setSessionInputText(db, sessionId, offset, ensureAsset(db, s.sha256, TEXT_MEDIA_TYPE, s.byteLength, now()));
+        })();
+      } catch (err) {
+        // A published text that no row took would be an orphan blob.
+        if (staged && !getAsset(db, assetIdOf(staged.sha256))) blobs.removeSync(staged.sha256);
+        this.logger?.error({ err, session_id: sessionId, offset }, 'writing a session input text failed');
+      }
+    })();
+    this.writing.add(work);
+    void work.finally(() => this.writing.delete(work));
+  }
+
+  /**
+   * Records the run in one transaction: re-checks the selection (an observation purged since is
+   * gone), appends the journal entry, stores the run with its held assets and the run.queued event.
+   */
+  private record(req: MaterializationRequest, selected: Selected, input: ComposedInput): RunRow {
+    const { db, now, newId } = this.deps;
+    return db.transaction(() => {
+      const observations = selected.observations.map((o) => requireActive(db, o.observation_id));
+      const sources = [...selected.sources.keys()].map((id) => requireMaterializable(db, id));
+      const t = now();
+      const runId = newId('run');
+      const content = JSON.stringify(input);
+      const offset = appendSessionInput(db, { session_id: req.target_session_id, run_id: runId, content, created_at_ms: t });
+      const streams = req.selection.type === 'latest_from_stream' ? [req.selection.stream_id] : observations.map((o) => o.stream_id);
+      const row: RunRow = {
+        run_id: runId,
+        kind: 'observation_materialization',
+        status: 'queued',
+        submitter: this.submitter.name,
+        target_session_id: req.target_session_id,
+        session_input_offset: offset,
+        observation_ids: JSON.stringify(observations.map((o) => o.observation_id)),
+        asset_ids: JSON.stringify(input.attachments.map((a) => a.asset_id)),
+        source_ids: JSON.stringify(sources.map((s) => s.source_id)),
+        stream_ids: JSON.stringify([...new Set(streams.filter((s): s is string => s !== null))]),
+        sensitivity: mostRestrictive([...observations.map((o) => o.sensitivity), ...sources.map((s) => s.sensitivity)]),
+        output_delivery_allowed: sources.every((s) => s.allow_output_delivery === 1) ? 1 : 0,
+        raw_asset_policy: effectivePolicy(req),
+        input: content,
+        output: null,
+        usage: null,
+        error: null,
+        attempts: 0,
+        created_at_ms: t,
+        updated_at_ms: t,
+        started_at_ms: null,
+        submitted_at_ms: null,
+        finished_at_ms: null,
+      };
+      insertRun(db, row, input.attachments.map((a) => a.asset_id));
+      appendRunEvent(this.deps, 'run.queued', row);
+      return row;
+    })();
+  }
+}
+
+/** The most restrictive of some sensitivities (null for none). */
+export function mostRestrictive(values: Sensitivity[]): Sensitivity | null {
+  let max = -1;
+  for (const v of values) max = Math.max(max, SENSITIVITIES.indexOf(v));
+  return max < 0 ? null : SENSITIVITIES[max];
+}
+
+/** Builds the service with the submitter `runs.submitter` names. */
+export function createMaterializationService(deps: Deps, derivations: DerivationService, logger?: Pick<Logger, 'error' | 'info'>) {
+  const lifecycle = new RunLifecycle(deps);
+  return new MaterializationService(deps, derivations, createSubmitter(deps, lifecycle, logger), lifecycle, logger);
+}

@@ -1,0 +1,74 @@
+import { createHmac } from 'node:crypto';
+import type { Deps } from '../../deps.js';
+import type { Logger } from '../../logger.js';
+import type { RunLifecycle } from '../lifecycle.js';
+import { toRunView, type RunRow } from '../runs-repo.js';
+import { BackgroundSubmitter } from './background.js';
+
+/**
+ * The Standard Webhooks signature of a message: `v1,` + base64 HMAC-SHA256 of
+ * `id.timestamp.body`, keyed with the base64-decoded part of a `whsec_` secret.
+ */
+export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  return `v1,${createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64')}`;
+}
+
+/**
+ * POSTs each run (its view with the composed input) to the configured agent-runtime URL, signed
+ * like Standard Webhooks (`webhook-id` is the run id, stable across retries), retrying with
+ * exponential backoff. The run is `running` from the first attempt; a 2xx sets
+ * `submitted_at_ms` and the runtime then reports the result with `POST /v1/runs/{id}/complete`.
+ * When every attempt fails the run is failed with the last error.
+ */
+export class HttpSubmitter extends BackgroundSubmitter {
+  constructor(deps: Deps, runs: RunLifecycle, logger?: Pick<Logger, 'error' | 'info'>) {
+    super('http', deps, runs, logger);
+  }
+
+  protected resumes(row: RunRow): boolean {
+    // Delivered runs are the runtime's now; the rest are (re)delivered.
+    return row.status === 'queued' || row.submitted_at_ms === null;
+  }
+
+  protected async process(runId: string): Promise<void> {
+    const current = this.runs.get(runId);
+    if (!current) return;
+    const row = current.status === 'queued' ? this.runs.start(runId) : current.status === 'running' && current.submitted_at_ms === null ? current : undefined;
+    if (!row) return;
+    const { url, secret, timeout_ms, max_attempts, backoff_ms } = this.deps.config.runs.http;
+    const body = JSON.stringify(toRunView(row, true));
+    let lastError = 'not attempted';
+    for (let attempt = 1; attempt <= max_attempts; attempt++) {
+      if (this.closed) return;
+      try {
+        const ts = Math.floor(this.deps.now() / 1000);
+        const res = await fetch(url!, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'observd-run-submitter',
+            'webhook-id': runId,
+            'webhook-timestamp': String(ts),
+            'webhook-signature': signWebhook(secret!, runId, ts, body),
+          },
+          body,
+          signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(timeout_ms)]),
+        });
+        await res.body?.cancel();
+        if (res.ok) {
+          this.runs.markSubmitted(runId);
+          return;
+        }
+        lastError = `the agent runtime answered ${res.status}`;
+      } catch (e) {
+        if (this.closed) return;
+        lastError = e instanceof Error ? e.message : String(e);
+      }
+      if (attempt < max_attempts) await this.sleep(Math.min(backoff_ms * 2 ** (attempt - 1), 5 * 60_000));
+    }
+    if (this.closed) return;
+    this.runs.finish(runId, { error: `delivery to the agent runtime failed after ${max_attempts} attempts: ${lastError}` });
+    this.logger?.info({ run_id: runId, error: lastError }, 'run delivery failed');
+  }
+}

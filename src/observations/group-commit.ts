@@ -1,0 +1,81 @@
+import type { BlobStore } from '../assets/blob-store.js';
+import { assetIdOf, getAsset } from '../assets/repo.js';
+import type { Db } from '../db/open.js';
+
+/** One write to commit: `work` runs inside the shared transaction and returns its result and the blobs it freed. */
+interface Job<T> {
+  work: () => { result: T; freed: string[] };
+  /** Blobs this write published and pinned; unpinned after the commit, erased if the write failed and nothing holds them. */
+  pinned: string[];
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Group commit: the synchronous tails of concurrent uploads that arrive while one commit is
+ * being prepared share a single SQLite transaction, so N uploads cost one WAL fsync instead of
+ * N. Each job runs in its own savepoint, so one failing job (a quota rejection, a race on an
+ * idempotency key) rolls back alone. Blob erasure and unpinning happen right after the commit,
+ * in the same synchronous turn, before any other write can run.
+ */
+export class GroupCommitter {
+  private queue: Array<Job<unknown>> = [];
+  private scheduled = false;
+
+  constructor(
+    private db: Db,
+    private blobs: BlobStore,
+    private maxBatch = 256,
+  ) {}
+
+  /** Queues a write; resolves with its result once the shared transaction committed, or rejects with its own error. */
+  run<T>(work: Job<T>['work'], pinned: string[] = []): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ work, pinned, resolve, reject } as Job<unknown>);
+      this.schedule();
+    });
+  }
+
+  private schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush() {
+    this.scheduled = false;
+    const batch = this.queue.splice(0, this.maxBatch);
+    if (this.queue.length) this.schedule();
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    const freed: string[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const job of batch) {
+          try {
+            // A nested better-sqlite3 transaction is a savepoint: a throw rolls back this job only.
+            const r = this.db.transaction(job.work)();
+            freed.push(...r.freed);
+            outcomes.push({ ok: true, value: r.result });
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+        }
+      })();
+    } catch (error) {
+      outcomes.length = 0;
+      for (let i = 0; i < batch.length; i++) outcomes.push({ ok: false, error });
+      freed.length = 0;
+    }
+    for (const job of batch) for (const sha of job.pinned) this.blobs.unpin(sha);
+    for (const sha of freed) this.blobs.removeSync(sha);
+    batch.forEach((job, i) => {
+      const o = outcomes[i];
+      if (o.ok) return job.resolve(o.value);
+      // The write never happened: drop the blobs it published unless something else has them.
+      for (const sha of job.pinned) {
+        if (!this.blobs.isPinned(sha) && !getAsset(this.db, assetIdOf(sha))) this.blobs.removeSync(sha);
+      }
+      job.reject(o.error);
+    });
+  }
+}

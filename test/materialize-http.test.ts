@@ -1,0 +1,93 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ObservationView } from '../src/observations/schemas.js';
+import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { createSource, eventually, upload } from './helpers/derivations.js';
+import { makePng } from './helpers/media.js';
+import { byIds, getRun, materialize, runAction } from './helpers/runs.js';
+
+interface Delivery {
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+let runtime: Server;
+let url: string;
+const deliveries: Delivery[] = [];
+/** Statuses the fake runtime answers, in order; the last one repeats. */
+let answers: number[] = [200];
+let d: TestDaemon;
+let obs: ObservationView;
+
+/** Verifies a Standard Webhooks signature independently of observd's code. */
+function verify(h: Delivery): boolean {
+  const key = Buffer.from(SECRET.slice('whsec_'.length), 'base64');
+  const expected = createHmac('sha256', key).update(`${h.headers['webhook-id']}.${h.headers['webhook-timestamp']}.${h.body}`).digest('base64');
+  return String(h.headers['webhook-signature']).split(' ').includes(`v1,${expected}`);
+}
+
+beforeAll(async () => {
+  runtime = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+    const status = answers.length > 1 ? answers.shift()! : answers[0];
+    res.writeHead(status).end();
+  });
+  await new Promise<void>((r) => runtime.listen(0, '127.0.0.1', r));
+  url = `http://127.0.0.1:${(runtime.address() as AddressInfo).port}/runs`;
+  d = await startDaemon({ runs: { submitter: 'http', http: { url, secret: SECRET, max_attempts: 3, backoff_ms: 10 } } });
+  const token = await createSource(d, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot' });
+  obs = await upload(d, 'screen', token, makePng(2, 2, 1), 'one', 'image/png', { canonical_text: 'hello' });
+});
+afterAll(async () => {
+  await d?.close();
+  runtime?.closeAllConnections();
+  await new Promise<void>((r) => runtime?.close(() => r()));
+});
+
+describe('the http submitter', () => {
+  it('POSTs the signed run, retries a 500, then leaves it running for the runtime to complete', async () => {
+    deliveries.length = 0;
+    answers = [500, 202];
+    const r = await materialize(d, byIds([obs.observation_id]));
+    expect(r.status).toBe(202);
+    const submitted = await eventually(async () => {
+      const v = (await getRun(d, r.body.run_id)).body;
+      return v.submitted_at_ms !== null ? v : undefined;
+    });
+    expect(submitted).toMatchObject({ status: 'running', submitter: 'http', attempts: 1 });
+    expect(deliveries).toHaveLength(2);
+    for (const dl of deliveries) {
+      expect(dl.headers['webhook-id']).toBe(r.body.run_id);
+      expect(dl.headers['content-type']).toBe('application/json');
+      expect(Math.abs(Number(dl.headers['webhook-timestamp']) - Date.now() / 1000)).toBeLessThan(60);
+      expect(verify(dl)).toBe(true);
+    }
+    const sent = JSON.parse(deliveries[1].body);
+    expect(sent).toMatchObject({ run_id: r.body.run_id, status: 'running', observation_ids: [obs.observation_id] });
+    expect(sent.input.evidence_text).toContain('hello');
+    // A tampered body does not verify.
+    expect(verify({ ...deliveries[1], body: deliveries[1].body.replace('hello', 'hullo') })).toBe(false);
+
+    // An agent cannot claim it: the http submitter carries it. The runtime completes it.
+    expect((await runAction(d, r.body.run_id, 'claim')).status).toBe(409);
+    const done = await runAction(d, r.body.run_id, 'complete', { output: 'runtime says hi' });
+    expect(done.body).toMatchObject({ status: 'completed', output: 'runtime says hi' });
+  });
+
+  it('fails the run with the last error once every attempt failed', async () => {
+    deliveries.length = 0;
+    answers = [503];
+    const r = await materialize(d, byIds([obs.observation_id]));
+    const failed = await eventually(async () => {
+      const v = (await getRun(d, r.body.run_id)).body;
+      return v.status === 'failed' ? v : undefined;
+    });
+    expect(failed.error).toMatch(/after 3 attempts.*503/);
+    expect(deliveries).toHaveLength(3);
+  });
+});
