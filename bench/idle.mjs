@@ -46,6 +46,12 @@ while (performance.now() - t0 < SECONDS * 1000) {
 }
 const seconds = (performance.now() - t0) / 1000;
 
+/** CPU% over the 5 s samples after the first three (null when the run is too short). */
+function steadyPct(ticks) {
+  const rest = ticks.slice(3);
+  return rest.length ? round((rest.reduce((a, b) => a + b, 0) / (CLK_TCK * 5 * rest.length)) * 100, 3) : null;
+}
+
 const results = { seconds: round(seconds), clk_tck: CLK_TCK, quick: QUICK };
 for (const [name, s] of Object.entries(servers)) {
   const ticks = ticksOf(s.pid) - before[name].ticks;
@@ -58,6 +64,8 @@ for (const [name, s] of Object.entries(servers)) {
     peak_rss_mib: end.peak_rss_mib,
     rss_samples_mib: samples[name],
     cpu_ticks_per_5s: tickSamples[name],
+    // Without the first 15 s after the settle: start-up garbage is collected about then.
+    cpu_pct_after_15s: steadyPct(tickSamples[name]),
   };
 }
 const problems = servers.observd.lines.filter((l) => l.level >= 40).slice(0, 5);
@@ -69,7 +77,12 @@ rmSync(baseDir, { recursive: true, force: true });
 const o = results.observd;
 const b = results.baseline;
 results.summary = [
-  row(`idle (${Math.round(seconds)} s): CPU`, o.cpu_pct, '%', { baseline: b.cpu_pct, target: `< ${TARGET_CPU_PCT}%`, met: o.cpu_pct < TARGET_CPU_PCT }),
+  row(`idle (${Math.round(seconds)} s): CPU`, o.cpu_pct, '%', {
+    baseline: b.cpu_pct,
+    target: `< ${TARGET_CPU_PCT}%`,
+    met: o.cpu_pct < TARGET_CPU_PCT,
+    ...(o.cpu_pct_after_15s !== null ? { note: `${o.cpu_pct_after_15s}% after the first 15 s` } : {}),
+  }),
   row('idle: RSS start -> end', `${o.rss_start_mib} -> ${o.rss_end_mib}`, 'MiB', { baseline: `${b.rss_start_mib} -> ${b.rss_end_mib}` }),
 ];
 saveResults('idle', results);

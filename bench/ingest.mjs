@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { agent, arg, cpuSecondsOf, createSource, flag, load, numArg, percentiles, round, row, rssOf, saveResults, startBaseline, startDaemon } from './lib.mjs';
+import { agent, arg, cpuTimesOf, createSource, flag, load, numArg, percentiles, round, row, rssOf, saveResults, startBaseline, startDaemon } from './lib.mjs';
 import { jsonBodies, multipartBodies, pngOfSize } from './payload.mjs';
 
 const QUICK = flag('quick');
@@ -35,7 +35,7 @@ let seq = 0;
 /** Runs `seconds` of closed-loop uploads against one server, keeping raw latencies for merging. */
 async function phase(server, bodies, seconds, headers) {
   const ag = agent(UPLOADERS);
-  const cpu0 = cpuSecondsOf(server.pid);
+  const cpu0 = cpuTimesOf(server.pid);
   const latencies = [];
   const r = await load({
     workers: UPLOADERS,
@@ -53,7 +53,8 @@ async function phase(server, bodies, seconds, headers) {
     keepLatencies: latencies,
   });
   ag.destroy();
-  return { ...r, latencies, cpu_seconds: cpuSecondsOf(server.pid) - cpu0 };
+  const cpu1 = cpuTimesOf(server.pid);
+  return { ...r, latencies, cpu_seconds: cpu1.user - cpu0.user + cpu1.system - cpu0.system, sys_seconds: cpu1.system - cpu0.system };
 }
 
 /** Merges phases of one server into one figure set (throughput over the summed time). */
@@ -62,6 +63,7 @@ function merge(phases) {
   const ok = phases.reduce((n, p) => n + p.ok, 0);
   const seconds = phases.reduce((n, p) => n + p.seconds, 0);
   const cpu = phases.reduce((n, p) => n + p.cpu_seconds, 0);
+  const sys = phases.reduce((n, p) => n + p.sys_seconds, 0);
   const statuses = {};
   for (const p of phases) for (const [s, c] of Object.entries(p.statuses)) statuses[s] = (statuses[s] ?? 0) + c;
   const errors = phases.flatMap((p) => p.errors ?? []).slice(0, 5);
@@ -73,7 +75,9 @@ function merge(phases) {
     mib_per_s: null,
     ...percentiles(phases.flatMap((p) => p.latencies)),
     statuses,
+    // CPU (user + system) the server spent per request, and the system part of it.
     server_cpu_ms_per_request: requests ? round((cpu * 1000) / requests) : null,
+    server_sys_ms_per_request: requests ? round((sys * 1000) / requests) : null,
     server_cpu_pct: round((cpu / seconds) * 100, 1),
     ...(errors.length ? { errors } : {}),
   };

@@ -140,10 +140,16 @@ export const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 /** CPU time (user + system) a process has used so far, in seconds, from /proc/<pid>/stat (Linux). */
 export function cpuSecondsOf(pid) {
+  const { user, system } = cpuTimesOf(pid);
+  return user + system;
+}
+
+/** User and system CPU time of a process so far, in seconds (utime and stime of /proc/<pid>/stat). */
+export function cpuTimesOf(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  return { user: Number(f[11]) / CLK_TCK, system: Number(f[12]) / CLK_TCK };
 }
 
 /** Clock ticks per second (`getconf CLK_TCK`; 100 on every common Linux). */

@@ -4,10 +4,10 @@
 //   npm run bench                               every default benchmark, full size
 //   npm run bench -- --quick                    a short smoke run of each
 //   npm run bench -- --only ingest,listing      a selection (any name below, optional ones too)
-//   npm run bench -- --all                      the default ones plus the optional ones (ocr)
+//   npm run bench -- --all                      the default ones plus the optional ones (materialize, ocr)
 //   npm run bench -- --markdown                 print the table as Markdown (for docs/performance.md)
 //   node bench/run.mjs --table                  only print the table of the last results
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ROOT, machine, row } from './lib.mjs';
@@ -19,7 +19,16 @@ const BENCHES = [
   { name: 'large-uploads', file: 'large-uploads.mjs', key: 'large_uploads' },
   { name: 'listing', file: 'listing.mjs', key: 'listing' },
   { name: 'idle', file: 'idle.mjs', key: 'idle' },
-  { name: 'sweep', file: 'sweep.mjs', key: 'sweep', args: ['--rows', '50000'], quickArgs: ['--rows', '10000', '--quiet-seconds', '3'], summarize: sweepRows },
+  // The sweep's own default is 100,000 rows; 20,000 keeps the whole suite within a few minutes.
+  { name: 'sweep', file: 'sweep.mjs', key: 'sweep', args: ['--rows', '20000'], quickArgs: ['--rows', '5000', '--quiet-seconds', '3'], summarize: sweepRows },
+  {
+    name: 'materialize',
+    file: 'materialize.mjs',
+    key: 'materialize',
+    optional: true,
+    quickArgs: ['--rows', '50000', '--iterations', '200', '--http', '100'],
+    summarize: materializeRows,
+  },
   // OCR measures the derivation worker pool, not the daemon's HTTP paths; it prints its result
   // (and writes its own file) rather than merging into latest.json, so it is captured here.
   { name: 'ocr', file: 'ocr.mjs', key: 'ocr', optional: true, quickArgs: ['--images', '4'], captureJson: true, summarize: ocrRows },
@@ -54,6 +63,16 @@ function parseFlags(argv) {
   return opts;
 }
 
+/** The commit measured, and whether src/ had uncommitted changes (figures then describe those too). */
+function gitState() {
+  const git = (...a) => execFileSync('git', a, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    return { commit: git('rev-parse', '--short', 'HEAD'), src_uncommitted_changes: git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length };
+  } catch {
+    return null;
+  }
+}
+
 function readResults() {
   return existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, 'utf8')) : {};
 }
@@ -83,6 +102,19 @@ function sweepRows(r) {
       }),
     );
   }
+  return rows;
+}
+
+/** Rows for bench/materialize.mjs. */
+function materializeRows(r) {
+  const label = { resolve_and_compose: 'resolve + compose', materialize: 'whole' };
+  const rows = ['resolve_and_compose', 'materialize'].map((k) =>
+    row(`materialize ${label[k]} (${r.rows.toLocaleString('en')} rows, in-process): p50 / p99`, `${r[k].p50_ms} / ${r[k].p99_ms}`, 'ms', {
+      target: r.target,
+      met: r.target_met?.[k] ?? null,
+    }),
+  );
+  if (r.http_sequential) rows.push(row('materialize over HTTP, sequential: p50 / p99', `${r.http_sequential.p50_ms} / ${r.http_sequential.p99_ms}`, 'ms'));
   return rows;
 }
 
@@ -125,7 +157,7 @@ function table(benches, results, markdown) {
     const esc = (s) => String(s).replace(/\|/g, '\\|');
     return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...lines.map((l) => `| ${l.map(esc).join(' | ')} |`)].join('\n');
   }
-  const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...lines.map((l) => l[i].length))));
+  const widths = header.map((h, i) => Math.min(80, Math.max(h.length, ...lines.map((l) => l[i].length))));
   const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(line)].join('\n');
 }
@@ -134,7 +166,7 @@ const opts = parseFlags(process.argv.slice(2));
 const selected = BENCHES.filter((b) => (opts.only ? opts.only.includes(b.name) : opts.all || !b.optional));
 
 if (!opts.tableOnly) {
-  const run = { started_at: new Date().toISOString(), quick: opts.quick, benches: {} };
+  const run = { started_at: new Date().toISOString(), quick: opts.quick, git: gitState(), benches: {} };
   for (const bench of selected) {
     console.error(`\n=== ${bench.name}${opts.quick ? ' (quick)' : ''} ===`);
     const r = await runChild(bench, opts.quick);
@@ -166,6 +198,8 @@ const results = readResults();
 const m = results.machine ?? machine();
 console.log(`\nobservd benchmarks — ${m.cpus} x ${m.cpu_model}, ${m.mem_gib} GiB, node ${m.node}${opts.quick ? ' — QUICK run, not representative' : ''}`);
 if (results.run && !opts.tableOnly) {
+  const g = results.run.git;
+  if (g) console.log(`commit ${g.commit}${g.src_uncommitted_changes ? ` + ${g.src_uncommitted_changes} uncommitted file(s) in src/` : ''}`);
   console.log(Object.entries(results.run.benches).map(([n, b]) => `${n}: ${b.seconds}s${b.exit_code !== 0 ? ` (exit ${b.exit_code})` : ''}`).join(', '));
 }
 console.log(table(selected, results, opts.markdown));

@@ -10,7 +10,7 @@ import { isLoopback, parseBind } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { migrate } from './db/migrate.js';
 import { createDerivationService } from './derivations/service.js';
-import { openDb } from './db/open.js';
+import { openDb, WalSync } from './db/open.js';
 import type { Deps } from './deps.js';
 import { EventHub } from './events/hub.js';
 import { Outbox } from './events/outbox.js';
@@ -44,7 +44,8 @@ export interface DaemonOptions {
 export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: boolean } = {}) {
   const now = opts.now ?? systemClock;
   mkdirSync(config.data_dir, { recursive: true });
-  const db = openDb(join(config.data_dir, 'observd.db'));
+  const dbFile = join(config.data_dir, 'observd.db');
+  const db = openDb(dbFile);
   migrate(db);
   const blobs = new BlobStore(config.data_dir);
   // By primary key (`ast_<sha256>`): `assets.sha256` has no index, and a big store has many blobs.
@@ -52,7 +53,7 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
   const strays =
     opts.sweepStrays === false ? { temps: 0, orphans: 0 } : blobs.sweepStrays((sha) => known.get(assetIdOf(sha)) !== undefined);
   const newId = idFactory(now);
-  const deps: Deps = { db, now, newId, blobs, config, events: new Outbox(db, newId, now) };
+  const deps: Deps = { db, now, newId, blobs, config, events: new Outbox(db, newId, now), wal: new WalSync(`${dbFile}-wal`) };
   const sources = new SourceService(deps);
   const derivations = createDerivationService(deps, opts.logger);
   const observations = new ObservationService(deps, sources, { afterCreate: (o) => derivations.autoDerive(o) });
@@ -182,6 +183,7 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
       }
       await sweeper?.stop();
       await Promise.all([uploadCleaner?.stop(), eventPruner?.stop(), webhooks.stop()]);
+      await deps.wal.close();
       services.db.close();
       logger.info('observd stopped');
     },

@@ -1,7 +1,7 @@
 import type { BlobStore } from './assets/blob-store.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config/schema.js';
-import type { Db } from './db/open.js';
+import type { Db, WalSync } from './db/open.js';
 import type { Outbox } from './events/outbox.js';
 import type { NewId } from './ids.js';
 
@@ -14,11 +14,19 @@ export interface Deps {
   config: Config;
   /** The transactional event outbox (append inside the transaction that makes the change). */
   events: Outbox;
+  /** Makes commits durable against power loss (see `WalSync`). */
+  wal: WalSync;
 }
 
-/** Runs `work` in one transaction, then erases the blobs it freed: side effects only after commit. */
+/**
+ * Runs `work` in one transaction, then erases the blobs it freed: side effects only after the
+ * commit is durable, so a power cut can never bring back a row whose blob is already gone.
+ */
 export function commitThenErase<T>(deps: Deps, work: () => { result: T; freed: string[] }): T {
   const { result, freed } = deps.db.transaction(work)();
-  for (const sha of freed) deps.blobs.removeSync(sha);
+  if (freed.length) {
+    deps.wal.syncNow();
+    for (const sha of freed) deps.blobs.removeSync(sha);
+  }
   return result;
 }

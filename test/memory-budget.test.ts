@@ -31,3 +31,28 @@ describe('MemoryBudget', () => {
     expect(b.inUse).toBe(0);
   });
 });
+
+describe('JSON uploads under a tight memory budget', () => {
+  it('wait their turn instead of failing', async () => {
+    const { startDaemon } = await import('./helpers/daemon.js');
+    const { makePng, uploadBody } = await import('./helpers/media.js');
+    const d = await startDaemon({ limits: { json_body_memory_bytes: 1 } });
+    try {
+      const src = await (
+        await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })
+      ).json();
+      const statuses = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          d
+            .req('/v1/observation-sources/cam/observations', { method: 'POST', token: src.upload_token, json: uploadBody(makePng(64, 64, i), `k${i}`) })
+            .then((r) => r.status),
+        ),
+      );
+      expect(statuses).toEqual(Array(8).fill(201));
+      const view = await (await d.req('/v1/observation-sources/cam')).json();
+      expect(view.active_observation_count).toBe(8);
+    } finally {
+      await d.close();
+    }
+  });
+});

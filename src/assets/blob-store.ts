@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import * as fs from 'node:fs';
+import { mkdir, open, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Bytes written to a temp file, fsynced, and described by their hash; not yet visible in the store. */
@@ -14,6 +15,11 @@ export interface StagedBlob {
 
 const HEAD_BYTES = 64;
 
+/** A fresh, unique temp file path in `dir`. */
+function tempPathIn(dir: string): string {
+  return join(dir, `${Date.now()}-${randomBytes(8).toString('hex')}.tmp`);
+}
+
 /** A streaming writer for one temp file that hashes as it writes; `finish` fsyncs, `abort` removes. */
 export class TempBlobWriter {
   private hash = createHash('sha256');
@@ -26,7 +32,7 @@ export class TempBlobWriter {
   ) {}
 
   static async create(tmpDir: string): Promise<TempBlobWriter> {
-    const path = join(tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}.tmp`);
+    const path = tempPathIn(tmpDir);
     return new TempBlobWriter(path, await open(path, 'wx'));
   }
 
@@ -48,8 +54,8 @@ export class TempBlobWriter {
     }
   }
 
+  /** Closes the file; its fsync happens once it is published at its content address. */
   async finish(): Promise<StagedBlob> {
-    await this.fh.sync();
     await this.fh.close();
     return { tempPath: this.tempPath, sha256: this.hash.digest('hex'), byteLength: this.size, head: Buffer.concat(this.head) };
   }
@@ -61,8 +67,10 @@ export class TempBlobWriter {
 }
 
 /**
- * The content-addressed blob directory: `blobs/ab/cd/<sha256>`, written through `tmp/` with
- * temp + fsync + rename so a blob path only ever holds complete, durable bytes.
+ * The content-addressed blob directory: `blobs/ab/cd/<sha256>`, written through `tmp/` and
+ * renamed into place, so a blob path only ever holds complete bytes; they are fsynced at their
+ * final path before any row that references them commits. After a power cut, a blob renamed
+ * but never referenced is an orphan, removed at the next start.
  */
 export class BlobStore {
   readonly blobDir: string;
@@ -77,7 +85,7 @@ export class BlobStore {
 
   /** Absolute path of the blob with this SHA-256 (which may not exist). */
   pathOf(sha256: string): string {
-    return join(this.blobDir, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
+    return join(this.shardDirOf(sha256), sha256);
   }
 
   has(sha256: string): boolean {
@@ -91,14 +99,15 @@ export class BlobStore {
 
   /** Stages a whole buffer as a durable temp file. */
   async stage(bytes: Buffer): Promise<StagedBlob> {
-    const w = await this.newWriter();
+    const tempPath = tempPathIn(this.tmpDir);
     try {
-      await w.write(bytes);
-      return await w.finish();
+      await writeFile(tempPath, bytes, { flag: 'wx' });
     } catch (e) {
-      await w.abort();
+      rmSync(tempPath, { force: true });
       throw e;
     }
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    return { tempPath, sha256, byteLength: bytes.length, head: Buffer.from(bytes.subarray(0, HEAD_BYTES)) };
   }
 
   /**
@@ -106,40 +115,73 @@ export class BlobStore {
    * when identical bytes are already stored the temp file is simply dropped.
    */
   publishSync(staged: StagedBlob): void {
-    const dir = this.moveIntoPlace(staged);
-    if (dir) fsyncDir(dir);
+    if (this.moveIntoPlace(staged)) fsyncFileSync(this.pathOf(staged.sha256));
   }
 
   /**
-   * Like `publishSync`, but pins the blob (so no purge can erase it until `unpin`) and fsyncs
-   * its directory without blocking the event loop: concurrent uploads overlap their fsyncs.
+   * Like `publishSync`, but pins the blob (so no purge can erase it until `unpin`) and runs the
+   * fsync on libuv's pool, so concurrent uploads overlap theirs. Resolves once the bytes at the
+   * content address are durable, also when another upload of the same bytes is publishing them.
    */
   async publishPinned(staged: StagedBlob): Promise<void> {
     this.pin(staged.sha256);
-    const dir = this.moveIntoPlace(staged);
-    if (!dir) return;
-    const fh = await open(dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+    const inProgress = this.publishing.get(staged.sha256);
+    if (inProgress) {
+      rmSync(staged.tempPath, { force: true });
+      return inProgress;
     }
+    await this.ensureShardDir(staged.sha256);
+    if (this.publishing.has(staged.sha256)) return this.publishPinnedAgain(staged);
+    if (!this.moveIntoPlace(staged)) return;
+    const done = fsyncFile(this.pathOf(staged.sha256)).finally(() => this.publishing.delete(staged.sha256));
+    this.publishing.set(staged.sha256, done);
+    return done;
   }
 
-  /** Renames a staged file to its content address; returns the directory to fsync, or undefined when the bytes were already there. */
-  private moveIntoPlace(staged: StagedBlob): string | undefined {
+  /** A second publisher of the same bytes arrived while this one created the shard directory. */
+  private publishPinnedAgain(staged: StagedBlob): Promise<void> {
+    rmSync(staged.tempPath, { force: true });
+    return this.publishing.get(staged.sha256)!;
+  }
+
+  /** Creates a blob's shard directory off the event loop (once per directory per run). */
+  private async ensureShardDir(sha256: string): Promise<void> {
+    const dir = this.shardDirOf(sha256);
+    if (this.knownDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.knownDirs.add(dir);
+  }
+
+  private shardDirOf(sha256: string): string {
+    return join(this.blobDir, sha256.slice(0, 2), sha256.slice(2, 4));
+  }
+
+  /**
+   * Renames a staged file to its content address; false when the bytes were already there.
+   * The caller then fsyncs the file at its final path: on journalling filesystems (ext4, xfs)
+   * that one fsync also commits the rename and any new shard directory, so each upload costs a
+   * single fsync, like the minimal durable write.
+   */
+  private moveIntoPlace(staged: StagedBlob): boolean {
     const dest = this.pathOf(staged.sha256);
     if (existsSync(dest)) {
       rmSync(staged.tempPath, { force: true });
-      return undefined;
+      return false;
     }
-    const dir = join(this.blobDir, staged.sha256.slice(0, 2), staged.sha256.slice(2, 4));
-    mkdirSync(dir, { recursive: true });
+    const dir = this.shardDirOf(staged.sha256);
+    if (!this.knownDirs.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      this.knownDirs.add(dir);
+    }
     renameSync(staged.tempPath, dest);
-    return dir;
+    return true;
   }
 
+  /** Blobs renamed into place whose fsync has not finished yet. */
+  private publishing = new Map<string, Promise<void>>();
   private pins = new Map<string, number>();
+  /** Shard directories known to exist (they are never removed while the daemon runs). */
+  private knownDirs = new Set<string>();
 
   /** Keeps a blob from being erased while a write that references it has not committed yet. */
   pin(sha256: string): void {
@@ -216,8 +258,19 @@ export class BlobStore {
   }
 }
 
-function fsyncDir(dir: string) {
-  const fd = openSync(dir, 'r');
+/** fsync of a file by path on libuv's pool (callback API: no FileHandle bookkeeping per call). */
+function fsyncFile(path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.open(path, 'r', (err, fd) => {
+      if (err) return reject(err);
+      fs.fsync(fd, (syncErr) => fs.close(fd, () => (syncErr ? reject(syncErr) : resolve())));
+    });
+  });
+}
+
+/** Blocking fsync of a file (or directory) by path. */
+function fsyncFileSync(path: string) {
+  const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);
   } finally {

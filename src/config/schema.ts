@@ -33,6 +33,7 @@ export const configSchema = z
         max_admin_body_bytes: z.number().int().positive().default(256 * 1024),
         /** Largest body of a batch upload (`POST .../observations/batch`). */
         max_batch_bytes: z.number().int().positive().default(64 * MiB),
+        json_body_memory_bytes: z.number().int().positive().default(256 * MiB),
       })
       .strict()
       .prefault({}),

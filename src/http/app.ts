@@ -12,6 +12,7 @@ import type { ObservationService } from '../observations/service.js';
 import type { SourceService } from '../sources/service.js';
 import type { UploadService } from '../uploads/service.js';
 import { adminAuth, type AppEnv } from './auth.js';
+import { MemoryBudget } from './memory-budget.js';
 import type { Metrics } from './metrics.js';
 import { DOCS_HTML, buildOpenApi } from './openapi.js';
 import { problemResponse, toProblem } from './problem.js';
@@ -44,6 +45,8 @@ export interface RouteDeps {
   config: Config;
   auth: ReturnType<typeof adminAuth>;
   logger: Logger;
+  /** Bounds the memory of JSON bodies held at once (base64 uploads, batches). */
+  jsonBudget: MemoryBudget;
 }
 
 export interface AppOptions {
@@ -59,7 +62,8 @@ export interface AppOptions {
 export function createApp({ services, logger, metrics, version, ready }: AppOptions) {
   const { config } = services;
   const auth = adminAuth({ adminToken: config.admin_token, readonlyToken: config.readonly_token });
-  const deps: RouteDeps = { services, config, auth, logger };
+  const jsonBudget = new MemoryBudget(config.limits.json_body_memory_bytes);
+  const deps: RouteDeps = { services, config, auth, logger, jsonBudget };
   const app = new Hono<AppEnv>();
 
   app.use('*', async (c, next) => {

@@ -2,6 +2,7 @@ import { Readable, Transform } from 'node:stream';
 import busboy from 'busboy';
 import type { BlobStore, StagedBlob } from '../assets/blob-store.js';
 import { AppError } from '../errors.js';
+import type { MemoryBudget } from './memory-budget.js';
 
 const tooLarge = (limit: number) => new AppError('payload_too_large', `request body exceeds the limit of ${limit} bytes`);
 
@@ -19,6 +20,8 @@ export async function readLimitedBytes(req: Request, limit: number): Promise<Buf
   if (declared !== undefined && declared > limit) throw tooLarge(limit);
   if (!req.body) return Buffer.alloc(0);
   const reader = req.body.getReader();
+  // With a declared length the bytes go straight into one buffer: no chunk list plus a copy.
+  let out = declared !== undefined ? Buffer.allocUnsafe(declared) : undefined;
   const chunks: Buffer[] = [];
   let size = 0;
   for (;;) {
@@ -27,13 +30,20 @@ export async function readLimitedBytes(req: Request, limit: number): Promise<Buf
       throw new AppError('bad_request', `request body could not be read: ${e.message}`);
     });
     if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
+    if (size + value.byteLength > limit) {
       await reader.cancel().catch(() => {});
       throw tooLarge(limit);
     }
-    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+    const chunk = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    if (out && size + chunk.length <= out.length) chunk.copy(out, size);
+    else {
+      if (out) chunks.push(out.subarray(0, size));
+      out = undefined;
+      chunks.push(chunk);
+    }
+    size += chunk.length;
   }
+  if (out) return out.subarray(0, size);
   return Buffer.concat(chunks, size);
 }
 
@@ -151,4 +161,16 @@ export async function readMultipartUpload(
   }
   if (!file) throw new AppError('bad_request', 'multipart upload needs a part named "file"');
   return { ...file, observation };
+}
+
+/**
+ * Reserves memory for a JSON body of at most `limit` bytes before it is read: about three times
+ * its size (the bytes, their decoded string, the parsed values). Waits, with the body unread,
+ * while other requests hold the budget; payload_too_large at once for an oversized declaration.
+ * Returns the release function.
+ */
+export async function reserveJsonBody(req: Request, limit: number, budget: MemoryBudget): Promise<() => void> {
+  const declared = declaredLength(req);
+  if (declared !== undefined && declared > limit) throw tooLarge(limit);
+  return budget.acquire(3 * (declared ?? limit));
 }

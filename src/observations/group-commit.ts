@@ -1,6 +1,6 @@
 import type { BlobStore } from '../assets/blob-store.js';
 import { assetIdOf, getAsset } from '../assets/repo.js';
-import type { Db } from '../db/open.js';
+import type { Db, WalSync } from '../db/open.js';
 
 /** One write to commit: `work` runs inside the shared transaction and returns its result and the blobs it freed. */
 interface Job<T> {
@@ -15,8 +15,8 @@ interface Job<T> {
  * Group commit: the synchronous tails of concurrent uploads that arrive while one commit is
  * being prepared share a single SQLite transaction, so N uploads cost one WAL fsync instead of
  * N. Each job runs in its own savepoint, so one failing job (a quota rejection, a race on an
- * idempotency key) rolls back alone. Blob erasure and unpinning happen right after the commit,
- * in the same synchronous turn, before any other write can run.
+ * idempotency key) rolls back alone. Commits do not fsync on the event loop: the batch waits
+ * for `WalSync` (shared with concurrent batches), then unpins, erases what it freed and answers.
  */
 export class GroupCommitter {
   private queue: Array<Job<unknown>> = [];
@@ -25,6 +25,7 @@ export class GroupCommitter {
   constructor(
     private db: Db,
     private blobs: BlobStore,
+    private wal: WalSync,
     private maxBatch = 256,
   ) {}
 
@@ -42,7 +43,7 @@ export class GroupCommitter {
     setImmediate(() => this.flush());
   }
 
-  private flush() {
+  private async flush() {
     this.scheduled = false;
     const batch = this.queue.splice(0, this.maxBatch);
     if (this.queue.length) this.schedule();
@@ -65,6 +66,14 @@ export class GroupCommitter {
       outcomes.length = 0;
       for (let i = 0; i < batch.length; i++) outcomes.push({ ok: false, error });
       freed.length = 0;
+    }
+    if (outcomes.some((o) => o.ok)) {
+      // Answer only once the commit is durable; the fsync runs off the event loop and is shared.
+      try {
+        await this.wal.sync();
+      } catch (error) {
+        outcomes.fill({ ok: false, error });
+      }
     }
     for (const job of batch) for (const sha of job.pinned) this.blobs.unpin(sha);
     for (const sha of freed) this.blobs.removeSync(sha);

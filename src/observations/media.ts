@@ -49,11 +49,11 @@ export function assertBytesMatch(mediaType: string, head: Buffer): void {
 
 /** Strict base64 (standard alphabet, padded, no whitespace) to bytes; bad_request otherwise. */
 export function decodeBase64Strict(s: string, field: string): Buffer {
-  if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) {
-    throw new AppError('bad_request', `${field} is not valid base64 (standard alphabet, padded, no whitespace)`);
-  }
+  const bad = () => new AppError('bad_request', `${field} is not valid base64 (standard alphabet, padded, no whitespace)`);
+  if (s.length % 4 !== 0) throw bad();
   const bytes = Buffer.from(s, 'base64');
-  // Non-canonical trailing bits are also a sign of a truncated or corrupted string.
-  if (bytes.toString('base64') !== s) throw new AppError('bad_request', `${field} is not canonical base64`);
+  // Node skips characters outside the alphabet and tolerates odd padding or trailing bits, so
+  // re-encoding differs from the input exactly when it was not strict, canonical base64.
+  if (bytes.toString('base64') !== s) throw bad();
   return bytes;
 }

@@ -50,7 +50,7 @@ export class ObservationService {
     private sources: SourceService,
     private hooks: ObservationHooks = {},
   ) {
-    this.committer = new GroupCommitter(deps.db, deps.blobs);
+    this.committer = new GroupCommitter(deps.db, deps.blobs, deps.wal);
   }
 
   /**

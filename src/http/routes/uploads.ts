@@ -9,7 +9,7 @@ import type { StagedBlob } from '../../assets/blob-store.js';
 import type { AppEnv } from '../auth.js';
 import { bearerToken } from '../auth.js';
 import type { RouteDeps } from '../app.js';
-import { declaredLength, readLimitedBytes, readMultipartUpload } from '../body.js';
+import { declaredLength, readLimitedBytes, readMultipartUpload, reserveJsonBody } from '../body.js';
 import { parseJson, parseParam, parseWith } from '../validate.js';
 
 /** Size limits of the upload shapes, derived from the raw-media limit. */
@@ -24,7 +24,7 @@ export function uploadLimits(config: RouteDeps['config']) {
 }
 
 /** `POST /v1/observation-sources/{id}/observations`: upload-token routes for capture agents. */
-export function uploadRoutes({ services, config }: RouteDeps) {
+export function uploadRoutes({ services, config, jsonBudget }: RouteDeps) {
   const app = new Hono<AppEnv>();
   const limits = uploadLimits(config);
   const { observations } = services;
@@ -42,15 +42,24 @@ export function uploadRoutes({ services, config }: RouteDeps) {
     }
     const limit = multipart ? limits.multipart : limits.json;
     const source = observations.admit(sourceId, bearerToken(c.req.header('authorization')), declaredLength(c.req.raw), limit);
-    let staged: { fields: UploadFields; blob: StagedBlob } | { json: JsonUpload };
-    try {
-      staged = multipart ? await readMultipart(c, services, limits) : { json: await readJson(c, limits.json) };
-    } catch (e) {
+    const rejected = (e: unknown): never => {
       observations.recordRejection(sourceId, e);
       throw e;
+    };
+    let result: IngestResult;
+    if (multipart) {
+      const staged = await readMultipart(c, services, limits).catch(rejected);
+      result = await observations.ingest(source, staged.fields, staged.blob);
+    } else {
+      const release = await reserveJsonBody(c.req.raw, limits.json, jsonBudget);
+      try {
+        const json = await readJsonUpload(c.req.raw, limits.json).catch(rejected);
+        result = await ingestJsonUpload(services, source, json);
+      } finally {
+        release();
+      }
     }
-    const { observation, replayed } =
-      'json' in staged ? await ingestJsonUpload(services, source, staged.json) : await observations.ingest(source, staged.fields, staged.blob);
+    const { observation, replayed } = result;
     c.header('location', `/v1/observations/${observation.observation_id}`);
     if (replayed) c.header('idempotent-replayed', 'true');
     return c.json(observation, replayed ? 200 : 201);
@@ -59,13 +68,13 @@ export function uploadRoutes({ services, config }: RouteDeps) {
   return app;
 }
 
+async function readJsonUpload(req: Request, limit: number): Promise<JsonUpload> {
+  return parseWith(jsonUploadSchema, parseJson(await readLimitedBytes(req, limit)));
+}
+
 /** True for a JSON media type (`application/json` or `application/*+json`). */
 export function isJson(type: string) {
   return type.startsWith('application/json') || /^application\/[a-z0-9.+-]*\+json/.test(type);
-}
-
-async function readJson(c: Context, limit: number): Promise<JsonUpload> {
-  return parseWith(jsonUploadSchema, parseJson(await readLimitedBytes(c.req.raw, limit)));
 }
 
 /**
