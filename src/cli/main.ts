@@ -1,11 +1,17 @@
+import { backupCommand } from './backup.js';
 import { migrateCommand } from './migrate.js';
 import { serveCommand } from './serve.js';
+import { sourcesCommand } from './sources.js';
 import { sweepCommand } from './sweep.js';
+import { uploadCommand } from './upload.js';
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: serveCommand,
   migrate: migrateCommand,
   sweep: sweepCommand,
+  sources: sourcesCommand,
+  upload: uploadCommand,
+  backup: backupCommand,
 };
 
 const USAGE = `usage: observd [command] [flags]
@@ -14,6 +20,13 @@ commands:
   serve            run the daemon (default)
   migrate          apply database migrations and exit
   sweep --once     run one retention sweep and print what it purged
+  sources list [--query Q]
+                   print every source as a JSON line
+  sources create --id ID --kind KIND [--display-name NAME] [--token-file FILE]
+                   create or update a source (prints a generated token once)
+  upload --source ID --token-file FILE [--url URL] [--stream S] [--key K] FILE
+                   upload one file to a running daemon (multipart, streamed)
+  backup DEST      consistent copy of the database and its blobs, safe while serving
 
 flags:
   --config FILE               config file (default ./config.toml if present)
