@@ -202,11 +202,15 @@ export function machine() {
   return { cpus: cpus().length, cpu_model: cpus()[0]?.model, mem_gib: round(totalmem() / 2 ** 30), node: process.version };
 }
 
-/** Merges one benchmark's results into bench/results/latest.json. */
+/**
+ * Merges one benchmark's results into bench/results/latest.json, or into the file named by
+ * OBSERVD_BENCH_RESULTS (bench/run.mjs gives each suite run its own, so a benchmark someone
+ * runs alone meanwhile cannot overwrite the suite's figures).
+ */
 export function saveResults(name, results) {
   const dir = `${ROOT}/bench/results`;
   mkdirSync(dir, { recursive: true });
-  const file = `${dir}/latest.json`;
+  const file = process.env.OBSERVD_BENCH_RESULTS || `${dir}/latest.json`;
   const all = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
   all.machine = machine();
   all.updated_at = new Date().toISOString();

@@ -1,6 +1,7 @@
 // The benchmark suite: runs each benchmark as a child `node` process in sequence (each starts its
-// own daemon and baseline, and merges its figures into bench/results/latest.json), then prints
-// one table from latest.json. Benchmarks report; nothing here asserts or fails on a missed target.
+// own daemon and baseline and writes its figures into this run's bench/results/run-<time>.json),
+// merges them into bench/results/latest.json and prints one table. Benchmarks report: nothing
+// here asserts or fails on a missed target.
 //   npm run bench                               every default benchmark, full size
 //   npm run bench -- --quick                    a short smoke run of each
 //   npm run bench -- --only ingest,listing      a selection (any name below, optional ones too)
@@ -8,11 +9,12 @@
 //   npm run bench -- --markdown                 print the table as Markdown (for docs/performance.md)
 //   node bench/run.mjs --table                  only print the table of the last results
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ROOT, machine, row } from './lib.mjs';
 
-const RESULTS = `${ROOT}/bench/results/latest.json`;
+const RESULTS = join(ROOT, 'bench', 'results', 'latest.json');
 
 const BENCHES = [
   { name: 'ingest', file: 'ingest.mjs', key: 'ingest' },
@@ -73,16 +75,24 @@ function gitState() {
   }
 }
 
-function readResults() {
-  return existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, 'utf8')) : {};
+function readJson(file) {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return {};
+  }
 }
 
 /** Runs one benchmark; its progress goes to stderr, its JSON (stdout) is kept only when captured. */
-function runChild(bench, quick) {
+function runChild(bench, quick, resultsFile) {
   const args = [fileURLToPath(new URL(bench.file, import.meta.url)), ...(quick ? ['--quick', ...(bench.quickArgs ?? [])] : (bench.args ?? []))];
   return new Promise((resolve) => {
     const started = performance.now();
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...process.env, OBSERVD_BENCH_RESULTS: resultsFile },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
     child.on('exit', (code, signal) => resolve({ code: code ?? signal, seconds: Math.round((performance.now() - started) / 100) / 10, stdout: out }));
@@ -165,36 +175,37 @@ function table(benches, results, markdown) {
 const opts = parseFlags(process.argv.slice(2));
 const selected = BENCHES.filter((b) => (opts.only ? opts.only.includes(b.name) : opts.all || !b.optional));
 
-if (!opts.tableOnly) {
+let results;
+let resultsFile = RESULTS;
+if (opts.tableOnly) {
+  results = readJson(RESULTS);
+} else {
+  // This run's figures go to their own file (children write there too), then merge into latest.json.
+  resultsFile = join(ROOT, 'bench', 'results', `run-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   const run = { started_at: new Date().toISOString(), quick: opts.quick, git: gitState(), benches: {} };
+  results = { machine: machine(), run };
   for (const bench of selected) {
     console.error(`\n=== ${bench.name}${opts.quick ? ' (quick)' : ''} ===`);
-    const r = await runChild(bench, opts.quick);
+    const r = await runChild(bench, opts.quick, resultsFile);
     run.benches[bench.name] = { exit_code: r.code, seconds: r.seconds };
-    const all = readResults();
-    if (bench.captureJson && r.code === 0) {
+    let figures = readJson(resultsFile)[bench.key];
+    if (bench.captureJson) {
       try {
-        all[bench.key] = JSON.parse(r.stdout);
+        figures = JSON.parse(r.stdout);
       } catch {
         run.benches[bench.name].note = 'printed no JSON';
       }
     }
-    if (all[bench.key] && r.code === 0) {
-      all[bench.key].measured_at = new Date().toISOString();
-      all[bench.key].quick = opts.quick;
-    }
-    all.machine = machine();
-    all.updated_at = new Date().toISOString();
-    writeFileSync(RESULTS, JSON.stringify(all, null, 2) + '\n');
-    if (r.code !== 0) console.error(`${bench.name} exited with ${r.code}; its figures are missing or stale`);
+    if (figures && r.code === 0) results[bench.key] = { ...figures, measured_at: new Date().toISOString(), quick: opts.quick };
+    else console.error(`${bench.name} exited with ${r.code}; no figures from it in this run`);
+    writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n');
   }
   run.finished_at = new Date().toISOString();
-  const all = readResults();
-  all.run = run;
-  writeFileSync(RESULTS, JSON.stringify(all, null, 2) + '\n');
+  writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n');
+  const latest = { ...readJson(RESULTS), ...results, updated_at: run.finished_at };
+  writeFileSync(RESULTS, JSON.stringify(latest, null, 2) + '\n');
 }
 
-const results = readResults();
 const m = results.machine ?? machine();
 console.log(`\nobservd benchmarks — ${m.cpus} x ${m.cpu_model}, ${m.mem_gib} GiB, node ${m.node}${opts.quick ? ' — QUICK run, not representative' : ''}`);
 if (results.run && !opts.tableOnly) {
@@ -203,4 +214,4 @@ if (results.run && !opts.tableOnly) {
   console.log(Object.entries(results.run.benches).map(([n, b]) => `${n}: ${b.seconds}s${b.exit_code !== 0 ? ` (exit ${b.exit_code})` : ''}`).join(', '));
 }
 console.log(table(selected, results, opts.markdown));
-console.log(`\nfull figures: bench/results/latest.json`);
+console.log(`\nfull figures: ${relative(ROOT, resultsFile)}${resultsFile === RESULTS ? '' : ' (also merged into bench/results/latest.json)'}`);

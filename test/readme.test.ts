@@ -42,7 +42,7 @@ describe('README', () => {
     const audit = await (await d.req('/v1/observation-audit?source_id=screen-main&limit=100')).json();
     const events = audit.data.map((e: { event: string }) => e.event);
     expect(events).toEqual(expect.arrayContaining(['source_created', 'observation_created', 'source_updated', 'token_rotated', 'source_deleted']));
-    expect(events.filter((e: string) => e === 'observation_created')).toHaveLength(2);
+    expect(events.filter((e: string) => e === 'observation_created')).toHaveLength(3);
   });
 
   it('config.example.toml documents exactly the defaults', () => {
