@@ -269,7 +269,7 @@ function fsyncFile(path: string): Promise<void> {
 }
 
 /** Blocking fsync of a file (or directory) by path. */
-function fsyncFileSync(path: string) {
+export function fsyncFileSync(path: string) {
   const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);

@@ -15,6 +15,20 @@ const webhookSchema = z
   })
   .strict();
 
+/** An OpenAI-compatible API: where, which model, and the env var holding its key (never the key). */
+const openAiBackendSchema = z
+  .object({
+    /** Root of an OpenAI-compatible API, e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1. */
+    base_url: z.url({ protocol: /^https?$/ }).optional(),
+    model: z.string().min(1).max(200).optional(),
+    /** Name of the environment variable holding the API key (never the key itself). */
+    api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+    timeout_ms: z.number().int().positive().default(120_000),
+    max_retries: z.number().int().min(0).max(10).default(2),
+  })
+  .strict()
+  .prefault({});
+
 /** The whole configuration; every default lives here and nowhere else. */
 export const configSchema = z
   .object({
@@ -68,37 +82,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    transcription: z
-      .object({
-        /** Root of an OpenAI-compatible API, e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1. */
-        base_url: z.url({ protocol: /^https?$/ }).optional(),
-        model: z.string().min(1).max(200).optional(),
-        /** Name of the environment variable holding the API key (never the key itself). */
-        api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
-        timeout_ms: z.number().int().positive().default(120_000),
-        max_retries: z.number().int().min(0).max(10).default(2),
-      })
-      .strict()
-      .prefault({}),
+    /** The transcription backend: an OpenAI-compatible API; both `base_url` and `model` are needed to use it. */
+    transcription: openAiBackendSchema,
     runs: z
       .object({
         /** Who carries a run: `queue` keeps it for an agent runtime (claim/complete), `openai` sends it to a chat API, `http` POSTs it to a runtime. */
         submitter: z.enum(['queue', 'openai', 'http']).default('queue'),
         /** Runs the openai and http submitters carry at once. */
         concurrency: z.number().int().min(1).max(64).default(2),
-        openai: z
-          .object({
-            /** Root of an OpenAI-compatible API; the SDK's default (api.openai.com) when unset. */
-            base_url: z.url({ protocol: /^https?$/ }).optional(),
-            /** Used when the request has no `generation.model`. */
-            model: z.string().min(1).max(200).optional(),
-            /** Name of the environment variable holding the API key (never the key itself). */
-            api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
-            timeout_ms: z.number().int().positive().default(120_000),
-            max_retries: z.number().int().min(0).max(10).default(2),
-          })
-          .strict()
-          .prefault({}),
+        /** The chat API of the `openai` submitter; the SDK's default (api.openai.com) when `base_url` is unset, `model` when the request has none. */
+        openai: openAiBackendSchema,
         http: z
           .object({
             /** The agent runtime's URL; each run is POSTed there, signed like Standard Webhooks. */

@@ -1,7 +1,7 @@
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { StagedBlob } from '../assets/blob-store.js';
+import { fsyncFileSync, type StagedBlob } from '../assets/blob-store.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { assertAllowedForKind, assertBytesMatch, normalizeMediaType } from '../observations/media.js';
@@ -146,7 +146,7 @@ export class UploadService {
       const { sha256, byteLength } = staged;
       renameSync(staged.tempPath, this.pathOf(id));
       staged = undefined;
-      fsyncDir(this.dir);
+      fsyncFileSync(this.dir);
       markReceived(this.deps.db, id, sha256, byteLength, this.deps.now());
       return { upload_id: id, media_type: row.media_type, sha256, byte_length: byteLength, expires_at_ms: row.expires_at_ms };
     } finally {
@@ -278,11 +278,3 @@ export class UploadService {
   }
 }
 
-function fsyncDir(dir: string) {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
