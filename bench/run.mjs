@@ -153,7 +153,7 @@ const fmt = (v) => (v === null || v === undefined ? '' : String(v));
 const metText = (m) => (m === true ? 'met' : m === false ? 'MISSED' : '');
 
 function table(benches, results, markdown) {
-  const header = ['metric', 'observd', 'unit', 'baseline', 'ratio', 'target', '', 'note'];
+  const header = ['metric', 'observd', 'unit', 'baseline', 'ratio', 'target', 'result', 'note'];
   const lines = [];
   for (const b of benches) {
     const at = results[b.key]?.measured_at ? ` (${results[b.key].measured_at}${results[b.key].quick ? ', quick' : ''})` : '';

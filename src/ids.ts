@@ -1,9 +1,26 @@
+import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
 
+/**
+ * A cryptographic PRNG for ulid that draws from a pooled buffer: one `randomFillSync` per 4 KiB
+ * instead of one per random character.
+ */
+function pooledPrng(): () => number {
+  const pool = Buffer.alloc(4096);
+  let at = pool.length;
+  return () => {
+    if (at >= pool.length) {
+      randomFillSync(pool);
+      at = 0;
+    }
+    return pool[at++] / 256;
+  };
+}
+
 /** Creates a generator of sortable prefixed ids (`obs_01J…`); monotonic within one millisecond. */
 export function idFactory(now: () => number) {
-  const ulid = monotonicFactory();
+  const ulid = monotonicFactory(pooledPrng());
   return (prefix: 'src' | 'obs' | 'der' | 'run' | 'upl' | 'evt' | 'aud') => `${prefix}_${ulid(now())}`;
 }
 export type NewId = ReturnType<typeof idFactory>;

@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
-import * as fs from 'node:fs';
 import { mkdir, open, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -54,8 +53,8 @@ export class TempBlobWriter {
     }
   }
 
-  /** Closes the file; its fsync happens once it is published at its content address. */
   async finish(): Promise<StagedBlob> {
+    await this.fh.sync();
     await this.fh.close();
     return { tempPath: this.tempPath, sha256: this.hash.digest('hex'), byteLength: this.size, head: Buffer.concat(this.head) };
   }
@@ -67,10 +66,9 @@ export class TempBlobWriter {
 }
 
 /**
- * The content-addressed blob directory: `blobs/ab/cd/<sha256>`, written through `tmp/` and
- * renamed into place, so a blob path only ever holds complete bytes; they are fsynced at their
- * final path before any row that references them commits. After a power cut, a blob renamed
- * but never referenced is an orphan, removed at the next start.
+ * The content-addressed blob directory: `blobs/ab/cd/<sha256>`, written and fsynced in `tmp/`
+ * and renamed into place, so a blob path only ever holds complete, durable bytes. A blob renamed
+ * but never referenced (a crash before its row committed) is an orphan, removed at the next start.
  */
 export class BlobStore {
   readonly blobDir: string;
@@ -101,7 +99,8 @@ export class BlobStore {
   async stage(bytes: Buffer): Promise<StagedBlob> {
     const tempPath = tempPathIn(this.tmpDir);
     try {
-      await writeFile(tempPath, bytes, { flag: 'wx' });
+      // One call: open, write, fsync (`flush`) and close.
+      await writeFile(tempPath, bytes, { flag: 'wx', flush: true });
     } catch (e) {
       rmSync(tempPath, { force: true });
       throw e;
@@ -115,33 +114,17 @@ export class BlobStore {
    * when identical bytes are already stored the temp file is simply dropped.
    */
   publishSync(staged: StagedBlob): void {
-    if (this.moveIntoPlace(staged)) fsyncFileSync(this.pathOf(staged.sha256));
+    this.moveIntoPlace(staged);
   }
 
   /**
-   * Like `publishSync`, but pins the blob (so no purge can erase it until `unpin`) and runs the
-   * fsync on libuv's pool, so concurrent uploads overlap theirs. Resolves once the bytes at the
-   * content address are durable, also when another upload of the same bytes is publishing them.
+   * Like `publishSync`, but pins the blob (so no purge can erase it until `unpin`) and creates
+   * a missing shard directory off the event loop.
    */
   async publishPinned(staged: StagedBlob): Promise<void> {
     this.pin(staged.sha256);
-    const inProgress = this.publishing.get(staged.sha256);
-    if (inProgress) {
-      rmSync(staged.tempPath, { force: true });
-      return inProgress;
-    }
     await this.ensureShardDir(staged.sha256);
-    if (this.publishing.has(staged.sha256)) return this.publishPinnedAgain(staged);
-    if (!this.moveIntoPlace(staged)) return;
-    const done = fsyncFile(this.pathOf(staged.sha256)).finally(() => this.publishing.delete(staged.sha256));
-    this.publishing.set(staged.sha256, done);
-    return done;
-  }
-
-  /** A second publisher of the same bytes arrived while this one created the shard directory. */
-  private publishPinnedAgain(staged: StagedBlob): Promise<void> {
-    rmSync(staged.tempPath, { force: true });
-    return this.publishing.get(staged.sha256)!;
+    this.moveIntoPlace(staged);
   }
 
   /** Creates a blob's shard directory off the event loop (once per directory per run). */
@@ -157,10 +140,11 @@ export class BlobStore {
   }
 
   /**
-   * Renames a staged file to its content address; false when the bytes were already there.
-   * The caller then fsyncs the file at its final path: on journalling filesystems (ext4, xfs)
-   * that one fsync also commits the rename and any new shard directory, so each upload costs a
-   * single fsync, like the minimal durable write.
+   * Renames a staged (already fsynced) file to its content address; false when the bytes were
+   * already there. The rename and any new shard directory become durable with the next journal
+   * commit, which the WAL sync that precedes every upload's answer forces on journalling
+   * filesystems (ext4, xfs): each upload costs one fsync of its bytes, like the minimal durable
+   * write, plus its share of one WAL sync.
    */
   private moveIntoPlace(staged: StagedBlob): boolean {
     const dest = this.pathOf(staged.sha256);
@@ -177,8 +161,6 @@ export class BlobStore {
     return true;
   }
 
-  /** Blobs renamed into place whose fsync has not finished yet. */
-  private publishing = new Map<string, Promise<void>>();
   private pins = new Map<string, number>();
   /** Shard directories known to exist (they are never removed while the daemon runs). */
   private knownDirs = new Set<string>();
@@ -256,16 +238,6 @@ export class BlobStore {
     }
     return out;
   }
-}
-
-/** fsync of a file by path on libuv's pool (callback API: no FileHandle bookkeeping per call). */
-function fsyncFile(path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    fs.open(path, 'r', (err, fd) => {
-      if (err) return reject(err);
-      fs.fsync(fd, (syncErr) => fs.close(fd, () => (syncErr ? reject(syncErr) : resolve())));
-    });
-  });
 }
 
 /** Blocking fsync of a file (or directory) by path. */

@@ -12,6 +12,9 @@ export function openDb(file: string): Db {
   // off the loop before answering, and SQLite still fsyncs around every checkpoint.
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
+  // Listing pages read ~100 scattered rows: keep hot pages cached and read the file through mmap.
+  db.pragma('cache_size = -65536');
+  db.pragma('mmap_size = 268435456');
   db.pragma('busy_timeout = 5000');
   return db;
 }

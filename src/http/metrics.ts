@@ -3,7 +3,8 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 /** The daemon's Prometheus registry and its HTTP instruments (one per daemon, no globals). */
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  // The event-loop delay monitor samples on a timer: once a second keeps an idle daemon idle.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
   const requests = new Counter({
     name: 'observd_http_requests_total',
     help: 'HTTP requests by route and status',
