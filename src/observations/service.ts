@@ -14,6 +14,7 @@ import { requestFingerprint } from './fingerprint.js';
 import { assertAllowedForKind, assertBytesMatch, normalizeMediaType } from './media.js';
 import { GroupCommitter } from './group-commit.js';
 import { RateLimiter } from './rate-limiter.js';
+import { RejectionAudit } from './rejections.js';
 import {
   findByIdempotencyKey,
   getObservationRow,
@@ -29,9 +30,6 @@ export interface ObservationHooks {
   afterCreate?: (observation: ObservationView, source: SourceRow) => void;
 }
 
-/** How many rejections per source and reason reach the audit trail each minute. */
-const REJECTION_AUDITS_PER_MINUTE = 30;
-
 export interface IngestResult {
   observation: ObservationView;
   replayed: boolean;
@@ -42,8 +40,7 @@ export class ObservationService {
   private inFlight = new Map<string, string>();
   private committer: GroupCommitter;
   private limiter = new RateLimiter();
-  private auditLimiter = new RateLimiter();
-  private suppressedAudits = new Map<string, number>();
+  private rejections: RejectionAudit;
 
   constructor(
     private deps: Deps,
@@ -51,6 +48,7 @@ export class ObservationService {
     private hooks: ObservationHooks = {},
   ) {
     this.committer = new GroupCommitter(deps.db, deps.blobs, deps.wal);
+    this.rejections = new RejectionAudit(deps);
   }
 
   /**
@@ -59,7 +57,7 @@ export class ObservationService {
    * (insufficient_storage) and a declared size over `maxBytes` (payload_too_large).
    */
   admit(sourceId: string, token: string | undefined, declaredBytes: number | undefined, maxBytes: number): SourceRow {
-    return this.auditRejection(sourceId, () => {
+    return this.rejections.guard(sourceId, () => {
       const source = this.sources.authenticateUpload(sourceId, token);
       this.assertDiskFloor();
       if (declaredBytes !== undefined && declaredBytes > maxBytes) {
@@ -113,7 +111,7 @@ export class ObservationService {
     let key: string | undefined;
     let textStaged: StagedBlob | undefined;
     try {
-      return await this.auditRejection(source.source_id, async () => {
+      return await this.rejections.guard(source.source_id, async () => {
         const f = { ...fields, media_type: normalizeMediaType(fields.media_type) };
         this.validateFields(source, f, staged);
         const fingerprint = requestFingerprint(f, staged.sha256);
@@ -336,55 +334,9 @@ export class ObservationService {
     });
   }
 
-  /** Runs `fn`; an AppError it throws is recorded as `upload_rejected` (or `rate_limited`) and rethrown. */
-  private auditRejection<T>(sourceId: string, fn: () => T): T {
-    const record = (e: unknown) => {
-      if (e instanceof AppError) this.scheduleRejectionAudit(sourceId, e.code);
-    };
-    try {
-      const r = fn();
-      if (r instanceof Promise) return r.catch((e) => (record(e), Promise.reject(e))) as T;
-      return r;
-    } catch (e) {
-      record(e);
-      throw e;
-    }
-  }
-
-  /**
-   * Audits a rejection after the response is on its way (so its latency says nothing about the
-   * source), only for sources that exist, and at most REJECTION_AUDITS_PER_MINUTE per source and
-   * reason: a client without a valid token cannot turn requests into unbounded disk writes.
-   * What the cap holds back is counted into the next record's `suppressed`.
-   */
-  private scheduleRejectionAudit(sourceId: string, code: string): void {
-    setImmediate(() => {
-      const { db, newId, now } = this.deps;
-      if (!db.open || !getSourceRow(db, sourceId)) return;
-      const key = `${sourceId}\u0000${code}`;
-      if (this.auditLimiter.take(key, { burst: REJECTION_AUDITS_PER_MINUTE, window_ms: 60_000 }, now()) > 0) {
-        this.suppressedAudits.set(key, (this.suppressedAudits.get(key) ?? 0) + 1);
-        return;
-      }
-      const suppressed = this.suppressedAudits.get(key) ?? 0;
-      this.suppressedAudits.delete(key);
-      const event = code === 'rate_limited' ? 'rate_limited' : 'upload_rejected';
-      db.transaction(() =>
-        recordAudit(db, newId, now(), event, { source_id: sourceId, detail: { reason: code, ...(suppressed ? { suppressed } : {}) } }),
-      )();
-    });
-  }
-
-
   /** Records a rejection that happened while reading the body (size, base64, schema). */
   recordRejection(sourceId: string, e: unknown): void {
-    try {
-      this.auditRejection(sourceId, () => {
-        throw e;
-      });
-    } catch {
-      /* already recorded */
-    }
+    this.rejections.record(sourceId, e);
   }
 }
 
