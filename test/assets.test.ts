@@ -3,6 +3,7 @@ import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { makeJpegBytes, makePng, makeWav, uploadBody } from './helpers/media.js';
+import { expectProblem } from './helpers/problem.js';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -40,13 +41,6 @@ async function upload(sourceId: string, bytes: Buffer, key: string, extra: Recor
   return res.json();
 }
 
-async function expectProblem(res: Response, status: number, code: string) {
-  expect(res.status).toBe(status);
-  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  const body = await res.json();
-  expect(body).toMatchObject({ status, code });
-  for (const k of ['type', 'title', 'detail']) expect(typeof body[k]).toBe('string');
-}
 
 describe('GET /v1/assets/{id}', () => {
   it('returns the asset metadata', async () => {

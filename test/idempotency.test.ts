@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { makePng, uploadBody } from './helpers/media.js';
+import { expectProblem } from './helpers/problem.js';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -47,13 +48,6 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? filesUnder(join(dir, n)) : [n]));
 }
 
-async function expectProblem(res: Response, status: number, code: string) {
-  expect(res.status).toBe(status);
-  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  const body = await res.json();
-  expect(body).toMatchObject({ status, code });
-  for (const k of ['type', 'title', 'detail']) expect(typeof body[k]).toBe('string');
-}
 
 describe('idempotent uploads', () => {
   it('a replay answers 200 with Idempotent-Replayed and the stored observation', async () => {

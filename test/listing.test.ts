@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { makePng, uploadBody } from './helpers/media.js';
+import { expectProblem } from './helpers/problem.js';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const TOKEN = 'listing-token-0123456789';
@@ -47,13 +48,6 @@ async function list(query: string): Promise<{ data: Obs[]; cursor: { next: strin
   return res.json();
 }
 
-async function expectProblem(res: Response, status: number, code: string) {
-  expect(res.status).toBe(status);
-  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  const body = await res.json();
-  expect(body).toMatchObject({ status, code });
-  for (const k of ['type', 'title', 'detail']) expect(typeof body[k]).toBe('string');
-}
 
 const ids = (rows: Obs[]) => rows.map((r) => r.observation_id);
 const byKey = (a: Obs, b: Obs) => a.captured_at_ms - b.captured_at_ms || (a.observation_id < b.observation_id ? -1 : a.observation_id > b.observation_id ? 1 : 0);

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { makeJpegBytes, makePng, makeWav, uploadBody } from './helpers/media.js';
+import { expectProblem } from './helpers/problem.js';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const TOKEN = 'multipart-token-0123456789';
@@ -65,15 +66,6 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? filesUnder(join(dir, n)) : [n]));
 }
 
-async function expectProblem(res: Response, status: number, code: string) {
-  const text = await res.text();
-  expect({ status: res.status, text }).toMatchObject({ status });
-  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  const body = JSON.parse(text);
-  expect(body).toMatchObject({ status, code });
-  for (const k of ['type', 'title', 'detail']) expect(typeof body[k]).toBe('string');
-  return body;
-}
 
 async function observationCount() {
   return ((await (await d.req('/v1/observations?include_purged=true&limit=1000')).json()).data as unknown[]).length;

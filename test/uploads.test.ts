@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { makeJpegBytes, makePng, makeWav, uploadBody } from './helpers/media.js';
+import { expectProblem } from './helpers/problem.js';
 
 const run = promisify(execFile);
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -25,15 +26,6 @@ function upload(d: TestDaemon, sourceId: string, token: string, body: unknown) {
   return d.req(`/v1/observation-sources/${sourceId}/observations`, { method: 'POST', token, json: body });
 }
 
-async function expectProblem(res: Response, status: number, code: string) {
-  const text = await res.text();
-  expect({ status: res.status, text }).toMatchObject({ status });
-  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  const body = JSON.parse(text);
-  expect(body).toMatchObject({ status, code });
-  for (const k of ['type', 'title', 'detail']) expect(typeof body[k]).toBe('string');
-  return body;
-}
 
 /** Every regular file below `dir` (relative paths). */
 function filesUnder(dir: string): string[] {
