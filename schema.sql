@@ -214,6 +214,8 @@ CREATE INDEX observations_expiry ON observations(expires_at_ms) WHERE retention_
 
 CREATE UNIQUE INDEX observations_idempotency ON observations(source_id, idempotency_key);
 
+CREATE INDEX observations_purged ON observations(purged_at_ms) WHERE retention_state = 'purged';
+
 CREATE INDEX observations_source_captured ON observations(source_id, captured_at_ms, observation_id);
 
 CREATE INDEX observations_source_received ON observations(source_id, received_at_ms, observation_id)

@@ -115,6 +115,7 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
               deps,
               (err) => logger.error({ err }, 'sweep failed'),
               (r) => logger.info(r, 'retention sweep purged observations'),
+              (r) => logger.info(r, 'old history forgotten'),
             );
             services.derivations.start();
             services.runs.start();

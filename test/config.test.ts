@@ -41,7 +41,7 @@ describe('parseConfig', () => {
     expect(c.admin_token).toBeUndefined();
     expect(c.limits).toMatchObject({ max_raw_bytes: 20 * 1024 * 1024, max_metadata_bytes: 16384, max_canonical_text_bytes: 1024 * 1024, max_admin_body_bytes: 256 * 1024 });
     expect(c.server).toEqual({ headers_timeout_ms: 10_000, request_timeout_ms: 120_000, shutdown_grace_ms: 10_000 });
-    expect(c.retention).toEqual({ sweep_interval_ms: 5_000, sweep_batch_size: 100, min_free_bytes: 1024 * 1024 * 1024 });
+    expect(c.retention).toEqual({ sweep_interval_ms: 5_000, sweep_batch_size: 100, min_free_bytes: 1024 * 1024 * 1024, history_ms: 30 * 24 * 3600 * 1000 });
     // A partial section keeps the other defaults of that section.
     expect(parseConfig({ limits: { max_raw_bytes: 10 } }).limits).toMatchObject({ max_raw_bytes: 10, max_metadata_bytes: 16384 });
   });

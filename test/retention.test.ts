@@ -189,3 +189,39 @@ describe('free-disk floor', () => {
     expect((await d.req('/v1/observations')).status).toBe(200);
   });
 });
+
+describe('history', () => {
+  it('forgets purged rows (and blobs they still held) and audit records after retention.history_ms', async () => {
+    const clock = testClock();
+    const day = 24 * 3600 * 1000;
+    const d = await daemon({ retention: { sweep_interval_ms: 3_600_000, history_ms: 10 * day } }, { now: clock });
+    await createSource(d, 'cam', { retention_seconds: 60, purge_raw_on_retention: false });
+    const old = await (await upload(d, 'cam', makePng(3, 3, 501), 'old')).json();
+    const { sweepOnce } = await import('../src/retention/sweep.js');
+    const { pruneHistory } = await import('../src/retention/history.js');
+    clock.advance(61_000);
+    expect((await sweepOnce(d.daemon.deps)).purged).toBe(1);
+    // Purged but kept raw: the row lists with include_purged and its blob stays.
+    expect(existsSync(blobPath(d.dataDir, old.sha256))).toBe(true);
+
+    clock.advance(5 * day);
+    const recent = await (await upload(d, 'cam', makePng(3, 3, 502), 'recent')).json();
+    clock.advance(61_000);
+    await sweepOnce(d.daemon.deps);
+    expect(await pruneHistory(d.daemon.deps)).toEqual({ purged_rows_deleted: 0, audit_events_deleted: 0, blobs_erased: 0 });
+
+    clock.advance(5 * day);
+    const report = await pruneHistory(d.daemon.deps);
+    expect(report.purged_rows_deleted).toBe(1);
+    expect(report.blobs_erased).toBe(1);
+    expect(report.audit_events_deleted).toBeGreaterThanOrEqual(3); // source_created, observation_created, retention_purged
+    expect(existsSync(blobPath(d.dataDir, old.sha256))).toBe(false);
+    expect(existsSync(blobPath(d.dataDir, recent.sha256))).toBe(true);
+    const ids = (await list(d, 'source_id=cam&include_purged=true')).map((o) => o.observation_id);
+    expect(ids).toEqual([recent.observation_id]);
+    const audit = await (await d.req('/v1/observation-audit?limit=1000')).json();
+    const cutoff = clock() - 10 * day;
+    expect(audit.data.every((e: { at_ms: number }) => e.at_ms >= cutoff)).toBe(true);
+    expect(audit.data.some((e: { observation_id: string }) => e.observation_id === recent.observation_id)).toBe(true);
+  });
+});

@@ -1,8 +1,9 @@
 import { openStore } from '../daemon.js';
+import { pruneHistory } from '../retention/history.js';
 import { sweepOnce } from '../retention/sweep.js';
 import { commonArgs } from './args.js';
 
-/** `observd sweep --once`: one retention sweep against the data directory, printed as JSON. */
+/** `observd sweep --once`: one retention sweep (and history pruning) against the data directory, printed as JSON. */
 export async function sweepCommand(argv: string[]): Promise<number> {
   const args = commonArgs(argv, { once: { type: 'boolean' } });
   if (!(args.values as { once?: boolean }).once) {
@@ -12,7 +13,8 @@ export async function sweepCommand(argv: string[]): Promise<number> {
   // The daemon may be running on this data dir: leave its temp files and fresh blobs alone.
   const { deps, services } = openStore(args.config(), { sweepStrays: false });
   try {
-    console.log(JSON.stringify(await sweepOnce(deps)));
+    const report = await sweepOnce(deps);
+    console.log(JSON.stringify({ ...report, history: await pruneHistory(deps) }));
   } finally {
     services.db.close();
   }

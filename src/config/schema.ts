@@ -64,6 +64,8 @@ export const configSchema = z
         sweep_interval_ms: z.number().int().positive().default(5_000),
         sweep_batch_size: z.number().int().positive().default(100),
         min_free_bytes: z.number().int().nonnegative().default(1024 * MiB),
+        /** Purged observation rows and audit records are forgotten this long after the fact (30 days). */
+        history_ms: z.number().int().positive().default(30 * 24 * 3600 * 1000),
       })
       .strict()
       .prefault({}),

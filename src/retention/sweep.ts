@@ -1,5 +1,6 @@
 import { commitThenErase, type Deps } from '../deps.js';
 import { startPeriodic } from '../periodic.js';
+import { pruneHistory, type HistoryReport } from './history.js';
 import { CANDIDATE_COLUMNS, purgeObservations, type PurgeCandidate } from './purge.js';
 
 export interface SweepReport {
@@ -41,12 +42,22 @@ export async function sweepOnce(deps: Deps, now = deps.now()): Promise<SweepRepo
   return report;
 }
 
-/** Runs `sweepOnce` every `sweep_interval_ms`, from now until stopped; a failing sweep is reported, not fatal. */
-export function startSweeper(deps: Deps, onError: (e: unknown) => void, onReport?: (r: SweepReport) => void) {
+/**
+ * Runs `sweepOnce` and then `pruneHistory` every `sweep_interval_ms`, from now until stopped; a
+ * failing sweep is reported, not fatal.
+ */
+export function startSweeper(
+  deps: Deps,
+  onError: (e: unknown) => void,
+  onReport?: (r: SweepReport) => void,
+  onHistory?: (r: HistoryReport) => void,
+) {
   return startPeriodic(
     async () => {
       const r = await sweepOnce(deps);
       if (r.purged > 0) onReport?.(r);
+      const h = await pruneHistory(deps);
+      if (h.purged_rows_deleted || h.audit_events_deleted) onHistory?.(h);
     },
     deps.config.retention.sweep_interval_ms,
     onError,
