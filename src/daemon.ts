@@ -61,7 +61,12 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
   const uploads = new UploadService(deps, observations, loadSigningKey(config.data_dir, config.uploads.signing_key));
   const eventStreams = new EventHub(deps.events, config.events.heartbeat_ms);
   const services: Services = { db, blobs, config, sources, observations, derivations, runs, uploads, eventStreams };
-  return { deps, services, strays };
+  /** Closes the store opened here (the CLI's and tests' counterpart of the daemon's `close`). */
+  const close = async () => {
+    await deps.wal.close();
+    db.close();
+  };
+  return { deps, services, strays, close };
 }
 
 /**

@@ -22,7 +22,8 @@ describe('source counters', () => {
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
         const dir = mkdtempSync(join(tmpdir(), 'observd-prop-'));
         const clock = testClock();
-        const { services, deps } = openStore(parseConfig({ data_dir: dir, retention: { min_free_bytes: 0, sweep_batch_size: 3 } }), { now: clock });
+        const store = openStore(parseConfig({ data_dir: dir, retention: { min_free_bytes: 0, sweep_batch_size: 3 } }), { now: clock });
+        const { services, deps } = store;
         const ensure = (id: string) => {
           try {
             services.sources.require(id);
@@ -85,7 +86,7 @@ describe('source counters', () => {
           expect([...assets].sort()).toEqual([...held].sort());
           expect(services.blobs.listAll().sort()).toEqual([...assets].sort());
         } finally {
-          services.db.close();
+          await store.close();
           rmSync(dir, { recursive: true, force: true });
         }
       }),

@@ -19,7 +19,8 @@ export async function backupCommand(argv: string[]): Promise<number> {
     console.error(`backup destination ${dest} is not empty`);
     return 1;
   }
-  const { services } = openStore(args.config(), { sweepStrays: false });
+  const store = openStore(args.config(), { sweepStrays: false });
+  const { services } = store;
   try {
     mkdirSync(dest, { recursive: true });
     const dbCopy = join(dest, 'observd.db');
@@ -44,6 +45,6 @@ export async function backupCommand(argv: string[]): Promise<number> {
     console.log(JSON.stringify({ destination: dest, database: dbCopy, blobs_copied: copied, blobs_missing: missing }));
     return missing ? 1 : 0;
   } finally {
-    services.db.close();
+    await store.close();
   }
 }

@@ -22,7 +22,8 @@ export async function sourcesCommand(argv: string[]): Promise<number> {
     console.error('usage: observd sources list [--query Q] | sources create --id ID --kind KIND --display-name NAME [--token-file FILE]');
     return 2;
   }
-  const { services } = openStore(args.config(), { sweepStrays: false });
+  const store = openStore(args.config(), { sweepStrays: false });
+  const { services } = store;
   try {
     if (sub === 'list') {
       let cursor: string | undefined;
@@ -47,6 +48,6 @@ export async function sourcesCommand(argv: string[]): Promise<number> {
     console.log(JSON.stringify({ created, ...source, ...(upload_token ? { upload_token } : {}) }));
     return 0;
   } finally {
-    services.db.close();
+    await store.close();
   }
 }

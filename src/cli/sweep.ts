@@ -11,12 +11,13 @@ export async function sweepCommand(argv: string[]): Promise<number> {
     return 2;
   }
   // The daemon may be running on this data dir: leave its temp files and fresh blobs alone.
-  const { deps, services } = openStore(args.config(), { sweepStrays: false });
+  const store = openStore(args.config(), { sweepStrays: false });
+  const { deps } = store;
   try {
     const report = await sweepOnce(deps);
     console.log(JSON.stringify({ ...report, history: await pruneHistory(deps) }));
   } finally {
-    services.db.close();
+    await store.close();
   }
   return 0;
 }
