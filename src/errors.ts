@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'not_found'
   | 'conflict'
   | 'idempotency_in_flight'
+  | 'request_timeout'
   | 'gone'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -28,6 +29,7 @@ const STATUS: Record<ErrorCode, number> = {
   not_found: 404,
   conflict: 409,
   idempotency_in_flight: 409,
+  request_timeout: 408,
   gone: 410,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -49,6 +51,7 @@ const TITLES: Record<ErrorCode, string> = {
   not_found: 'Not found',
   conflict: 'Conflict',
   idempotency_in_flight: 'Idempotent request still in flight',
+  request_timeout: 'Request body too slow',
   gone: 'Gone',
   payload_too_large: 'Payload too large',
   unsupported_media_type: 'Unsupported media type',

@@ -56,3 +56,53 @@ describe('JSON uploads under a tight memory budget', () => {
     }
   });
 });
+
+describe('a JSON body dribbled while it holds the memory budget', () => {
+  it('is cut with 408 request_timeout once its grace has passed, and the upload waiting behind it completes', async () => {
+    const { connect } = await import('node:net');
+    const { startDaemon } = await import('./helpers/daemon.js');
+    const { makePng, uploadBody } = await import('./helpers/media.js');
+    // Budget for one body at a time; a slow body must average 64 KiB/s after 1 s.
+    const d = await startDaemon({ limits: { json_body_memory_bytes: 1, json_body_min_bytes_per_s: 65536, json_body_rate_grace_ms: 1000 } });
+    const timer: { t?: NodeJS.Timeout } = {};
+    try {
+      const src = await (
+        await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })
+      ).json();
+      const { port } = new URL(d.url);
+      const slow = connect(Number(port), '127.0.0.1');
+      slow.on('error', () => {});
+      const answer = new Promise<string>((resolve) => {
+        let text = '';
+        slow.on('data', (b) => (text += b.toString('latin1')));
+        slow.on('close', () => resolve(text));
+      });
+      await new Promise((r) => slow.once('connect', r));
+      slow.write(
+        `POST /v1/observation-sources/cam/observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${src.upload_token}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n{"upload":{"content_base64":"`,
+      );
+      timer.t = setInterval(() => slow.write('AAAA'), 100);
+      await new Promise((r) => setTimeout(r, 200));
+
+      const started = Date.now();
+      const res = await d.req('/v1/observation-sources/cam/observations', {
+        method: 'POST',
+        token: src.upload_token,
+        json: uploadBody(makePng(8, 8, 1), 'normal'),
+        signal: AbortSignal.timeout(15_000),
+      });
+      expect(res.status).toBe(201);
+      // It waited for the slow body to be cut (about the grace period), not for the request timeout.
+      expect(Date.now() - started).toBeLessThan(10_000);
+      const slowAnswer = await answer;
+      expect(slowAnswer).toMatch(/^HTTP\/1\.1 408/);
+      expect(slowAnswer).toContain('"code":"request_timeout"');
+      const list = await (await d.req('/v1/observations?source_id=cam')).json();
+      expect(list.data).toHaveLength(1);
+    } finally {
+      clearInterval(timer.t);
+      await d.close();
+    }
+  });
+});

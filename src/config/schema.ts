@@ -48,6 +48,9 @@ export const configSchema = z
         /** Largest body of a batch upload (`POST .../observations/batch`). */
         max_batch_bytes: z.number().int().positive().default(64 * MiB),
         json_body_memory_bytes: z.number().int().positive().default(256 * MiB),
+        /** A JSON upload body holding the memory budget must average at least this rate once the grace has passed (else 408). */
+        json_body_min_bytes_per_s: z.number().int().positive().default(64 * 1024),
+        json_body_rate_grace_ms: z.number().int().positive().default(5_000),
       })
       .strict()
       .prefault({}),

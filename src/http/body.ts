@@ -15,7 +15,7 @@ export function declaredLength(req: Request): number | undefined {
 }
 
 /** Reads a whole body, refusing a declared or actual size over `limit` (payload_too_large) without buffering past it. */
-export async function readLimitedBytes(req: Request, limit: number): Promise<Buffer> {
+export async function readLimitedBytes(req: Request, limit: number, minRate?: MinRate): Promise<Buffer> {
   const declared = declaredLength(req);
   if (declared !== undefined && declared > limit) throw tooLarge(limit);
   if (!req.body) return Buffer.alloc(0);
@@ -24,27 +24,64 @@ export async function readLimitedBytes(req: Request, limit: number): Promise<Buf
   let out = declared !== undefined ? Buffer.allocUnsafe(declared) : undefined;
   const chunks: Buffer[] = [];
   let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read().catch((e: Error) => {
-      // The client went away mid-body: its mistake, not an internal error.
-      throw new AppError('bad_request', `request body could not be read: ${e.message}`);
-    });
-    if (done) break;
-    if (size + value.byteLength > limit) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge(limit);
+  const watchdog = minRate ? watchRate(reader, minRate, () => size) : undefined;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read().catch((e: Error) => {
+        // The client went away mid-body: its mistake, not an internal error.
+        throw new AppError('bad_request', `request body could not be read: ${e.message}`);
+      });
+      if (done) break;
+      if (size + value.byteLength > limit) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge(limit);
+      }
+      const chunk = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      if (out && size + chunk.length <= out.length) chunk.copy(out, size);
+      else {
+        if (out) chunks.push(out.subarray(0, size));
+        out = undefined;
+        chunks.push(chunk);
+      }
+      size += chunk.length;
     }
-    const chunk = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    if (out && size + chunk.length <= out.length) chunk.copy(out, size);
-    else {
-      if (out) chunks.push(out.subarray(0, size));
-      out = undefined;
-      chunks.push(chunk);
-    }
-    size += chunk.length;
+  } catch (e) {
+    throw watchdog?.tripped() ? watchdog.error() : e;
+  } finally {
+    watchdog?.stop();
   }
+  // A body the watchdog cut short reads as done: it is still too slow, not complete.
+  if (watchdog?.tripped()) throw watchdog.error();
   if (out) return out.subarray(0, size);
   return Buffer.concat(chunks, size);
+}
+
+/** The slowest a body may arrive once `graceMs` have passed (bytes per second, on average). */
+export interface MinRate {
+  bytesPerSecond: number;
+  graceMs: number;
+}
+
+/**
+ * Cancels a body that arrives slower than `rate` on average after its grace period: a client
+ * that holds a scarce resource (the JSON memory budget) while dribbling its body loses it.
+ */
+function watchRate(reader: ReadableStreamDefaultReader<Uint8Array>, rate: MinRate, received: () => number) {
+  const started = performance.now();
+  let tripped = false;
+  const timer = setInterval(() => {
+    const elapsed = performance.now() - started;
+    if (elapsed < rate.graceMs || received() >= (rate.bytesPerSecond * elapsed) / 1000) return;
+    tripped = true;
+    clearInterval(timer);
+    reader.cancel().catch(() => {});
+  }, Math.min(1000, rate.graceMs));
+  return {
+    tripped: () => tripped,
+    error: () =>
+      new AppError('request_timeout', `request body arrived slower than ${rate.bytesPerSecond} bytes/s; send it faster or as multipart`),
+    stop: () => clearInterval(timer),
+  };
 }
 
 export interface MultipartUpload {

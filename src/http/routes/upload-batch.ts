@@ -7,7 +7,7 @@ import { bearerToken, type AppEnv } from '../auth.js';
 import { declaredLength, readLimitedBytes, reserveJsonBody } from '../body.js';
 import { toProblem } from '../problem.js';
 import { parseJson, parseParam, parseWith } from '../validate.js';
-import { ingestJsonUpload, isJson } from './uploads.js';
+import { ingestJsonUpload, isJson, jsonBodyRate } from './uploads.js';
 
 interface ItemResult {
   index: number;
@@ -44,7 +44,7 @@ export function uploadBatchRoutes({ services, config, logger, jsonBudget }: Rout
       if (!isJson((req.headers.get('content-type') ?? '').toLowerCase())) {
         throw new AppError('unsupported_media_type', 'send the batch as application/json');
       }
-      items = parseWith(batchEnvelopeSchema, parseJson(await readLimitedBytes(req, limit))).items;
+      items = parseWith(batchEnvelopeSchema, parseJson(await readLimitedBytes(req, limit, jsonBodyRate(config)))).items;
     } catch (e) {
       observations.recordRejection(sourceId, e);
       throw e;

@@ -9,7 +9,7 @@ import type { StagedBlob } from '../../assets/blob-store.js';
 import type { AppEnv } from '../auth.js';
 import { bearerToken } from '../auth.js';
 import type { RouteDeps } from '../app.js';
-import { declaredLength, readLimitedBytes, readMultipartUpload, reserveJsonBody } from '../body.js';
+import { declaredLength, readLimitedBytes, readMultipartUpload, reserveJsonBody, type MinRate } from '../body.js';
 import { parseJson, parseParam, parseWith } from '../validate.js';
 
 /** Size limits of the upload shapes, derived from the raw-media limit. */
@@ -53,7 +53,7 @@ export function uploadRoutes({ services, config, jsonBudget }: RouteDeps) {
     } else {
       const release = await reserveJsonBody(c.req.raw, limits.json, jsonBudget);
       try {
-        const json = await readJsonUpload(c.req.raw, limits.json).catch(rejected);
+        const json = await readJsonUpload(c.req.raw, limits.json, jsonBodyRate(config)).catch(rejected);
         result = await ingestJsonUpload(services, source, json);
       } finally {
         release();
@@ -68,8 +68,13 @@ export function uploadRoutes({ services, config, jsonBudget }: RouteDeps) {
   return app;
 }
 
-async function readJsonUpload(req: Request, limit: number): Promise<JsonUpload> {
-  return parseWith(jsonUploadSchema, parseJson(await readLimitedBytes(req, limit)));
+async function readJsonUpload(req: Request, limit: number, rate: MinRate): Promise<JsonUpload> {
+  return parseWith(jsonUploadSchema, parseJson(await readLimitedBytes(req, limit, rate)));
+}
+
+/** The pace a JSON body that holds the memory budget must keep. */
+export function jsonBodyRate(config: RouteDeps['config']): MinRate {
+  return { bytesPerSecond: config.limits.json_body_min_bytes_per_s, graceMs: config.limits.json_body_rate_grace_ms };
 }
 
 /** True for a JSON media type (`application/json` or `application/*+json`). */
