@@ -115,7 +115,8 @@ describe('observd sweep --once', () => {
     const bytes = pngs[0].length + pngs[1].length;
     const report = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(report).toMatchObject({ purged: 2, bytes, blobs_erased: 2, batches: 1 });
-    const { history, ...sweep } = report;
+    const { history, events, ...sweep } = report;
+    expect(events).toEqual({ events: 0, deliveries: 0 });
     for (const v of Object.values(sweep)) expect(typeof v).toBe('number');
     // Nothing is old enough to forget yet.
     expect(history).toEqual({ purged_rows_deleted: 0, audit_events_deleted: 0, blobs_erased: 0 });

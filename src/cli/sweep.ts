@@ -1,9 +1,14 @@
 import { openStore } from '../daemon.js';
+import { pruneEvents } from '../events/prune.js';
 import { pruneHistory } from '../retention/history.js';
 import { sweepOnce } from '../retention/sweep.js';
 import { commonArgs } from './args.js';
 
-/** `observd sweep --once`: one retention sweep (and history pruning) against the data directory, printed as JSON. */
+/**
+ * `observd sweep --once`: one retention sweep, history pruning and outbox pruning against the
+ * data directory, printed as JSON. (Expired signed uploads are left to the daemon, which knows
+ * which ones are being written.)
+ */
 export async function sweepCommand(argv: string[]): Promise<number> {
   const args = commonArgs(argv, { once: { type: 'boolean' } });
   if (!(args.values as { once?: boolean }).once) {
@@ -15,7 +20,8 @@ export async function sweepCommand(argv: string[]): Promise<number> {
   const { deps } = store;
   try {
     const report = await sweepOnce(deps);
-    console.log(JSON.stringify({ ...report, history: await pruneHistory(deps) }));
+    const history = await pruneHistory(deps);
+    console.log(JSON.stringify({ ...report, history, events: pruneEvents(deps) }));
   } finally {
     await store.close();
   }
