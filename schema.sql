@@ -116,7 +116,7 @@ CREATE TABLE runs (
   -- http submitter: when the agent runtime accepted the run (2xx).
   submitted_at_ms INTEGER,
   finished_at_ms INTEGER
-) STRICT;
+, lease_expires_at_ms INTEGER) STRICT;
 
 CREATE TABLE session_inputs (
   session_id TEXT NOT NULL,
@@ -228,6 +228,8 @@ CREATE INDEX observations_text_asset ON observations(canonical_text_asset_id)
   WHERE blobs_held = 1 AND canonical_text_asset_id IS NOT NULL;
 
 CREATE INDEX run_assets_asset ON run_assets(asset_id);
+
+CREATE INDEX runs_lease ON runs(lease_expires_at_ms) WHERE status = 'running' AND lease_expires_at_ms IS NOT NULL;
 
 CREATE INDEX runs_session ON runs(target_session_id, run_id);
 

@@ -95,6 +95,8 @@ export const configSchema = z
         submitter: z.enum(['queue', 'openai', 'http']).default('queue'),
         /** Runs the openai and http submitters carry at once. */
         concurrency: z.number().int().min(1).max(64).default(2),
+        /** A run claimed by an agent runtime goes back to the queue unless completed or heartbeated within this time. */
+        claim_lease_ms: z.number().int().min(1000).max(7 * 24 * 3600 * 1000).default(600_000),
         /** The chat API of the `openai` submitter; the SDK's default (api.openai.com) when `base_url` is unset, `model` when the request has none. */
         openai: openAiBackendSchema,
         http: z

@@ -149,7 +149,10 @@ export const ROUTES: Record<string, Record<string, Op>> = {
     get: { summary: 'Get a run with its composed input, and output and usage once finished', auth: 'reader', response: runViewSchema },
   },
   '/v1/runs/{run_id}/claim': {
-    post: { summary: 'Claim a queued run for an agent runtime (queued → running; 409 otherwise)', auth: 'admin', response: runViewSchema },
+    post: { summary: 'Claim a queued run for an agent runtime (queued → running, leased for runs.claim_lease_ms; 409 otherwise)', auth: 'admin', response: runViewSchema },
+  },
+  '/v1/runs/{run_id}/heartbeat': {
+    post: { summary: 'Extend the lease of a claimed run (409 when it is no longer held)', auth: 'admin', response: runViewSchema },
   },
   '/v1/runs/{run_id}/complete': {
     post: {

@@ -1,4 +1,5 @@
 import { releaseWithDerivations } from '../derivations/repo.js';
+import { stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import type { EventType } from '../events/outbox.js';
 import { dropRunAssets, getRunRow, toRunView, transitionRun, type RunRow } from './runs-repo.js';
@@ -47,16 +48,51 @@ export class RunLifecycle {
     return getRunRow(this.deps.db, runId);
   }
 
-  /** queued → running (one more attempt); the updated row, or undefined when the run was not queued. */
-  start(runId: string): RunRow | undefined {
+  /**
+   * queued → running (one more attempt), leased for `leaseMs` when given (an agent runtime's
+   * claim); the updated row, or undefined when the run was not queued.
+   */
+  start(runId: string, leaseMs?: number): RunRow | undefined {
     const { db, now } = this.deps;
     return db.transaction(() => {
       const t = now();
       const row = getRunRow(db, runId);
-      if (!row || !transitionRun(db, runId, ['queued'], { status: 'running', started_at_ms: t, updated_at_ms: t, attempts: row.attempts + 1 })) {
+      const set = { status: 'running' as const, started_at_ms: t, updated_at_ms: t, attempts: row ? row.attempts + 1 : 0 };
+      if (!row || !transitionRun(db, runId, ['queued'], { ...set, lease_expires_at_ms: leaseMs ? t + leaseMs : null })) {
         return undefined;
       }
       return getRunRow(db, runId);
+    })();
+  }
+
+  /** Extends the lease of a claimed, running run by `leaseMs` from now; the updated row, or undefined when it is not. */
+  extendLease(runId: string, leaseMs: number): RunRow | undefined {
+    const { db, now } = this.deps;
+    const row = getRunRow(db, runId);
+    if (!row || row.status !== 'running' || row.lease_expires_at_ms === null) return undefined;
+    const t = now();
+    return transitionRun(db, runId, ['running'], { lease_expires_at_ms: t + leaseMs, updated_at_ms: t }) ? getRunRow(db, runId) : undefined;
+  }
+
+  /**
+   * Puts claimed runs whose lease ran out back in the queue (emitting run.queued again), so a
+   * runtime that died with a claim does not strand its run; returns their ids.
+   */
+  requeueExpiredClaims(now = this.deps.now()): string[] {
+    const { db } = this.deps;
+    return db.transaction(() => {
+      const ids = stmt(
+        db,
+        `SELECT run_id FROM runs WHERE status = 'running' AND lease_expires_at_ms IS NOT NULL AND lease_expires_at_ms <= ? ORDER BY lease_expires_at_ms LIMIT 1000`,
+      )
+        .pluck()
+        .all(now) as string[];
+      for (const id of ids) {
+        if (transitionRun(db, id, ['running'], { status: 'queued', lease_expires_at_ms: null, updated_at_ms: now })) {
+          appendRunEvent(this.deps, 'run.queued', getRunRow(db, id)!);
+        }
+      }
+      return ids;
     })();
   }
 
@@ -84,7 +120,9 @@ export class RunLifecycle {
       const set: Partial<RunRow> = failed
         ? { status: 'failed', error: outcome.error.slice(0, MAX_ERROR_CHARS), output: null, usage: null }
         : { status: 'completed', error: null, output: outcome.output, usage: normalizeUsage(outcome.usage) };
-      if (!transitionRun(db, runId, from, { ...set, updated_at_ms: t, finished_at_ms: t })) return { result: undefined, freed: [] };
+      if (!transitionRun(db, runId, from, { ...set, updated_at_ms: t, finished_at_ms: t, lease_expires_at_ms: null })) {
+        return { result: undefined, freed: [] };
+      }
       const freed = releaseWithDerivations(db, [], dropRunAssets(db, runId));
       const row = getRunRow(db, runId)!;
       appendRunEvent(this.deps, failed ? 'run.failed' : 'run.completed', row);

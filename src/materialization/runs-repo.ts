@@ -28,6 +28,7 @@ export interface RunRow {
   started_at_ms: number | null;
   submitted_at_ms: number | null;
   finished_at_ms: number | null;
+  lease_expires_at_ms: number | null;
 }
 
 /** Reads one run; undefined if missing. */
@@ -89,6 +90,7 @@ export function toRunView(r: RunRow, withInput: boolean): RunView {
     started_at_ms: r.started_at_ms,
     submitted_at_ms: r.submitted_at_ms,
     finished_at_ms: r.finished_at_ms,
+    lease_expires_at_ms: r.lease_expires_at_ms,
   };
   if (withInput) view.input = JSON.parse(r.input);
   return view;

@@ -185,5 +185,7 @@ export const runViewSchema = z.object({
   started_at_ms: z.number().int().nullable(),
   submitted_at_ms: z.number().int().nullable(),
   finished_at_ms: z.number().int().nullable(),
+  /** While an agent runtime holds a claimed run: when it goes back to the queue unless completed or heartbeated. */
+  lease_expires_at_ms: z.number().int().nullable(),
 });
 export type RunView = z.output<typeof runViewSchema>;

@@ -14,6 +14,7 @@ import { getRunRow, insertRun, listRuns, toRunView, type RunRow } from './runs-r
 import type { CompleteRun, ComposedInput, MaterializationRequest, RunListQuery, RunView } from './schemas.js';
 import { requireActive, requireMaterializable, resolveSelection, type Selected } from './selection.js';
 import { createSubmitter, type RunSubmitter } from './submitters/index.js';
+import { startPeriodic } from '../periodic.js';
 
 const TEXT_MEDIA_TYPE = 'text/plain; charset=utf-8';
 
@@ -26,6 +27,8 @@ const TEXT_MEDIA_TYPE = 'text/plain; charset=utf-8';
 export class MaterializationService {
   /** Journal texts being written after their run committed. */
   private writing = new Set<Promise<void>>();
+  /** Puts runs whose claim lease ran out back in the queue. */
+  private leaseChecker: ReturnType<typeof startPeriodic> | undefined;
 
   constructor(
     private deps: Deps,
@@ -89,9 +92,26 @@ export class MaterializationService {
     if (row.submitter !== 'queue' && row.submitter === this.submitter.name) {
       throw new AppError('conflict', `run "${runId}" is carried by the ${row.submitter} submitter and cannot be claimed`);
     }
-    const started = this.lifecycle.start(runId);
+    const started = this.lifecycle.start(runId, this.deps.config.runs.claim_lease_ms);
     if (!started) throw new AppError('conflict', `run "${runId}" is ${row.status}; only a queued run can be claimed`);
     return toRunView(started, true);
+  }
+
+  /**
+   * Keeps a claimed run leased for another `runs.claim_lease_ms`; not_found if missing,
+   * conflict when it is not a claimed, running run (its lease may already have run out).
+   */
+  heartbeat(runId: string): RunView {
+    const row = getRunRow(this.deps.db, runId);
+    if (!row) throw notFound(`run "${runId}"`);
+    const extended = this.lifecycle.extendLease(runId, this.deps.config.runs.claim_lease_ms);
+    if (!extended) throw new AppError('conflict', `run "${runId}" is ${row.status} and not held by a claim`);
+    return toRunView(extended, false);
+  }
+
+  /** Returns claimed runs whose lease ran out to the queue; their ids. */
+  requeueExpiredClaims(now = this.deps.now()): string[] {
+    return this.lifecycle.requeueExpiredClaims(now);
   }
 
   /**
@@ -114,6 +134,14 @@ export class MaterializationService {
   /** Starts the submitter, which resumes unfinished runs, and writes journal texts a crash left unwritten. */
   start(): void {
     this.submitter.start();
+    this.leaseChecker = startPeriodic(
+      () => {
+        const ids = this.requeueExpiredClaims();
+        if (ids.length) this.logger?.info({ run_ids: ids }, 'claimed runs whose lease ran out are queued again');
+      },
+      Math.min(5_000, this.deps.config.runs.claim_lease_ms),
+      (err) => this.logger?.error({ err }, 'requeueing expired claims failed'),
+    );
     const pending = listSessionInputsWithoutText(this.deps.db, 10_000);
     for (const e of pending) this.writeJournalText(e.session_id, e.offset, JSON.parse(e.content) as ComposedInput);
     if (pending.length) this.logger?.info({ session_inputs: pending.length }, 'writing session input texts left unwritten');
@@ -121,6 +149,7 @@ export class MaterializationService {
 
   /** Stops the submitter (runs in flight resume at the next start) and finishes the journal texts being written. */
   async close(): Promise<void> {
+    await this.leaseChecker?.stop();
     await this.submitter.close();
     await this.flushJournal();
   }
@@ -231,6 +260,7 @@ export class MaterializationService {
         started_at_ms: null,
         submitted_at_ms: null,
         finished_at_ms: null,
+        lease_expires_at_ms: null,
       };
       insertRun(db, row, input.attachments.map((a) => a.asset_id));
       appendRunEvent(this.deps, 'run.queued', row);

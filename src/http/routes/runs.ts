@@ -43,6 +43,8 @@ export function runRoutes({ services, config, auth }: RouteDeps) {
 
   app.post('/runs/:run_id/claim', auth('write'), (c) => c.json(runs.claim(parseParam(c, 'run_id', runIdSchema))));
 
+  app.post('/runs/:run_id/heartbeat', auth('write'), (c) => c.json(runs.heartbeat(parseParam(c, 'run_id', runIdSchema))));
+
   app.post('/runs/:run_id/complete', auth('write'), async (c) => {
     const id = parseParam(c, 'run_id', runIdSchema);
     return c.json(runs.complete(id, await parseJsonBody(c, completeRunSchema, bodyLimit)));
