@@ -85,7 +85,7 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
   const { deps, services, strays } = openStore(config, { ...opts, logger });
   if (strays.temps || strays.orphans) logger.info(strays, 'removed stray temp files and orphan blobs');
   let accepting = true;
-  const app = createApp({ services, logger, metrics: createMetrics(), version: VERSION, ready: () => accepting });
+  const app = createApp({ services, logger, metrics: createMetrics(services.db), version: VERSION, ready: () => accepting });
   let server: Server | undefined;
   const open = new Set<ServerResponse>();
   const sockets = new Set<Socket>();

@@ -32,3 +32,17 @@ describe('smoke', () => {
     expect(Buffer.from(await content.arrayBuffer()).equals(png)).toBe(true);
   });
 });
+
+describe('metrics', () => {
+  it('exposes HTTP instruments and store gauges in the Prometheus format', async () => {
+    const res = await d.req('/metrics');
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await res.text();
+    // The smoke test above created one source and uploaded one observation.
+    expect(text).toMatch(/^observd_sources 1$/m);
+    expect(text).toMatch(/^observd_active_observations 1$/m);
+    expect(text).toMatch(/^observd_assets 1$/m);
+    expect(text).toMatch(/^observd_runs_queued 0$/m);
+    expect(text).toMatch(/^observd_http_requests_total\{method="POST",route="\/v1\/observation-sources\/:source_id\/observations",status="201"\} 1$/m);
+  });
+});

@@ -1,7 +1,12 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Db } from '../db/open.js';
+import { stmt } from '../db/open.js';
 
-/** The daemon's Prometheus registry and its HTTP instruments (one per daemon, no globals). */
-export function createMetrics() {
+/**
+ * The daemon's Prometheus registry (one per daemon, no globals): HTTP instruments, and store
+ * gauges read from SQLite at scrape time (the source counters make them cheap).
+ */
+export function createMetrics(db?: Db) {
   const registry = new Registry();
   // The event-loop delay monitor samples on a timer: once a second keeps an idle daemon idle.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
@@ -18,6 +23,23 @@ export function createMetrics() {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [registry],
   });
+  if (db) {
+    const gauge = (name: string, help: string, sql: string) =>
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          if (db.open) this.set(stmt(db, sql).pluck().get() as number);
+        },
+      });
+    gauge('observd_sources', 'Observation sources', `SELECT COUNT(*) FROM sources`);
+    gauge('observd_active_observations', 'Active observations over all sources', `SELECT COALESCE(SUM(active_observation_count), 0) FROM sources`);
+    gauge('observd_active_bytes', 'Bytes of active observations over all sources', `SELECT COALESCE(SUM(active_byte_length), 0) FROM sources`);
+    gauge('observd_assets', 'Stored assets (distinct blobs)', `SELECT COUNT(*) FROM assets`);
+    gauge('observd_derivations_unsettled', 'Derivations pending or processing', `SELECT COUNT(*) FROM derivations WHERE status IN ('pending', 'processing')`);
+    gauge('observd_runs_queued', 'Runs waiting for an agent runtime', `SELECT COUNT(*) FROM runs WHERE status = 'queued'`);
+  }
   return { registry, requests, duration };
 }
 export type Metrics = ReturnType<typeof createMetrics>;
