@@ -94,6 +94,5 @@ export function titleOf(code: ErrorCode): string {
   return TITLES[code];
 }
 
-/** Shorthand constructors used across the domain. */
+/** Shorthand for the most common error: not_found naming what is missing. */
 export const notFound = (what: string) => new AppError('not_found', `${what} not found`);
-export const badRequest = (detail: string) => new AppError('bad_request', detail);

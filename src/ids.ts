@@ -40,8 +40,3 @@ export const streamIdSchema = z
   .string()
   .regex(SAFE_STREAM, 'must be 1-128 characters of [A-Za-z0-9._:-]')
   .refine(notDots, 'must not be "." or ".."');
-
-/** True when `s` is usable as a path segment id. */
-export function isSafeId(s: string): boolean {
-  return SAFE.test(s) && notDots(s);
-}

@@ -1,3 +1,4 @@
+import type { BlobStore } from './blob-store.js';
 import { stmt, type Db } from '../db/open.js';
 
 export interface AssetRow {
@@ -59,4 +60,12 @@ export function releaseAssets(db: Db, assetIds: Iterable<string>): string[] {
     if (row) freed.push(row.sha256);
   }
   return freed;
+}
+
+/**
+ * Erases published blobs whose write never committed: those no row claims and no other write in
+ * flight has pinned. Used after a failed publish or commit.
+ */
+export function discardUnclaimed(db: Db, blobs: BlobStore, shas: Iterable<string>): void {
+  for (const sha of shas) if (!blobs.isPinned(sha) && !getAsset(db, assetIdOf(sha))) blobs.removeSync(sha);
 }

@@ -1,5 +1,5 @@
 import type { BlobStore } from '../assets/blob-store.js';
-import { assetIdOf, getAsset } from '../assets/repo.js';
+import { discardUnclaimed } from '../assets/repo.js';
 import type { Db, WalSync } from '../db/open.js';
 
 /** One write to commit: `work` runs inside the shared transaction and returns its result and the blobs it freed. */
@@ -81,9 +81,7 @@ export class GroupCommitter {
       const o = outcomes[i];
       if (o.ok) return job.resolve(o.value);
       // The write never happened: drop the blobs it published unless something else has them.
-      for (const sha of job.pinned) {
-        if (!this.blobs.isPinned(sha) && !getAsset(this.db, assetIdOf(sha))) this.blobs.removeSync(sha);
-      }
+      discardUnclaimed(this.db, this.blobs, job.pinned);
       job.reject(o.error);
     });
   }

@@ -1,7 +1,7 @@
 import { statfsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { StagedBlob } from '../assets/blob-store.js';
-import { ensureAsset } from '../assets/repo.js';
+import { discardUnclaimed, ensureAsset } from '../assets/repo.js';
 import { recordAudit } from '../audit/repo.js';
 import { stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
@@ -177,9 +177,9 @@ export class ObservationService {
   }
 
   /**
-   * The tail of an upload: publish its blobs (pinned, directory fsyncs overlapping other
-   * uploads'), then, in a group commit shared with concurrent uploads, enforce the quota, insert,
-   * count, audit and emit. quota_exceeded under the `reject` policy, checked before anything is
+   * The tail of an upload: publish its blobs (pinned, so no purge erases them meanwhile), then,
+   * in a group commit shared with concurrent uploads, enforce the quota, insert, count, audit
+   * and emit. quota_exceeded under the `reject` policy, checked before anything is
    * published and again, authoritatively, inside the transaction.
    */
   private async commit(
@@ -201,6 +201,7 @@ export class ObservationService {
       }
     } catch (e) {
       for (const sha of pinned) blobs.unpin(sha);
+      discardUnclaimed(db, blobs, pinned);
       throw e;
     }
     return this.committer.run(() => {

@@ -37,7 +37,8 @@ export function purgeObservations(
   event: 'retention_purged' | 'quota_evicted',
 ): PurgeResult {
   const { db, newId, events } = deps;
-  const mark = stmt(db, 
+  const mark = stmt(
+    db,
     `UPDATE observations SET retention_state = 'purged', purged_at_ms = ?, blobs_held = ? WHERE observation_id = ? AND retention_state = 'active'`,
   );
   const perSource = new Map<string, { count: number; bytes: number; ids: string[] }>();

@@ -1,3 +1,4 @@
+import { stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { startPeriodic } from '../periodic.js';
 import { pruneHistory, type HistoryReport } from './history.js';
@@ -19,7 +20,8 @@ export interface SweepReport {
 export async function sweepOnce(deps: Deps, now = deps.now()): Promise<SweepReport> {
   const started = performance.now();
   const report: SweepReport = { purged: 0, bytes: 0, blobs_erased: 0, batches: 0, duration_ms: 0 };
-  const select = deps.db.prepare(
+  const select = stmt(
+    deps.db,
     `SELECT ${CANDIDATE_COLUMNS} FROM observations o JOIN sources s ON s.source_id = o.source_id
      WHERE o.retention_state = 'active' AND o.expires_at_ms <= ? ORDER BY o.expires_at_ms LIMIT ?`,
   );

@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import { AppError } from '../../errors.js';
 import { sourceIdSchema } from '../../ids.js';
 import { decodeBase64Strict } from '../../observations/media.js';
-import { jsonUploadSchema, multipartObservationSchema, type JsonUpload, type UploadFields } from '../../observations/schemas.js';
+import { jsonUploadSchema, multipartObservationSchema, type JsonUpload } from '../../observations/schemas.js';
 import type { IngestResult } from '../../observations/service.js';
 import type { SourceRow } from '../../sources/repo.js';
 import type { StagedBlob } from '../../assets/blob-store.js';
