@@ -14,7 +14,11 @@ export function declaredLength(req: Request): number | undefined {
   return Number(v);
 }
 
-/** Reads a whole body, refusing a declared or actual size over `limit` (payload_too_large) without buffering past it. */
+/**
+ * Reads a whole body, refusing a declared or actual size over `limit` (payload_too_large)
+ * without buffering past it; with `minRate`, a body arriving slower than that after its grace is
+ * cut (request_timeout).
+ */
 export async function readLimitedBytes(req: Request, limit: number, minRate?: MinRate): Promise<Buffer> {
   const declared = declaredLength(req);
   if (declared !== undefined && declared > limit) throw tooLarge(limit);
