@@ -1,4 +1,5 @@
 import { backupCommand } from './backup.js';
+import { mcpCommand } from './mcp.js';
 import { migrateCommand } from './migrate.js';
 import { serveCommand } from './serve.js';
 import { sourcesCommand } from './sources.js';
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   sources: sourcesCommand,
   upload: uploadCommand,
   backup: backupCommand,
+  mcp: mcpCommand,
 };
 
 const USAGE = `usage: observd [command] [flags]
@@ -27,6 +29,8 @@ commands:
   upload --source ID --token-file FILE [--url URL] [--stream S] [--key K] FILE
                    upload one file to a running daemon (multipart, streamed)
   backup DEST      consistent copy of the database and its blobs, safe while serving
+  mcp [--url URL] [--token-file FILE]
+                   MCP server over stdio for a running daemon (token also from OBSERVD_TOKEN)
 
 flags:
   --config FILE               config file (default ./config.toml if present)

@@ -51,6 +51,8 @@ export const configSchema = z
         /** A JSON upload body holding the memory budget must average at least this rate once the grace has passed (else 408). */
         json_body_min_bytes_per_s: z.number().int().positive().default(64 * 1024),
         json_body_rate_grace_ms: z.number().int().positive().default(5_000),
+        /** Largest original image the MCP `get_observation` tool returns inline (else the preview). */
+        mcp_max_image_bytes: z.number().int().positive().default(5 * MiB),
       })
       .strict()
       .prefault({}),

@@ -19,6 +19,7 @@ import { problemResponse, toProblem } from './problem.js';
 import { assetRoutes } from './routes/assets.js';
 import { derivationRoutes } from './routes/derivations.js';
 import { eventRoutes } from './routes/events.js';
+import { mcpRoutes } from './routes/mcp.js';
 import { observationRoutes } from './routes/observations.js';
 import { runRoutes } from './routes/runs.js';
 import { sourceRoutes } from './routes/sources.js';
@@ -114,6 +115,7 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
   app.route('/v1/assets', assetRoutes(deps));
   app.route('/v1/derivations', derivationRoutes(deps));
   app.route('/v1', runRoutes(deps));
+  app.route('/mcp', mcpRoutes(deps, async (req) => app.fetch(req)));
   return app;
 }
 
