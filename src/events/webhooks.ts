@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import { stmt } from '../db/open.js';
 import type { Deps } from '../deps.js';
@@ -6,6 +5,7 @@ import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
 import type { OutboxEvent } from './outbox.js';
 import { webhookPayload } from './payload.js';
+import { webhookHeaders } from './signing.js';
 
 type Endpoint = Config['webhooks'][number];
 
@@ -20,15 +20,6 @@ interface DeliveryRow {
 const ENQUEUE_BATCH = 500;
 /** The deliverer looks at its table at least this often, whatever the clock does. */
 const MAX_SLEEP_MS = 60_000;
-
-/**
- * The Standard Webhooks `webhook-signature` value: `v1,` + base64 HMAC-SHA256 of
- * `${id}.${timestamp}.${body}` keyed with the base64 part of a `whsec_` secret.
- */
-export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
-  const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
-  return `v1,${createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64')}`;
-}
 
 /**
  * Delivers outbox events to the webhooks of the config file, after commit. Per endpoint it moves
@@ -161,7 +152,6 @@ export class WebhookDeliverer {
       return true;
     }
     const body = JSON.stringify(webhookPayload(ev));
-    const timestamp = Math.floor(this.deps.now() / 1000);
     const timeoutMs = this.deps.config.events.webhook_timeout_ms;
     let status: number | null = null;
     let error: string | null = null;
@@ -171,9 +161,7 @@ export class WebhookDeliverer {
         headers: {
           'content-type': 'application/json',
           'user-agent': `observd/${VERSION}`,
-          'webhook-id': ev.event_id,
-          'webhook-timestamp': String(timestamp),
-          'webhook-signature': signWebhook(ep.secret, ev.event_id, timestamp, body),
+          ...webhookHeaders(ep.secret, ev.event_id, this.deps.now(), body),
         },
         body,
         redirect: 'manual',

@@ -1,18 +1,9 @@
-import { createHmac } from 'node:crypto';
 import type { Deps } from '../../deps.js';
 import type { Logger } from '../../logger.js';
 import type { RunLifecycle } from '../lifecycle.js';
 import { toRunView, type RunRow } from '../runs-repo.js';
+import { webhookHeaders } from '../../events/signing.js';
 import { BackgroundSubmitter } from './background.js';
-
-/**
- * The Standard Webhooks signature of a message: `v1,` + base64 HMAC-SHA256 of
- * `id.timestamp.body`, keyed with the base64-decoded part of a `whsec_` secret.
- */
-export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
-  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
-  return `v1,${createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64')}`;
-}
 
 /**
  * POSTs each run (its view with the composed input) to the configured agent-runtime URL, signed
@@ -42,15 +33,12 @@ export class HttpSubmitter extends BackgroundSubmitter {
     for (let attempt = 1; attempt <= max_attempts; attempt++) {
       if (this.closed) return;
       try {
-        const ts = Math.floor(this.deps.now() / 1000);
         const res = await fetch(url!, {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
             'user-agent': 'observd-run-submitter',
-            'webhook-id': runId,
-            'webhook-timestamp': String(ts),
-            'webhook-signature': signWebhook(secret!, runId, ts, body),
+            ...webhookHeaders(secret!, runId, this.deps.now(), body),
           },
           body,
           signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(timeout_ms)]),
