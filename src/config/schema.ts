@@ -16,7 +16,7 @@ const webhookSchema = z
   .strict();
 
 /** An OpenAI-compatible API: where, which model, and the env var holding its key (never the key). */
-const openAiBackendSchema = z
+export const openAiBackendSchema = z
   .object({
     /** Root of an OpenAI-compatible API, e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1. */
     base_url: z.url({ protocol: /^https?$/ }).optional(),

@@ -1,5 +1,6 @@
 import OpenAI, { toFile } from 'openai';
 import type { Config } from '../config/schema.js';
+import { openAiClient } from '../openai-client.js';
 import type { DerivationBackend } from './schemas.js';
 
 type Env = Record<string, string | undefined>;
@@ -28,7 +29,7 @@ export class Transcriber {
     private settings: Config['transcription'],
     env: Env = process.env,
   ) {
-    const { base_url, model, api_key_env } = settings;
+    const { base_url, model } = settings;
     this.identity = base_url && model ? `${base_url.replace(/\/+$/, '')}|${model}` : 'unconfigured';
     this.backend = model ? { kind: 'openai_compatible', model } : null;
     if (!base_url || !model) {
@@ -36,21 +37,9 @@ export class Transcriber {
       this.problem = `no transcription backend is configured: set ${missing} (and transcription.api_key_env if the API needs a key) in the config`;
       return;
     }
-    const apiKey = api_key_env ? env[api_key_env] : undefined;
-    if (api_key_env && !apiKey) {
-      this.problem = `the environment variable ${api_key_env} named by transcription.api_key_env is not set`;
-      return;
-    }
-    // Local servers need no key, but the SDK insists on one.
-    this.client = new OpenAI({
-      baseURL: base_url,
-      apiKey: apiKey ?? 'no-key',
-      timeout: settings.timeout_ms,
-      maxRetries: settings.max_retries,
-      // Explicitly none: OPENAI_ORG_ID / OPENAI_PROJECT_ID in the daemon's environment must not reach other backends.
-      organization: null,
-      project: null,
-    });
+    const made = openAiClient(settings, 'transcription.api_key_env', env);
+    if ('problem' in made) this.problem = made.problem;
+    else this.client = made.client;
   }
 
   /** Why transcription cannot run, or undefined when it can. */

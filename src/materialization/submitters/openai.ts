@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import OpenAI from 'openai';
 import type { Deps } from '../../deps.js';
 import type { Logger } from '../../logger.js';
+import { openAiClient } from '../../openai-client.js';
 import type { RunLifecycle, RunOutcome } from '../lifecycle.js';
 import type { RunRow } from '../runs-repo.js';
 import type { ComposedInput } from '../schemas.js';
@@ -21,22 +22,9 @@ export class OpenAISubmitter extends BackgroundSubmitter {
 
   constructor(deps: Deps, runs: RunLifecycle, logger?: Pick<Logger, 'error' | 'info'>, env: Env = process.env) {
     super('openai', deps, runs, logger);
-    const { base_url, api_key_env, timeout_ms, max_retries } = deps.config.runs.openai;
-    const apiKey = api_key_env ? env[api_key_env] : undefined;
-    if (api_key_env && !apiKey) {
-      this.problem = `the environment variable ${api_key_env} named by runs.openai.api_key_env is not set`;
-      return;
-    }
-    this.client = new OpenAI({
-      baseURL: base_url,
-      // Local servers need no key, but the SDK insists on one.
-      apiKey: apiKey ?? 'no-key',
-      timeout: timeout_ms,
-      maxRetries: max_retries,
-      // Explicitly none: OPENAI_ORG_ID / OPENAI_PROJECT_ID in the daemon's environment must not reach other backends.
-      organization: null,
-      project: null,
-    });
+    const made = openAiClient(deps.config.runs.openai, 'runs.openai.api_key_env', env);
+    if ('problem' in made) this.problem = made.problem;
+    else this.client = made.client;
   }
 
   protected resumes(row: RunRow): boolean {
