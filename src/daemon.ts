@@ -14,18 +14,17 @@ import { openDb, WalSync } from './db/open.js';
 import type { Deps } from './deps.js';
 import { EventHub } from './events/hub.js';
 import { Outbox } from './events/outbox.js';
-import { pruneEvents } from './events/prune.js';
 import { WebhookDeliverer } from './events/webhooks.js';
 import { titleOf } from './errors.js';
+import { daemonJobs } from './daemon-jobs.js';
 import { createApp, type Services } from './http/app.js';
 import { createMetrics } from './http/metrics.js';
 import { problemResponse } from './http/problem.js';
 import { idFactory } from './ids.js';
+import { JobRegistry } from './jobs.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMaterializationService } from './materialization/service.js';
 import { ObservationService } from './observations/service.js';
-import { startSweeper } from './retention/sweep.js';
-import { startPeriodic } from './periodic.js';
 import { SourceService } from './sources/service.js';
 import { UploadService } from './uploads/service.js';
 import { loadSigningKey } from './uploads/signing.js';
@@ -85,19 +84,23 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
   const { deps, services, strays } = openStore(config, { ...opts, logger });
   if (strays.temps || strays.orphans) logger.info(strays, 'removed stray temp files and orphan blobs');
   let accepting = true;
-  const app = createApp({ services, logger, metrics: createMetrics(services.db), version: VERSION, ready: () => accepting });
+  const metrics = createMetrics(services.db);
+  const app = createApp({ services, logger, metrics, version: VERSION, ready: () => accepting });
+  const jobs = new JobRegistry(deps.now, (run) => {
+    metrics.recordJob(run);
+    if (run.error !== undefined) logger.error({ err: run.error, job: run.name }, 'periodic job failed');
+  });
+  for (const job of daemonJobs(deps, services, logger)) jobs.add(job);
   let server: Server | undefined;
   const open = new Set<ServerResponse>();
   const sockets = new Set<Socket>();
-  let sweeper: ReturnType<typeof startSweeper> | undefined;
-  let uploadCleaner: ReturnType<typeof startPeriodic> | undefined;
-  let eventPruner: ReturnType<typeof startPeriodic> | undefined;
   const webhooks = new WebhookDeliverer(deps, logger);
 
   return {
     services,
     deps,
     logger,
+    jobs,
     /** Starts listening; resolves with the bound address (port 0 picks a free one). */
     start(): Promise<{ host: string; port: number; url: string }> {
       return new Promise((resolve, reject) => {
@@ -116,25 +119,9 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
               createServer(opts, getRequestListener(app.fetch, { hostname: host, errorHandler: requestErrorResponse }))) as typeof createServer,
           },
           (info: AddressInfo) => {
-            sweeper = startSweeper(
-              deps,
-              (err) => logger.error({ err }, 'sweep failed'),
-              (r) => logger.info(r, 'retention sweep purged observations'),
-              (r) => logger.info(r, 'old history forgotten'),
-            );
             services.derivations.start();
             services.runs.start();
-            uploadCleaner = startPeriodic(
-              () => {
-                const r = services.uploads.cleanup();
-                if (r.expired || r.strays) logger.info(r, 'removed expired signed uploads');
-              },
-              config.uploads.cleanup_interval_ms,
-              (err) => logger.error({ err }, 'signed upload cleanup failed'),
-            );
-            eventPruner = startPeriodic(() => pruneEvents(deps), config.events.prune_interval_ms, (err) =>
-              logger.error({ err }, 'event outbox pruning failed'),
-            );
+            jobs.start();
             webhooks.start();
             const h = info.address.includes(':') ? `[${info.address}]` : info.address;
             logger.info({ address: `${h}:${info.port}`, data_dir: config.data_dir, version: VERSION }, 'observd listening');
@@ -187,8 +174,7 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
         await closed;
         clearTimeout(grace);
       }
-      await sweeper?.stop();
-      await Promise.all([uploadCleaner?.stop(), eventPruner?.stop(), webhooks.stop()]);
+      await Promise.all([jobs.stop(), webhooks.stop()]);
       await deps.wal.close();
       services.db.close();
       logger.info('observd stopped');

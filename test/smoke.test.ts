@@ -35,14 +35,24 @@ describe('smoke', () => {
 
 describe('metrics', () => {
   it('exposes HTTP instruments and store gauges in the Prometheus format', async () => {
-    const res = await d.req('/metrics');
-    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
-    const text = await res.text();
-    // The smoke test above created one source and uploaded one observation.
-    expect(text).toMatch(/^observd_sources 1$/m);
-    expect(text).toMatch(/^observd_active_observations 1$/m);
-    expect(text).toMatch(/^observd_assets 1$/m);
-    expect(text).toMatch(/^observd_runs_queued 0$/m);
-    expect(text).toMatch(/^observd_http_requests_total\{method="POST",route="\/v1\/observation-sources\/:source_id\/observations",status="201"\} 1$/m);
+    // Its own daemon and data: this test does not depend on what another test left behind.
+    const m = await startDaemon();
+    try {
+      const src = await (
+        await m.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'Cam', kind: 'webcam_snapshot' } })
+      ).json();
+      const up = await m.req('/v1/observation-sources/cam/observations', { method: 'POST', token: src.upload_token, json: uploadBody(makePng(3, 3), 'm1') });
+      expect(up.status).toBe(201);
+      const res = await m.req('/metrics');
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      const text = await res.text();
+      expect(text).toMatch(/^observd_sources 1$/m);
+      expect(text).toMatch(/^observd_active_observations 1$/m);
+      expect(text).toMatch(/^observd_assets 1$/m);
+      expect(text).toMatch(/^observd_runs_queued 0$/m);
+      expect(text).toMatch(/^observd_http_requests_total\{method="POST",route="\/v1\/observation-sources\/:source_id\/observations",status="201"\} 1$/m);
+    } finally {
+      await m.close();
+    }
   });
 });

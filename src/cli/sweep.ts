@@ -1,7 +1,6 @@
+import { daemonJobs } from '../daemon-jobs.js';
 import { openStore } from '../daemon.js';
-import { pruneEvents } from '../events/prune.js';
-import { pruneHistory } from '../retention/history.js';
-import { sweepOnce } from '../retention/sweep.js';
+import { JobRegistry } from '../jobs.js';
 import { commonArgs } from './args.js';
 
 /**
@@ -17,11 +16,15 @@ export async function sweepCommand(argv: string[]): Promise<number> {
   }
   // The daemon may be running on this data dir: leave its temp files and fresh blobs alone.
   const store = openStore(args.config(), { sweepStrays: false });
-  const { deps } = store;
+  const { deps, services } = store;
+  const jobs = new JobRegistry(deps.now);
+  for (const job of daemonJobs(deps, services)) jobs.add(job);
   try {
-    const report = await sweepOnce(deps);
-    const history = await pruneHistory(deps);
-    console.log(JSON.stringify({ ...report, history, events: pruneEvents(deps) }));
+    // The daemon's own jobs, run once each (the same code its schedule runs).
+    const report = (await jobs.runOnce('retention.sweep')) as object;
+    const history = await jobs.runOnce('retention.history');
+    const events = await jobs.runOnce('events.prune');
+    console.log(JSON.stringify({ ...report, history, events }));
   } finally {
     await store.close();
   }

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Db } from '../db/open.js';
 import { stmt } from '../db/open.js';
+import type { JobRun } from '../jobs.js';
 
 /**
  * The daemon's Prometheus registry (one per daemon, no globals): HTTP instruments, and store
@@ -40,6 +41,30 @@ export function createMetrics(db?: Db) {
     gauge('observd_derivations_unsettled', 'Derivations pending or processing', `SELECT COUNT(*) FROM derivations WHERE status IN ('pending', 'processing')`);
     gauge('observd_runs_queued', 'Runs waiting for an agent runtime', `SELECT COUNT(*) FROM runs WHERE status = 'queued'`);
   }
-  return { registry, requests, duration };
+  const jobLastRun = new Gauge({
+    name: 'observd_job_last_run_timestamp_seconds',
+    help: 'When each periodic job last ran (Unix seconds)',
+    labelNames: ['job'],
+    registers: [registry],
+  });
+  const jobDuration = new Gauge({
+    name: 'observd_job_last_duration_seconds',
+    help: 'How long the last run of each periodic job took',
+    labelNames: ['job'],
+    registers: [registry],
+  });
+  const jobRuns = new Counter({
+    name: 'observd_job_runs_total',
+    help: 'Runs of each periodic job by outcome (ok, error)',
+    labelNames: ['job', 'outcome'],
+    registers: [registry],
+  });
+  /** Records one run of a periodic job. */
+  const recordJob = (run: JobRun) => {
+    jobLastRun.set({ job: run.name }, run.startedAtMs / 1000);
+    jobDuration.set({ job: run.name }, run.durationMs / 1000);
+    jobRuns.inc({ job: run.name, outcome: run.error === undefined ? 'ok' : 'error' });
+  };
+  return { registry, requests, duration, recordJob };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

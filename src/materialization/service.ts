@@ -14,7 +14,6 @@ import { getRunRow, insertRun, listRuns, toRunView, type RunRow } from './runs-r
 import type { CompleteRun, ComposedInput, MaterializationRequest, RunListQuery, RunView } from './schemas.js';
 import { requireActive, requireMaterializable, resolveSelection, type Selected } from './selection.js';
 import { createSubmitter, type RunSubmitter } from './submitters/index.js';
-import { startPeriodic } from '../periodic.js';
 
 const TEXT_MEDIA_TYPE = 'text/plain; charset=utf-8';
 
@@ -28,7 +27,6 @@ export class MaterializationService {
   /** Journal texts being written after their run committed. */
   private writing = new Set<Promise<void>>();
   /** Puts runs whose claim lease ran out back in the queue. */
-  private leaseChecker: ReturnType<typeof startPeriodic> | undefined;
 
   constructor(
     private deps: Deps,
@@ -134,14 +132,6 @@ export class MaterializationService {
   /** Starts the submitter, which resumes unfinished runs, and writes journal texts a crash left unwritten. */
   start(): void {
     this.submitter.start();
-    this.leaseChecker = startPeriodic(
-      () => {
-        const ids = this.requeueExpiredClaims();
-        if (ids.length) this.logger?.info({ run_ids: ids }, 'claimed runs whose lease ran out are queued again');
-      },
-      Math.min(5_000, this.deps.config.runs.claim_lease_ms),
-      (err) => this.logger?.error({ err }, 'requeueing expired claims failed'),
-    );
     const pending = listSessionInputsWithoutText(this.deps.db, 10_000);
     for (const e of pending) this.writeJournalText(e.session_id, e.offset, JSON.parse(e.content) as ComposedInput);
     if (pending.length) this.logger?.info({ session_inputs: pending.length }, 'writing session input texts left unwritten');
@@ -149,7 +139,6 @@ export class MaterializationService {
 
   /** Stops the submitter (runs in flight resume at the next start) and finishes the journal texts being written. */
   async close(): Promise<void> {
-    await this.leaseChecker?.stop();
     await this.submitter.close();
     await this.flushJournal();
   }

@@ -1,7 +1,5 @@
 import { stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
-import { startPeriodic } from '../periodic.js';
-import { pruneHistory, type HistoryReport } from './history.js';
 import { CANDIDATE_COLUMNS, purgeObservations, type PurgeCandidate } from './purge.js';
 
 export interface SweepReport {
@@ -42,26 +40,4 @@ export async function sweepOnce(deps: Deps, now = deps.now()): Promise<SweepRepo
   }
   report.duration_ms = Math.round(performance.now() - started);
   return report;
-}
-
-/**
- * Runs `sweepOnce` and then `pruneHistory` every `sweep_interval_ms`, from now until stopped; a
- * failing sweep is reported, not fatal.
- */
-export function startSweeper(
-  deps: Deps,
-  onError: (e: unknown) => void,
-  onReport?: (r: SweepReport) => void,
-  onHistory?: (r: HistoryReport) => void,
-) {
-  return startPeriodic(
-    async () => {
-      const r = await sweepOnce(deps);
-      if (r.purged > 0) onReport?.(r);
-      const h = await pruneHistory(deps);
-      if (h.purged_rows_deleted || h.audit_events_deleted) onHistory?.(h);
-    },
-    deps.config.retention.sweep_interval_ms,
-    onError,
-  );
 }
