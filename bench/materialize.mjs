@@ -124,13 +124,13 @@ async function inProcess() {
   const composeMs = [];
   for (let i = 0; i < ITERATIONS; i++) {
     const t0 = performance.now();
-    const { input } = await services.runs.prepare(materializationRequestSchema.parse(body(i)));
+    const { input } = await services.materializations.prepare(materializationRequestSchema.parse(body(i)));
     composeMs.push(performance.now() - t0);
     if (input.observations.length !== 3 || input.attachments.length !== 3) throw new Error('unexpected input shape');
   }
   // Warm-up (statement cache, OS page cache), not measured.
-  for (let i = 0; i < 50; i++) await services.runs.materialize(materializationRequestSchema.parse(body(i)));
-  await services.runs.flushJournal();
+  for (let i = 0; i < 50; i++) await services.materializations.materialize(materializationRequestSchema.parse(body(i)));
+  await services.materializations.flushJournal();
   // The whole materialization: also the durable record (run, journal entry, held assets, event).
   // Each iteration waits for its journal text (written after the commit, off the response path)
   // so one run's background fsyncs do not land in the next one's measurement.
@@ -138,9 +138,9 @@ async function inProcess() {
   const journalMs = [];
   for (let i = 0; i < ITERATIONS; i++) {
     const t0 = performance.now();
-    const run = await services.runs.materialize(materializationRequestSchema.parse(body(i)));
+    const run = await services.materializations.materialize(materializationRequestSchema.parse(body(i)));
     const t1 = performance.now();
-    await services.runs.flushJournal();
+    await services.materializations.flushJournal();
     materializeMs.push(t1 - t0);
     journalMs.push(performance.now() - t1);
     if (run.observation_ids.length !== 3 || run.asset_ids.length !== 3) throw new Error('unexpected run shape');
@@ -149,10 +149,10 @@ async function inProcess() {
   const backToBackMs = [];
   for (let i = 0; i < ITERATIONS; i++) {
     const t0 = performance.now();
-    await services.runs.materialize(materializationRequestSchema.parse(body(i)));
+    await services.materializations.materialize(materializationRequestSchema.parse(body(i)));
     backToBackMs.push(performance.now() - t0);
   }
-  await services.runs.close();
+  await services.materializations.close();
   await services.derivations.close();
   deps.db.close();
   return {

@@ -5,7 +5,7 @@ import type { Logger } from './logger.js';
 import type { MaterializationService } from './materialization/service.js';
 import { pruneHistory } from './retention/history.js';
 import { sweepOnce } from './retention/sweep.js';
-import type { UploadService } from './uploads/service.js';
+import type { SignedUploadService } from './uploads/service.js';
 
 /**
  * Every periodic job of the daemon, by name. Each `run` is a plain call into its domain with
@@ -14,7 +14,7 @@ import type { UploadService } from './uploads/service.js';
  */
 export function daemonJobs(
   deps: Deps,
-  services: { uploads: UploadService; runs: MaterializationService },
+  services: { signedUploads: SignedUploadService; materializations: MaterializationService },
   logger?: Pick<Logger, 'info'>,
 ): PeriodicJob[] {
   const { config } = deps;
@@ -41,7 +41,7 @@ export function daemonJobs(
       name: 'uploads.cleanup',
       intervalMs: config.uploads.cleanup_interval_ms,
       run() {
-        const r = services.uploads.cleanup();
+        const r = services.signedUploads.cleanup();
         if (r.expired || r.strays) logger?.info(r, 'removed expired signed uploads');
         return r;
       },
@@ -51,7 +51,7 @@ export function daemonJobs(
       name: 'runs.requeue_expired_claims',
       intervalMs: Math.min(5_000, config.runs.claim_lease_ms),
       run(now) {
-        const ids = services.runs.requeueExpiredClaims(now);
+        const ids = services.materializations.requeueExpiredClaims(now);
         if (ids.length) logger?.info({ run_ids: ids }, 'claimed runs whose lease ran out are queued again');
         return ids;
       },

@@ -26,7 +26,8 @@ import { createLogger, type Logger } from './logger.js';
 import { createMaterializationService } from './materialization/service.js';
 import { ObservationService } from './observations/service.js';
 import { SourceService } from './sources/service.js';
-import { UploadService } from './uploads/service.js';
+import { SignedUploadService } from './uploads/service.js';
+import { AssetService } from './assets/service.js';
 import { loadSigningKey } from './uploads/signing.js';
 import { VERSION } from './version.js';
 
@@ -56,10 +57,11 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
   const sources = new SourceService(deps);
   const derivations = createDerivationService(deps, opts.logger);
   const observations = new ObservationService(deps, sources, { afterCreate: (o) => derivations.autoDerive(o) });
-  const runs = createMaterializationService(deps, derivations, opts.logger);
-  const uploads = new UploadService(deps, observations, loadSigningKey(config.data_dir, config.uploads.signing_key));
+  const materializations = createMaterializationService(deps, derivations, opts.logger);
+  const signedUploads = new SignedUploadService(deps, observations, loadSigningKey(config.data_dir, config.uploads.signing_key));
+  const assets = new AssetService(deps);
   const eventStreams = new EventHub(deps.events, config.events.heartbeat_ms);
-  const services: Services = { db, blobs, config, sources, observations, derivations, runs, uploads, eventStreams };
+  const services: Services = { db, blobs, config, sources, observations, assets, derivations, materializations, signedUploads, eventStreams };
   /** Closes the store opened here (the CLI's and tests' counterpart of the daemon's `close`). */
   const close = async () => {
     await deps.wal.close();
@@ -120,7 +122,7 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
           },
           (info: AddressInfo) => {
             services.derivations.start();
-            services.runs.start();
+            services.materializations.start();
             jobs.start();
             webhooks.start();
             const h = info.address.includes(':') ? `[${info.address}]` : info.address;
@@ -159,7 +161,7 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
       // SSE streams never end on their own; end them so the drain below is not held open.
       services.eventStreams.close();
       // Before the drain, so requests waiting on a derivation answer now instead of holding it open.
-      await services.runs.close();
+      await services.materializations.close();
       await services.derivations.close();
       if (server) {
         const s = server;

@@ -75,12 +75,15 @@ export class AppError extends Error {
   readonly errors?: FieldProblem[];
   /** Seconds a client should wait before retrying (rate limits). */
   readonly retryAfterSeconds?: number;
+  /** A finer reason than the code, in Kheish's vocabulary (`invalid_base64`, `revoked_token`, …), for the audit trail. */
+  readonly reason?: string;
 
-  constructor(code: ErrorCode, detail: string, opts: { errors?: FieldProblem[]; retryAfterSeconds?: number } = {}) {
+  constructor(code: ErrorCode, detail: string, opts: { errors?: FieldProblem[]; retryAfterSeconds?: number; reason?: string } = {}) {
     super(detail);
     this.code = code;
     this.errors = opts.errors;
     this.retryAfterSeconds = opts.retryAfterSeconds;
+    this.reason = opts.reason;
   }
 }
 

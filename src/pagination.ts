@@ -1,12 +1,55 @@
 import { z } from 'zod';
 import { AppError } from './errors.js';
 
-/** `limit` query parameter: default 100, 1..1000. */
-export const limitSchema = z.coerce.number().int().min(1).max(1000).default(100);
+/** Page size of a paged (`page=true` / `cursor`) list when no `limit` is given. */
+export const DEFAULT_PAGE_LIMIT = 100;
+/** Largest page or truncation a caller may ask for; larger values are clamped, as Kheish clamps. */
+export const MAX_LIMIT = 1000;
 
+const flag = z
+  .enum(['true', 'false', '1', '0'])
+  .transform((v) => v === 'true' || v === '1')
+  .optional();
+
+/**
+ * The list convention's query parameters, spread into every list route's query schema:
+ * `limit` (1..1000, clamped) truncates; `page=true` or a `cursor` asks for the ListPage envelope.
+ */
+export const listParams = {
+  limit: z
+    .string()
+    .regex(/^-?\d{1,16}$/, 'must be an integer')
+    .transform((v) => Math.min(MAX_LIMIT, Math.max(1, Number(v))))
+    .optional(),
+  page: flag,
+  cursor: z.string().min(1).max(1024).optional(),
+};
+
+/** What a list route parsed of the list convention. */
+export interface ListParams {
+  limit?: number;
+  page?: boolean;
+  cursor?: string;
+}
+
+/** One keyset page of a listing: its rows, and the cursor after the last one (null at the end). */
 export interface Page<T> {
-  data: T[];
-  cursor: { next: string | null };
+  items: T[];
+  next_cursor: string | null;
+}
+
+/**
+ * A listing a route can render in any of the list convention's shapes: the domain provides
+ * keyset pages (`fetchPage(cursor, limit)`), the HTTP layer (src/http/list.ts) decides whether
+ * they become a bare array, a streamed array or a ListPage envelope.
+ */
+export interface Listing<T> {
+  /** Up to `limit` rows after `cursor` (from the start when undefined); bad_request on a foreign cursor. */
+  fetchPage(cursor: string | undefined, limit: number): Page<T>;
+  /** How many rows match in all (ListPage `total_count`); omitted means "not counted" (0). */
+  count?(): number;
+  /** The order of the listing, as ListPage `order` reports it (e.g. `asc`, `desc`). */
+  order: string;
 }
 
 /** Encodes a keyset position as an opaque cursor; `scope` ties it to the listing that made it. */
@@ -36,5 +79,17 @@ export function decodeCursor(scope: string, cursor: string, shape: Array<'string
 export function toPage<R, T>(rows: R[], limit: number, view: (r: R) => T, key: (r: R) => string): Page<T> {
   const more = rows.length > limit;
   const slice = more ? rows.slice(0, limit) : rows;
-  return { data: slice.map(view), cursor: { next: more ? key(slice[slice.length - 1]) : null } };
+  return { items: slice.map(view), next_cursor: more ? key(slice[slice.length - 1]) : null };
+}
+
+/** Reads every page of a listing into one array (for callers that know the result is small, e.g. the CLI). */
+export function collectAll<T>(listing: Listing<T>, pageSize = 500): T[] {
+  const out: T[] = [];
+  let cursor: string | undefined;
+  for (;;) {
+    const page = listing.fetchPage(cursor, pageSize);
+    out.push(...page.items);
+    if (page.next_cursor === null) return out;
+    cursor = page.next_cursor;
+  }
 }

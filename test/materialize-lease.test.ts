@@ -31,12 +31,12 @@ describe('claim leases', () => {
     expect(hb.status).toBe(200);
     expect((await hb.json()).lease_expires_at_ms).toBe(clock() + lease);
     clock.advance(lease - 1);
-    expect(d.daemon.services.runs.requeueExpiredClaims()).toEqual([]);
+    expect(d.daemon.services.materializations.requeueExpiredClaims()).toEqual([]);
     expect((await getRun(d, run.run_id)).body.status).toBe('running');
 
     // Silence past the lease: back to the queue, announced again, claimable by another runtime.
     clock.advance(1);
-    expect(d.daemon.services.runs.requeueExpiredClaims()).toEqual([run.run_id]);
+    expect(d.daemon.services.materializations.requeueExpiredClaims()).toEqual([run.run_id]);
     const requeued = (await getRun(d, run.run_id)).body;
     expect(requeued).toMatchObject({ status: 'queued', lease_expires_at_ms: null });
     expect(eventsOf(d, 'run.queued').map((e) => e.data.run_id)).toEqual([run.run_id, run.run_id]);
@@ -48,6 +48,6 @@ describe('claim leases', () => {
     const done = await runAction(d, run.run_id, 'complete', { output: 'done' });
     expect(done.body).toMatchObject({ status: 'completed', output: 'done', lease_expires_at_ms: null });
     clock.advance(10 * lease);
-    expect(d.daemon.services.runs.requeueExpiredClaims()).toEqual([]);
+    expect(d.daemon.services.materializations.requeueExpiredClaims()).toEqual([]);
   });
 });

@@ -165,7 +165,7 @@ describe('session_input derivation subjects', () => {
     const second = (await materialize(d, byIds([seg.observation_id], { target_session_id: 'journal', request: { content: 'Second question.' } }))).body;
     expect([first.session_input_offset, second.session_input_offset]).toEqual([0, 1]);
     // The text is written just after the run commits.
-    await d.daemon.services.runs.flushJournal();
+    await d.daemon.services.materializations.flushJournal();
 
     const r = await derive(d, 'canonical_text', { type: 'session_input', session_id: 'journal', offset: 1 });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
@@ -192,7 +192,7 @@ describe('session_input derivation subjects', () => {
   it('the journal text of a run over sensitive observations needs the admin token', async () => {
     const o = await shot();
     await materialize(d, byIds([o.observation_id], { target_session_id: 'secret-journal' }));
-    await d.daemon.services.runs.flushJournal();
+    await d.daemon.services.materializations.flushJournal();
     const r = await derive(d, 'canonical_text', { type: 'session_input', session_id: 'secret-journal', offset: 0 });
     expect(r.status).toBe(200);
     expect((await d.req(`/v1/assets/${r.body.result_asset_id}/content`, { token: READER })).status).toBe(403);
@@ -202,13 +202,13 @@ describe('session_input derivation subjects', () => {
   it('a text left unwritten (a crash after the commit) answers 409 until the next start writes it', async () => {
     const o = await shot();
     await materialize(d, byIds([o.observation_id], { target_session_id: 'crashed' }));
-    await d.daemon.services.runs.flushJournal();
+    await d.daemon.services.materializations.flushJournal();
     d.daemon.deps.db.prepare(`UPDATE session_inputs SET text_asset_id = NULL WHERE session_id = 'crashed'`).run();
     const subject = { type: 'session_input', session_id: 'crashed', offset: 0 };
     const early = await derive(d, 'canonical_text', subject);
     expect(early.status).toBe(409);
-    d.daemon.services.runs.start();
-    await d.daemon.services.runs.flushJournal();
+    d.daemon.services.materializations.start();
+    await d.daemon.services.materializations.flushJournal();
     const r = await derive(d, 'canonical_text', subject);
     expect(r.status).toBe(200);
     expect((await content(d, r.body.result_asset_id)).toString('utf8')).toContain(`id=${o.observation_id}`);

@@ -195,7 +195,7 @@ describe('signed upload', () => {
     clock.advance(15 * 60_000);
     await expectProblem(await put(late.upload_url, makePng(3, 3, 8)), 403, 'forbidden');
     await expectProblem(await create(d, unused.upload_id, 'too-late'), 410, 'gone');
-    const report = d.daemon.services.uploads.cleanup();
+    const report = d.daemon.services.signedUploads.cleanup();
     expect(report.expired).toBeGreaterThanOrEqual(2);
     expect(stagedFiles(d)).not.toContain(unused.upload_id);
     await expectProblem(await create(d, unused.upload_id, 'too-late'), 410, 'gone');

@@ -1,46 +1,63 @@
 import { z } from 'zod';
 import { stmt, type Db } from '../db/open.js';
 import type { NewId } from '../ids.js';
-import { decodeCursor, encodeCursor, limitSchema, toPage, type Page } from '../pagination.js';
+import { decodeCursor, encodeCursor, listParams, toPage, type Listing } from '../pagination.js';
 
-/** Every audit event name observd records. */
+/** Every audit event name observd records: Kheish's names, plus deletions and quota evictions of its own. */
 export const AUDIT_EVENTS = [
   'source_created',
   'source_updated',
+  'source_rotated',
   'source_deleted',
-  'token_rotated',
-  'token_revoked',
-  'observation_created',
-  'observation_replayed',
+  'source_token_rotated',
+  'source_token_revoked',
+  'upload_succeeded',
+  'upload_replayed',
   'upload_rejected',
-  'rate_limited',
+  'upload_rate_limited',
   'observation_deleted',
-  'retention_purged',
+  'retention_purged_assets',
   'quota_evicted',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 
+/** Fields of a record that Kheish's `ObservationAuditRecord` carries at the top level. */
+const KHEISH_FIELDS = [
+  'reason',
+  'upload_token_version',
+  'idempotency_key_sha256',
+  'request_fingerprint',
+  'media_type',
+  'byte_length',
+  'retry_after_ms',
+  'purged_asset_ids',
+] as const;
+
 export interface AuditEntry {
   source_id?: string | null;
   observation_id?: string | null;
+  /** Kheish's fields (`reason`, `upload_token_version`, …) and anything else worth keeping. */
   detail?: Record<string, unknown>;
 }
 
 /** Appends one audit record inside the caller's transaction. Callers pass hashes, never tokens or raw keys. */
 export function recordAudit(db: Db, newId: NewId, atMs: number, event: AuditEvent, entry: AuditEntry = {}): void {
-  stmt(db, 
-    `INSERT INTO audit_events (audit_id, at_ms, event, source_id, observation_id, detail) VALUES (?, ?, ?, ?, ?, ?)`,
-  ).run(newId('aud'), atMs, event, entry.source_id ?? null, entry.observation_id ?? null, JSON.stringify(entry.detail ?? {}));
+  stmt(db, `INSERT INTO audit_events (audit_id, at_ms, event, source_id, observation_id, detail) VALUES (?, ?, ?, ?, ?, ?)`).run(
+    newId('aud'),
+    atMs,
+    event,
+    entry.source_id ?? null,
+    entry.observation_id ?? null,
+    JSON.stringify(entry.detail ?? {}),
+  );
 }
 
-export const auditQuerySchema = z
-  .object({
-    source_id: z.string().max(128).optional(),
-    event: z.enum(AUDIT_EVENTS).optional(),
-    limit: limitSchema,
-    cursor: z.string().max(512).optional(),
-  })
-  .strict();
+/** Query of `GET /v1/observation-audit`: `event` is a free string, as in Kheish (an unknown name matches nothing). */
+export const auditQuerySchema = z.object({
+  source_id: z.string().max(128).optional(),
+  event: z.string().max(64).optional(),
+  ...listParams,
+});
 
 interface AuditRow {
   audit_id: string;
@@ -51,23 +68,51 @@ interface AuditRow {
   detail: string;
 }
 
-/** Lists audit records, newest first, with cursor pagination; bad_request on a foreign cursor. */
-export function listAudit(db: Db, q: z.output<typeof auditQuerySchema>): Page<Record<string, unknown>> {
+/** An audit record on the wire: Kheish's `ObservationAuditRecord`, plus `audit_id` and the remaining `detail`. */
+export interface AuditRecordView {
+  recorded_at_ms: number;
+  event: string;
+  source_id: string;
+  observation_id?: string;
+  audit_id: string;
+  detail: Record<string, unknown>;
+  [kheish: string]: unknown;
+}
+
+function toAuditView(r: AuditRow): AuditRecordView {
+  const detail = JSON.parse(r.detail) as Record<string, unknown>;
+  const view: AuditRecordView = { recorded_at_ms: r.at_ms, event: r.event, source_id: r.source_id ?? '', audit_id: r.audit_id, detail };
+  if (r.observation_id !== null) view.observation_id = r.observation_id;
+  for (const k of KHEISH_FIELDS) {
+    const v = detail[k];
+    if (v === undefined || v === null || (Array.isArray(v) && v.length === 0)) continue;
+    view[k] = v;
+    delete detail[k];
+  }
+  return view;
+}
+
+/** Lists audit records, newest first, as keyset pages; bad_request on a foreign cursor. */
+export function listAudit(db: Db, q: { source_id?: string; event?: string }): Listing<AuditRecordView> {
   const where: string[] = [];
   const args: unknown[] = [];
   if (q.source_id) (where.push('source_id = ?'), args.push(q.source_id));
   if (q.event) (where.push('event = ?'), args.push(q.event));
-  if (q.cursor) {
-    const [id] = decodeCursor('audit', q.cursor, ['string']);
-    where.push('audit_id < ?');
-    args.push(id);
-  }
-  const sql = `SELECT * FROM audit_events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY audit_id DESC LIMIT ?`;
-  const rows = stmt(db, sql).all(...args, q.limit + 1) as AuditRow[];
-  return toPage(
-    rows,
-    q.limit,
-    (r) => ({ ...r, detail: JSON.parse(r.detail) }),
-    (r) => encodeCursor('audit', [r.audit_id]),
-  );
+  const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
+  return {
+    order: 'desc',
+    count: () => stmt(db, `SELECT COUNT(*) FROM audit_events ${filter([])}`).pluck().get(...args) as number,
+    fetchPage(cursor, limit) {
+      const extra: string[] = [];
+      const cargs: unknown[] = [];
+      if (cursor) {
+        const [id] = decodeCursor('audit', cursor, ['string']);
+        extra.push('audit_id < ?');
+        cargs.push(id);
+      }
+      const sql = `SELECT * FROM audit_events ${filter(extra)} ORDER BY audit_id DESC LIMIT ?`;
+      const rows = stmt(db, sql).all(...args, ...cargs, limit + 1) as AuditRow[];
+      return toPage(rows, limit, toAuditView, (r) => encodeCursor('audit', [r.audit_id]));
+    },
+  };
 }

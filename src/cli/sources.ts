@@ -26,11 +26,12 @@ export async function sourcesCommand(argv: string[]): Promise<number> {
   const { services } = store;
   try {
     if (sub === 'list') {
+      const listing = services.sources.list({ query: v.query });
       let cursor: string | undefined;
       do {
-        const page = services.sources.list(sourceListQuerySchema.parse({ query: v.query, cursor, limit: 1000 }));
-        for (const s of page.data) console.log(JSON.stringify(s));
-        cursor = page.cursor.next ?? undefined;
+        const page = listing.fetchPage(cursor, 1000);
+        for (const s of page.items) console.log(JSON.stringify(s));
+        cursor = page.next_cursor ?? undefined;
       } while (cursor);
       return 0;
     }

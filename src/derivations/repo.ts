@@ -1,7 +1,7 @@
 import { assetIdOf, releaseAssets } from '../assets/repo.js';
 import type { Db } from '../db/open.js';
-import { decodeCursor, encodeCursor, toPage, type Page } from '../pagination.js';
-import type { DerivationListQuery, DerivationProfile, DerivationStatus, DerivationView, Subject } from './schemas.js';
+import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
+import type { DerivationBackend, DerivationListQuery, DerivationProfile, DerivationStatus, DerivationView, Subject } from './schemas.js';
 
 /** A derivation row as stored. */
 export interface DerivationRow {
@@ -62,19 +62,26 @@ export function toDerivationView(r: DerivationRow, cacheStatus: 'hit' | 'miss' |
     derivation_id: r.derivation_id,
     profile: r.profile,
     subject: JSON.parse(r.subject),
-    result_asset_id: r.result_asset_id,
+    source_fingerprint: r.subject_content_hash,
+    profile_version: r.profile_version,
+    result_asset_id: r.result_asset_id ?? '',
     reused_subject_asset: r.reused_subject_asset === 1,
     created_at_ms: r.created_at_ms,
     updated_at_ms: r.updated_at_ms,
     status: r.status,
     error: r.error,
-    backend: r.backend === null ? null : JSON.parse(r.backend),
+    backend: r.backend === null ? null : backendView(JSON.parse(r.backend) as DerivationBackend),
     cache_status: cacheStatus,
   };
 }
 
-/** Lists derivations by id, with a substring filter over id, profile, subject and result asset id. */
-export function listDerivations(db: Db, q: DerivationListQuery): Page<DerivationView> {
+/** Kheish's provenance shape (every field a string) for a stored backend. */
+function backendView(b: DerivationBackend) {
+  return { kind: b.kind, route_id: 'transcription', provider: b.kind, model: b.model ?? '' };
+}
+
+/** Lists derivations by id, with a substring filter over id, profile, subject and result asset id (keyset pages). */
+export function listDerivations(db: Db, q: DerivationListQuery): Listing<DerivationView> {
   const where: string[] = [];
   const args: unknown[] = [];
   if (q.query) {
@@ -85,15 +92,24 @@ export function listDerivations(db: Db, q: DerivationListQuery): Page<Derivation
   }
   if (q.profile) (where.push('profile = ?'), args.push(q.profile));
   if (q.status) (where.push('status = ?'), args.push(q.status));
-  if (q.cursor) {
-    const [after] = decodeCursor('derivations', q.cursor, ['string']);
-    where.push('derivation_id > ?');
-    args.push(after);
-  }
-  const rows = db
-    .prepare(`SELECT * FROM derivations ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY derivation_id LIMIT ?`)
-    .all(...args, q.limit + 1) as DerivationRow[];
-  return toPage(rows, q.limit, (r) => toDerivationView(r), (r) => encodeCursor('derivations', [r.derivation_id]));
+  const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
+  return {
+    order: 'asc',
+    count: () => db.prepare(`SELECT COUNT(*) FROM derivations ${filter([])}`).pluck().get(...args) as number,
+    fetchPage(cursor, limit) {
+      const extra: string[] = [];
+      const cargs: unknown[] = [];
+      if (cursor) {
+        const [after] = decodeCursor('derivations', cursor, ['string']);
+        extra.push('derivation_id > ?');
+        cargs.push(after);
+      }
+      const rows = db
+        .prepare(`SELECT * FROM derivations ${filter(extra)} ORDER BY derivation_id LIMIT ?`)
+        .all(...args, ...cargs, limit + 1) as DerivationRow[];
+      return toPage(rows, limit, (r) => toDerivationView(r), (r) => encodeCursor('derivations', [r.derivation_id]));
+    },
+  };
 }
 
 /** Deletes the derivations matching `column = ?` for each value; returns the result assets they held. */
@@ -123,7 +139,7 @@ export function releaseWithDerivations(db: Db, observationIds: Iterable<string>,
 
 /**
  * True when the asset, or anything it was derived from (transitively), belongs to an
- * observation of a sensitive or restricted source, or is the journal text of a run that
+ * observation of a sensitive source, or is the journal text of a run that
  * involved one.
  */
 export function isDerivedFromSensitive(db: Db, assetId: string): boolean {
@@ -134,10 +150,10 @@ export function isDerivedFromSensitive(db: Db, assetId: string): boolean {
            SELECT ? UNION SELECT d.subject_asset_id FROM derivations d JOIN lineage l ON d.result_asset_id = l.id
          )
          SELECT 1 FROM lineage l JOIN observations o ON o.asset_id = l.id OR o.canonical_text_asset_id = l.id
-         WHERE o.sensitivity IN ('sensitive', 'restricted')
+         WHERE o.sensitivity = 'sensitive'
          UNION ALL
          SELECT 1 FROM lineage l JOIN session_inputs si ON si.text_asset_id = l.id JOIN runs r ON r.run_id = si.run_id
-         WHERE r.sensitivity IN ('sensitive', 'restricted')
+         WHERE r.sensitivity = 'sensitive'
          LIMIT 1`,
       )
       .get(assetId) !== undefined

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { limitSchema } from '../pagination.js';
+import { listParams } from '../pagination.js';
 import { DERIVATION_PROFILES } from '../sources/schemas.js';
 
 export { DERIVATION_PROFILES };
@@ -19,25 +19,24 @@ export type DerivationStatus = (typeof DERIVATION_STATUSES)[number];
 
 /** What a derivation is computed from: an asset, an observation, or a position in a session's input journal. */
 export const subjectSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('asset'), asset_id: z.string().regex(/^ast_[0-9a-f]{64}$/, 'must be an asset id') }).strict(),
-  z
-    .object({
-      type: z.literal('observation'),
-      observation_id: z.string().regex(/^obs_[0-9A-HJKMNP-TV-Z]{26}$/, 'must be an observation id'),
-    })
-    .strict(),
-  z
-    .object({
-      type: z.literal('session_input'),
-      session_id: z.string().min(1).max(256),
-      offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-    })
-    .strict(),
+  // Any id form is accepted here: one observd never issued is unknown (404), never a 400.
+  z.object({ type: z.literal('asset'), asset_id: z.string().min(1).max(256) }),
+  z.object({ type: z.literal('observation'), observation_id: z.string().min(1).max(256) }),
+  z.object({
+    type: z.literal('session_input'),
+    session_id: z.string().min(1).max(256),
+    offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  }),
 ]);
 export type Subject = z.output<typeof subjectSchema>;
 
 /** Body of `POST /v1/derivations`. */
-export const derivationRequestSchema = z.object({ profile: z.enum(DERIVATION_PROFILES), subject: subjectSchema }).strict();
+export const derivationRequestSchema = z.object({
+  profile: z.enum(DERIVATION_PROFILES),
+  subject: subjectSchema,
+  /** Kheish's transcription overrides; accepted and ignored (observd's backend is configured, not per request). */
+  transcription: z.unknown().optional(),
+});
 export type DerivationRequest = z.output<typeof derivationRequestSchema>;
 
 const flag = z
@@ -47,8 +46,7 @@ const flag = z
 
 /** Query of `POST /v1/derivations`. */
 export const derivationPostQuerySchema = z
-  .object({ wait: flag, force_refresh: flag, retry_failed: flag })
-  .strict();
+  .object({ wait: flag, force_refresh: flag, retry_failed: flag });
 
 export interface DerivationOptions {
   /** Wait (up to the configured timeout) for the result; default true. */
@@ -65,26 +63,33 @@ export const derivationListQuerySchema = z
     query: z.string().max(200).optional(),
     profile: z.enum(DERIVATION_PROFILES).optional(),
     status: z.enum(DERIVATION_STATUSES).optional(),
-    limit: limitSchema,
-    cursor: z.string().max(1024).optional(),
-  })
-  .strict();
-export type DerivationListQuery = z.output<typeof derivationListQuerySchema>;
+    ...listParams,
+  });
+export type DerivationListQuery = Pick<z.output<typeof derivationListQuerySchema>, 'query' | 'profile' | 'status'>;
 
 /** A derivation on the wire: the reference's fields plus status, error, backend and cache status. */
 export const derivationViewSchema = z.object({
   derivation_id: z.string(),
   profile: z.enum(DERIVATION_PROFILES),
   subject: subjectSchema,
-  result_asset_id: z.string().nullable(),
+  /** Kheish's fingerprint of the subject's content (SHA-256 of the bytes derived from). */
+  source_fingerprint: z.string(),
+  profile_version: z.number().int(),
+  /** The result asset; "" while pending or when failed (Kheish's default, never null). */
+  result_asset_id: z.string(),
   reused_subject_asset: z.boolean(),
   created_at_ms: z.number().int(),
   updated_at_ms: z.number().int(),
   status: z.enum(DERIVATION_STATUSES),
   error: z.string().nullable(),
-  backend: z.object({ kind: z.string(), model: z.string().nullable() }).nullable(),
+  /** Kheish's DerivationBackendProvenance: who produced the result (only for external backends). */
+  backend: z.object({ kind: z.string(), route_id: z.string(), provider: z.string(), model: z.string() }).nullable(),
   /** On POST: `hit` when a settled record answered, `miss` when it is (being) computed. Null on reads. */
   cache_status: z.enum(['hit', 'miss']).nullable(),
 });
 export type DerivationView = z.output<typeof derivationViewSchema>;
-export type DerivationBackend = NonNullable<DerivationView['backend']>;
+/** The backend a derivation used, as stored. */
+export interface DerivationBackend {
+  kind: string;
+  model: string | null;
+}

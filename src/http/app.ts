@@ -7,14 +7,16 @@ import type { EventHub } from '../events/hub.js';
 import type { DerivationService } from '../derivations/service.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { AssetService } from '../assets/service.js';
 import type { MaterializationService } from '../materialization/service.js';
 import type { ObservationService } from '../observations/service.js';
 import type { SourceService } from '../sources/service.js';
-import type { UploadService } from '../uploads/service.js';
+import type { SignedUploadService } from '../uploads/service.js';
 import { adminAuth, type AppEnv } from './auth.js';
 import { MemoryBudget } from './memory-budget.js';
 import type { Metrics } from './metrics.js';
-import { DOCS_HTML, buildOpenApi } from './openapi.js';
+import { describeRoute } from 'hono-openapi';
+import { DOCS_HTML, buildOpenApi, doc } from './openapi.js';
 import { problemResponse, toProblem } from './problem.js';
 import { assetRoutes } from './routes/assets.js';
 import { derivationRoutes } from './routes/derivations.js';
@@ -25,20 +27,25 @@ import { runRoutes } from './routes/runs.js';
 import { sourceRoutes } from './routes/sources.js';
 import { signedUploadRoutes, uploadUrlRoutes } from './routes/signed-uploads.js';
 import { uploadBatchRoutes } from './routes/upload-batch.js';
-import { uploadRoutes } from './routes/uploads.js';
+import { observationUploadRoutes } from './routes/uploads.js';
 
 export interface Services {
+  /** For the CLI, metrics and readiness only: routes go through the services below. */
   db: Db;
   blobs: BlobStore;
   config: Config;
   sources: SourceService;
+  /** Direct observation uploads (JSON/multipart/batch), reads, deletes and the audit trail. */
   observations: ObservationService;
-  /** Signed uploads (upload URLs, their PUTs, and their use by an observation). */
-  uploads: UploadService;
+  /** Asset metadata and content, with the rule of who may read sensitive bytes. */
+  assets: AssetService;
+  /** Signed upload URLs: minting them, the PUT of their bytes, and their use by an observation. */
+  signedUploads: SignedUploadService;
   /** Live readers of the event outbox (SSE). */
   eventStreams: EventHub;
   derivations: DerivationService;
-  runs: MaterializationService;
+  /** Materializations into runs, the runs API and the run submitter (`GET /v1/runtime`). */
+  materializations: MaterializationService;
 }
 
 export interface RouteDeps {
@@ -87,12 +94,12 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
 
   app.onError((err, c) => {
     if (!(err instanceof AppError)) logger.error({ err, path: c.req.path }, 'unhandled error');
-    return toProblem(err);
+    return toProblem(err, c.get('problemDomain'));
   });
   app.notFound((c) => problemResponse('not_found', `no route for ${c.req.method} ${c.req.path}`));
 
-  app.get('/livez', (c) => c.json({ status: 'ok' }));
-  app.get('/readyz', (c) => {
+  app.get('/livez', describeRoute(doc({ summary: 'Liveness', auth: 'none' })), (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', describeRoute(doc({ summary: 'Readiness (503 while draining)', auth: 'none' })), (c) => {
     try {
       services.db.prepare('SELECT 1').get();
     } catch {
@@ -100,12 +107,19 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
     }
     return ready() ? c.json({ status: 'ready' }) : c.json({ status: 'draining' }, 503);
   });
-  app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
-  const openapi = buildOpenApi(version);
-  app.get('/openapi.json', (c) => c.json(openapi));
-  app.get('/docs', (c) => c.html(DOCS_HTML));
+  app.get('/metrics', describeRoute(doc({ summary: 'Prometheus metrics', auth: 'none', responseMedia: 'text/plain' })), async (c) =>
+    c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
+  );
+  // Generated once, on first request, from the routes mounted below and their describeRoute docs.
+  let openapi: ReturnType<typeof buildOpenApi> | undefined;
+  app.get('/openapi.json', describeRoute(doc({ summary: 'This OpenAPI document, generated from the routes', auth: 'none' })), async (c) =>
+    c.json(await (openapi ??= buildOpenApi(app, version))),
+  );
+  app.get('/docs', describeRoute(doc({ summary: 'API reference page (works offline)', auth: 'none', responseMedia: 'text/html' })), (c) =>
+    c.html(DOCS_HTML),
+  );
 
-  app.route('/v1/observation-sources', uploadRoutes(deps));
+  app.route('/v1/observation-sources', observationUploadRoutes(deps));
   app.route('/v1/observation-sources', uploadBatchRoutes(deps));
   app.route('/v1/observation-sources', uploadUrlRoutes(deps));
   app.route('/v1/uploads', signedUploadRoutes(deps));

@@ -2,8 +2,19 @@ import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../errors.js';
 import { hashToken, tokenMatches } from '../sources/tokens.js';
 
-export type Role = 'admin' | 'readonly';
-export type AppEnv = { Variables: { role: Role } };
+import type { Reader } from '../access.js';
+import type { SourceRow } from '../sources/repo.js';
+
+export type Role = Reader;
+export type AppEnv = {
+  Variables: {
+    role: Role;
+    /** Kheish's problem `domain` for errors of this request (`observation_ingress` on upload routes). */
+    problemDomain?: string;
+    /** Set by `uploadAdmission`: the authenticated source and the body's kind. */
+    upload?: { source: SourceRow; kind: 'json' | 'multipart' };
+  };
+};
 
 /** The bearer token of a request, if it sent one. */
 export function bearerToken(header: string | undefined | null): string | undefined {

@@ -1,40 +1,27 @@
+import type { Hono } from 'hono';
+import { generateSpecs, type DescribeRouteOptions } from 'hono-openapi';
 import { z } from 'zod';
-import { auditQuerySchema } from '../audit/repo.js';
-import {
-  derivationListQuerySchema,
-  derivationPostQuerySchema,
-  derivationRequestSchema,
-  derivationViewSchema,
-} from '../derivations/schemas.js';
-import { completeRunSchema, materializationRequestSchema, runListQuerySchema, runViewSchema } from '../materialization/schemas.js';
-import { eventsQuerySchema } from '../events/schemas.js';
-import { receivedUploadSchema, uploadUrlQuerySchema, uploadUrlSchema } from '../uploads/schemas.js';
-import {
-  batchResultSchema,
-  batchUploadSchema,
-  uploadUrlRequestSchema,
-  jsonUploadSchema,
-  multipartObservationSchema,
-  observationListQuerySchema,
-  observationViewSchema,
-} from '../observations/schemas.js';
-import {
-  rotateTokenSchema,
-  sourceListQuerySchema,
-  sourcePatchSchema,
-  sourceUpsertSchema,
-  sourceViewSchema,
-} from '../sources/schemas.js';
 
-type Op = {
+/** Who may call a route, for its `security` in the document. */
+export type RouteAuth = 'admin' | 'reader' | 'upload' | 'none';
+
+/** What a route documents about itself; `doc` turns it into hono-openapi's `describeRoute` options. */
+export interface RouteDoc {
   summary: string;
-  auth: 'admin' | 'reader' | 'upload' | 'none';
+  auth: RouteAuth;
+  /** The zod schema the route parses its JSON body with. */
   body?: z.ZodType;
+  /** The `observation` part of a multipart body (the route also takes a `file` part). */
   multipart?: z.ZodType;
+  /** The zod schema the route parses its query string with. */
   query?: z.ZodType;
+  /** The view it answers with. */
   response?: z.ZodType;
+  /** The success status (200 by default). */
   status?: number;
-};
+  /** A success body that is not JSON (e.g. asset bytes, SSE). */
+  responseMedia?: string;
+}
 
 const problem = {
   type: 'object',
@@ -45,184 +32,95 @@ const problem = {
     status: { type: 'integer' },
     detail: { type: 'string' },
     code: { type: 'string' },
+    domain: { type: 'string', description: '`observation_ingress` on upload errors, as in Kheish' },
     errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
   },
 };
 
-const page = (item: z.ZodType) => z.object({ data: z.array(item), cursor: z.object({ next: z.string().nullable() }) });
-
-/** Every route and the zod schema it validates with; the document below is generated from this table. */
-export const ROUTES: Record<string, Record<string, Op>> = {
-  '/v1/observation-sources': {
-    get: { summary: 'List sources', auth: 'reader', query: sourceListQuerySchema, response: page(sourceViewSchema) },
-    post: { summary: 'Create or update a source', auth: 'admin', body: sourceUpsertSchema, response: sourceViewSchema, status: 201 },
-  },
-  '/v1/observation-sources/{source_id}': {
-    get: { summary: 'Get a source', auth: 'reader', response: sourceViewSchema },
-    patch: { summary: 'Update a source', auth: 'admin', body: sourcePatchSchema, response: sourceViewSchema },
-    delete: { summary: 'Delete a source, its observations and unreferenced blobs', auth: 'admin', status: 204 },
-  },
-  '/v1/observation-sources/{source_id}/rotate-token': {
-    post: { summary: 'Rotate the upload token with a grace period', auth: 'admin', body: rotateTokenSchema, response: sourceViewSchema },
-  },
-  '/v1/observation-sources/{source_id}/revoke-token': {
-    post: { summary: 'Revoke every upload token of a source', auth: 'admin', response: sourceViewSchema },
-  },
-  '/v1/observation-sources/{source_id}/observations': {
-    post: {
-      summary: 'Upload an observation (JSON with base64, or multipart with a file part)',
-      auth: 'upload',
-      body: jsonUploadSchema,
-      multipart: multipartObservationSchema,
-      response: observationViewSchema,
-      status: 201,
-    },
-  },
-  '/v1/observation-sources/{source_id}/observations/batch': {
-    post: {
-      summary:
-        'Upload up to 100 observations (each the JSON upload body); 200 with a status per item. The rate limit counts one token per item',
-      auth: 'upload',
-      body: batchUploadSchema,
-      response: batchResultSchema,
-    },
-  },
-  '/v1/observation-sources/{source_id}/upload-urls': {
-    post: {
-      summary: 'Mint a signed upload URL: PUT the raw bytes to it (no token), then create the observation with upload.upload_id',
-      auth: 'upload',
-      body: uploadUrlRequestSchema,
-      response: uploadUrlSchema,
-      status: 201,
-    },
-  },
-  '/v1/uploads/{upload_id}': {
-    put: {
-      summary: 'The raw bytes of a signed upload (the body is the media itself; the signed URL is the credential, single use)',
-      auth: 'none',
-      query: uploadUrlQuerySchema,
-      response: receivedUploadSchema,
-    },
-  },
-  '/v1/events': {
-    get: {
-      summary: 'Server-Sent Events from the outbox (id = sequence number; resume with Last-Event-ID; comment-line heartbeats)',
-      auth: 'reader',
-      query: eventsQuerySchema,
-    },
-  },
-  '/v1/observations': {
-    get: { summary: 'List observations', auth: 'reader', query: observationListQuerySchema, response: page(observationViewSchema) },
-  },
-  '/v1/observations/{observation_id}': {
-    get: { summary: 'Get an observation', auth: 'reader', response: observationViewSchema },
-    delete: { summary: 'Erase an observation now', auth: 'admin', status: 204 },
-  },
-  '/v1/assets/{asset_id}': { get: { summary: 'Asset metadata', auth: 'reader' } },
-  '/v1/assets/{asset_id}/content': { get: { summary: 'Asset bytes', auth: 'reader' } },
-  '/v1/derivations': {
-    get: { summary: 'List derivations', auth: 'reader', query: derivationListQuerySchema, response: page(derivationViewSchema) },
-    post: {
-      summary: 'Derive canonical text or a visual preview (waits for the result unless wait=false; 202 while pending)',
-      auth: 'admin',
-      query: derivationPostQuerySchema,
-      body: derivationRequestSchema,
-      response: derivationViewSchema,
-    },
-  },
-  '/v1/derivations/{derivation_id}': {
-    get: { summary: 'Get a derivation', auth: 'reader', response: derivationViewSchema },
-  },
-  '/v1/observation-materializations': {
-    post: {
-      summary: 'Materialize a selection of observations into a run (its composed input, handed to the run submitter)',
-      auth: 'admin',
-      body: materializationRequestSchema,
-      response: runViewSchema,
-      status: 202,
-    },
-  },
-  '/v1/runs': {
-    get: { summary: 'List runs (without their input)', auth: 'reader', query: runListQuerySchema, response: page(runViewSchema) },
-  },
-  '/v1/runs/{run_id}': {
-    get: { summary: 'Get a run with its composed input, and output and usage once finished', auth: 'reader', response: runViewSchema },
-  },
-  '/v1/runs/{run_id}/claim': {
-    post: { summary: 'Claim a queued run for an agent runtime (queued → running, leased for runs.claim_lease_ms; 409 otherwise)', auth: 'admin', response: runViewSchema },
-  },
-  '/v1/runs/{run_id}/heartbeat': {
-    post: { summary: 'Extend the lease of a claimed run (409 when it is no longer held)', auth: 'admin', response: runViewSchema },
-  },
-  '/v1/runs/{run_id}/complete': {
-    post: {
-      summary: 'Finish a running run with its output (and usage) or an error (→ completed | failed; 409 otherwise)',
-      auth: 'admin',
-      body: completeRunSchema,
-      response: runViewSchema,
-    },
-  },
-  '/v1/observation-audit': { get: { summary: 'Audit trail', auth: 'reader', query: auditQuerySchema } },
-  '/livez': { get: { summary: 'Liveness', auth: 'none' } },
-  '/readyz': { get: { summary: 'Readiness', auth: 'none' } },
-  '/metrics': { get: { summary: 'Prometheus metrics', auth: 'none' } },
-};
-
-const schemaOf = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' });
+const schemaOf = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' }) as Record<string, unknown>;
 
 function queryParams(s: z.ZodType | undefined) {
   if (!s) return [];
   const js = schemaOf(s, 'input') as { properties?: Record<string, object>; required?: string[] };
   return Object.entries(js.properties ?? {}).map(([name, schema]) => ({
     name,
-    in: 'query',
+    in: 'query' as const,
     required: js.required?.includes(name) ?? false,
     schema,
   }));
 }
 
-/** The OpenAPI 3.1 document, built from the same zod schemas the routes validate with. */
-export function buildOpenApi(version: string) {
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const [path, ops] of Object.entries(ROUTES)) {
-    paths[path] = {};
-    const pathParams = [...path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-    for (const [method, op] of Object.entries(ops)) {
-      const content: Record<string, unknown> = {};
-      if (op.body) content['application/json'] = { schema: schemaOf(op.body, 'input') };
-      if (op.multipart) {
-        content['multipart/form-data'] = {
-          schema: {
-            type: 'object',
-            required: ['file', 'observation'],
-            properties: { file: { type: 'string', format: 'binary' }, observation: schemaOf(op.multipart, 'input') },
-          },
-        };
-      }
-      const ok = String(op.status ?? 200);
-      paths[path][method] = {
-        summary: op.summary,
-        security: op.auth === 'none' ? [] : [{ [op.auth === 'upload' ? 'uploadToken' : 'adminToken']: [] }],
-        parameters: [...pathParams, ...queryParams(op.query)],
-        ...(Object.keys(content).length ? { requestBody: { required: true, content } } : {}),
-        responses: {
-          [ok]: op.response ? { description: 'OK', content: { 'application/json': { schema: schemaOf(op.response, 'output') } } } : { description: 'OK' },
-          default: { description: 'Problem', content: { 'application/problem+json': { schema: problem } } },
-        },
-      };
-    }
+/**
+ * The OpenAPI description of one route, built from the zod schemas the route itself parses
+ * with. Use it as `app.get(path, describeRoute(doc({...})), auth(...), handler)`: the document
+ * at /openapi.json is generated from the mounted routes, so a route without it is caught by
+ * test/openapi.test.ts.
+ */
+export function doc(d: RouteDoc): DescribeRouteOptions {
+  const content: Record<string, { schema: Record<string, unknown> }> = {};
+  if (d.body) content['application/json'] = { schema: schemaOf(d.body, 'input') };
+  if (d.multipart) {
+    content['multipart/form-data'] = {
+      schema: {
+        type: 'object',
+        required: ['file', 'observation'],
+        properties: { file: { type: 'string', format: 'binary' }, observation: schemaOf(d.multipart, 'input') },
+      },
+    };
   }
+  const ok = String(d.status ?? 200);
+  const okResponse = d.response
+    ? { description: 'OK', content: { 'application/json': { schema: schemaOf(d.response, 'output') } } }
+    : d.responseMedia
+      ? { description: 'OK', content: { [d.responseMedia]: { schema: { type: 'string' } } } }
+      : { description: 'OK' };
   return {
-    openapi: '3.1.0',
-    info: { title: 'observd', version, description: 'The observation plane for AI agents.' },
-    components: {
-      securitySchemes: {
-        adminToken: { type: 'http', scheme: 'bearer', description: 'Admin token (GET routes also take the read-only token)' },
-        uploadToken: { type: 'http', scheme: 'bearer', description: "The source's upload token" },
+    summary: d.summary,
+    security: d.auth === 'none' ? [] : [{ [d.auth === 'upload' ? 'uploadToken' : 'adminToken']: [] }],
+    parameters: queryParams(d.query),
+    ...(Object.keys(content).length ? { requestBody: { required: true, content } } : {}),
+    responses: {
+      [ok]: okResponse,
+      default: { description: 'Problem', content: { 'application/problem+json': { schema: problem } } },
+    } as DescribeRouteOptions['responses'],
+  } as DescribeRouteOptions;
+}
+
+/**
+ * A list route's answer under the list convention: a bare array, or with `page=true` / `cursor`
+ * Kheish's ListPage envelope.
+ */
+export function listOf(item: z.ZodType) {
+  return z.union([
+    z.array(item),
+    z.object({
+      items: z.array(item),
+      pagination: z.object({
+        limit: z.number().int(),
+        total_count: z.number().int(),
+        has_more: z.boolean(),
+        next_cursor: z.string().optional(),
+        order: z.string(),
+      }),
+    }),
+  ]);
+}
+
+/** The OpenAPI 3.1 document of an app, generated from its routes' `describeRoute` decorations. */
+export async function buildOpenApi(app: Hono<any>, version: string) {
+  return generateSpecs(app, {
+    excludeStaticFile: false,
+    documentation: {
+      openapi: '3.1.0',
+      info: { title: 'observd', version, description: 'The observation plane for AI agents.' },
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer', description: 'Admin token (GET routes also take the read-only token)' },
+          uploadToken: { type: 'http', scheme: 'bearer', description: "The source's upload token" },
+        },
       },
     },
-    paths,
-  };
+  });
 }
 
 /** A self-contained API reference page: no external script or style, so it works offline. */

@@ -2,9 +2,16 @@ import type { ZodError } from 'zod';
 import { AppError, statusOf, titleOf, type ErrorCode, type FieldProblem } from '../errors.js';
 
 /** Builds an `application/problem+json` response for an error code. */
-export function problemResponse(code: ErrorCode, detail: string, errors?: FieldProblem[], headers: Record<string, string> = {}): Response {
+export function problemResponse(
+  code: ErrorCode,
+  detail: string,
+  errors?: FieldProblem[],
+  headers: Record<string, string> = {},
+  domain?: string,
+): Response {
   const status = statusOf(code);
   const body: Record<string, unknown> = { type: `https://observd.dev/problems/${code}`, title: titleOf(code), status, detail, code };
+  if (domain) body.domain = domain;
   if (errors?.length) body.errors = errors;
   return new Response(JSON.stringify(body), {
     status,
@@ -12,17 +19,17 @@ export function problemResponse(code: ErrorCode, detail: string, errors?: FieldP
   });
 }
 
-/** The response for any thrown value: AppErrors keep their code; anything else is a bare 500. */
-export function toProblem(err: unknown): Response {
+/** The response for any thrown value: AppErrors keep their code; anything else is a bare 500. `domain` as Kheish sets it. */
+export function toProblem(err: unknown, domain?: string): Response {
   if (err instanceof AppError) {
     const headers: Record<string, string> = {};
     if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
     // No `Connection: close` on payload_too_large: closing right after answering, with the unread
     // body still arriving, makes the kernel reset the connection and the client often loses the
     // 413. @hono/node-server drains what is left (bounded: 64 MiB / 500 ms) and then closes.
-    return problemResponse(err.code, err.message, err.errors, headers);
+    return problemResponse(err.code, err.message, err.errors, headers, domain);
   }
-  return problemResponse('internal', 'an internal error occurred');
+  return problemResponse('internal', 'an internal error occurred', undefined, {}, domain);
 }
 
 /** Turns zod issues into a validation_failed AppError with field paths. */

@@ -32,6 +32,12 @@ export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S, 
   return parseWith(schema, parseJson(await readLimitedBytes(c.req.raw, limit)));
 }
 
+/** A JSON body that may be absent or empty (`{}` is assumed then); bad_request when it is not JSON. */
+export async function readOptionalJsonBody(req: Request, limit: number): Promise<unknown> {
+  const bytes = await readLimitedBytes(req, limit);
+  return bytes.length === 0 ? {} : parseJson(bytes);
+}
+
 /** Deepest nesting of arrays/objects a JSON body may have (deeper would overflow recursive serialisers). */
 export const MAX_JSON_DEPTH = 64;
 
@@ -60,4 +66,17 @@ function jsonDepth(root: unknown): number {
     for (const child of Object.values(v)) stack.push([child, d + 1]);
   }
   return max;
+}
+
+/** What an id in a path may look like to be looked up at all: anything else is simply unknown. */
+const LOOKUP_ID = /^[A-Za-z0-9._:~-]{1,256}$/;
+
+/**
+ * An id from the path, to look up as an opaque string: one of a form observd never issues (or
+ * too long, or with odd characters) is not_found, never a 400 — and is never used for a path on disk.
+ */
+export function pathId(c: Context, name: string, what = name.replace(/_id$/, '')): string {
+  const id = c.req.param(name) ?? '';
+  if (!LOOKUP_ID.test(id)) throw new AppError('not_found', `${what} "${id.slice(0, 64)}" not found`);
+  return id;
 }

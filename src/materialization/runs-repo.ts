@@ -1,7 +1,7 @@
 import { stmt, type Db } from '../db/open.js';
-import { decodeCursor, encodeCursor, toPage, type Page } from '../pagination.js';
+import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
 import type { Sensitivity } from '../sources/schemas.js';
-import type { RawAssetPolicy, RunListQuery, RunStatus, RunView, SubmitterName } from './schemas.js';
+import type { RawAssetPolicy, RunFilter, RunStatus, RunView, SubmitterName } from './schemas.js';
 
 /** A run row as stored (JSON columns as text). */
 export interface RunRow {
@@ -29,6 +29,8 @@ export interface RunRow {
   submitted_at_ms: number | null;
   finished_at_ms: number | null;
   lease_expires_at_ms: number | null;
+  /** Kheish's `request.actor_id` (null for runs recorded before it existed). */
+  actor_id: string | null;
 }
 
 /** Reads one run; undefined if missing. */
@@ -67,16 +69,25 @@ export function listUnfinishedRuns(db: Db, submitter: SubmitterName): RunRow[] {
 
 /** Converts a row to its wire view; `withInput` adds the composed input. */
 export function toRunView(r: RunRow, withInput: boolean): RunView {
+  const observationIds = JSON.parse(r.observation_ids) as string[];
+  const sourceIds = JSON.parse(r.source_ids) as string[];
   const view: RunView = {
     run_id: r.run_id,
+    session_id: r.target_session_id,
+    agent_id: `observd:${r.submitter}`,
     kind: r.kind,
     status: r.status,
+    request: {
+      source_plugin: 'daemon',
+      source_kind: 'observation_materialization',
+      actor_id: r.actor_id ?? observationIds[0] ?? sourceIds[0] ?? r.target_session_id,
+    },
     submitter: r.submitter,
     target_session_id: r.target_session_id,
     session_input_offset: r.session_input_offset,
-    observation_ids: JSON.parse(r.observation_ids),
+    observation_ids: observationIds,
     asset_ids: JSON.parse(r.asset_ids),
-    source_ids: JSON.parse(r.source_ids),
+    source_ids: sourceIds,
     stream_ids: JSON.parse(r.stream_ids),
     sensitivity: r.sensitivity,
     output_delivery_allowed: r.output_delivery_allowed === 1,
@@ -88,7 +99,8 @@ export function toRunView(r: RunRow, withInput: boolean): RunView {
     created_at_ms: r.created_at_ms,
     updated_at_ms: r.updated_at_ms,
     started_at_ms: r.started_at_ms,
-    submitted_at_ms: r.submitted_at_ms,
+    submitted_at_ms: r.created_at_ms,
+    handed_off_at_ms: r.submitted_at_ms,
     finished_at_ms: r.finished_at_ms,
     lease_expires_at_ms: r.lease_expires_at_ms,
   };
@@ -96,24 +108,30 @@ export function toRunView(r: RunRow, withInput: boolean): RunView {
   return view;
 }
 
-/** Lists runs by id (creation order) with keyset pagination; bad_request on a foreign cursor. */
-export function listRuns(db: Db, q: RunListQuery): Page<RunView> {
+/** Lists runs by id (creation order) as keyset pages; bad_request on a foreign cursor. */
+export function listRuns(db: Db, q: RunFilter): Listing<RunView> {
   const where: string[] = [];
   const args: unknown[] = [];
   if (q.status) (where.push('status = ?'), args.push(q.status));
   if (q.target_session_id) (where.push('target_session_id = ?'), args.push(q.target_session_id));
-  if (q.cursor) {
-    const [after] = decodeCursor('runs', q.cursor, ['string']);
-    where.push('run_id > ?');
-    args.push(after);
-  }
+  const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
   // Never the input column: listings leave it out, and it can be large.
   const cols = `run_id, kind, status, submitter, target_session_id, session_input_offset, observation_ids, asset_ids, source_ids,
     stream_ids, sensitivity, output_delivery_allowed, raw_asset_policy, '' AS input, output, usage, error, attempts,
-    created_at_ms, updated_at_ms, started_at_ms, submitted_at_ms, finished_at_ms`;
-  const rows = stmt(db, `SELECT ${cols} FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY run_id LIMIT ?`).all(
-    ...args,
-    q.limit + 1,
-  ) as RunRow[];
-  return toPage(rows, q.limit, (r) => toRunView(r, false), (r) => encodeCursor('runs', [r.run_id]));
+    created_at_ms, updated_at_ms, started_at_ms, submitted_at_ms, finished_at_ms, lease_expires_at_ms, actor_id`;
+  return {
+    order: 'asc',
+    count: () => stmt(db, `SELECT COUNT(*) FROM runs ${filter([])}`).pluck().get(...args) as number,
+    fetchPage(cursor, limit) {
+      const extra: string[] = [];
+      const cargs: unknown[] = [];
+      if (cursor) {
+        const [after] = decodeCursor('runs', cursor, ['string']);
+        extra.push('run_id > ?');
+        cargs.push(after);
+      }
+      const rows = stmt(db, `SELECT ${cols} FROM runs ${filter(extra)} ORDER BY run_id LIMIT ?`).all(...args, ...cargs, limit + 1) as RunRow[];
+      return toPage(rows, limit, (r) => toRunView(r, false), (r) => encodeCursor('runs', [r.run_id]));
+    },
+  };
 }

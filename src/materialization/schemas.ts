@@ -1,13 +1,13 @@
 import { z } from 'zod';
 import { sourceIdSchema, streamIdSchema } from '../ids.js';
-import { limitSchema } from '../pagination.js';
+import { listParams } from '../pagination.js';
 import { SENSITIVITIES, SOURCE_KINDS } from '../sources/schemas.js';
 
 /** Most observations one materialization may select. */
 export const MAX_SELECTED = 100;
 
 const maxObservations = z.number().int().gt(0, 'must be greater than zero').max(MAX_SELECTED).default(3);
-const lookbackSeconds = z.number().int().gt(0, 'must be greater than zero').max(10 * 365 * 24 * 3600).optional();
+const lookbackSeconds = z.number().int().gt(0, 'must be greater than zero').max(10 * 365 * 24 * 3600).nullish();
 
 /** Which observations a materialization takes: explicit ids, or the newest of a source or a stream. */
 export const selectionSchema = z.discriminatedUnion('type', [
@@ -15,16 +15,14 @@ export const selectionSchema = z.discriminatedUnion('type', [
     .object({
       type: z.literal('observation_ids'),
       observation_ids: z.array(z.string().min(1).max(128)).min(1, 'must contain at least one identifier').max(MAX_SELECTED),
-    })
-    .strict(),
+    }),
   z
     .object({
       type: z.literal('latest_from_source'),
       source_id: sourceIdSchema,
       max_observations: maxObservations,
       lookback_seconds: lookbackSeconds,
-    })
-    .strict(),
+    }),
   z
     .object({
       type: z.literal('latest_from_stream'),
@@ -34,7 +32,6 @@ export const selectionSchema = z.discriminatedUnion('type', [
       max_observations: maxObservations,
       lookback_seconds: lookbackSeconds,
     })
-    .strict()
     .superRefine((v, ctx) => {
       if (v.source_id === undefined) ctx.addIssue({ code: 'custom', path: ['source_id'], message: 'stream_id requires source_id' });
     }),
@@ -46,9 +43,10 @@ export type Selection = z.output<typeof selectionSchema>;
  * observations. Only the fields observd reads are checked; anything else is kept as sent.
  */
 export const submitInputRequestSchema = z.looseObject({
-  content: z.string().max(1_000_000),
-  input_items: z.array(z.record(z.string(), z.unknown())).max(1000).optional(),
-  generation: z.looseObject({ model: z.string().min(1).max(200).optional() }).optional(),
+  // Kheish defaults `content` to "" and its CLI writes `null` for the fields it does not set.
+  content: z.string().max(1_000_000).default(''),
+  input_items: z.array(z.record(z.string(), z.unknown())).max(1000).nullish(),
+  generation: z.looseObject({ model: z.string().min(1).max(200).nullish() }).nullish(),
 });
 export type SubmitInputRequest = z.output<typeof submitInputRequestSchema>;
 
@@ -62,10 +60,9 @@ export const materializationRequestSchema = z
     selection: selectionSchema,
     request: submitInputRequestSchema,
     include_raw_assets: z.boolean().default(true),
-    raw_asset_policy: z.enum(RAW_ASSET_POLICIES).optional(),
+    raw_asset_policy: z.enum(RAW_ASSET_POLICIES).nullish(),
     fail_when_empty: z.boolean().default(true),
-  })
-  .strict();
+  });
 export type MaterializationRequest = z.output<typeof materializationRequestSchema>;
 
 export const RUN_STATUSES = ['queued', 'running', 'completed', 'failed'] as const;
@@ -90,7 +87,6 @@ export const completeRunSchema = z
     usage: usageSchema.partial().optional(),
     error: z.string().min(1).max(10_000).optional(),
   })
-  .strict()
   .superRefine((v, ctx) => {
     if ((v.output === undefined) === (v.error === undefined)) {
       ctx.addIssue({ code: 'custom', path: [], message: 'exactly one of output or error is required' });
@@ -100,17 +96,20 @@ export const completeRunSchema = z
 export type CompleteRun = z.output<typeof completeRunSchema>;
 
 /** Query of `GET /v1/runs`. */
-export const runListQuerySchema = z
-  .object({
-    status: z.enum(RUN_STATUSES).optional(),
-    target_session_id: z.string().min(1).max(256).optional(),
-    limit: limitSchema,
-    cursor: z.string().max(1024).optional(),
-  })
-  .strict();
-export type RunListQuery = z.output<typeof runListQuerySchema>;
+export const runListQuerySchema = z.object({
+  status: z.enum(RUN_STATUSES).optional(),
+  target_session_id: z.string().min(1).max(256).optional(),
+  /** Kheish's name for `target_session_id`. */
+  session_id: z.string().min(1).max(256).optional(),
+  ...listParams,
+});
+export interface RunFilter {
+  status?: RunStatus;
+  target_session_id?: string;
+}
 
-export const runIdSchema = z.string().regex(/^run_[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a run id');
+/** The shape of the run ids observd issues; anything else is an unknown run. */
+export const RUN_ID = /^run_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 /** One raw asset handed to the agent with the input. */
 export const attachmentSchema = z.object({
@@ -160,11 +159,26 @@ export const composedInputSchema = z.object({
 });
 export type ComposedInput = z.output<typeof composedInputSchema>;
 
-/** A run on the wire. `input` is on single reads, creation and claims; listings leave it out. */
+/** Kheish's `RunRequestSummary` of a materialization. */
+export const runRequestSummarySchema = z.object({
+  source_plugin: z.literal('daemon'),
+  source_kind: z.literal('observation_materialization'),
+  actor_id: z.string(),
+});
+
+/**
+ * A run on the wire: Kheish's RunView fields (`session_id`, `agent_id`, `request`, `submitted_at_ms`
+ * = when the run was recorded) plus ours. `input` is on single reads, creation and claims;
+ * listings leave it out.
+ */
 export const runViewSchema = z.object({
   run_id: z.string(),
+  session_id: z.string(),
+  /** Who carries the run: `observd:<submitter>`. */
+  agent_id: z.string(),
   kind: z.literal('observation_materialization'),
   status: z.enum(RUN_STATUSES),
+  request: runRequestSummarySchema,
   submitter: z.enum(SUBMITTERS),
   target_session_id: z.string(),
   session_input_offset: z.number().int(),
@@ -183,7 +197,10 @@ export const runViewSchema = z.object({
   created_at_ms: z.number().int(),
   updated_at_ms: z.number().int(),
   started_at_ms: z.number().int().nullable(),
-  submitted_at_ms: z.number().int().nullable(),
+  /** Kheish's: when the run was submitted to the daemon (its creation). */
+  submitted_at_ms: z.number().int(),
+  /** When observd handed the run to its submitter (null until then). */
+  handed_off_at_ms: z.number().int().nullable(),
   finished_at_ms: z.number().int().nullable(),
   /** While an agent runtime holds a claimed run: when it goes back to the queue unless completed or heartbeated. */
   lease_expires_at_ms: z.number().int().nullable(),

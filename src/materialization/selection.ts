@@ -36,7 +36,7 @@ export function resolveSelection(db: Db, selection: Selection, now: number): Sel
   }
   const sourceId = selection.source_id!;
   const source = requireMaterializable(db, sourceId);
-  const since = selection.lookback_seconds === undefined ? Number.MIN_SAFE_INTEGER : now - selection.lookback_seconds * 1000;
+  const since = selection.lookback_seconds == null ? Number.MIN_SAFE_INTEGER : now - selection.lookback_seconds * 1000;
   const rows = (
     selection.type === 'latest_from_source'
       ? stmt(db, LATEST_FROM_SOURCE).all(sourceId, since, selection.max_observations)

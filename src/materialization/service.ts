@@ -11,7 +11,10 @@ import { composeInput, effectivePolicy, renderInputText, type ObservationText } 
 import { appendSessionInput, listSessionInputsWithoutText, setSessionInputText } from './journal.js';
 import { appendRunEvent, RunLifecycle } from './lifecycle.js';
 import { getRunRow, insertRun, listRuns, toRunView, type RunRow } from './runs-repo.js';
-import type { CompleteRun, ComposedInput, MaterializationRequest, RunListQuery, RunView } from './schemas.js';
+import type { CompleteRun, ComposedInput, MaterializationRequest, RunFilter, RunView } from './schemas.js';
+import type { Reader } from '../access.js';
+import { runtimeSettings, type RuntimeSettingsView } from './runtime.js';
+import type { Listing } from '../pagination.js';
 import { requireActive, requireMaterializable, resolveSelection, type Selected } from './selection.js';
 import { createSubmitter, type RunSubmitter } from './submitters/index.js';
 
@@ -63,21 +66,37 @@ export class MaterializationService {
     return { selected, input: composeInput(selected.observations, texts, effectivePolicy(req), req.request) };
   }
 
+  /** Kheish's RuntimeSettingsView describing the configured run submitter. */
+  runtime(): RuntimeSettingsView {
+    return runtimeSettings(this.deps.config);
+  }
+
   /** Resolves once every journal text started so far is written (or has failed and been logged). */
   async flushJournal(): Promise<void> {
     while (this.writing.size) await Promise.all(this.writing);
   }
 
-  /** Reads one run with its input (and output once finished); not_found if missing. */
-  get(runId: string): RunView {
+  /**
+   * Reads one run with its input (and output once finished), as `reader` may see it: the
+   * read-only token gets no input or output of runs that involve sensitive observations.
+   * not_found if missing (whatever the form of the id).
+   */
+  get(runId: string, reader: Reader = 'admin'): RunView {
     const row = getRunRow(this.deps.db, runId);
     if (!row) throw notFound(`run "${runId}"`);
-    return toRunView(row, true);
+    return visibleTo(reader, toRunView(row, true));
   }
 
-  /** Lists runs (without their input) by creation order; bad_request for a cursor of another listing. */
-  list(q: RunListQuery) {
-    return listRuns(this.deps.db, q);
+  /** Lists runs (without their input) by creation order, as `reader` may see them; bad_request for a foreign cursor. */
+  list(q: RunFilter, reader: Reader = 'admin'): Listing<RunView> {
+    const listing = listRuns(this.deps.db, q);
+    return {
+      ...listing,
+      fetchPage: (cursor, limit) => {
+        const page = listing.fetchPage(cursor, limit);
+        return { ...page, items: page.items.map((v) => visibleTo(reader, v)) };
+      },
+    };
   }
 
   /**
@@ -250,12 +269,27 @@ export class MaterializationService {
         submitted_at_ms: null,
         finished_at_ms: null,
         lease_expires_at_ms: null,
+        actor_id: actorOf(req, observations.map((o) => o.observation_id)),
       };
       insertRun(db, row, input.attachments.map((a) => a.asset_id));
       appendRunEvent(this.deps, 'run.queued', row);
       return row;
     })();
   }
+}
+
+/** What a reader may see of a run: the read-only token gets no input or output of runs involving sensitive observations. */
+function visibleTo(reader: Reader, view: RunView): RunView {
+  if (reader === 'admin' || view.sensitivity !== 'sensitive') return view;
+  return { ...view, ...(view.input !== undefined ? { input: null } : {}), output: null };
+}
+
+/** Kheish's `request.actor_id` of a materialization: the first id, the source, or `source:stream`. */
+function actorOf(req: MaterializationRequest, observationIds: string[]): string {
+  const s = req.selection;
+  if (s.type === 'observation_ids') return s.observation_ids[0] ?? observationIds[0] ?? '';
+  if (s.type === 'latest_from_stream') return `${s.source_id}:${s.stream_id}`;
+  return s.source_id;
 }
 
 /** The most restrictive of some sensitivities (null for none). */

@@ -27,6 +27,35 @@ export function sniffMediaType(head: Buffer): string | undefined {
   return Object.keys(MAGIC).find((t) => MAGIC[t](head));
 }
 
+const BY_EXTENSION: Record<string, string> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  jpe: 'image/jpeg',
+  wav: 'audio/wav',
+  wave: 'audio/wav',
+  webm: 'audio/webm',
+  weba: 'audio/webm',
+};
+
+/**
+ * The media type of an upload that declared none (the Kheish CLI's default): what the bytes are,
+ * cross-checked with the file name's extension when it names a known type. media_mismatch when
+ * the two disagree; unsupported_media_type when the bytes are no type observd accepts.
+ */
+export function inferMediaType(fileName: string, head: Buffer): string {
+  const sniffed = sniffMediaType(head);
+  const ext = /\.([A-Za-z0-9]+)$/.exec(fileName)?.[1]?.toLowerCase();
+  const named = ext ? BY_EXTENSION[ext] : undefined;
+  if (!sniffed) {
+    throw new AppError('unsupported_media_type', `no media_type was given and the bytes of "${fileName}" are not an accepted media type (png, jpeg, wav, webm)`);
+  }
+  if (named && named !== sniffed) {
+    throw new AppError('media_mismatch', `the file name "${fileName}" says ${named} but the bytes are ${sniffed}`);
+  }
+  return sniffed;
+}
+
 /** Refuses a media type the source kind may not upload; unsupported_media_type. */
 export function assertAllowedForKind(kind: SourceKind, mediaType: string): void {
   const allowed = MEDIA_BY_KIND[kind];
@@ -49,7 +78,8 @@ export function assertBytesMatch(mediaType: string, head: Buffer): void {
 
 /** Strict base64 (standard alphabet, padded, no whitespace) to bytes; bad_request otherwise. */
 export function decodeBase64Strict(s: string, field: string): Buffer {
-  const bad = () => new AppError('bad_request', `${field} is not valid base64 (standard alphabet, padded, no whitespace)`);
+  const bad = () =>
+    new AppError('bad_request', `${field} is not valid base64 (standard alphabet, padded, no whitespace)`, { reason: 'invalid_base64' });
   if (s.length % 4 !== 0) throw bad();
   const bytes = Buffer.from(s, 'base64');
   // Node skips characters outside the alphabet and tolerates odd padding or trailing bits, so

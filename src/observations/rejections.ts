@@ -17,6 +17,8 @@ const REJECTION_AUDITS_PER_MINUTE = 30;
 export class RejectionAudit {
   private limiter = new RateLimiter();
   private suppressed = new Map<string, number>();
+  /** Errors already recorded: the domain's guard and the HTTP admission may both see one. */
+  private recorded = new WeakSet<AppError>();
 
   constructor(private deps: Pick<Deps, 'db' | 'newId' | 'now'>) {}
 
@@ -32,9 +34,10 @@ export class RejectionAudit {
     }
   }
 
-  /** Records a rejection as `upload_rejected` (or `rate_limited`) with its code; other errors are not client mistakes and are ignored here. */
+  /** Records a rejection as `upload_rejected` (or `upload_rate_limited`) with its code; other errors are not client mistakes and are ignored here. */
   record(sourceId: string, e: unknown): void {
-    if (!(e instanceof AppError)) return;
+    if (!(e instanceof AppError) || this.recorded.has(e)) return;
+    this.recorded.add(e);
     const code = e.code;
     setImmediate(() => {
       const { db, newId, now } = this.deps;
@@ -46,10 +49,29 @@ export class RejectionAudit {
       }
       const suppressed = this.suppressed.get(key) ?? 0;
       this.suppressed.delete(key);
-      const event = code === 'rate_limited' ? 'rate_limited' : 'upload_rejected';
-      db.transaction(() =>
-        recordAudit(db, newId, now(), event, { source_id: sourceId, detail: { reason: code, ...(suppressed ? { suppressed } : {}) } }),
-      )();
+      const event = code === 'rate_limited' ? 'upload_rate_limited' : 'upload_rejected';
+      const detail: Record<string, unknown> = { reason: kheishReason(e), code, ...(suppressed ? { suppressed } : {}) };
+      if (e.retryAfterSeconds !== undefined) detail.retry_after_ms = e.retryAfterSeconds * 1000;
+      db.transaction(() => recordAudit(db, newId, now(), event, { source_id: sourceId, detail }))();
     });
+  }
+}
+
+/** Kheish's rejection reason for an error: its own when the error names one, else by code (ours for codes Kheish lacks). */
+export function kheishReason(e: AppError): string {
+  if (e.reason) return e.reason;
+  switch (e.code) {
+    case 'unauthorized':
+      return 'missing_or_invalid_token';
+    case 'forbidden':
+      return 'source_not_active';
+    case 'media_mismatch':
+    case 'unsupported_media_type':
+      return 'unsupported_media_type';
+    case 'bad_request':
+    case 'validation_failed':
+      return 'invalid_request';
+    default:
+      return e.code;
   }
 }

@@ -1,6 +1,6 @@
 import { stmt, type Db } from '../db/open.js';
-import { decodeCursor, encodeCursor, toPage, type Page } from '../pagination.js';
-import type { ObservationListQuery, ObservationView } from './schemas.js';
+import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
+import type { ObservationFilter, ObservationView } from './schemas.js';
 
 /** An observation row as stored. */
 export interface ObservationRow extends Omit<ObservationView, 'metadata'> {
@@ -85,28 +85,37 @@ export function toObservationView(r: ObservationRow): ObservationView {
 }
 
 /**
- * Lists observations by capture time then id with keyset pagination, so a walk sees each row
- * once even while uploads continue; bad_request on a cursor from another listing or order.
+ * Lists observations by capture time then id as keyset pages, so a walk sees each row once even
+ * while uploads continue; bad_request on a cursor from another listing or order.
  */
-export function listObservations(db: Db, q: ObservationListQuery): Page<ObservationView> {
+export function listObservations(db: Db, q: ObservationFilter): Listing<ObservationView> {
   const where: string[] = [];
   const args: unknown[] = [];
   if (q.source_id !== undefined) (where.push('source_id = ?'), args.push(q.source_id));
   if (q.stream_id !== undefined) (where.push('stream_id = ?'), args.push(q.stream_id));
   if (q.after_ms !== undefined) (where.push('captured_at_ms >= ?'), args.push(q.after_ms));
   if (q.before_ms !== undefined) (where.push('captured_at_ms <= ?'), args.push(q.before_ms));
-  const includePurged = q.include_purged === 'true' || q.include_purged === '1';
-  if (!includePurged) where.push(`retention_state = 'active'`);
-  const scope = `observations:${q.order}`;
-  if (q.cursor) {
-    const [at, id] = decodeCursor(scope, q.cursor, ['number', 'string']);
-    // The range on the first key column lets SQLite walk the index; the OR settles ties.
-    if (q.order === 'asc') where.push('captured_at_ms >= ? AND (captured_at_ms > ? OR observation_id > ?)');
-    else where.push('captured_at_ms <= ? AND (captured_at_ms < ? OR observation_id < ?)');
-    args.push(at, at, id);
-  }
-  const dir = q.order === 'asc' ? 'ASC' : 'DESC';
-  const sql = `SELECT * FROM observations ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
-  const rows = stmt(db, sql).all(...args, q.limit + 1) as ObservationRow[];
-  return toPage(rows, q.limit, toObservationView, (r) => encodeCursor(scope, [r.captured_at_ms, r.observation_id]));
+  if (!q.include_purged) where.push(`retention_state = 'active'`);
+  const order = q.order ?? 'asc';
+  const scope = `observations:${order}`;
+  const dir = order === 'asc' ? 'ASC' : 'DESC';
+  const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
+  return {
+    order,
+    count: () => stmt(db, `SELECT COUNT(*) FROM observations ${filter([])}`).pluck().get(...args) as number,
+    fetchPage(cursor, limit) {
+      const extra: string[] = [];
+      const cargs: unknown[] = [];
+      if (cursor) {
+        const [at, id] = decodeCursor(scope, cursor, ['number', 'string']);
+        // The range on the first key column lets SQLite walk the index; the OR settles ties.
+        if (order === 'asc') extra.push('captured_at_ms >= ? AND (captured_at_ms > ? OR observation_id > ?)');
+        else extra.push('captured_at_ms <= ? AND (captured_at_ms < ? OR observation_id < ?)');
+        cargs.push(at, at, id);
+      }
+      const sql = `SELECT * FROM observations ${filter(extra)} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
+      const rows = stmt(db, sql).all(...args, ...cargs, limit + 1) as ObservationRow[];
+      return toPage(rows, limit, toObservationView, (r) => encodeCursor(scope, [r.captured_at_ms, r.observation_id]));
+    },
+  };
 }

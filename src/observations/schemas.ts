@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { sourceIdSchema, streamIdSchema } from '../ids.js';
-import { limitSchema } from '../pagination.js';
+import { listParams } from '../pagination.js';
 import { SENSITIVITIES, SOURCE_KINDS } from '../sources/schemas.js';
 
 const fileName = z
@@ -37,20 +37,19 @@ export const uploadIdSchema = z.string().regex(/^upl_[0-9A-HJKMNP-TV-Z]{26}$/, '
 const jsonUploadRef = z
   .object({
     file_name: fileName.optional(),
-    media_type: mediaType.optional(),
+    // Omitted (the Kheish CLI's default): inferred from the bytes, cross-checked with file_name.
+    media_type: mediaType.nullish(),
     content_base64: z.string().optional(),
     upload_id: uploadIdSchema.optional(),
   })
-  .strict()
   .superRefine((u, ctx) => {
-    const inline = ['file_name', 'media_type', 'content_base64'] as const;
     if (u.upload_id !== undefined) {
-      for (const k of inline) {
-        if (u[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'must be omitted with upload_id (the signed upload fixed it)' });
+      for (const k of ['file_name', 'media_type', 'content_base64'] as const) {
+        if (u[k] != null) ctx.addIssue({ code: 'custom', path: [k], message: 'must be omitted with upload_id (the signed upload fixed it)' });
       }
       return;
     }
-    for (const k of inline) {
+    for (const k of ['file_name', 'content_base64'] as const) {
       if (u[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'Invalid input: expected string, received undefined (or send upload_id)' });
     }
   });
@@ -60,34 +59,33 @@ export const jsonUploadSchema = z
   .object({
     upload: jsonUploadRef,
     ...commonFields,
-  })
-  .strict();
+  });
 export type JsonUpload = z.output<typeof jsonUploadSchema>;
 
 /** Most items a batch upload may carry. */
 export const MAX_BATCH_ITEMS = 100;
 
 /** The batch envelope as parsed: items are validated one at a time, so one bad item cannot sink the others. */
-export const batchEnvelopeSchema = z.object({ items: z.array(z.unknown()).min(1).max(MAX_BATCH_ITEMS) }).strict();
+export const batchEnvelopeSchema = z.object({ items: z.array(z.unknown()).min(1).max(MAX_BATCH_ITEMS) });
 
 /** The batch body as documented: up to 100 bodies of the single JSON upload. */
-export const batchUploadSchema = z.object({ items: z.array(jsonUploadSchema).min(1).max(MAX_BATCH_ITEMS) }).strict();
+export const batchUploadSchema = z.object({ items: z.array(jsonUploadSchema).min(1).max(MAX_BATCH_ITEMS) });
 
 /** `POST .../upload-urls`: what a signed upload will carry. */
-export const uploadUrlRequestSchema = z.object({ media_type: mediaType, file_name: fileName }).strict();
+export const uploadUrlRequestSchema = z.object({ media_type: mediaType, file_name: fileName });
 
 /** The `observation` part of a multipart upload: the same fields, without the content. */
 export const multipartObservationSchema = z
   .object({
-    upload: z.object({ file_name: fileName, media_type: mediaType }).partial().strict().optional(),
+    upload: z.object({ file_name: fileName, media_type: mediaType.nullish() }).partial().optional(),
     ...commonFields,
-  })
-  .strict();
+  });
 
 /** Upload fields once the content is on disk, whatever shape they arrived in. */
 export interface UploadFields {
   file_name: string;
-  media_type: string;
+  /** Omitted: inferred from the bytes, cross-checked with `file_name`. */
+  media_type?: string;
   idempotency_key: string;
   captured_at_ms?: number | null;
   stream_id?: string | null;
@@ -110,17 +108,28 @@ export const observationListQuerySchema = z
     stream_id: streamIdSchema.optional(),
     after_ms: msQueryParam.optional(),
     before_ms: msQueryParam.optional(),
-    include_purged: z.enum(['true', 'false', '1', '0']).optional(),
-    limit: limitSchema,
-    cursor: z.string().max(1024).optional(),
+    include_purged: z
+      .enum(['true', 'false', '1', '0'])
+      .transform((v) => v === 'true' || v === '1')
+      .optional(),
     order: z.enum(['asc', 'desc']).default('asc'),
+    ...listParams,
   })
-  .strict()
   .refine((q) => q.stream_id === undefined || q.source_id !== undefined, {
     message: 'stream_id requires source_id',
     path: ['stream_id'],
   });
 export type ObservationListQuery = z.output<typeof observationListQuerySchema>;
+
+/** Which observations a listing returns (the filters of `GET /v1/observations`). */
+export interface ObservationFilter {
+  source_id?: string;
+  stream_id?: string;
+  after_ms?: number;
+  before_ms?: number;
+  include_purged?: boolean;
+  order?: 'asc' | 'desc';
+}
 
 /** An observation on the wire: every field of the reference plus coordinates and processing status. */
 export const observationViewSchema = z.object({

@@ -2,16 +2,17 @@ import { statfsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { StagedBlob } from '../assets/blob-store.js';
 import { discardUnclaimed, ensureAsset } from '../assets/repo.js';
-import { recordAudit } from '../audit/repo.js';
+import { listAudit, recordAudit, type AuditRecordView } from '../audit/repo.js';
+import type { Listing } from '../pagination.js';
 import { stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { releaseWithDerivations } from '../derivations/repo.js';
 import { AppError, notFound } from '../errors.js';
 import { CANDIDATE_COLUMNS, purgeObservations, type PurgeCandidate } from '../retention/purge.js';
-import { adjustCounters, getSourceRow, type SourceRow } from '../sources/repo.js';
+import { adjustCounters, getSourceRow, touchSource, type SourceRow } from '../sources/repo.js';
 import type { SourceService } from '../sources/service.js';
 import { requestFingerprint } from './fingerprint.js';
-import { assertAllowedForKind, assertBytesMatch, normalizeMediaType } from './media.js';
+import { assertAllowedForKind, assertBytesMatch, inferMediaType, normalizeMediaType } from './media.js';
 import { GroupCommitter } from './group-commit.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RejectionAudit } from './rejections.js';
@@ -23,7 +24,7 @@ import {
   toObservationView,
   type ObservationRow,
 } from './repo.js';
-import type { ObservationListQuery, ObservationView, UploadFields } from './schemas.js';
+import type { ObservationFilter, ObservationView, UploadFields } from './schemas.js';
 
 /** Callbacks run after an upload committed (never inside its transaction). */
 export interface ObservationHooks {
@@ -112,7 +113,9 @@ export class ObservationService {
     let textStaged: StagedBlob | undefined;
     try {
       return await this.rejections.guard(source.source_id, async () => {
-        const f = { ...fields, media_type: normalizeMediaType(fields.media_type) };
+        // No media type (the Kheish CLI's default): what the bytes are, checked against the file name.
+        const mediaType = fields.media_type ? normalizeMediaType(fields.media_type) : inferMediaType(fields.file_name, staged.head);
+        const f = { ...fields, media_type: mediaType };
         this.validateFields(source, f, staged);
         const fingerprint = requestFingerprint(f, staged.sha256);
         const existing = findByIdempotencyKey(this.deps.db, source.source_id, f.idempotency_key);
@@ -138,7 +141,7 @@ export class ObservationService {
     }
   }
 
-  private validateFields(source: SourceRow, f: UploadFields, staged: StagedBlob) {
+  private validateFields(source: SourceRow, f: UploadFields & { media_type: string }, staged: StagedBlob) {
     const { limits } = this.deps.config;
     assertAllowedForKind(source.kind, f.media_type);
     if (staged.byteLength === 0) throw new AppError('bad_request', 'upload content is empty');
@@ -166,13 +169,21 @@ export class ObservationService {
     if (existing.request_fingerprint !== fingerprint) {
       throw new AppError('idempotency_conflict', 'this idempotency key was already used for a different request');
     }
-    this.deps.db.transaction(() =>
-      recordAudit(this.deps.db, this.deps.newId, this.deps.now(), 'observation_replayed', {
+    const { db, newId, now } = this.deps;
+    db.transaction(() => {
+      const t = now();
+      touchSource(db, existing.source_id, t);
+      recordAudit(db, newId, t, 'upload_replayed', {
         source_id: existing.source_id,
         observation_id: existing.observation_id,
-        detail: { idempotency_key_sha256: sha256(existing.idempotency_key) },
-      }),
-    )();
+        detail: {
+          idempotency_key_sha256: sha256(existing.idempotency_key),
+          request_fingerprint: existing.request_fingerprint,
+          media_type: existing.media_type,
+          byte_length: existing.byte_length,
+        },
+      });
+    })();
     return { observation: toObservationView(existing), replayed: true };
   }
 
@@ -184,7 +195,7 @@ export class ObservationService {
    */
   private async commit(
     sourceId: string,
-    f: UploadFields,
+    f: UploadFields & { media_type: string },
     fingerprint: string,
     staged: StagedBlob,
     textStaged: StagedBlob | undefined,
@@ -240,10 +251,18 @@ export class ObservationService {
       };
       insertObservation(db, row);
       adjustCounters(db, sourceId, 1, staged.byteLength);
-      recordAudit(db, newId, now, 'observation_created', {
+      touchSource(db, sourceId, now, now);
+      recordAudit(db, newId, now, 'upload_succeeded', {
         source_id: sourceId,
         observation_id: row.observation_id,
-        detail: { sha256: staged.sha256, byte_length: staged.byteLength, media_type: f.media_type, idempotency_key_sha256: sha256(f.idempotency_key) },
+        detail: {
+          sha256: staged.sha256,
+          byte_length: staged.byteLength,
+          media_type: f.media_type,
+          idempotency_key_sha256: sha256(f.idempotency_key),
+          request_fingerprint: fingerprint,
+          upload_token_version: source.token_version,
+        },
       });
       this.deps.events.append('observation.created', sourceId, {
         observation_id: row.observation_id,
@@ -279,7 +298,7 @@ export class ObservationService {
    * bytes again (for content known only by hash); undefined when the key is unused.
    * idempotency_conflict when the key holds a different request.
    */
-  replayOf(source: SourceRow, fields: UploadFields, contentSha256: string): IngestResult | undefined {
+  replayOf(source: SourceRow, fields: UploadFields & { media_type: string }, contentSha256: string): IngestResult | undefined {
     const f = { ...fields, media_type: normalizeMediaType(fields.media_type) };
     const existing = findByIdempotencyKey(this.deps.db, source.source_id, f.idempotency_key);
     return existing ? this.replay(existing, requestFingerprint(f, contentSha256)) : undefined;
@@ -312,8 +331,14 @@ export class ObservationService {
     return toObservationView(row);
   }
 
-  list(q: ObservationListQuery) {
+  /** The observations matching a filter, as keyset pages (see `Listing`). */
+  list(q: ObservationFilter) {
     return listObservations(this.deps.db, q);
+  }
+
+  /** The audit trail (newest first) matching a filter, as keyset pages. */
+  audit(q: { source_id?: string; event?: string }): Listing<AuditRecordView> {
+    return listAudit(this.deps.db, q);
   }
 
   /** Erases an observation now, and every blob nothing else references; not_found if missing. */

@@ -67,7 +67,7 @@ export function purgeObservations(
     adjustCounters(db, sourceId, -s.count, -s.bytes);
     purged += s.count;
     bytes += s.bytes;
-    recordAudit(db, newId, now, event, {
+    recordAudit(db, newId, now, event === 'retention_purged' ? 'retention_purged_assets' : event, {
       source_id: sourceId,
       detail: { observations: s.count, active_bytes_released: s.bytes, observation_ids: s.ids.slice(0, 100) },
     });

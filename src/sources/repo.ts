@@ -25,6 +25,10 @@ export interface SourceRow {
   active_byte_length: number;
   created_at_ms: number;
   updated_at_ms: number;
+  last_authenticated_at_ms: number | null;
+  last_token_rotated_at_ms: number | null;
+  upload_token_revoked_at_ms: number | null;
+  last_observed_at_ms: number | null;
 }
 
 /** Reads a source row; undefined if missing. */
@@ -53,10 +57,15 @@ const COLUMNS = [
   'prev_token_expires_at_ms',
   'created_at_ms',
   'updated_at_ms',
+  'last_token_rotated_at_ms',
+  'upload_token_revoked_at_ms',
 ] as const;
 
 /** Inserts or fully rewrites a source's settings (counters are left to `adjustCounters`). */
-export function saveSourceRow(db: Db, row: Omit<SourceRow, 'active_observation_count' | 'active_byte_length'>): void {
+export function saveSourceRow(
+  db: Db,
+  row: Omit<SourceRow, 'active_observation_count' | 'active_byte_length' | 'last_authenticated_at_ms' | 'last_observed_at_ms'>,
+): void {
   const placeholders = COLUMNS.map((c) => `@${c}`).join(', ');
   const updates = COLUMNS.filter((c) => c !== 'source_id' && c !== 'created_at_ms')
     .map((c) => `${c} = excluded.${c}`)
@@ -73,9 +82,22 @@ export function adjustCounters(db: Db, sourceId: string, countDelta: number, byt
   ).run(countDelta, bytesDelta, sourceId);
 }
 
+/** Records an accepted upload on its source (Kheish's `last_authenticated_at_ms`, `last_observed_at_ms`), inside the caller's transaction. */
+export function touchSource(db: Db, sourceId: string, authenticatedAt: number, observedAt?: number): void {
+  stmt(db, `UPDATE sources SET last_authenticated_at_ms = MAX(COALESCE(last_authenticated_at_ms, 0), ?), last_observed_at_ms = COALESCE(?, last_observed_at_ms) WHERE source_id = ?`).run(
+    authenticatedAt,
+    observedAt ?? null,
+    sourceId,
+  );
+}
+
+/** What the flat Kheish rate-limit fields report for a source without a limit: a burst never reached. */
+const UNLIMITED = { window_ms: 60_000, burst: Number.MAX_SAFE_INTEGER };
+
 /** Converts a row to its wire view. */
 export function toSourceView(r: SourceRow): SourceView {
-  return {
+  const limit = r.ingest_rate_limit ? (JSON.parse(r.ingest_rate_limit) as { burst: number; window_ms: number }) : null;
+  const view: SourceView = {
     source_id: r.source_id,
     display_name: r.display_name,
     kind: r.kind,
@@ -89,7 +111,9 @@ export function toSourceView(r: SourceRow): SourceView {
     quota_policy: r.quota_policy,
     purge_raw_on_retention: !!r.purge_raw_on_retention,
     auto_derive: JSON.parse(r.auto_derive),
-    ingest_rate_limit: r.ingest_rate_limit ? JSON.parse(r.ingest_rate_limit) : null,
+    ingest_rate_limit: limit,
+    ingest_rate_limit_window_ms: (limit ?? UNLIMITED).window_ms,
+    ingest_rate_limit_burst: (limit ?? UNLIMITED).burst,
     upload_token_version: r.token_version,
     upload_token_active: r.token_hash !== null,
     active_observation_count: r.active_observation_count,
@@ -97,4 +121,10 @@ export function toSourceView(r: SourceRow): SourceView {
     created_at_ms: r.created_at_ms,
     updated_at_ms: r.updated_at_ms,
   };
+  // Kheish's optional timestamps are omitted, not null, when unset.
+  if (r.last_authenticated_at_ms !== null) view.last_authenticated_at_ms = r.last_authenticated_at_ms;
+  if (r.last_token_rotated_at_ms !== null) view.last_token_rotated_at_ms = r.last_token_rotated_at_ms;
+  if (r.upload_token_revoked_at_ms !== null) view.upload_token_revoked_at_ms = r.upload_token_revoked_at_ms;
+  if (r.last_observed_at_ms !== null) view.last_observed_at_ms = r.last_observed_at_ms;
+  return view;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { sourceIdSchema } from '../ids.js';
+import { listParams } from '../pagination.js';
 
 export const SOURCE_KINDS = ['screen_snapshot', 'webcam_snapshot', 'microphone_segment'] as const;
 export type SourceKind = (typeof SOURCE_KINDS)[number];
@@ -11,9 +12,13 @@ export const MEDIA_BY_KIND: Record<SourceKind, readonly string[]> = {
   microphone_segment: ['audio/wav', 'audio/webm'],
 };
 
-/** Sensitivities from least to most restrictive. */
-export const SENSITIVITIES = ['public', 'internal', 'sensitive', 'restricted'] as const;
+/** Kheish's sensitivities, from least to most restrictive: no other value ever appears in a view. */
+export const SENSITIVITIES = ['standard', 'sensitive'] as const;
 export type Sensitivity = (typeof SENSITIVITIES)[number];
+
+/** observd's former four levels, still accepted on input and mapped onto Kheish's two. */
+const SENSITIVITY_ALIASES: Record<string, Sensitivity> = { public: 'standard', internal: 'standard', restricted: 'sensitive' };
+const sensitivityInput = z.preprocess((v) => (typeof v === 'string' && v in SENSITIVITY_ALIASES ? SENSITIVITY_ALIASES[v] : v), z.enum(SENSITIVITIES));
 
 export const DERIVATION_PROFILES = ['canonical_text', 'visual_preview'] as const;
 
@@ -22,7 +27,7 @@ const MAX_RETENTION_SECONDS = 10 * 365 * 24 * 3600;
 /** Fields an admin may set on a source after creation (PATCH and upsert). */
 const mutableFields = {
   display_name: z.string().trim().min(1).max(200),
-  sensitivity: z.enum(SENSITIVITIES),
+  sensitivity: sensitivityInput,
   retention_seconds: z.number().int().min(1).max(MAX_RETENTION_SECONDS),
   max_active_observations: z.number().int().min(1).max(100_000_000),
   max_active_bytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
@@ -34,9 +39,14 @@ const mutableFields = {
   auto_derive: z.array(z.enum(DERIVATION_PROFILES)).max(DERIVATION_PROFILES.length),
   ingest_rate_limit: z
     .object({ burst: z.number().int().min(1).max(1_000_000), window_ms: z.number().int().min(1).max(86_400_000) })
-    .strict()
     .nullable(),
+  /** Kheish's flat form of `ingest_rate_limit` (the object wins when both are sent). */
+  ingest_rate_limit_window_ms: z.number().int().min(1).max(86_400_000),
+  ingest_rate_limit_burst: z.number().int().min(1).max(1_000_000),
 };
+
+/** Kheish's defaults for a flat rate-limit field sent alone. */
+export const KHEISH_RATE_LIMIT = { window_ms: 60_000, burst: 120 };
 
 /** An upload token chosen by a client. */
 export const uploadTokenSchema = z.string().min(16, 'must be at least 16 characters').max(512);
@@ -61,15 +71,15 @@ export const sourceUpsertSchema = z
     purge_raw_on_retention: true,
     auto_derive: true,
     ingest_rate_limit: true,
-  })
-  .strict();
+    ingest_rate_limit_window_ms: true,
+    ingest_rate_limit_burst: true,
+  });
 export type SourceUpsert = z.output<typeof sourceUpsertSchema>;
 
 /** Body of `PATCH /v1/observation-sources/{id}`; `kind` is accepted only to refuse a change of it. */
 export const sourcePatchSchema = z
   .object({ kind: z.enum(SOURCE_KINDS), ...mutableFields })
-  .partial()
-  .strict();
+  .partial();
 export type SourcePatch = z.output<typeof sourcePatchSchema>;
 
 /** Defaults of a new source, as the reference API documents them plus the extensions. */
@@ -87,20 +97,18 @@ export const SOURCE_DEFAULTS: Omit<SourceSettings, 'display_name'> = {
   ingest_rate_limit: null,
 };
 
-export const rotateTokenSchema = z
-  .object({
-    upload_token: uploadTokenSchema.optional(),
-    grace_period_ms: z.number().int().min(0).max(30 * 24 * 3600 * 1000).default(0),
-  })
-  .strict();
+export const rotateTokenSchema = z.object({
+  upload_token: uploadTokenSchema.optional(),
+  grace_period_ms: z.number().int().min(0).max(30 * 24 * 3600 * 1000).default(0),
+});
 
-export const sourceListQuerySchema = z
-  .object({
-    query: z.string().max(200).optional(),
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
-    cursor: z.string().max(1024).optional(),
-  })
-  .strict();
+/** Body of `POST …/revoke-token`: `{}` or `{reason}` (as the Kheish CLI sends it); the reason goes to the audit trail. */
+export const revokeTokenSchema = z.object({ reason: z.string().max(512).nullish() });
+
+export const sourceListQuerySchema = z.object({
+  query: z.string().max(200).optional(),
+  ...listParams,
+});
 
 /** What a source looks like on the wire: never a token, only its version. */
 export const sourceViewSchema = z.object({
@@ -118,12 +126,19 @@ export const sourceViewSchema = z.object({
   purge_raw_on_retention: z.boolean(),
   auto_derive: z.array(z.enum(DERIVATION_PROFILES)),
   ingest_rate_limit: z.object({ burst: z.number().int(), window_ms: z.number().int() }).nullable(),
+  /** Kheish's flat rate-limit fields; without a limit the burst is 2^53-1 (never reached). */
+  ingest_rate_limit_window_ms: z.number().int(),
+  ingest_rate_limit_burst: z.number().int(),
   upload_token_version: z.number().int(),
   upload_token_active: z.boolean(),
   active_observation_count: z.number().int(),
   active_byte_length: z.number().int(),
   created_at_ms: z.number().int(),
   updated_at_ms: z.number().int(),
+  last_authenticated_at_ms: z.number().int().optional(),
+  last_token_rotated_at_ms: z.number().int().optional(),
+  upload_token_revoked_at_ms: z.number().int().optional(),
+  last_observed_at_ms: z.number().int().optional(),
 });
 export type SourceView = z.output<typeof sourceViewSchema>;
 

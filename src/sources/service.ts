@@ -2,16 +2,16 @@ import { recordAudit } from '../audit/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { releaseWithDerivations } from '../derivations/repo.js';
 import { AppError, notFound } from '../errors.js';
-import { decodeCursor, encodeCursor, toPage, type Page } from '../pagination.js';
+import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
 import { getSourceRow, saveSourceRow, toSourceView, type SourceRow } from './repo.js';
 import {
+  KHEISH_RATE_LIMIT,
   SOURCE_DEFAULTS,
   type SourcePatch,
   type SourceSettings,
   type SourceUpsert,
   type SourceView,
   type rotateTokenSchema,
-  type sourceListQuerySchema,
 } from './schemas.js';
 import { fingerprintOf, generateToken, hashToken, tokenMatches } from './tokens.js';
 import type { z } from 'zod';
@@ -50,11 +50,14 @@ export class SourceService {
       if (existing && existing.kind !== input.kind) {
         throw new AppError('conflict', `source "${existing.source_id}" is a ${existing.kind}; its kind cannot change`);
       }
-      const { upload_token, source_id, kind, ...settings } = input;
+      const { upload_token, source_id, kind, ...flat } = input;
+      const settings = withRateLimit(flat, existing ? this.settingsOf(existing).ingest_rate_limit : null);
       let generated: string | undefined;
       let tokenHash = existing?.token_hash ?? null;
       let version = existing?.token_version ?? 0;
-      if (upload_token !== undefined || !existing) {
+      // Re-sending the current token (the Kheish CLI always sends one) is not a rotation.
+      const tokenChanged = !existing || (upload_token !== undefined && !tokenMatches(upload_token, existing.token_hash));
+      if (tokenChanged) {
         if (upload_token === undefined) generated = generateToken();
         tokenHash = hashToken(upload_token ?? generated!);
         version += 1;
@@ -67,16 +70,19 @@ export class SourceService {
         ...this.encodeSettings(merged),
         token_hash: tokenHash,
         token_version: version,
-        prev_token_hash: upload_token !== undefined ? null : (existing?.prev_token_hash ?? null),
-        prev_token_expires_at_ms: upload_token !== undefined ? null : (existing?.prev_token_expires_at_ms ?? null),
+        prev_token_hash: tokenChanged ? null : (existing?.prev_token_hash ?? null),
+        prev_token_expires_at_ms: tokenChanged ? null : (existing?.prev_token_expires_at_ms ?? null),
         created_at_ms: existing?.created_at_ms ?? t,
         updated_at_ms: t,
+        last_token_rotated_at_ms: existing && tokenChanged ? t : (existing?.last_token_rotated_at_ms ?? null),
+        // A new token ends a revocation, as in Kheish.
+        upload_token_revoked_at_ms: tokenChanged ? null : (existing?.upload_token_revoked_at_ms ?? null),
       };
       saveSourceRow(db, row);
       this.deps.events.append('source.updated', row.source_id, { source_id: row.source_id, change: existing ? 'updated' : 'created', status: row.status });
-      recordAudit(db, newId, t, existing ? 'source_updated' : 'source_created', {
+      recordAudit(db, newId, t, !existing ? 'source_created' : tokenChanged ? 'source_rotated' : 'source_updated', {
         source_id: row.source_id,
-        detail: { fields: Object.keys(stripUndefined(settings)), token_version: version, token_changed: upload_token !== undefined || !existing },
+        detail: { fields: Object.keys(stripUndefined(settings)), upload_token_version: version, token_changed: tokenChanged },
       });
       return { source: this.get(row.source_id), upload_token: generated, created: !existing };
     })();
@@ -87,7 +93,8 @@ export class SourceService {
     const { db, now, newId } = this.deps;
     return db.transaction(() => {
       const existing = this.require(sourceId);
-      const { kind, ...settings } = patch;
+      const { kind, ...flat } = patch;
+      const settings = withRateLimit(flat, this.settingsOf(existing).ingest_rate_limit);
       if (kind !== undefined && kind !== existing.kind) {
         throw new AppError('conflict', `source "${sourceId}" is a ${existing.kind}; its kind cannot change`);
       }
@@ -118,25 +125,41 @@ export class SourceService {
         prev_token_hash: keepPrev ? existing.token_hash : null,
         prev_token_expires_at_ms: keepPrev ? t + input.grace_period_ms : null,
         updated_at_ms: t,
+        last_token_rotated_at_ms: t,
+        upload_token_revoked_at_ms: null,
       });
       this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'token_rotated', status: existing.status });
-      recordAudit(db, newId, t, 'token_rotated', {
+      recordAudit(db, newId, t, 'source_token_rotated', {
         source_id: sourceId,
-        detail: { token_version: existing.token_version + 1, grace_period_ms: input.grace_period_ms },
+        detail: { upload_token_version: existing.token_version + 1, grace_period_ms: input.grace_period_ms },
       });
       return { source: this.get(sourceId), upload_token: generated };
     })();
   }
 
-  /** Revokes every upload token of a source at once; not_found if missing. */
-  revokeToken(sourceId: string): SourceView {
+  /**
+   * Revokes every upload token of a source at once (`upload_token_revoked_at_ms`); the optional
+   * reason goes to the audit trail with control characters removed. not_found if missing.
+   */
+  revokeToken(sourceId: string, reason?: string | null): SourceView {
     const { db, now, newId } = this.deps;
     return db.transaction(() => {
       const existing = this.require(sourceId);
       const t = now();
-      saveSourceRow(db, { ...existing, token_hash: null, prev_token_hash: null, prev_token_expires_at_ms: null, updated_at_ms: t });
+      saveSourceRow(db, {
+        ...existing,
+        token_hash: null,
+        prev_token_hash: null,
+        prev_token_expires_at_ms: null,
+        updated_at_ms: t,
+        upload_token_revoked_at_ms: t,
+      });
       this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'token_revoked', status: existing.status });
-      recordAudit(db, newId, t, 'token_revoked', { source_id: sourceId, detail: { token_version: existing.token_version } });
+      const clean = reason?.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
+      recordAudit(db, newId, t, 'source_token_revoked', {
+        source_id: sourceId,
+        detail: { upload_token_version: existing.token_version, ...(clean ? { reason: clean } : {}) },
+      });
       return this.get(sourceId);
     })();
   }
@@ -165,23 +188,33 @@ export class SourceService {
     });
   }
 
-  /** Lists sources by id with an optional substring filter over id and display name. */
-  list(q: z.output<typeof sourceListQuerySchema>): Page<SourceView> {
+  /** Lists sources by id with an optional substring filter over id and display name (the list convention's keyset pages). */
+  list(q: { query?: string }): Listing<SourceView> {
     const where: string[] = [];
     const args: unknown[] = [];
     if (q.query) {
       where.push(`(instr(lower(source_id), lower(?)) > 0 OR instr(lower(display_name), lower(?)) > 0)`);
       args.push(q.query, q.query);
     }
-    if (q.cursor) {
-      const [after] = decodeCursor('sources', q.cursor, ['string']);
-      where.push('source_id > ?');
-      args.push(after);
-    }
-    const rows = this.deps.db
-      .prepare(`SELECT * FROM sources ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY source_id LIMIT ?`)
-      .all(...args, q.limit + 1) as SourceRow[];
-    return toPage(rows, q.limit, toSourceView, (r) => encodeCursor('sources', [r.source_id]));
+    const db = this.deps.db;
+    const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
+    return {
+      order: 'asc',
+      count: () => db.prepare(`SELECT COUNT(*) FROM sources ${filter([])}`).pluck().get(...args) as number,
+      fetchPage: (cursor, limit) => {
+        const extra: string[] = [];
+        const cargs: unknown[] = [];
+        if (cursor) {
+          const [after] = decodeCursor('sources', cursor, ['string']);
+          extra.push('source_id > ?');
+          cargs.push(after);
+        }
+        const rows = db
+          .prepare(`SELECT * FROM sources ${filter(extra)} ORDER BY source_id LIMIT ?`)
+          .all(...args, ...cargs, limit + 1) as SourceRow[];
+        return toPage(rows, limit, toSourceView, (r) => encodeCursor('sources', [r.source_id]));
+      },
+    };
   }
 
   /**
@@ -195,7 +228,8 @@ export class SourceService {
     const previous =
       tokenMatches(presented, row?.prev_token_hash) && (row?.prev_token_expires_at_ms ?? 0) > this.deps.now();
     if (!row || !token || !(current || previous)) {
-      throw new AppError('unauthorized', 'missing or invalid upload token for this source');
+      const reason = !token ? 'missing_or_invalid_token' : row?.upload_token_revoked_at_ms != null ? 'revoked_token' : 'invalid_token';
+      throw new AppError('unauthorized', 'missing or invalid upload token for this source', { reason });
     }
     if (row.status !== 'active') throw new AppError('forbidden', `source is ${row.status}; uploads are not accepted`);
     return row;
@@ -240,6 +274,26 @@ export class SourceService {
       ingest_rate_limit: s.ingest_rate_limit ? JSON.stringify(s.ingest_rate_limit) : null,
     };
   }
+}
+
+/**
+ * Folds Kheish's flat rate-limit fields into `ingest_rate_limit`: the object, when sent (even
+ * `null`), wins; otherwise a flat field sent alone keeps the other part of the current limit
+ * (or Kheish's default).
+ */
+function withRateLimit<T extends { ingest_rate_limit?: SourceSettings['ingest_rate_limit']; ingest_rate_limit_window_ms?: number; ingest_rate_limit_burst?: number }>(
+  input: T,
+  current: SourceSettings['ingest_rate_limit'],
+): Omit<T, 'ingest_rate_limit_window_ms' | 'ingest_rate_limit_burst'> {
+  const { ingest_rate_limit_window_ms: window_ms, ingest_rate_limit_burst: burst, ...rest } = input;
+  if (rest.ingest_rate_limit !== undefined || (window_ms === undefined && burst === undefined)) return rest;
+  return {
+    ...rest,
+    ingest_rate_limit: {
+      window_ms: window_ms ?? current?.window_ms ?? KHEISH_RATE_LIMIT.window_ms,
+      burst: burst ?? current?.burst ?? KHEISH_RATE_LIMIT.burst,
+    },
+  };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

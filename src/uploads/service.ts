@@ -55,7 +55,7 @@ const forbidden = (detail: string) => new AppError('forbidden', detail);
  * token (streamed to `uploads/<upload_id>` under the data dir, so they survive a restart), then
  * turn them into one observation. Single use; unused uploads are removed after they expire.
  */
-export class UploadService {
+export class SignedUploadService {
   readonly dir: string;
   /** Uploads being received or turned into an observation right now (one request at a time each). */
   private busy = new Set<string>();
@@ -195,7 +195,7 @@ export class UploadService {
       this.observations.recordRejection(source.source_id, e);
       throw e;
     }
-    const fields: UploadFields = { ...rest, file_name: row.file_name, media_type: row.media_type };
+    const fields = { ...rest, file_name: row.file_name, media_type: row.media_type };
     if (row.state === 'used') {
       const replay = this.observations.replayOf(source, fields, row.sha256!);
       if (replay) return replay;

@@ -1,49 +1,41 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { Hono } from 'hono';
-import { z } from 'zod';
-import { getAsset } from '../../assets/repo.js';
-import { isDerivedFromSensitive } from '../../derivations/repo.js';
-import { AppError, notFound } from '../../errors.js';
+import { describeRoute } from 'hono-openapi';
 import type { AppEnv } from '../auth.js';
 import type { RouteDeps } from '../app.js';
-import { parseParam } from '../validate.js';
+import { doc } from '../openapi.js';
+import { pathId } from '../validate.js';
 
-export const assetIdSchema = z.string().regex(/^ast_[0-9a-f]{64}$/, 'must be an asset id');
-
-/** `/v1/assets/{id}` metadata and content. Content of sensitive sources' assets needs the admin token. */
+/** `/v1/assets/{id}` metadata and content (the domain decides who may read the bytes). */
 export function assetRoutes({ services, auth }: RouteDeps) {
   const app = new Hono<AppEnv>();
-  const { db, blobs } = services;
+  const { assets } = services;
 
-  const load = (id: string) => {
-    const row = getAsset(db, id);
-    if (!row) throw notFound(`asset "${id}"`);
-    return row;
-  };
+  app.get('/:asset_id', describeRoute(doc({ summary: 'Asset metadata', auth: 'reader' })), auth('read'), (c) =>
+    c.json(assets.get(pathId(c, 'asset_id'))),
+  );
 
-  app.get('/:asset_id', auth('read'), (c) => c.json(load(parseParam(c, 'asset_id', assetIdSchema))));
-
-  app.get('/:asset_id/content', auth('read'), (c) => {
-    const row = load(parseParam(c, 'asset_id', assetIdSchema));
-    if (c.get('role') !== 'admin') {
-      // Derived assets (previews, OCR text) inherit the sensitivity of what they were derived from.
-      if (isDerivedFromSensitive(db, row.asset_id)) throw new AppError('forbidden', 'content of sensitive sources needs the admin token');
-    }
-    const etag = `"${row.sha256}"`;
-    const headers = { etag, 'cache-control': 'private, max-age=31536000, immutable' };
-    if (noneMatch(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
-    const contentHeaders = {
-      ...headers,
-      'content-type': row.media_type,
-      'content-length': String(row.byte_length),
-      'x-content-type-options': 'nosniff',
-    };
-    // HEAD runs this GET handler and drops the body: a stream opened for it would never be read or closed.
-    if (c.req.method === 'HEAD') return c.body(null, 200, contentHeaders);
-    const stream = Readable.toWeb(createReadStream(blobs.pathOf(row.sha256))) as ReadableStream;
-    return c.body(stream, 200, contentHeaders);
-  });
+  app.get(
+    '/:asset_id/content',
+    describeRoute(doc({ summary: 'Asset bytes (admin token for content of sensitive sources)', auth: 'reader', responseMedia: 'application/octet-stream' })),
+    auth('read'),
+    (c) => {
+      const { asset, path } = assets.content(pathId(c, 'asset_id'), c.get('role'));
+      const etag = `"${asset.sha256}"`;
+      const headers = { etag, 'cache-control': 'private, max-age=31536000, immutable' };
+      if (noneMatch(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
+      const contentHeaders = {
+        ...headers,
+        'content-type': asset.media_type,
+        'content-length': String(asset.byte_length),
+        'x-content-type-options': 'nosniff',
+      };
+      // HEAD runs this GET handler and drops the body: a stream opened for it would never be read or closed.
+      if (c.req.method === 'HEAD') return c.body(null, 200, contentHeaders);
+      return c.body(Readable.toWeb(createReadStream(path)) as ReadableStream, 200, contentHeaders);
+    },
+  );
 
   return app;
 }

@@ -6,6 +6,8 @@ import { eventsQuerySchema } from '../../events/schemas.js';
 import type { RouteDeps } from '../app.js';
 import type { AppEnv } from '../auth.js';
 import { parseQuery } from '../validate.js';
+import { describeRoute } from 'hono-openapi';
+import { doc } from '../openapi.js';
 
 /**
  * `GET /v1/events` (admin or read-only token): the outbox as Server-Sent Events — `id` is the
@@ -16,7 +18,18 @@ import { parseQuery } from '../validate.js';
 export function eventRoutes({ services, auth, logger }: RouteDeps) {
   const app = new Hono<AppEnv>();
 
-  app.get('/', auth('read'), (c) => {
+  app.get(
+    '/',
+    describeRoute(
+      doc({
+        summary: 'Server-Sent Events from the outbox (id = sequence number; resume with Last-Event-ID; comment-line heartbeats)',
+        auth: 'reader',
+        query: eventsQuerySchema,
+        responseMedia: 'text/event-stream',
+      }),
+    ),
+    auth('read'),
+    (c) => {
     const q = parseQuery(c, eventsQuerySchema);
     const header = c.req.header('last-event-id')?.trim() || undefined;
     if (header !== undefined && !/^\d{1,15}$/.test(header)) {
@@ -44,7 +57,8 @@ export function eventRoutes({ services, auth, logger }: RouteDeps) {
         events.close();
       }
     });
-  });
+  },
+  );
 
   return app;
 }

@@ -1,10 +1,12 @@
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { Hono } from 'hono';
+import { describeRoute } from 'hono-openapi';
 import { type ApiFetch, daemonApi } from '../../mcp/api.js';
 import { createMcpServer } from '../../mcp/server.js';
 import { VERSION } from '../../version.js';
 import { type AppEnv, bearerToken } from '../auth.js';
 import type { RouteDeps } from '../app.js';
+import { doc } from '../openapi.js';
 
 /**
  * `/mcp`: the MCP server over Streamable HTTP, stateless (a server and transport per request, JSON
@@ -14,7 +16,11 @@ import type { RouteDeps } from '../app.js';
  */
 export function mcpRoutes({ config, auth }: RouteDeps, selfFetch: (req: Request) => Promise<Response>) {
   const app = new Hono<AppEnv>();
-  app.all('/', auth('read'), async (c) => {
+  app.all(
+    '/',
+    describeRoute(doc({ summary: 'MCP over Streamable HTTP (stateless, JSON answers); tools call the API with the caller\'s token', auth: 'reader' })),
+    auth('read'),
+    async (c) => {
     const origin = new URL(c.req.url);
     const host = c.req.header('host') ?? origin.host;
     // In-process API calls keep the caller's Host (already accepted) and send no Origin: they are same-origin by construction.
@@ -39,6 +45,7 @@ export function mcpRoutes({ config, auth }: RouteDeps, selfFetch: (req: Request)
       // A JSON answer is complete once handleRequest resolves; the per-request server goes with it.
       void server.close();
     }
-  });
+  },
+  );
   return app;
 }

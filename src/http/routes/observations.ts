@@ -1,30 +1,66 @@
 import { Hono } from 'hono';
+import { describeRoute } from 'hono-openapi';
 import { z } from 'zod';
-import { observationListQuerySchema } from '../../observations/schemas.js';
-import { listAudit, auditQuerySchema } from '../../audit/repo.js';
+import { auditQuerySchema } from '../../audit/repo.js';
+import { observationListQuerySchema, observationViewSchema } from '../../observations/schemas.js';
 import type { AppEnv } from '../auth.js';
 import type { RouteDeps } from '../app.js';
-import { parseParam, parseQuery } from '../validate.js';
+import { renderList } from '../list.js';
+import { doc, listOf } from '../openapi.js';
+import { parseQuery, pathId } from '../validate.js';
 
-export const observationIdSchema = z.string().regex(/^obs_[0-9A-HJKMNP-TV-Z]{26}$/, 'must be an observation id');
+/** Kheish's ObservationAuditRecord, plus `audit_id` and `detail`. */
+const auditRecordSchema = z.looseObject({
+  recorded_at_ms: z.number().int(),
+  event: z.string(),
+  source_id: z.string(),
+  observation_id: z.string().optional(),
+  reason: z.string().optional(),
+  audit_id: z.string(),
+  detail: z.record(z.string(), z.unknown()),
+});
 
 /** `/v1/observations` reads and deletes, and `/v1/observation-audit`. */
 export function observationRoutes({ services, auth }: RouteDeps) {
   const app = new Hono<AppEnv>();
   const { observations } = services;
 
-  app.get('/observations', auth('read'), (c) => c.json(observations.list(parseQuery(c, observationListQuerySchema))));
-
-  app.get('/observations/:observation_id', auth('read'), (c) =>
-    c.json(observations.get(parseParam(c, 'observation_id', observationIdSchema))),
+  app.get(
+    '/observations',
+    describeRoute(doc({ summary: 'List observations (by capture time, then id)', auth: 'reader', query: observationListQuerySchema, response: listOf(observationViewSchema) })),
+    auth('read'),
+    (c) => {
+      const { limit, page, cursor, ...filter } = parseQuery(c, observationListQuerySchema);
+      return renderList(c, { limit, page, cursor }, observations.list(filter));
+    },
   );
 
-  app.delete('/observations/:observation_id', auth('write'), (c) => {
-    observations.delete(parseParam(c, 'observation_id', observationIdSchema));
-    return c.body(null, 204);
-  });
+  app.get(
+    '/observations/:observation_id',
+    describeRoute(doc({ summary: 'Get an observation', auth: 'reader', response: observationViewSchema })),
+    auth('read'),
+    (c) => c.json(observations.get(pathId(c, 'observation_id'))),
+  );
 
-  app.get('/observation-audit', auth('read'), (c) => c.json(listAudit(services.db, parseQuery(c, auditQuerySchema))));
+  app.delete(
+    '/observations/:observation_id',
+    describeRoute(doc({ summary: 'Erase an observation now', auth: 'admin', status: 204 })),
+    auth('write'),
+    (c) => {
+      observations.delete(pathId(c, 'observation_id'));
+      return c.body(null, 204);
+    },
+  );
+
+  app.get(
+    '/observation-audit',
+    describeRoute(doc({ summary: 'Audit trail, newest first (Kheish event names; `event=` filters)', auth: 'reader', query: auditQuerySchema, response: listOf(auditRecordSchema) })),
+    auth('read'),
+    (c) => {
+      const { limit, page, cursor, ...filter } = parseQuery(c, auditQuerySchema);
+      return renderList(c, { limit, page, cursor }, observations.audit(filter));
+    },
+  );
 
   return app;
 }

@@ -1,13 +1,15 @@
 import { Hono } from 'hono';
+import { describeRoute } from 'hono-openapi';
 import { AppError } from '../../errors.js';
-import { sourceIdSchema } from '../../ids.js';
-import { batchEnvelopeSchema, jsonUploadSchema, type ObservationView } from '../../observations/schemas.js';
+import { batchEnvelopeSchema, batchResultSchema, batchUploadSchema, jsonUploadSchema, type ObservationView } from '../../observations/schemas.js';
 import type { RouteDeps } from '../app.js';
-import { bearerToken, type AppEnv } from '../auth.js';
-import { declaredLength, readLimitedBytes, reserveJsonBody } from '../body.js';
+import type { AppEnv } from '../auth.js';
+import { readLimitedBytes } from '../body.js';
+import { doc } from '../openapi.js';
 import { toProblem } from '../problem.js';
-import { parseJson, parseParam, parseWith } from '../validate.js';
-import { ingestJsonUpload, isJson, jsonBodyRate } from './uploads.js';
+import { uploadAdmission } from '../upload-admission.js';
+import { parseJson, parseWith } from '../validate.js';
+import { ingestJsonUpload, jsonBodyRate } from './uploads.js';
 
 interface ItemResult {
   index: number;
@@ -18,67 +20,55 @@ interface ItemResult {
 
 /**
  * `POST /v1/observation-sources/{id}/observations/batch`: up to 100 single JSON uploads in one
- * body, each validated, deduplicated and idempotent on its own. Auth, the disk floor and the
- * body limit (`limits.max_batch_bytes`) apply once; the rate limit counts items: `admit` takes
- * the first token and every further item one more, so an item past the limit gets its own 429.
+ * body, each validated, deduplicated and idempotent on its own. Admission (auth, the disk floor,
+ * `limits.max_batch_bytes`) applies once; the rate limit counts items: admission takes the first
+ * token and every further item one more, so an item past the limit gets its own 429.
  */
 export function uploadBatchRoutes({ services, config, logger, jsonBudget }: RouteDeps) {
   const app = new Hono<AppEnv>();
   const { observations } = services;
+  const limit = config.limits.max_batch_bytes;
 
-  app.post('/:source_id/observations/batch', async (c) => {
-    const sourceId = parseParam(c, 'source_id', sourceIdSchema);
-    const limit = config.limits.max_batch_bytes;
-    const source = observations.admit(sourceId, bearerToken(c.req.header('authorization')), declaredLength(c.req.raw), limit);
-    const release = await reserveJsonBody(c.req.raw, limit, jsonBudget);
-    try {
-      return c.json({ results: await ingestItems(sourceId, source, limit, c.req.raw) }, 200);
-    } finally {
-      release();
-    }
-  });
-
-  async function ingestItems(sourceId: string, source: Parameters<typeof ingestJsonUpload>[1], limit: number, req: Request) {
-    let items: unknown[];
-    try {
-      if (!isJson((req.headers.get('content-type') ?? '').toLowerCase())) {
-        throw new AppError('unsupported_media_type', 'send the batch as application/json');
-      }
-      items = parseWith(batchEnvelopeSchema, parseJson(await readLimitedBytes(req, limit, jsonBodyRate(config)))).items;
-    } catch (e) {
-      observations.recordRejection(sourceId, e);
-      throw e;
-    }
-    // Items with different keys run concurrently (so their commits share group commits); items
-    // repeating a key run after the earlier one, in order, and so replay it.
-    const byKey = new Map<string, Promise<unknown>>();
-    const results: ItemResult[] = new Array(items.length);
-    const one = async (index: number, item: unknown) => {
-      try {
-        let body;
+  app.post(
+    '/:source_id/observations/batch',
+    describeRoute(
+      doc({
+        summary: 'Upload up to 100 observations (each the JSON upload body); 200 with a status per item. The rate limit counts one token per item',
+        auth: 'upload',
+        body: batchUploadSchema,
+        response: batchResultSchema,
+      }),
+    ),
+    uploadAdmission({ observations, accepts: ['json'], maxBytes: { json: limit }, jsonBudget }),
+    async (c) => {
+      const { source } = c.get('upload')!;
+      const items = parseWith(batchEnvelopeSchema, parseJson(await readLimitedBytes(c.req.raw, limit, jsonBodyRate(config)))).items;
+      // Items with different keys run concurrently (so their commits share group commits); items
+      // repeating a key run after the earlier one, in order, and so replay it.
+      const byKey = new Map<string, Promise<unknown>>();
+      const results: ItemResult[] = new Array(items.length);
+      const one = async (index: number, item: unknown) => {
         try {
           if (index > 0) observations.takeRateToken(source);
-          body = parseWith(jsonUploadSchema, item);
+          const { observation, replayed } = await ingestJsonUpload(services, source, parseWith(jsonUploadSchema, item));
+          results[index] = { index, status: replayed ? 200 : 201, observation };
         } catch (e) {
-          observations.recordRejection(sourceId, e);
-          throw e;
+          // An item's refusal is answered in its result, so it is audited here, once.
+          observations.recordRejection(source.source_id, e);
+          if (!(e instanceof AppError)) logger.error({ err: e, source_id: source.source_id, index }, 'batch item failed');
+          const problem = toProblem(e, 'observation_ingress');
+          results[index] = { index, status: problem.status, error: (await problem.json()) as Record<string, unknown> };
         }
-        const { observation, replayed } = await ingestJsonUpload(services, source, body);
-        results[index] = { index, status: replayed ? 200 : 201, observation };
-      } catch (e) {
-        if (!(e instanceof AppError)) logger.error({ err: e, source_id: sourceId, index }, 'batch item failed');
-        const problem = toProblem(e);
-        results[index] = { index, status: problem.status, error: (await problem.json()) as Record<string, unknown> };
-      }
-    };
-    items.forEach((item, index) => {
-      const key = (item as { idempotency_key?: unknown } | null)?.idempotency_key;
-      const k = typeof key === 'string' ? key : `\u0000${index}`;
-      byKey.set(k, (byKey.get(k) ?? Promise.resolve()).then(() => one(index, item)));
-    });
-    await Promise.all(byKey.values());
-    return results;
-  }
+      };
+      items.forEach((item, index) => {
+        const key = (item as { idempotency_key?: unknown } | null)?.idempotency_key;
+        const k = typeof key === 'string' ? key : `\u0000${index}`;
+        byKey.set(k, (byKey.get(k) ?? Promise.resolve()).then(() => one(index, item)));
+      });
+      await Promise.all(byKey.values());
+      return c.json({ results }, 200);
+    },
+  );
 
   return app;
 }

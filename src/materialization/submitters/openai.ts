@@ -55,7 +55,7 @@ export class OpenAISubmitter extends BackgroundSubmitter {
   private async complete(client: OpenAI, model: string, input: ComposedInput): Promise<RunOutcome> {
     const messages = await buildChatMessages(input, (sha) => readFile(this.deps.blobs.pathOf(sha)));
     const r = await client.chat.completions.create(
-      { ...generationParams(input.request.generation), model, messages },
+      { ...generationParams(input.request.generation ?? undefined), model, messages },
       { signal: this.abort.signal },
     );
     const choice = r.choices[0];
