@@ -26,7 +26,7 @@ const batch = (source: string, body: unknown, token = TOKEN) =>
 
 async function stored(source: string): Promise<number> {
   const r = await d.req(`/v1/observations?source_id=${source}&limit=1000`);
-  return ((await r.json()) as { data: unknown[] }).data.length;
+  return ((await r.json()) as unknown[]).length;
 }
 
 /** 100 distinct PNG uploads with three bad ones: truncated base64 (10), a PNG declared JPEG (50), a bad stream id (99). */

@@ -149,13 +149,13 @@ async function listAll(d: ChildDaemon): Promise<ObservationView[]> {
   const out: ObservationView[] = [];
   let cursor: string | null = null;
   do {
-    const q = new URLSearchParams({ source_id: 'cam', limit: '1000', include_purged: 'true' });
+    const q = new URLSearchParams({ source_id: 'cam', limit: '1000', include_purged: 'true', page: 'true' });
     if (cursor) q.set('cursor', cursor);
     const res = await fetch(`${d.url}/v1/observations?${q}`);
     expect(res.status).toBe(200);
-    const page = (await res.json()) as { data: ObservationView[]; cursor: { next: string | null } };
-    out.push(...page.data);
-    cursor = page.cursor.next;
+    const page = (await res.json()) as { items: ObservationView[]; pagination: { next_cursor?: string } };
+    out.push(...page.items);
+    cursor = page.pagination.next_cursor ?? null;
   } while (cursor);
   return out;
 }

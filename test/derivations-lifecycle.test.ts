@@ -31,7 +31,9 @@ describe('derivation errors', () => {
     ],
     ['unknown profile', { profile: 'summary', subject: { type: 'asset', asset_id: `ast_${'0'.repeat(64)}` } }, 400, 'validation_failed'],
     ['unknown subject type', { profile: 'canonical_text', subject: { type: 'file', path: '/etc/passwd' } }, 400, 'validation_failed'],
-    ['malformed asset id', { profile: 'canonical_text', subject: { type: 'asset', asset_id: '../x' } }, 400, 'validation_failed'],
+    // Any id form is looked up, never used as a path: an unknown one is 404, as in Kheish.
+    ['malformed asset id', { profile: 'canonical_text', subject: { type: 'asset', asset_id: '../x' } }, 404, 'not_found'],
+    ['Kheish-style observation id', { profile: 'canonical_text', subject: { type: 'observation', observation_id: 'observation-1' } }, 404, 'not_found'],
   ];
   for (const [name, body, status, code, detail] of cases) {
     it(`${name} -> ${status} ${code}`, async () => {
@@ -48,7 +50,8 @@ describe('derivation errors', () => {
     const r = await d.req('/v1/derivations?wait=maybe', { method: 'POST', json: {} });
     expect((await r.json()).code).toBe('validation_failed');
     expect((await d.req('/v1/derivations/der_01J00000000000000000000000')).status).toBe(404);
-    expect((await d.req('/v1/derivations/nope')).status).toBe(400);
+    expect((await d.req('/v1/derivations/nope')).status).toBe(404);
+    expect((await d.req('/v1/derivations/derivation-1')).status).toBe(404);
   });
 
   it('a purged observation is 410 gone, and purge drops its derivations and their blobs', async () => {
@@ -112,24 +115,24 @@ describe('listing', () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: { data: Array<{ derivation_id: string }>; cursor: { next: string | null } } = await (
-        await d.req(`/v1/derivations?limit=1${cursor ? `&cursor=${cursor}` : ''}`)
+      const page: { items: Array<{ derivation_id: string }>; pagination: { next_cursor?: string } } = await (
+        await d.req(`/v1/derivations?limit=1&page=true${cursor ? `&cursor=${cursor}` : ''}`)
       ).json();
-      seen.push(...page.data.map((x) => x.derivation_id));
-      cursor = page.cursor.next;
+      seen.push(...page.items.map((x) => x.derivation_id));
+      cursor = page.pagination.next_cursor ?? null;
     } while (cursor);
     expect(seen).toEqual([...seen].sort());
     expect(new Set(seen).size).toBe(seen.length);
     const byObs = await (await d.req(`/v1/derivations?query=${obs.observation_id}`)).json();
-    expect(byObs.data.map((x: { profile: string }) => x.profile).sort()).toEqual(['canonical_text', 'visual_preview']);
+    expect(byObs.map((x: { profile: string }) => x.profile).sort()).toEqual(['canonical_text', 'visual_preview']);
     const previews = await (await d.req(`/v1/derivations?query=${obs.observation_id}&profile=visual_preview`)).json();
-    expect(previews.data).toHaveLength(1);
+    expect(previews).toHaveLength(1);
     expect((await d.req('/v1/derivations?cursor=garbage')).status).toBe(400);
   });
 
   it('is in /openapi.json', async () => {
     const doc = await (await d.req('/openapi.json')).json();
-    expect(Object.keys(doc.paths['/v1/derivations'])).toEqual(['get', 'post']);
+    expect(Object.keys(doc.paths['/v1/derivations']).sort()).toEqual(['get', 'post']);
     expect(doc.paths['/v1/derivations/{derivation_id}'].get).toBeDefined();
   });
 });
@@ -160,7 +163,7 @@ describe('durable queue', () => {
         await eventually(async () => (await (await p.req(`/v1/observations/${o.observation_id}`)).json()).processing_status === 'completed');
       }
       const unsettled = await (await p.req('/v1/derivations?status=pending')).json();
-      expect(unsettled.data).toEqual([]);
+      expect(unsettled).toEqual([]);
     } finally {
       await p.close();
       rmSync(dataDir, { recursive: true, force: true });

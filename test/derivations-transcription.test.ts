@@ -77,7 +77,7 @@ describe('canonical_text by transcription', () => {
     expect(results.every((r) => r.status === 200 && r.body.status === 'completed')).toBe(true);
     expect(fake.calls.length - before).toBe(1);
     const listed = await (await d.req(`/v1/derivations?query=${obs.asset_id}`)).json();
-    expect(listed.data).toHaveLength(1);
+    expect(listed).toHaveLength(1);
   });
 
   it('answers silent audio with empty text without calling the backend', async () => {
@@ -121,8 +121,8 @@ describe('canonical_text by transcription', () => {
     fake.release();
     await eventually(async () => (await read()) === 'completed');
     const list = await (await d.req(`/v1/derivations?query=${obs.observation_id}`)).json();
-    expect(list.data).toHaveLength(1);
-    expect(list.data[0]).toMatchObject({ profile: 'canonical_text', status: 'completed', cache_status: null });
+    expect(list).toHaveLength(1);
+    expect(list[0]).toMatchObject({ profile: 'canonical_text', status: 'completed', cache_status: null });
   });
 
   it('treats another model as another cache key: a new record, computed again', async () => {

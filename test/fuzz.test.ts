@@ -105,7 +105,7 @@ function filesUnder(dir: string): string[] {
 async function expectStoreMatches() {
   const res = await d.req(`/v1/observations?source_id=${SOURCE}&limit=1000&include_purged=true`, { token: ADMIN });
   expect(res.status).toBe(200);
-  const { data } = (await res.json()) as { data: Array<{ idempotency_key: string; sha256: string }> };
+  const data = (await res.json()) as Array<{ idempotency_key: string; sha256: string }>;
   expect(new Map(data.map((o) => [o.idempotency_key, o.sha256]))).toEqual(expected);
   expect(filesUnder(join(d.dataDir, 'blobs')).sort()).toEqual([...new Set(expected.values())].sort());
   expect(readdirSync(join(d.dataDir, 'tmp'))).toEqual([]);

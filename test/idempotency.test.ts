@@ -36,7 +36,7 @@ function multipart(sourceId: string, bytes: Buffer, observation: unknown, file: 
 async function list(sourceId: string) {
   const res = await d.req(`/v1/observations?source_id=${sourceId}&include_purged=true&limit=1000`);
   expect(res.status).toBe(200);
-  return (await res.json()).data as Array<Record<string, unknown>>;
+  return (await res.json()) as Array<Record<string, unknown>>;
 }
 
 async function source(sourceId: string) {
@@ -218,11 +218,11 @@ describe('idempotent uploads', () => {
 
   it('replays and conflicts are audited with the key hashed', async () => {
     const res = await d.req('/v1/observation-audit?source_id=screen&limit=1000');
-    const events = (await res.json()).data as Array<{ event: string; detail: Record<string, unknown> }>;
-    const replays = events.filter((e) => e.event === 'observation_replayed');
+    const events = (await res.json()) as Array<{ event: string; reason?: string; idempotency_key_sha256?: string }>;
+    const replays = events.filter((e) => e.event === 'upload_replayed');
     expect(replays.length).toBe(3);
-    for (const r of replays) expect(r.detail.idempotency_key_sha256).toMatch(/^[0-9a-f]{64}$/);
-    const conflicts = events.filter((e) => e.event === 'upload_rejected' && e.detail.reason === 'idempotency_conflict');
+    for (const r of replays) expect(r.idempotency_key_sha256).toMatch(/^[0-9a-f]{64}$/);
+    const conflicts = events.filter((e) => e.event === 'upload_rejected' && e.reason === 'idempotency_conflict');
     expect(conflicts.length).toBe(9);
     const all = JSON.stringify(events);
     expect(all).not.toContain('frame-1');

@@ -42,10 +42,12 @@ async function upload(sourceId: string, key: string, extra: Record<string, unkno
   return res.json();
 }
 
+/** One page of the ListPage envelope (`page=true`), as `{data, cursor}` for the walks below. */
 async function list(query: string): Promise<{ data: Obs[]; cursor: { next: string | null } }> {
-  const res = await d.req(`/v1/observations?${query}`);
+  const res = await d.req(`/v1/observations?page=true&${query}`);
   expect(res.status, await res.clone().text()).toBe(200);
-  return res.json();
+  const page = (await res.json()) as { items: Obs[]; pagination: { next_cursor?: string } };
+  return { data: page.items, cursor: { next: page.pagination.next_cursor ?? null } };
 }
 
 
@@ -107,12 +109,19 @@ describe('GET /v1/observations filters', () => {
   });
 
   it('refuses bad query parameters with 400', async () => {
-    for (const q of ['limit=0', 'limit=1001', 'limit=-1', 'limit=abc', 'limit=1.5', 'order=sideways', 'after_ms=soon', 'before_ms=1e', 'after_ms=', 'after_ms=0x10', 'before_ms=1e3', 'after_ms=1.0', 'after_ms=%201', 'include_purged=yes', 'source_id=..', 'source_id=a%2Fb', 'unknown=1', 'limit=1&limit=2']) {
+    for (const q of ['limit=abc', 'limit=1.5', 'order=sideways', 'after_ms=soon', 'before_ms=1e', 'after_ms=', 'after_ms=0x10', 'before_ms=1e3', 'after_ms=1.0', 'after_ms=%201', 'include_purged=yes', 'source_id=..', 'source_id=a%2Fb', 'limit=1&limit=2', 'page=maybe']) {
       const res = await d.req(`/v1/observations?${q}`);
       expect({ q, status: res.status }).toEqual({ q, status: 400 });
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expect(['bad_request', 'validation_failed']).toContain((await res.json()).code);
     }
+  });
+
+  it('clamps limit to 1..1000 as Kheish does, and ignores unknown parameters', async () => {
+    expect(await (await d.req('/v1/observations?limit=0')).json()).toHaveLength(1);
+    expect(await (await d.req('/v1/observations?limit=-1')).json()).toHaveLength(1);
+    expect(await (await d.req('/v1/observations?limit=5000')).json()).toHaveLength(5);
+    expect(await (await d.req('/v1/observations?unknown=1')).json()).toHaveLength(5);
   });
 
   it('accepts limit at both bounds', async () => {
@@ -130,9 +139,9 @@ describe('GET /v1/observations filters', () => {
     const forged = Buffer.from(JSON.stringify(['observations:asc', 'not-a-number', 'obs_x'])).toString('base64url');
     await expectProblem(await d.req(`/v1/observations?cursor=${forged}`), 400, 'bad_request');
     // A cursor made by another listing (the audit trail) is refused too.
-    const audit = await (await d.req('/v1/observation-audit?limit=1')).json();
-    expect(audit.cursor.next).toEqual(expect.any(String));
-    await expectProblem(await d.req(`/v1/observations?cursor=${audit.cursor.next}`), 400, 'bad_request');
+    const audit = await (await d.req('/v1/observation-audit?limit=1&page=true')).json();
+    expect(audit.pagination.next_cursor).toEqual(expect.any(String));
+    await expectProblem(await d.req(`/v1/observations?cursor=${audit.pagination.next_cursor}`), 400, 'bad_request');
   });
 
   it('a cursor from an ascending walk is refused for a descending one (and vice versa)', async () => {
@@ -238,15 +247,13 @@ describe('GET and DELETE /v1/observations/{id}', () => {
     await createSource('del2');
   });
 
-  it('GET: 404 for an unknown id, 400 for a malformed one', async () => {
+  it('GET: 404 for an unknown id of any form (Kheish ids, ours, malformed ones)', async () => {
     await expectProblem(await d.req(`/v1/observations/obs_${'0'.repeat(26)}`), 404, 'not_found');
-    for (const bad of ['nope', 'obs_123', `src_${'0'.repeat(26)}`, `obs_${'U'.repeat(26)}`]) {
-      const res = await d.req(`/v1/observations/${bad}`);
-      expect(res.status).toBe(400);
-      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    for (const bad of ['nope', 'observation-1', 'obs_123', `src_${'0'.repeat(26)}`, `obs_${'U'.repeat(26)}`, 'a%20b', 'x'.repeat(300)]) {
+      await expectProblem(await d.req(`/v1/observations/${bad}`), 404, 'not_found');
     }
     await expectProblem(await d.req(`/v1/observations/obs_${'0'.repeat(26)}`, { method: 'DELETE' }), 404, 'not_found');
-    expect((await d.req('/v1/observations/nope', { method: 'DELETE' })).status).toBe(400);
+    await expectProblem(await d.req('/v1/observations/nope', { method: 'DELETE' }), 404, 'not_found');
   });
 
   it('DELETE erases the row now (204, then 404) and a blob once nothing shares it; counters stay exact', async () => {
@@ -282,7 +289,7 @@ describe('GET and DELETE /v1/observations/{id}', () => {
     expect(existsSync(blobPath(sha256(shared)))).toBe(false);
     expect(await counters('del2')).toEqual({ count: 0, bytes: 0 });
 
-    const events = (await (await d.req('/v1/observation-audit?event=observation_deleted&limit=1000')).json()).data;
+    const events = await (await d.req('/v1/observation-audit?event=observation_deleted&limit=1000')).json();
     expect(events.map((e: { observation_id: string }) => e.observation_id)).toEqual(
       expect.arrayContaining([x.observation_id, y.observation_id, z.observation_id]),
     );

@@ -92,10 +92,10 @@ describe('the composed input', () => {
 
   it('records the most restrictive sensitivity and whether output may leave, in the run and its event', async () => {
     const onlyScreen = await materialize(d, byIds([screen.observation_id]));
-    expect(onlyScreen.body).toMatchObject({ sensitivity: 'internal', output_delivery_allowed: true });
+    expect(onlyScreen.body).toMatchObject({ sensitivity: 'standard', output_delivery_allowed: true });
     const both = await materialize(d, byIds([mic.observation_id, screen.observation_id]));
     // The mic source is public but keeps its output in (allow_output_delivery defaults to false).
-    expect(both.body).toMatchObject({ sensitivity: 'internal', output_delivery_allowed: false, source_ids: ['mic', 'screen'] });
+    expect(both.body).toMatchObject({ sensitivity: 'standard', output_delivery_allowed: false, source_ids: ['mic', 'screen'] });
     const queued = eventsOf(d, 'run.queued');
     const ev = queued.find((e) => e.data.run_id === both.body.run_id)!;
     expect(ev.data).toMatchObject({ status: 'queued', output_delivery_allowed: false, observation_ids: [mic.observation_id, screen.observation_id] });

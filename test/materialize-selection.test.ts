@@ -105,7 +105,7 @@ describe('latest_from_source and observation_ids', () => {
       request: { content: 'x' },
     });
     expect(r.status).toBe(202);
-    const newest = (await (await d.req('/v1/observations?source_id=screen-main&order=desc&limit=1')).json()).data[0];
+    const newest = (await (await d.req('/v1/observations?source_id=screen-main&order=desc&limit=1')).json())[0];
     expect(r.body.observation_ids).toEqual([newest.observation_id]);
   });
 
@@ -117,7 +117,7 @@ describe('latest_from_source and observation_ids', () => {
     expect(r.status).toBe(202);
     expect(r.body.observation_ids).toEqual([y.observation_id, x.observation_id]);
     expect(r.body.source_ids).toEqual(['cam', 'screen-main']);
-    expect(r.body.sensitivity).toBe('restricted');
+    expect(r.body.sensitivity).toBe('sensitive');
   });
 
   it('appends each run to its session journal at the next offset', async () => {
@@ -214,15 +214,15 @@ describe('GET /v1/runs', () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const r = await d.req(`/v1/runs?target_session_id=paged&status=queued&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      const r = await d.req(`/v1/runs?target_session_id=paged&status=queued&limit=2&page=true${cursor ? `&cursor=${cursor}` : ''}`);
       expect(r.status).toBe(200);
       const page = await r.json();
-      for (const run of page.data) {
+      for (const run of page.items) {
         expect(run.input).toBeUndefined();
         expect(run.target_session_id).toBe('paged');
         seen.push(run.run_id);
       }
-      cursor = page.cursor.next;
+      cursor = page.pagination.next_cursor ?? null;
     } while (cursor);
     expect(seen).toHaveLength(3);
     expect([...seen].sort()).toEqual(seen);

@@ -68,7 +68,7 @@ function filesUnder(dir: string): string[] {
 
 
 async function observationCount() {
-  return ((await (await d.req('/v1/observations?include_purged=true&limit=1000')).json()).data as unknown[]).length;
+  return ((await (await d.req('/v1/observations?include_purged=true&limit=1000')).json()) as unknown[]).length;
 }
 
 /** Asserts a rejected request left no row, no new blob and no temp file. */
@@ -266,8 +266,8 @@ describe('multipart uploads', () => {
     const res = Array.isArray(m) ? await postParts(m) : await post(m.body, m.type);
     await expectProblem(res, status, code);
     await expectNothingNew(before);
-    const audit = (await (await d.req('/v1/observation-audit?source_id=screen&event=upload_rejected&limit=1')).json()).data;
-    expect(audit[0].detail.reason).toBe(code);
+    const audit = await (await d.req('/v1/observation-audit?source_id=screen&event=upload_rejected&limit=1')).json();
+    expect(audit[0].detail.code).toBe(code);
   });
 
   it('authenticates before reading a multipart body', async () => {

@@ -40,9 +40,9 @@ describe('README', () => {
     // The walk-through ends by deleting the source it created.
     expect((await d.req('/v1/observation-sources/screen-main')).status).toBe(404);
     const audit = await (await d.req('/v1/observation-audit?source_id=screen-main&limit=100')).json();
-    const events = audit.data.map((e: { event: string }) => e.event);
-    expect(events).toEqual(expect.arrayContaining(['source_created', 'observation_created', 'source_updated', 'token_rotated', 'source_deleted']));
-    expect(events.filter((e: string) => e === 'observation_created')).toHaveLength(3);
+    const events = audit.map((e: { event: string }) => e.event);
+    expect(events).toEqual(expect.arrayContaining(['source_created', 'upload_succeeded', 'source_updated', 'source_token_rotated', 'source_deleted']));
+    expect(events.filter((e: string) => e === 'upload_succeeded')).toHaveLength(3);
   });
 
   it('config.example.toml documents exactly the defaults', () => {

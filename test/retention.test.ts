@@ -33,7 +33,7 @@ async function upload(d: TestDaemon, source: string, bytes: Buffer, key: string,
 }
 
 async function list(d: TestDaemon, query: string) {
-  return (await (await d.req(`/v1/observations?${query}`)).json()).data as Array<Record<string, unknown>>;
+  return (await (await d.req(`/v1/observations?${query}`)).json()) as Array<Record<string, unknown>>;
 }
 
 function blobFiles(dataDir: string): string[] {
@@ -68,8 +68,8 @@ describe('time retention', () => {
     expect(await list(d, 'source_id=cam')).toHaveLength(0);
     const src = await (await d.req('/v1/observation-sources/cam')).json();
     expect([src.active_observation_count, src.active_byte_length]).toEqual([0, 0]);
-    const audit = await (await d.req('/v1/observation-audit?event=retention_purged')).json();
-    expect(audit.data[0].detail.observations).toBe(1);
+    const audit = await (await d.req('/v1/observation-audit?event=retention_purged_assets')).json();
+    expect(audit[0].detail.observations).toBe(1);
   });
 
   it('the background sweeper alone purges what expired while the daemon was down, and frees the disk', async () => {
@@ -138,7 +138,7 @@ describe('quotas', () => {
     const active = (await list(d, 'source_id=cam')).map((o) => o.observation_id).sort();
     expect(active).toEqual(ids.slice(2).sort());
     const audit = await (await d.req('/v1/observation-audit?event=quota_evicted')).json();
-    expect(audit.data.flatMap((e: { detail: { observation_ids: string[] } }) => e.detail.observation_ids).sort()).toEqual(ids.slice(0, 2).sort());
+    expect(audit.flatMap((e: { detail: { observation_ids: string[] } }) => e.detail.observation_ids).sort()).toEqual(ids.slice(0, 2).sort());
   });
 
   it('evict_oldest also holds max_active_bytes', async () => {
@@ -221,7 +221,7 @@ describe('history', () => {
     expect(ids).toEqual([recent.observation_id]);
     const audit = await (await d.req('/v1/observation-audit?limit=1000')).json();
     const cutoff = clock() - 10 * day;
-    expect(audit.data.every((e: { at_ms: number }) => e.at_ms >= cutoff)).toBe(true);
-    expect(audit.data.some((e: { observation_id: string }) => e.observation_id === recent.observation_id)).toBe(true);
+    expect(audit.every((e: { recorded_at_ms: number }) => e.recorded_at_ms >= cutoff)).toBe(true);
+    expect(audit.some((e: { observation_id: string }) => e.observation_id === recent.observation_id)).toBe(true);
   });
 });

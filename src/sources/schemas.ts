@@ -78,7 +78,12 @@ export type SourceUpsert = z.output<typeof sourceUpsertSchema>;
 
 /** Body of `PATCH /v1/observation-sources/{id}`; `kind` is accepted only to refuse a change of it. */
 export const sourcePatchSchema = z
-  .object({ kind: z.enum(SOURCE_KINDS), ...mutableFields })
+  .object({
+    kind: z.enum(SOURCE_KINDS),
+    ...mutableFields,
+    // Refused rather than ignored: a caller sending it means to change the token.
+    upload_token: z.undefined({ error: 'tokens are changed with rotate-token, not PATCH' }),
+  })
   .partial();
 export type SourcePatch = z.output<typeof sourcePatchSchema>;
 

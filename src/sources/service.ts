@@ -93,7 +93,7 @@ export class SourceService {
     const { db, now, newId } = this.deps;
     return db.transaction(() => {
       const existing = this.require(sourceId);
-      const { kind, ...flat } = patch;
+      const { kind, upload_token: _token, ...flat } = patch;
       const settings = withRateLimit(flat, this.settingsOf(existing).ingest_rate_limit);
       if (kind !== undefined && kind !== existing.kind) {
         throw new AppError('conflict', `source "${sourceId}" is a ${existing.kind}; its kind cannot change`);
