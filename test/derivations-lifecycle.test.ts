@@ -147,7 +147,7 @@ describe('durable queue', () => {
       const b = await upload(p, 'screen', t, makePng(20, 20, 2), 'b');
       const queued = await derive(p, 'visual_preview', { type: 'asset', asset_id: a.asset_id }, '?wait=false');
       expect(queued.status).toBe(202);
-      expect(queued.body).toMatchObject({ status: 'pending', result_asset_id: null, cache_status: 'miss' });
+      expect(queued.body).toMatchObject({ status: 'pending', result_asset_id: '', cache_status: 'miss' });
       // As if the daemon died mid-job.
       p.daemon.services.db.prepare(`UPDATE derivations SET status = 'processing' WHERE subject_observation_id = ?`).run(b.observation_id);
       expect((await (await p.req(`/v1/observations/${a.observation_id}`)).json()).processing_status).toBe('pending');

@@ -94,7 +94,7 @@ describe('visual_preview', () => {
     expect(r.status).toBe(200);
     expect(r.body.status).toBe('failed');
     expect(r.body.error).toMatch(/audio\/webm.*offline/);
-    expect(r.body.result_asset_id).toBeNull();
+    expect(r.body.result_asset_id).toBe('');
   });
 
   it('fails an undecodable image as a record', async () => {

@@ -94,7 +94,7 @@ describe('canonical_text by transcription', () => {
     fake.reply = { status: 500 };
     const failed = await derive(d, 'canonical_text', observationSubject(obs));
     expect(failed.status).toBe(200);
-    expect(failed.body).toMatchObject({ status: 'failed', result_asset_id: null, backend: { kind: 'openai_compatible', model: 'whisper-a' } });
+    expect(failed.body).toMatchObject({ status: 'failed', result_asset_id: '', backend: { kind: 'openai_compatible', model: 'whisper-a' } });
     expect(failed.body.error).toMatch(/500/);
     fake.reply = { text: 'second time lucky' };
     const calls = fake.calls.length;
@@ -147,7 +147,7 @@ describe('canonical_text without a usable transcription backend', () => {
       const obs = await upload(bare, 'mic', t, wav(5), 'seg-1', 'audio/wav');
       const r = await derive(bare, 'canonical_text', observationSubject(obs));
       expect(r.status).toBe(200);
-      expect(r.body).toMatchObject({ status: 'failed', backend: null, result_asset_id: null });
+      expect(r.body).toMatchObject({ status: 'failed', backend: null, result_asset_id: '' });
       expect(r.body.error).toContain('transcription.base_url');
       expect(r.body.error).toContain('transcription.model');
       await eventually(async () => (await (await bare.req(`/v1/observations/${obs.observation_id}`)).json()).processing_status === 'failed');

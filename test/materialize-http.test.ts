@@ -61,7 +61,7 @@ describe('the http submitter', () => {
     expect(r.status).toBe(202);
     const submitted = await eventually(async () => {
       const v = (await getRun(d, r.body.run_id)).body;
-      return v.submitted_at_ms !== null ? v : undefined;
+      return v.handed_off_at_ms !== null ? v : undefined;
     });
     expect(submitted).toMatchObject({ status: 'running', submitter: 'http', attempts: 1 });
     expect(deliveries).toHaveLength(2);

@@ -68,14 +68,14 @@ describe('claim and complete', () => {
     const o = await shot();
     const run = (await materialize(d, byIds([o.observation_id]))).body;
     await runAction(d, run.run_id, 'claim');
-    for (const body of [{}, { output: 'x', error: 'y' }, { error: '' }, { output: 'x', extra: 1 }, { error: 'x', usage: {} }]) {
+    for (const body of [{}, { output: 'x', error: 'y' }, { error: '' }, { output: 5 }, { error: 'x', usage: {} }]) {
       const r = await runAction(d, run.run_id, 'complete', body);
       expect(r.status, JSON.stringify(body)).toBe(400);
       expect(r.body.code).toBe('validation_failed');
     }
     expect((await runAction(d, 'run_01ZZZZZZZZZZZZZZZZZZZZZZZZ', 'claim')).status).toBe(404);
     expect((await runAction(d, 'run_01ZZZZZZZZZZZZZZZZZZZZZZZZ', 'complete', { output: 'x' })).status).toBe(404);
-    expect((await runAction(d, 'not-a-run', 'claim')).status).toBe(400);
+    expect((await runAction(d, 'not-a-run', 'claim')).status).toBe(404);
   });
 
   it('needs the admin token to materialize, claim or complete; the read-only token reads runs without sensitive input', async () => {

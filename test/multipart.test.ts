@@ -214,16 +214,13 @@ describe('multipart uploads', () => {
     ['missing file part', () => [{ kind: 'observation', json: { idempotency_key: 'nofile' } }], 400, 'bad_request'],
     ['missing observation part', () => [{ kind: 'file', bytes: makePng(1, 1, 20) }], 400, 'bad_request'],
     ['observation part is not JSON', () => [{ kind: 'observation', json: null, raw: '{not json' }, { kind: 'file', bytes: makePng(1, 1, 21) }], 400, 'bad_request'],
-    ['observation part carries content_base64', () => [
-      { kind: 'observation', json: { idempotency_key: 'b64', upload: { file_name: 'a.png', media_type: 'image/png', content_base64: 'AAAA' } } },
-      { kind: 'file', bytes: makePng(1, 1, 22) },
-    ], 400, 'validation_failed'],
-    ['observation part with an unknown field', () => [{ kind: 'observation', json: { idempotency_key: 'u', extra: 1 } }, { kind: 'file', bytes: makePng(1, 1, 23) }], 400, 'validation_failed'],
+    ['observation part with a wrongly typed field', () => [{ kind: 'observation', json: { idempotency_key: 'u', seq_no: 'one' } }, { kind: 'file', bytes: makePng(1, 1, 23) }], 400, 'validation_failed'],
     ['observation part without idempotency_key', () => [{ kind: 'observation', json: { seq_no: 1 } }, { kind: 'file', bytes: makePng(1, 1, 24) }], 400, 'validation_failed'],
-    ['no media type anywhere', () => [
+    // Without a media type it is inferred from the bytes: these are no accepted type.
+    ['no media type anywhere, and bytes of no accepted type', () => [
       { kind: 'observation', json: { idempotency_key: 'nomt' } },
-      { kind: 'file', bytes: makePng(1, 1, 25), type: 'application/octet-stream' },
-    ], 400, 'validation_failed'],
+      { kind: 'file', bytes: Buffer.from('plain words, not an image'), type: 'application/octet-stream' },
+    ], 415, 'unsupported_media_type'],
     ['two file parts', () => [
       { kind: 'observation', json: { idempotency_key: 'two' } },
       { kind: 'file', bytes: makePng(1, 1, 26) },

@@ -42,7 +42,7 @@ const create = (t: TestDaemon, uploadId: string, key: string, source = 'cam') =>
   t.req(`/v1/observation-sources/${source}/observations`, { method: 'POST', token: TOKEN, json: { upload: { upload_id: uploadId }, idempotency_key: key } });
 
 async function count(t: TestDaemon, source = 'cam'): Promise<number> {
-  return ((await (await t.req(`/v1/observations?source_id=${source}&limit=1000`)).json()) as { data: unknown[] }).data.length;
+  return ((await (await t.req(`/v1/observations?source_id=${source}&limit=1000`)).json()) as unknown[]).length;
 }
 
 async function expectProblem(r: Response, status: number, code: string) {

@@ -26,7 +26,7 @@ describe('smoke', () => {
     expect(up.status).toBe(201);
     const obs = await up.json();
     const list = await (await d.req('/v1/observations?source_id=screen-main')).json();
-    expect(list.data.map((o: { observation_id: string }) => o.observation_id)).toEqual([obs.observation_id]);
+    expect(list.map((o: { observation_id: string }) => o.observation_id)).toEqual([obs.observation_id]);
     const content = await d.req(`/v1/assets/${obs.asset_id}/content`);
     expect(content.headers.get('content-type')).toBe('image/png');
     expect(Buffer.from(await content.arrayBuffer()).equals(png)).toBe(true);

@@ -41,7 +41,7 @@ function filesUnder(dir: string): string[] {
 
 async function assertNothingStored(d: TestDaemon) {
   const list = await (await d.req('/v1/observations?include_purged=true')).json();
-  expect(list.data).toEqual([]);
+  expect(list).toEqual([]);
   expect(filesUnder(join(d.dataDir, 'blobs'))).toEqual([]);
   expect(filesUnder(join(d.dataDir, 'tmp'))).toEqual([]);
 }
@@ -49,7 +49,7 @@ async function assertNothingStored(d: TestDaemon) {
 async function audit(d: TestDaemon, query = '') {
   const res = await d.req(`/v1/observation-audit?limit=1000${query}`);
   expect(res.status).toBe(200);
-  return (await res.json()).data as Array<{ event: string; source_id: string | null; observation_id: string | null; detail: Record<string, unknown> }>;
+  return (await res.json()) as Array<{ event: string; reason?: string; source_id: string | null; observation_id: string | null; detail: Record<string, unknown> }>;
 }
 
 /** A request through node:http, whose path is sent exactly as given (fetch would normalise `%2E%2E`). */
@@ -319,8 +319,6 @@ describe('hostile uploads: typed 4xx, problem+json, nothing stored', () => {
     ['stream_id "a/b"', () => ({ ...ok(), stream_id: 'a/b' }), 400, 'validation_failed'],
     ['stream_id with a NUL', () => ({ ...ok(), stream_id: 'a\u0000b' }), 400, 'validation_failed'],
     ['stream_id of 129 bytes', () => ({ ...ok(), stream_id: 'x'.repeat(129) }), 400, 'validation_failed'],
-    ['unknown top-level field', () => ({ ...ok(), tenant_id: 't1' }), 400, 'validation_failed'],
-    ['unknown upload field', () => ({ ...ok(), upload: { file_name: 'a.png', media_type: 'image/png', content_base64: b64, size: 3 } }), 400, 'validation_failed'],
     ['missing idempotency_key', () => ({ upload: ok().upload }), 400, 'validation_failed'],
     ['empty idempotency_key', () => ({ ...ok(), idempotency_key: '' }), 400, 'validation_failed'],
     ['missing upload', () => ({ idempotency_key: 'k' }), 400, 'validation_failed'],
@@ -338,7 +336,7 @@ describe('hostile uploads: typed 4xx, problem+json, nothing stored', () => {
     await assertNothingStored(d);
     const after = await audit(d, '&event=upload_rejected');
     expect(after.length).toBe(before.length + 1);
-    expect(after[0]).toMatchObject({ source_id: 'screen', detail: { reason: code } });
+    expect(after[0]).toMatchObject({ source_id: 'screen', detail: { code } });
   });
 
   const rawCases: Array<[string, Record<string, string>, string, number, string]> = [
@@ -362,7 +360,7 @@ describe('hostile uploads: typed 4xx, problem+json, nothing stored', () => {
     await assertNothingStored(d);
     const after = await audit(d, '&event=upload_rejected');
     expect(after.length).toBe(before.length + 1);
-    expect(after[0]).toMatchObject({ source_id: 'screen', detail: { reason: code } });
+    expect(after[0]).toMatchObject({ source_id: 'screen', detail: { code } });
   });
 
   it.each([
@@ -373,7 +371,7 @@ describe('hostile uploads: typed 4xx, problem+json, nothing stored', () => {
     ['%2E'],
     ['a%20b'],
     ['x'.repeat(129)],
-  ])('path-unsafe source id %s → 400 before anything else', async (id) => {
+  ])('path-unsafe source id %s → 400 (dot segments) or the 401 of an unknown source, before anything else', async (id) => {
     const res = await rawRequest(
       d.url,
       'POST',
@@ -381,12 +379,15 @@ describe('hostile uploads: typed 4xx, problem+json, nothing stored', () => {
       { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
       JSON.stringify(uploadBody(PNG, 'k')),
     );
-    expect(res.status).toBe(400);
+    const dots = /^%2e/i.test(id);
+    expect(res.status).toBe(dots ? 400 : 401);
     expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
     const body = JSON.parse(res.body);
-    expect(body.status).toBe(400);
-    // Dot segments are refused by the router (bad_request), other unsafe ids by the id schema.
-    expect(body.code).toBe(/^%2e/i.test(id) ? 'bad_request' : 'validation_failed');
+    expect(body.status).toBe(dots ? 400 : 401);
+    // Dot segments are refused by the router (bad_request); any other unsafe id is an unknown
+    // source, which looks like a wrong token (as in Kheish), in Kheish's ingress domain.
+    expect(body.code).toBe(dots ? 'bad_request' : 'unauthorized');
+    if (!dots) expect(body.domain).toBe('observation_ingress');
     for (const k of ['type', 'title', 'detail']) expect(typeof body[k]).toBe('string');
     await assertNothingStored(d);
   });
@@ -447,7 +448,7 @@ describe('size limits', () => {
     expect(res.head).toMatch(/\r\ncontent-type: application\/problem\+json/i);
     expect(JSON.parse(res.body)).toMatchObject({ status: 413, code: 'payload_too_large' });
     await assertNothingStored(d);
-    expect((await audit(d, '&event=upload_rejected'))[0]).toMatchObject({ detail: { reason: 'payload_too_large' } });
+    expect((await audit(d, '&event=upload_rejected'))[0]).toMatchObject({ reason: 'payload_too_large', detail: { code: 'payload_too_large' } });
   });
 
   it('answers 413 from Content-Length on the multipart route too', async () => {
@@ -572,7 +573,7 @@ describe('size limits', () => {
     const res = await d.req('/v1/observation-sources/screen/observations', { method: 'POST', token: TOKEN, body: form });
     await expectProblem(res, 413, 'payload_too_large');
     await assertNothingStored(d);
-    expect((await audit(d, '&event=upload_rejected'))[0]).toMatchObject({ detail: { reason: 'payload_too_large' } });
+    expect((await audit(d, '&event=upload_rejected'))[0]).toMatchObject({ reason: 'payload_too_large', detail: { code: 'payload_too_large' } });
   });
 
   it('canonical_text over its limit is refused and nothing is stored', async () => {
@@ -633,10 +634,10 @@ describe('content addressing, rate limits and the audit trail', () => {
     expect(Number(ra)).toBeGreaterThanOrEqual(1);
     expect(Number(ra)).toBeLessThanOrEqual(60);
     const list = await (await d.req('/v1/observations?source_id=limited')).json();
-    expect(list.data).toHaveLength(2);
-    const events = await audit(d, '&source_id=limited&event=rate_limited');
+    expect(list).toHaveLength(2);
+    const events = await audit(d, '&source_id=limited&event=upload_rate_limited');
     expect(events).toHaveLength(1);
-    expect(events[0].detail).toMatchObject({ reason: 'rate_limited' });
+    expect(events[0]).toMatchObject({ reason: 'rate_limited', retry_after_ms: expect.any(Number) });
   });
 
   it('records uploads, replays and rejections, with hashes and never the raw key or token', async () => {
@@ -654,15 +655,25 @@ describe('content addressing, rate limits and the audit trail', () => {
 
     const events = await audit(d, '&source_id=aud');
     const byEvent = (e: string) => events.filter((x) => x.event === e);
-    expect(byEvent('observation_created')).toHaveLength(1);
-    expect(byEvent('observation_created')[0]).toMatchObject({
+    expect(byEvent('upload_succeeded')).toHaveLength(1);
+    expect(byEvent('upload_succeeded')[0]).toMatchObject({
       observation_id: obs.observation_id,
-      detail: { sha256: sha256(png), byte_length: png.length, idempotency_key_sha256: sha256(key) },
+      byte_length: png.length,
+      media_type: 'image/png',
+      idempotency_key_sha256: sha256(key),
+      request_fingerprint: obs.request_fingerprint,
+      upload_token_version: 1,
+      detail: { sha256: sha256(png) },
     });
-    expect(byEvent('observation_replayed')).toHaveLength(1);
-    expect(byEvent('observation_replayed')[0]).toMatchObject({ observation_id: obs.observation_id });
-    expect(byEvent('upload_rejected').map((e) => e.detail.reason).sort()).toEqual(
-      ['idempotency_conflict', 'media_mismatch', 'unsupported_media_type'].sort(),
+    expect(byEvent('upload_replayed')).toHaveLength(1);
+    expect(byEvent('upload_replayed')[0]).toMatchObject({ observation_id: obs.observation_id });
+    // Kheish's rejection reasons, with observd's own code beside them.
+    expect(byEvent('upload_rejected').map((e) => [e.reason, e.detail.code]).sort()).toEqual(
+      [
+        ['idempotency_conflict', 'idempotency_conflict'],
+        ['unsupported_media_type', 'media_mismatch'],
+        ['unsupported_media_type', 'unsupported_media_type'],
+      ].sort(),
     );
     const all = JSON.stringify(await audit(d));
     expect(all).not.toContain(key);

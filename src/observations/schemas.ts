@@ -38,7 +38,7 @@ const jsonUploadRef = z
   .object({
     file_name: fileName.optional(),
     // Omitted (the Kheish CLI's default): inferred from the bytes, cross-checked with file_name.
-    media_type: mediaType.nullish(),
+    media_type: mediaType.optional(),
     content_base64: z.string().optional(),
     upload_id: uploadIdSchema.optional(),
   })
@@ -77,7 +77,7 @@ export const uploadUrlRequestSchema = z.object({ media_type: mediaType, file_nam
 /** The `observation` part of a multipart upload: the same fields, without the content. */
 export const multipartObservationSchema = z
   .object({
-    upload: z.object({ file_name: fileName, media_type: mediaType.nullish() }).partial().optional(),
+    upload: z.object({ file_name: fileName, media_type: mediaType }).partial().optional(),
     ...commonFields,
   });
 

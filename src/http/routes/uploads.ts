@@ -84,7 +84,7 @@ export async function ingestJsonUpload(services: RouteDeps['services'], source: 
   const maxRaw = services.config.limits.max_raw_bytes;
   if (bytes.length > maxRaw) throw new AppError('payload_too_large', `upload content exceeds the limit of ${maxRaw} bytes`);
   const blob: StagedBlob = await services.blobs.stage(bytes);
-  return services.observations.ingest(source, { ...rest, file_name: upload.file_name!, media_type: upload.media_type ?? undefined }, blob);
+  return services.observations.ingest(source, { ...rest, file_name: upload.file_name!, media_type: upload.media_type }, blob);
 }
 
 async function readMultipart(c: Context, services: RouteDeps['services'], limits: ReturnType<typeof uploadLimits>) {
