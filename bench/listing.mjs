@@ -1,7 +1,7 @@
 // Listing at scale: 1,000,000 observations over 100 sources, written straight into the SQLite
 // file (the 100 sources are created through the API first, so they are real), then
 // `GET /v1/observations?source_id=..&order=desc&limit=100` for random sources (first page) and
-// pages of cursor walks (following cursor.next), each at concurrency 1 and 8. Target: p99 <= 10 ms.
+// pages of cursor walks (`page=true`, following pagination.next_cursor), each at concurrency 1 and 8. Target: p99 <= 10 ms.
 // Also reported: database bytes per observation (observd.db + WAL after a checkpoint / rows).
 // Seeded rows share 1,000 asset rows and have no blobs (listing never reads them) and no audit
 // or outbox rows (bench/ingest.mjs reports the per-upload size with those).
@@ -104,7 +104,7 @@ function seed() {
 }
 
 const listUrl = (url, s, cursor) =>
-  `${url}/v1/observations?source_id=${sourceId(s)}&order=desc&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+  `${url}/v1/observations?source_id=${sourceId(s)}&order=desc&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : '&page=true'}`;
 const randomSource = () => (Math.random() * SOURCES) | 0;
 
 /** First pages of random sources. */
@@ -136,7 +136,7 @@ async function cursorPages(url, concurrency) {
           latencies.push(r.ms);
           statuses[r.status] = (statuses[r.status] ?? 0) + 1;
         }
-        cursor = r.status === 200 ? JSON.parse(r.body).cursor.next : null;
+        cursor = r.status === 200 ? (JSON.parse(r.body).pagination.next_cursor ?? null) : null;
         if (!cursor) s = randomSource();
       }
     }),
@@ -167,7 +167,7 @@ const results = {
   quick: QUICK,
   ...seeded,
   daemon_startup_ms: startupMs,
-  page_rows: check.data?.length ?? null,
+  page_rows: check.items?.length ?? null,
   first_page: {},
   cursor_page: {},
 };

@@ -20,6 +20,7 @@ const BENCHES = [
   { name: 'ingest', file: 'ingest.mjs', key: 'ingest' },
   { name: 'large-uploads', file: 'large-uploads.mjs', key: 'large_uploads' },
   { name: 'listing', file: 'listing.mjs', key: 'listing' },
+  { name: 'list-all', file: 'list-all.mjs', key: 'list_all' },
   { name: 'idle', file: 'idle.mjs', key: 'idle' },
   // The sweep's own default is 100,000 rows; 20,000 keeps the whole suite within a few minutes.
   { name: 'sweep', file: 'sweep.mjs', key: 'sweep', args: ['--rows', '20000'], quickArgs: ['--rows', '5000', '--quiet-seconds', '3'], summarize: sweepRows },

@@ -1,0 +1,117 @@
+// An unlimited list: 200,000 observations of one source written straight into the SQLite file,
+// then `GET /v1/observations?source_id=..` with no limit and no paging, which answers every row
+// as one JSON array streamed page by page. Reported: the daemon's peak RSS during the answer
+// (target < 300 MiB), against its peak RSS after startup and a warm-up page (the baseline,
+// measured in the same run), the time to the last byte and the body size.
+//   node bench/list-all.mjs [--quick] [--rows 200000]
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
+import { createSource, flag, numArg, request, round, row, rssOf, saveResults, startDaemon } from './lib.mjs';
+
+/** RSS split into anonymous memory (the heap, buffers) and file pages (SQLite's mmap of the database), in MiB. */
+function rssParts(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const get = (k) => round(Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024);
+  return { peak_rss_mib: get('VmHWM'), rss_anon_mib: get('RssAnon'), rss_file_mib: get('RssFile') };
+}
+
+const QUICK = flag('quick');
+const ROWS = numArg('rows', QUICK ? 20_000 : 200_000);
+const TARGET_MIB = 300;
+const SOURCE = 'list-all';
+const dataDir = mkdtempSync(join(tmpdir(), 'observd-bench-list-all-'));
+
+function seed() {
+  const db = new Database(join(dataDir, 'observd.db'));
+  db.pragma('synchronous = OFF');
+  const now = Date.now();
+  const sha = randomBytes(32).toString('hex');
+  db.prepare(`INSERT INTO assets VALUES (?, ?, 'image/png', 65536, ?)`).run(`ast_${sha}`, sha, now);
+  const insert = db.prepare(
+    `INSERT INTO observations (observation_id, source_id, kind, sensitivity, retention_state, asset_id, file_name, media_type, sha256,
+       byte_length, captured_at_ms, received_at_ms, expires_at_ms, blobs_held, idempotency_key, request_fingerprint, stream_id, seq_no, metadata)
+     VALUES (?, ?, 'screen_snapshot', 'sensitive', 'active', ?, ?, 'image/png', ?, 65536, ?, ?, ?, 1, ?, ?, 'display-1', ?, '{"window":"editor"}')`,
+  );
+  const fp = randomBytes(32).toString('hex');
+  db.transaction(() => {
+    for (let k = 0; k < ROWS; k++) {
+      const at = now - ROWS + k;
+      insert.run(`obs_${String(k).padStart(26, '0')}`, SOURCE, `ast_${sha}`, `screen-${k}.png`, sha, at, at, now + 86_400_000, `key-${k}`, fp, k);
+    }
+  })();
+  db.prepare(`UPDATE sources SET active_observation_count = ?, active_byte_length = ? WHERE source_id = ?`).run(ROWS, ROWS * 65536, SOURCE);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+}
+
+/** Reads the whole answer, counting bytes and rows without keeping it, while sampling the daemon's RSS. */
+function readAll(url, pid) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let bytes = 0;
+    let rows = 0;
+    let maxRss = 0;
+    const sampler = setInterval(() => (maxRss = Math.max(maxRss, rssOf(pid).rss_mib)), 20);
+    http
+      .get(url, (res) => {
+        let tail = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => {
+          bytes += Buffer.byteLength(chunk);
+          const text = tail + chunk;
+          rows += text.split('"observation_id":').length - 1;
+          tail = text.slice(-20);
+          rows -= tail.split('"observation_id":').length - 1;
+        });
+        res.on('end', () => {
+          clearInterval(sampler);
+          rows += tail.split('"observation_id":').length - 1;
+          resolve({ status: res.statusCode, bytes, rows, seconds: round((performance.now() - started) / 1000), sampled_max_rss_mib: maxRss, json_array: true });
+        });
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+console.error(`list-all: creating the source in ${dataDir}`);
+let d = await startDaemon(dataDir);
+await createSource(d.url, SOURCE, 'bench-list-all-token-0001');
+await d.stop();
+console.error(`list-all: seeding ${ROWS} observations`);
+seed();
+d = await startDaemon(dataDir, { OBSERVD_SWEEP_INTERVAL_MS: '3600000' });
+// Baseline: the same daemon after a warm-up page, before the unlimited list.
+await request(`${d.url}/v1/observations?source_id=${SOURCE}&limit=100`);
+const baseline = rssParts(d.pid);
+console.error(`list-all: listing every row (baseline peak RSS ${baseline.peak_rss_mib} MiB)`);
+const answer = await readAll(`${d.url}/v1/observations?source_id=${SOURCE}`, d.pid);
+const after = rssParts(d.pid);
+await d.stop();
+rmSync(dataDir, { recursive: true, force: true });
+
+const results = {
+  rows: ROWS,
+  quick: QUICK,
+  answer,
+  baseline,
+  after,
+  baseline_peak_rss_mib: baseline.peak_rss_mib,
+  peak_rss_mib: after.peak_rss_mib,
+  summary: [
+    row(`unlimited list of ${ROWS.toLocaleString('en')} rows: daemon peak RSS`, after.peak_rss_mib, 'MiB', {
+      baseline: baseline.peak_rss_mib,
+      ratio: round(after.peak_rss_mib / baseline.peak_rss_mib),
+      target: `< ${TARGET_MIB} MiB`,
+      met: after.peak_rss_mib < TARGET_MIB && answer.rows === ROWS,
+      note: `${answer.rows} rows, ${round(answer.bytes / 2 ** 20)} MiB of JSON in ${answer.seconds} s; anonymous ${after.rss_anon_mib} MiB, file-backed (SQLite mmap) ${after.rss_file_mib} MiB; baseline = peak RSS after startup and one page`,
+    }),
+  ],
+};
+saveResults('list_all', results);
+console.log(JSON.stringify(results, null, 2));
