@@ -16,7 +16,9 @@ import { doc } from '../openapi.js';
  */
 export function mcpRoutes({ config, auth }: RouteDeps, selfFetch: (req: Request) => Promise<Response>) {
   const app = new Hono<AppEnv>();
-  app.all(
+  // The methods Streamable HTTP uses (named rather than `all`, so the OpenAPI document lists them).
+  app.on(
+    ['GET', 'POST', 'DELETE'],
     '/',
     describeRoute(doc({ summary: 'MCP over Streamable HTTP (stateless, JSON answers); tools call the API with the caller\'s token', auth: 'reader' })),
     auth('read'),
