@@ -42,7 +42,7 @@ describe('README', () => {
     const audit = await (await d.req('/v1/observation-audit?source_id=screen-main&limit=100')).json();
     const events = audit.map((e: { event: string }) => e.event);
     expect(events).toEqual(expect.arrayContaining(['source_created', 'upload_succeeded', 'source_updated', 'source_token_rotated', 'source_deleted']));
-    expect(events.filter((e: string) => e === 'upload_succeeded')).toHaveLength(3);
+    expect(events.filter((e: string) => e === 'upload_succeeded')).toHaveLength(4);
   });
 
   it('config.example.toml documents exactly the defaults', () => {
