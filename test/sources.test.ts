@@ -355,6 +355,25 @@ describe('listing', () => {
   });
 });
 
+describe("Kheish's flat rate-limit fields", () => {
+  it('are read as ingest_rate_limit; the object wins when both are sent; one flat field keeps the other part', async () => {
+    const both = await create(d, {
+      source_id: 'rl-both',
+      display_name: 'R',
+      kind: 'screen_snapshot',
+      ingest_rate_limit: { burst: 5, window_ms: 1000 },
+      ingest_rate_limit_window_ms: 60000,
+      ingest_rate_limit_burst: 120,
+    });
+    expect(both).toMatchObject({ ingest_rate_limit: { burst: 5, window_ms: 1000 }, ingest_rate_limit_burst: 5, ingest_rate_limit_window_ms: 1000 });
+    const flat = await create(d, { source_id: 'rl-flat', display_name: 'R', kind: 'screen_snapshot', ingest_rate_limit_burst: 7 });
+    expect(flat).toMatchObject({ ingest_rate_limit: { burst: 7, window_ms: 60000 }, ingest_rate_limit_burst: 7, ingest_rate_limit_window_ms: 60000 });
+    const patched = (await (await d.req(`${SRC}/rl-flat`, { method: 'PATCH', json: { ingest_rate_limit_window_ms: 2000 } })).json()) as Json;
+    expect(patched.ingest_rate_limit).toEqual({ burst: 7, window_ms: 2000 });
+    await problem(await d.req(`${SRC}/rl-flat`, { method: 'PATCH', json: { ingest_rate_limit_burst: 0 } }), 400, 'validation_failed');
+  });
+});
+
 describe('PATCH', () => {
   it('changes display name, status, limits and policies, and keeps everything else', async () => {
     const created = await create(d, { source_id: 'patch-me', display_name: 'Old', kind: 'screen_snapshot', upload_token: 'patch-me-token-0001' });
