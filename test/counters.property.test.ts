@@ -40,15 +40,17 @@ describe('source counters', () => {
           }
         };
         let n = 0;
+        let stored = 0;
         try {
           for (const o of ops) {
             if (o.t === 'upload') {
               ensure(o.source);
               const src = services.sources.require(o.source);
               const staged = await services.blobs.stage(makePng(2, 2, o.content));
-              await services.observations
-                .ingest(src, { file_name: 'f.png', media_type: 'image/png', idempotency_key: `k${n++}` }, staged)
-                .catch(() => undefined);
+              // Every upload here is one the daemon must take (quotas evict, none rejects): a failure fails the property.
+              const created = await services.observations.ingest(src, { file_name: 'f.png', media_type: 'image/png', idempotency_key: `k${n++}` }, staged);
+              expect(created).toMatchObject({ replayed: false, observation: { source_id: o.source } });
+              stored++;
               clock.advance(1000);
             } else if (o.t === 'delete') {
               const ids = deps.db.prepare(`SELECT observation_id FROM observations ORDER BY observation_id`).pluck().all() as string[];
@@ -72,6 +74,7 @@ describe('source counters', () => {
                FROM sources s`,
             )
             .all() as Array<{ c: number; b: number; fc: number; fb: number }>;
+          expect(stored).toBe(ops.filter((o) => o.t === 'upload').length);
           for (const r of counters) expect([r.c, r.b]).toEqual([r.fc, r.fb]);
           const held = new Set(
             deps.db
