@@ -22,6 +22,7 @@ const BENCHES = [
   { name: 'listing', file: 'listing.mjs', key: 'listing' },
   { name: 'list-all', file: 'list-all.mjs', key: 'list_all' },
   { name: 'idle', file: 'idle.mjs', key: 'idle' },
+  { name: 'token-timing', file: 'token-timing.mjs', key: 'token_timing', quickArgs: ['--rounds', '200'] },
   // The sweep's own default is 100,000 rows; 20,000 keeps the whole suite within a few minutes.
   { name: 'sweep', file: 'sweep.mjs', key: 'sweep', args: ['--rows', '20000'], quickArgs: ['--rows', '5000', '--quiet-seconds', '3'], summarize: sweepRows },
   {

@@ -1,39 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { hashToken, tokenMatches } from '../src/sources/tokens.js';
 
-/** Median of the per-call time of `fn` over `rounds` interleaved batches. */
-function medians(fns: Array<() => void>, rounds = 400, perRound = 50): number[] {
-  const samples: number[][] = fns.map(() => []);
-  for (let r = 0; r < rounds; r++) {
-    fns.forEach((fn, i) => {
-      const t0 = process.hrtime.bigint();
-      for (let k = 0; k < perRound; k++) fn();
-      samples[i].push(Number(process.hrtime.bigint() - t0) / perRound);
-    });
-  }
-  return samples.map((s) => s.sort((a, b) => a - b)[Math.floor(s.length / 2)]);
-}
-
+// How long a comparison takes is measured in bench/token-timing.mjs (distributions over many
+// samples; a wall-clock ratio is no assertion for a loaded machine). Here: the answers.
 describe('upload token comparison', () => {
-  it('takes the same time for a wrong token of the right length, of another length, and for a missing source', () => {
+  it('admits only the exact token, whatever the wrong one looks like, and nothing when no hash is stored', () => {
     const real = 'screen-upload-token-0123456789abcdef';
     const stored = hashToken(real);
-    const sameLength = real.replace(/.$/, 'X');
-    const sameLengthEarlyMiss = 'X' + real.slice(1);
-    const short = 'wrong-but-16-chr';
-    expect(sameLength.length).toBe(real.length);
-    expect([tokenMatches(real, stored), tokenMatches(sameLength, stored), tokenMatches(short, stored)]).toEqual([true, false, false]);
-
-    const [late, early, other, missing] = medians([
-      () => tokenMatches(sameLength, stored),
-      () => tokenMatches(sameLengthEarlyMiss, stored),
-      () => tokenMatches(short, stored),
-      () => tokenMatches(sameLength, undefined),
-    ]);
-    // The comparison is over fixed-length digests, so where a token differs, how long it is and
-    // whether a hash exists at all move the time by far less than a network round trip could
-    // resolve. A generous bound keeps this stable on a loaded machine.
-    const base = Math.min(late, early, other, missing);
-    for (const t of [late, early, other, missing]) expect(t / base).toBeLessThan(1.5);
+    expect(tokenMatches(real, stored)).toBe(true);
+    for (const wrong of [real.replace(/.$/, 'X'), `X${real.slice(1)}`, 'wrong-but-16-chr', '', `${real} `, real.toUpperCase()]) {
+      expect(tokenMatches(wrong, stored), wrong).toBe(false);
+    }
+    expect(tokenMatches(real, undefined)).toBe(false);
+    expect(tokenMatches(real, null)).toBe(false);
+    // A stored value of the wrong size (a corrupt row) never matches, not even its own digest prefix.
+    expect(tokenMatches(real, stored.subarray(0, 16))).toBe(false);
+    expect(hashToken(real)).toHaveLength(32);
   });
 });
