@@ -76,7 +76,7 @@ CREATE TABLE observations (
   latitude REAL,
   longitude REAL,
   processing_status TEXT
-) STRICT;
+, origin_url TEXT) STRICT;
 
 CREATE TABLE run_assets (
   run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
@@ -220,6 +220,9 @@ CREATE INDEX observations_source_captured ON observations(source_id, captured_at
 
 CREATE INDEX observations_source_received ON observations(source_id, received_at_ms, observation_id)
   WHERE retention_state = 'active';
+
+CREATE INDEX observations_status_captured ON observations(processing_status, captured_at_ms, observation_id)
+  WHERE processing_status IS NOT NULL;
 
 CREATE INDEX observations_stream_captured ON observations(source_id, stream_id, captured_at_ms, observation_id)
   WHERE stream_id IS NOT NULL;

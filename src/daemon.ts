@@ -29,11 +29,15 @@ import { SourceService } from './sources/service.js';
 import { SignedUploadService } from './uploads/service.js';
 import { AssetService } from './assets/service.js';
 import { loadSigningKey } from './uploads/signing.js';
+import type { HostResolver } from './uploads/url-fetch.js';
+import { UrlImportService } from './uploads/url-import.js';
 import { VERSION } from './version.js';
 
 export interface DaemonOptions {
   now?: Clock;
   logger?: Logger;
+  /** Resolves host names for URL imports (default: the system resolver); tests map names to loopback. */
+  resolveHost?: HostResolver;
 }
 
 /**
@@ -60,8 +64,9 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
   const materializations = createMaterializationService(deps, derivations, opts.logger);
   const signedUploads = new SignedUploadService(deps, observations, loadSigningKey(config.data_dir, config.uploads.signing_key));
   const assets = new AssetService(deps);
+  const urlImports = new UrlImportService(deps, observations, opts.resolveHost);
   const eventStreams = new EventHub(deps.events, config.events.heartbeat_ms);
-  const services: Services = { db, blobs, config, sources, observations, assets, derivations, materializations, signedUploads, eventStreams };
+  const services: Services = { db, blobs, config, sources, observations, assets, derivations, materializations, signedUploads, urlImports, eventStreams };
   /** Closes the store opened here (the CLI's and tests' counterpart of the daemon's `close`). */
   const close = async () => {
     await deps.wal.close();

@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'insufficient_storage'
   | 'unsupported_derivation'
   | 'empty_selection'
+  | 'fetch_refused'
+  | 'fetch_failed'
   | 'internal';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -39,6 +41,8 @@ const STATUS: Record<ErrorCode, number> = {
   insufficient_storage: 507,
   unsupported_derivation: 400,
   empty_selection: 422,
+  fetch_refused: 403,
+  fetch_failed: 422,
   internal: 500,
 };
 
@@ -61,6 +65,8 @@ const TITLES: Record<ErrorCode, string> = {
   insufficient_storage: 'Insufficient storage',
   unsupported_derivation: 'Unsupported derivation',
   empty_selection: 'Nothing selected',
+  fetch_refused: 'URL not fetched',
+  fetch_failed: 'URL could not be fetched',
   internal: 'Internal error',
 };
 

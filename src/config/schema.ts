@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EVENT_TYPES } from '../events/outbox.js';
+import { isAllowEntry } from '../uploads/address-policy.js';
 
 const MiB = 1024 * 1024;
 
@@ -132,6 +133,27 @@ export const configSchema = z
         signing_key: z.string().min(32).optional(),
         /** Origin put in `upload_url` when clients reach observd through a proxy; default: the request's origin. */
         public_base_url: z.url({ protocol: /^https?$/ }).optional(),
+        /** Creating an observation from a URL observd fetches itself (`upload: {url}`); off by default, as it lets clients make the daemon fetch. */
+        url_fetch: z
+          .object({
+            enabled: z.boolean().default(false),
+            /** Also fetch plain http URLs (https only otherwise). */
+            allow_http: z.boolean().default(false),
+            /** Host names, addresses and CIDR ranges fetched even though loopback, private, link-local or reserved. */
+            allow_hosts: z
+              .array(z.string().refine(isAllowEntry, 'must be a host name, an IP address or a CIDR range'))
+              .max(1000)
+              .default(() => []),
+            max_redirects: z.number().int().min(0).max(10).default(3),
+            connect_timeout_ms: z.number().int().positive().default(5_000),
+            /** The whole fetch (redirects and body included). */
+            total_timeout_ms: z.number().int().positive().default(60_000),
+            /** The body must average at least this rate once the grace has passed (else fetch_failed). */
+            min_bytes_per_s: z.number().int().positive().default(16 * 1024),
+            rate_grace_ms: z.number().int().positive().default(5_000),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

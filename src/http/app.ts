@@ -12,6 +12,7 @@ import type { MaterializationService } from '../materialization/service.js';
 import type { ObservationService } from '../observations/service.js';
 import type { SourceService } from '../sources/service.js';
 import type { SignedUploadService } from '../uploads/service.js';
+import type { UrlImportService } from '../uploads/url-import.js';
 import { adminAuth, type AppEnv } from './auth.js';
 import { MemoryBudget } from './memory-budget.js';
 import type { Metrics } from './metrics.js';
@@ -41,6 +42,8 @@ export interface Services {
   assets: AssetService;
   /** Signed upload URLs: minting them, the PUT of their bytes, and their use by an observation. */
   signedUploads: SignedUploadService;
+  /** Observations from a URL observd fetches itself (`upload.url`). */
+  urlImports: UrlImportService;
   /** Live readers of the event outbox (SSE). */
   eventStreams: EventHub;
   derivations: DerivationService;

@@ -11,13 +11,16 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, prefix
   return r.data;
 }
 
-/** Parses the query string; bad_request for a repeated parameter, validation_failed otherwise. */
-export function parseQuery<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
+/**
+ * Parses the query string; bad_request for a repeated parameter (unless listed in `repeatable`,
+ * whose values reach the schema as an array when repeated), validation_failed otherwise.
+ */
+export function parseQuery<S extends z.ZodType>(c: Context, schema: S, repeatable: readonly string[] = []): z.output<S> {
   const all = c.req.queries();
-  const flat: Record<string, string> = {};
+  const flat: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(all)) {
-    if (v.length > 1) throw new AppError('bad_request', `query parameter "${k}" is repeated`);
-    flat[k] = v[0];
+    if (v.length > 1 && !repeatable.includes(k)) throw new AppError('bad_request', `query parameter "${k}" is repeated`);
+    flat[k] = v.length > 1 ? v : v[0];
   }
   return parseWith(schema, flat, 'query');
 }

@@ -30,6 +30,8 @@ export function requestFingerprint(f: UploadFields, contentSha256: string): stri
     metadata: f.metadata ?? null,
     latitude: f.latitude ?? null,
     longitude: f.longitude ?? null,
+    // Only when set, so fingerprints of uploads without it stay what they were.
+    origin_url: f.origin_url ?? undefined,
   });
   return createHash('sha256').update(body).digest('hex');
 }

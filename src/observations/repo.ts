@@ -44,6 +44,7 @@ const INSERT_COLUMNS = [
   'latitude',
   'longitude',
   'processing_status',
+  'origin_url',
 ] as const;
 
 /** Inserts a new observation row inside the caller's transaction. */
@@ -81,6 +82,7 @@ export function toObservationView(r: ObservationRow): ObservationView {
     latitude: r.latitude,
     longitude: r.longitude,
     processing_status: r.processing_status,
+    origin_url: r.origin_url,
   };
 }
 
@@ -89,33 +91,46 @@ export function toObservationView(r: ObservationRow): ObservationView {
  * while uploads continue; bad_request on a cursor from another listing or order.
  */
 export function listObservations(db: Db, q: ObservationFilter): Listing<ObservationView> {
+  const { where, args, order, scope } = observationFilterSql(q);
+  return {
+    order,
+    count: () => stmt(db, `SELECT COUNT(*) FROM observations ${where.length ? 'WHERE ' + where.join(' AND ') : ''}`).pluck().get(...args) as number,
+    fetchPage(cursor, limit) {
+      const { sql, args: all } = observationPageSql(q, cursor, limit);
+      const rows = stmt(db, sql).all(...all) as ObservationRow[];
+      return toPage(rows, limit, toObservationView, (r) => encodeCursor(scope, [r.captured_at_ms, r.observation_id]));
+    },
+  };
+}
+
+/** The statement one page of `listObservations` runs (exported so a test can check its plan); bad_request on a foreign cursor. */
+export function observationPageSql(q: ObservationFilter, cursor: string | undefined, limit: number): { sql: string; args: unknown[] } {
+  const { where, args, order, scope } = observationFilterSql(q);
+  if (cursor) {
+    const [at, id] = decodeCursor(scope, cursor, ['number', 'string']);
+    // The range on the first key column lets SQLite walk the index; the OR settles ties.
+    if (order === 'asc') where.push('captured_at_ms >= ? AND (captured_at_ms > ? OR observation_id > ?)');
+    else where.push('captured_at_ms <= ? AND (captured_at_ms < ? OR observation_id < ?)');
+    args.push(at, at, id);
+  }
+  const dir = order === 'asc' ? 'ASC' : 'DESC';
+  const sql = `SELECT * FROM observations ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
+  return { sql, args: [...args, limit + 1] };
+}
+
+function observationFilterSql(q: ObservationFilter) {
   const where: string[] = [];
   const args: unknown[] = [];
   if (q.source_id !== undefined) (where.push('source_id = ?'), args.push(q.source_id));
   if (q.stream_id !== undefined) (where.push('stream_id = ?'), args.push(q.stream_id));
   if (q.after_ms !== undefined) (where.push('captured_at_ms >= ?'), args.push(q.after_ms));
   if (q.before_ms !== undefined) (where.push('captured_at_ms <= ?'), args.push(q.before_ms));
+  if (q.processing_status?.length) {
+    // Literal values (the schema admits only the four statuses, in one order): SQLite can then
+    // prove the partial status index applies, and there are at most 15 statement shapes.
+    where.push(`processing_status IN (${q.processing_status.map((s) => `'${s}'`).join(', ')})`);
+  }
   if (!q.include_purged) where.push(`retention_state = 'active'`);
   const order = q.order ?? 'asc';
-  const scope = `observations:${order}`;
-  const dir = order === 'asc' ? 'ASC' : 'DESC';
-  const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
-  return {
-    order,
-    count: () => stmt(db, `SELECT COUNT(*) FROM observations ${filter([])}`).pluck().get(...args) as number,
-    fetchPage(cursor, limit) {
-      const extra: string[] = [];
-      const cargs: unknown[] = [];
-      if (cursor) {
-        const [at, id] = decodeCursor(scope, cursor, ['number', 'string']);
-        // The range on the first key column lets SQLite walk the index; the OR settles ties.
-        if (order === 'asc') extra.push('captured_at_ms >= ? AND (captured_at_ms > ? OR observation_id > ?)');
-        else extra.push('captured_at_ms <= ? AND (captured_at_ms < ? OR observation_id < ?)');
-        cargs.push(at, at, id);
-      }
-      const sql = `SELECT * FROM observations ${filter(extra)} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
-      const rows = stmt(db, sql).all(...args, ...cargs, limit + 1) as ObservationRow[];
-      return toPage(rows, limit, toObservationView, (r) => encodeCursor(scope, [r.captured_at_ms, r.observation_id]));
-    },
-  };
+  return { where, args, order, scope: `observations:${order}` };
 }

@@ -29,10 +29,14 @@ const commonFields = {
 /** The id of a signed upload (`upl_` + ULID). */
 export const uploadIdSchema = z.string().regex(/^upl_[0-9A-HJKMNP-TV-Z]{26}$/, 'must be an upload id (upl_ followed by a ULID)');
 
+/** A URL observd may be asked to fetch (its scheme, credentials and address are checked when fetched). */
+const fetchUrl = z.url({ error: 'must be an absolute URL' }).max(2048);
+
 /**
- * `upload` of the JSON body: the seed's `{file_name, media_type, content_base64}`, or
- * `{upload_id}` naming bytes already PUT to a signed upload URL. One object with a refinement
- * rather than a union, so a mistake is reported at its own field path (`upload.file_name`).
+ * `upload` of the JSON body: the seed's `{file_name, media_type, content_base64}`, `{upload_id}`
+ * naming bytes already PUT to a signed upload URL, or `{url, file_name?, media_type?}` for observd
+ * to fetch. One object with a refinement rather than a union, so a mistake is reported at its own
+ * field path (`upload.file_name`).
  */
 const jsonUploadRef = z
   .object({
@@ -41,16 +45,25 @@ const jsonUploadRef = z
     media_type: mediaType.optional(),
     content_base64: z.string().optional(),
     upload_id: uploadIdSchema.optional(),
+    url: fetchUrl.optional(),
   })
   .superRefine((u, ctx) => {
+    if (u.upload_id !== undefined && u.url !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'send one of content_base64, upload_id or url' });
+      return;
+    }
     if (u.upload_id !== undefined) {
       for (const k of ['file_name', 'media_type', 'content_base64'] as const) {
         if (u[k] != null) ctx.addIssue({ code: 'custom', path: [k], message: 'must be omitted with upload_id (the signed upload fixed it)' });
       }
       return;
     }
+    if (u.url !== undefined) {
+      if (u.content_base64 !== undefined) ctx.addIssue({ code: 'custom', path: ['content_base64'], message: 'must be omitted with url (observd fetches the content)' });
+      return;
+    }
     for (const k of ['file_name', 'content_base64'] as const) {
-      if (u[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'Invalid input: expected string, received undefined (or send upload_id)' });
+      if (u[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'Invalid input: expected string, received undefined (or send upload_id or url)' });
     }
   });
 
@@ -94,6 +107,8 @@ export interface UploadFields {
   metadata?: Record<string, unknown> | null;
   latitude?: number | null;
   longitude?: number | null;
+  /** Where observd fetched the content from (`upload.url` without credentials, query or fragment). */
+  origin_url?: string | null;
 }
 
 /** A time bound in a query string: plain decimal digits only (`z.coerce` would take "", "0x10", "1e3"). */
@@ -102,8 +117,36 @@ const msQueryParam = z
   .regex(/^-?\d{1,16}$/, 'must be an integer number of milliseconds')
   .transform(Number);
 
+/** The processing states an auto_derive observation moves through. */
+export const PROCESSING_STATUSES = ['pending', 'processing', 'completed', 'failed'] as const;
+export type ProcessingStatus = (typeof PROCESSING_STATUSES)[number];
+
+/**
+ * `processing_status` as a query parameter: one status, a comma-separated list, or (given
+ * `parseQuery`'s repeatable keys) several values; to the distinct statuses asked for. Shared by
+ * every listing that filters on it.
+ */
+export const processingStatusFilterSchema = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v, ctx) => {
+    const parts = (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim());
+    const out = new Set<ProcessingStatus>();
+    for (const p of parts) {
+      if ((PROCESSING_STATUSES as readonly string[]).includes(p)) out.add(p as ProcessingStatus);
+      else {
+        ctx.addIssue({ code: 'custom', message: `must be ${PROCESSING_STATUSES.join(', ')} (comma-separated or repeated); got "${p}"` });
+        return z.NEVER;
+      }
+    }
+    return PROCESSING_STATUSES.filter((st) => out.has(st));
+  });
+
+/** Query keys that may be repeated (`?processing_status=failed&processing_status=pending`). */
+export const REPEATABLE_LIST_KEYS = ['processing_status'] as const;
+
 export const observationListQuerySchema = z
   .object({
+    processing_status: processingStatusFilterSchema.optional(),
     source_id: sourceIdSchema.optional(),
     stream_id: streamIdSchema.optional(),
     after_ms: msQueryParam.optional(),
@@ -128,6 +171,8 @@ export interface ObservationFilter {
   after_ms?: number;
   before_ms?: number;
   include_purged?: boolean;
+  /** Any of these statuses (none: every observation, with or without a status). */
+  processing_status?: ProcessingStatus[];
   order?: 'asc' | 'desc';
 }
 
@@ -155,7 +200,9 @@ export const observationViewSchema = z.object({
   metadata: z.record(z.string(), z.unknown()).nullable(),
   latitude: z.number().nullable(),
   longitude: z.number().nullable(),
-  processing_status: z.enum(['pending', 'processing', 'completed', 'failed']).nullable(),
+  processing_status: z.enum(PROCESSING_STATUSES).nullable(),
+  /** Where observd fetched the content from, for an observation created from `upload.url`. */
+  origin_url: z.string().nullable(),
 });
 export type ObservationView = z.output<typeof observationViewSchema>;
 

@@ -248,6 +248,7 @@ export class ObservationService {
         latitude: f.latitude ?? null,
         longitude: f.longitude ?? null,
         processing_status: JSON.parse(source.auto_derive).length > 0 ? 'pending' : null,
+        origin_url: f.origin_url ?? null,
       };
       insertObservation(db, row);
       adjustCounters(db, sourceId, 1, staged.byteLength);

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { parseConfig, type ConfigInput } from '../../src/config/schema.js';
 import { createDaemon, type Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/logger.js';
+import type { HostResolver } from '../../src/uploads/url-fetch.js';
 
 /** A controllable clock for tests. */
 export function testClock(start = Date.UTC(2026, 0, 1)) {
@@ -29,7 +30,7 @@ export interface TestDaemon {
 /** Starts a real daemon on 127.0.0.1:0 with a fresh temp data dir; captures its log lines. */
 export async function startDaemon(
   overrides: ConfigInput = {},
-  opts: { now?: () => number; dataDir?: string } = {},
+  opts: { now?: () => number; dataDir?: string; resolveHost?: HostResolver } = {},
 ): Promise<TestDaemon> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'observd-test-'));
   const logs: string[] = [];
@@ -46,7 +47,7 @@ export async function startDaemon(
     ...overrides,
     retention: { min_free_bytes: 0, ...(overrides.retention ?? {}) },
   });
-  const daemon = createDaemon(config, { now: opts.now, logger: createLogger('info', sink) });
+  const daemon = createDaemon(config, { now: opts.now, logger: createLogger('info', sink), resolveHost: opts.resolveHost });
   const { url } = await daemon.start();
   let closed = false;
   return {

@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import { describeRoute } from 'hono-openapi';
 import { z } from 'zod';
 import { auditQuerySchema } from '../../audit/repo.js';
-import { observationListQuerySchema, observationViewSchema } from '../../observations/schemas.js';
+import { observationListQuerySchema, observationViewSchema, REPEATABLE_LIST_KEYS } from '../../observations/schemas.js';
 import type { AppEnv } from '../auth.js';
 import type { RouteDeps } from '../app.js';
 import { renderList } from '../list.js';
@@ -30,7 +30,7 @@ export function observationRoutes({ services, auth }: RouteDeps) {
     describeRoute(doc({ summary: 'List observations (by capture time, then id)', auth: 'reader', query: observationListQuerySchema, response: listOf(observationViewSchema) })),
     auth('read'),
     (c) => {
-      const { limit, page, cursor, ...filter } = parseQuery(c, observationListQuerySchema);
+      const { limit, page, cursor, ...filter } = parseQuery(c, observationListQuerySchema, REPEATABLE_LIST_KEYS);
       return renderList(c, { limit, page, cursor }, observations.list(filter));
     },
   );

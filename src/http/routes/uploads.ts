@@ -74,11 +74,12 @@ export function jsonBodyRate(config: RouteDeps['config']): MinRate {
 
 /**
  * Stores one JSON upload body (the single route and each batch item): base64 content is decoded
- * and staged, a signed upload's `upload_id` uses the bytes already PUT.
+ * and staged, a signed upload's `upload_id` uses the bytes already PUT, a `url` is fetched.
  */
 export async function ingestJsonUpload(services: RouteDeps['services'], source: SourceRow, body: JsonUpload): Promise<IngestResult> {
   const { upload, ...rest } = body;
   if (upload.upload_id !== undefined) return services.signedUploads.ingest(source, upload.upload_id, rest);
+  if (upload.url !== undefined) return services.urlImports.ingest(source, { ...upload, url: upload.url }, rest);
   // The schema guarantees file_name and content whenever upload_id is absent.
   const bytes = decodeBase64Strict(upload.content_base64!, 'upload.content_base64');
   const maxRaw = services.config.limits.max_raw_bytes;
