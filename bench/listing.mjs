@@ -3,6 +3,10 @@
 // `GET /v1/observations?source_id=..&order=desc&limit=100` for random sources (first page) and
 // pages of cursor walks (`page=true`, following pagination.next_cursor), each at concurrency 1 and 8. Target: p99 <= 10 ms.
 // Also reported: database bytes per observation (observd.db + WAL after a checkpoint / rows).
+// Status filter: every seeded row has a processing_status (1 in 1,000 `failed`, 1 in 100
+// `pending`, the rest `completed`); `GET /v1/observations?processing_status=failed&order=desc&limit=100`
+// (first pages, cursor pages of 25, and with a random source_id) is timed like the source listing,
+// with its p99 as a ratio to the source listing's first page measured in the same run.
 // Seeded rows share 1,000 asset rows and have no blobs (listing never reads them) and no audit
 // or outbox rows (bench/ingest.mjs reports the per-upload size with those).
 //   node bench/listing.mjs [--quick] [--rows 1000000] [--sources 100] [--requests 2000]
@@ -40,6 +44,9 @@ function ulidAt(ms, n) {
   return t + r;
 }
 
+/** The seeded processing status of row `k`: 0.1% failed, 1% pending, the rest completed. */
+const statusOf = (k) => (k % 1000 === 7 ? 'failed' : k % 100 === 3 ? 'pending' : 'completed');
+
 /** Writes ROWS observations in capture order (sources interleaved at random), 100k rows a transaction. */
 function seed() {
   const db = new Database(join(dataDir, 'observd.db'));
@@ -53,8 +60,8 @@ function seed() {
   db.transaction(() => assetSha.forEach((sha) => insertAsset.run(`ast_${sha}`, sha, start)))();
   const insert = db.prepare(
     `INSERT INTO observations (observation_id, source_id, kind, sensitivity, retention_state, asset_id, file_name, media_type, sha256,
-       byte_length, captured_at_ms, received_at_ms, expires_at_ms, blobs_held, idempotency_key, request_fingerprint)
-     VALUES (?, ?, 'screen_snapshot', 'sensitive', 'active', ?, ?, 'image/png', ?, 65536, ?, ?, ?, 1, ?, ?)`,
+       byte_length, captured_at_ms, received_at_ms, expires_at_ms, blobs_held, idempotency_key, request_fingerprint, processing_status)
+     VALUES (?, ?, 'screen_snapshot', 'sensitive', 'active', ?, ?, 'image/png', ?, 65536, ?, ?, ?, 1, ?, ?, ?)`,
   );
   const counts = new Array(SOURCES).fill(0);
   const BATCH = 100_000;
@@ -83,6 +90,7 @@ function seed() {
           // A UUID-shaped idempotency key, as capture agents typically send.
           `${key.slice(0, 8)}-${key.slice(8, 12)}-${key.slice(12, 16)}-${key.slice(16, 20)}-${key.slice(20)}`,
           fingerprints.slice(j * 64, j * 64 + 64),
+          statusOf(k),
         );
       }
     })();
@@ -106,18 +114,21 @@ function seed() {
 const listUrl = (url, s, cursor) =>
   `${url}/v1/observations?source_id=${sourceId(s)}&order=desc&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : '&page=true'}`;
 const randomSource = () => (Math.random() * SOURCES) | 0;
+// Cursor walks over the failed ones page by 25, so even --quick's 100 failed rows make pages to follow.
+const failedUrl = (url, s, cursor, limit = 100) =>
+  `${url}/v1/observations?processing_status=failed${s === null ? '' : `&source_id=${sourceId(s)}`}&order=desc&limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
 
 /** First pages of random sources. */
-function firstPages(url, concurrency) {
+function firstPages(url, concurrency, makeUrl = (s) => listUrl(url, s)) {
   const ag = agent(concurrency);
-  return load({ workers: concurrency, total: REQUESTS, make: () => ({ url: listUrl(url, randomSource()), agent: ag }) });
+  return load({ workers: concurrency, total: REQUESTS, make: () => ({ url: makeUrl(randomSource()), agent: ag }) });
 }
 
 /**
  * Cursor walks: each worker walks a random source newest-first, page by page, starting again on
  * another source when a walk ends; only pages fetched with a cursor are timed.
  */
-async function cursorPages(url, concurrency) {
+async function cursorPages(url, concurrency, makeUrl = (s, cursor) => listUrl(url, s, cursor)) {
   const ag = agent(concurrency);
   const latencies = [];
   const statuses = {};
@@ -131,7 +142,7 @@ async function cursorPages(url, concurrency) {
       for (;;) {
         // A daemon that stops answering with cursors must not keep the walk going for ever.
         if ((cursor && sent++ >= REQUESTS) || ++tries > REQUESTS * 4) break;
-        const r = await request(listUrl(url, s, cursor), { agent: ag });
+        const r = await request(makeUrl(s, cursor), { agent: ag });
         if (cursor) {
           latencies.push(r.ms);
           statuses[r.status] = (statuses[r.status] ?? 0) + 1;
@@ -170,6 +181,10 @@ const results = {
   page_rows: check.items?.length ?? null,
   first_page: {},
   cursor_page: {},
+  failed_rows: Math.floor((ROWS + 992) / 1000),
+  failed_first_page: {},
+  failed_cursor_page: {},
+  failed_source_page: {},
 };
 /** Runs one case and adds the daemon's CPU time per request (user + system). */
 async function withCpu(run) {
@@ -182,6 +197,10 @@ for (const c of [1, 8]) {
   results.first_page[`c${c}`] = await withCpu(() => firstPages(d.url, c));
   console.error(`listing: cursor pages, concurrency ${c}`);
   results.cursor_page[`c${c}`] = await withCpu(() => cursorPages(d.url, c));
+  console.error(`listing: failed observations, concurrency ${c}`);
+  results.failed_first_page[`c${c}`] = await withCpu(() => firstPages(d.url, c, () => failedUrl(d.url, null)));
+  results.failed_cursor_page[`c${c}`] = await withCpu(() => cursorPages(d.url, c, (_s, cursor) => failedUrl(d.url, null, cursor, 25)));
+  results.failed_source_page[`c${c}`] = await withCpu(() => firstPages(d.url, c, (s) => failedUrl(d.url, s)));
 }
 results.daemon_rss = rssOf(d.pid);
 await d.stop();
@@ -199,6 +218,25 @@ for (const [kind, label] of [
         target: `p99 <= ${TARGET_P99_MS} ms`,
         met: r.p99_ms <= TARGET_P99_MS,
         note: `${r.rps} req/s, daemon CPU ${r.server_cpu_ms_per_request} ms/request`,
+      }),
+    );
+  }
+}
+for (const [kind, label] of [
+  ['failed_first_page', 'processing_status=failed, first page'],
+  ['failed_cursor_page', 'processing_status=failed, cursor page of 25'],
+  ['failed_source_page', 'processing_status=failed&source_id, first page'],
+]) {
+  for (const c of [1, 8]) {
+    const r = results[kind][`c${c}`];
+    const base = results.first_page[`c${c}`];
+    results.summary.push(
+      row(`listing ${label} (${results.failed_rows.toLocaleString('en')} failed among ${ROWS.toLocaleString('en')}), concurrency ${c}: p50 / p99`, `${r.p50_ms} / ${r.p99_ms}`, 'ms', {
+        baseline: base.p99_ms,
+        ratio: round(r.p99_ms / base.p99_ms),
+        target: `p99 <= ${TARGET_P99_MS} ms`,
+        met: r.p99_ms <= TARGET_P99_MS,
+        note: `baseline and ratio: p99 of the source listing's first page in the same run; ${r.rps} req/s, daemon CPU ${r.server_cpu_ms_per_request} ms/request`,
       }),
     );
   }

@@ -22,6 +22,7 @@ let base: string;
 let port: number;
 const hits = new Map<string, number>();
 const openResponses = new Set<ServerResponse>();
+const held = { now: 0, max: 0 };
 
 function serveFake() {
   return createServer((req, res) => {
@@ -35,6 +36,16 @@ function serveFake() {
     if (redirect) {
       const n = Number(redirect[1]);
       res.writeHead(302, { location: n > 1 ? `/r/${n - 1}` : '/shot.png' }).end();
+      return;
+    }
+    if (path === '/held.png') {
+      // Answers after a pause, counting how many requests it holds at once.
+      held.now++;
+      held.max = Math.max(held.max, held.now);
+      setTimeout(() => {
+        held.now--;
+        send('image/png', makePng(2, 2, Number(new URL(req.url ?? '/', 'http://x').searchParams.get('n'))));
+      }, 50);
       return;
     }
     switch (path) {
@@ -300,6 +311,14 @@ describe('URL fetch refusals (each stores nothing and never echoes the fetched b
     expect(stored).toHaveLength(0);
   });
 
+  it('records the refusals in the audit trail with their reason', async () => {
+    const reasons = async () => {
+      const audit = await (await d.req('/v1/observation-audit?source_id=cam&event=upload_rejected&limit=1000')).json();
+      return new Set(audit.data.map((e: { detail: { reason: string } }) => e.detail.reason));
+    };
+    await expect.poll(async () => [...(await reasons())]).toEqual(expect.arrayContaining(['fetch_refused', 'fetch_failed', 'payload_too_large']));
+  });
+
   it('leaves no temp file behind after the refusals', async () => {
     expect(tempFiles(d)).toEqual([]);
     expect(tempFiles(strict)).toEqual([]);
@@ -357,6 +376,21 @@ describe('URL fetch settings', () => {
       await createSource(t, 'cam');
       const body = await expectProblem(await fromUrl(t, `${base}/slow`, 'slow-2'), 422, 'fetch_failed');
       expect(body.detail).toMatch(/longer than 300 ms/);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('fetches at most max_concurrent URLs at once; a batch of URLs takes turns', async () => {
+    const t = await startDaemon(fetchConfig({ max_concurrent: 1 }), { resolveHost });
+    try {
+      await createSource(t, 'cam');
+      held.max = 0;
+      const items = [1, 2, 3, 4].map((n) => ({ upload: { url: `${base}/held.png?n=${n}` }, idempotency_key: `held-${n}` }));
+      const r = await t.req('/v1/observation-sources/cam/observations/batch', { method: 'POST', token: TOKEN, json: { items } });
+      const { results } = await r.json();
+      expect(results.map((x: { status: number }) => x.status)).toEqual([201, 201, 201, 201]);
+      expect(held.max).toBe(1);
     } finally {
       await t.close();
     }

@@ -151,6 +151,8 @@ export const configSchema = z
             /** The body must average at least this rate once the grace has passed (else fetch_failed). */
             min_bytes_per_s: z.number().int().positive().default(16 * 1024),
             rate_grace_ms: z.number().int().positive().default(5_000),
+            /** URL fetches in progress at once, daemon-wide (more wait their turn). */
+            max_concurrent: z.number().int().min(1).max(256).default(8),
           })
           .strict()
           .prefault({}),

@@ -26,6 +26,7 @@ const EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': '
  */
 export class UrlImportService {
   private options: UrlFetchOptions;
+  private slots: Slots;
 
   constructor(
     private deps: Deps,
@@ -45,18 +46,34 @@ export class UrlImportService {
       rateGraceMs: c.rate_grace_ms,
       userAgent: `observd/${VERSION}`,
     };
+    this.slots = new Slots(c.max_concurrent);
   }
 
   /**
-   * Creates an observation from the content at `upload.url`. fetch_refused when URL fetching is
-   * off or the URL/address is not allowed; fetch_failed, payload_too_large, unsupported_media_type
-   * (the bytes are no media observd knows) and media_mismatch (the server or the client declared
-   * another type than the bytes) from the fetch; plus everything `ingest` refuses. Nothing is
-   * stored on failure.
+   * Creates an observation from the content at `upload.url`: `stage`, then
+   * `ObservationService.ingest` (which refuses what it refuses for any upload).
    */
   async ingest(source: SourceRow, upload: UrlUploadRef, rest: Omit<UploadFields, 'file_name' | 'media_type'>): Promise<IngestResult> {
+    const staged = await this.stage(source, upload, rest);
+    if ('replay' in staged) return staged.replay;
+    return this.observations.ingest(source, staged.fields, staged.blob);
+  }
+
+  /**
+   * Fetches `upload.url` into a staged blob and completes the upload fields (file name from the
+   * URL's path, media type from the bytes, `origin_url`); or, when the idempotency key is already
+   * used, the stored answer without fetching. fetch_refused when URL fetching is off or the
+   * URL/address is not allowed; fetch_failed, payload_too_large, unsupported_media_type (the bytes
+   * are no media observd knows) and media_mismatch (the server declared another type than the
+   * bytes) from the fetch; idempotency_conflict on a replay of another request. A refusal is
+   * recorded in the audit trail and leaves nothing staged.
+   */
+  async stage(
+    source: SourceRow,
+    upload: UrlUploadRef,
+    rest: Omit<UploadFields, 'file_name' | 'media_type'>,
+  ): Promise<{ fields: UploadFields; blob: StagedBlob } | { replay: IngestResult }> {
     let staged: StagedBlob | undefined;
-    let fields: UploadFields;
     try {
       if (!this.deps.config.uploads.url_fetch.enabled) {
         throw new AppError('fetch_refused', 'creating observations from a URL is disabled (uploads.url_fetch.enabled)');
@@ -65,28 +82,31 @@ export class UrlImportService {
       const origin_url = originOf(url);
       const file_name = upload.file_name ?? fileNameOf(url);
       const replay = this.replay(source, upload, { ...rest, origin_url }, file_name);
-      if (replay) return replay;
-      const writer = await this.deps.blobs.newWriter();
+      if (replay) return { replay };
+      const release = await this.slots.acquire();
       let contentType: string | undefined;
+      const writer = await this.deps.blobs.newWriter().catch((e) => (release(), Promise.reject(e)));
       try {
         contentType = (await fetchInto(upload.url, this.options, (chunk) => writer.write(chunk))).contentType;
         staged = await writer.finish();
       } catch (e) {
         await writer.abort();
         throw e;
+      } finally {
+        release();
       }
       const seen = sniffMediaType(staged.head);
       if (!seen) throw new AppError('unsupported_media_type', 'the fetched content is not an image or audio format observd accepts (PNG, JPEG, WAV, WebM)');
       if (contentType && contentType !== seen) {
         throw new AppError('media_mismatch', `the server declared ${contentType} but the fetched bytes are ${seen}`);
       }
-      fields = { ...rest, origin_url, file_name: file_name ?? `download.${EXTENSIONS[seen]}`, media_type: upload.media_type ?? seen };
+      const fields = { ...rest, origin_url, file_name: file_name ?? `download.${EXTENSIONS[seen]}`, media_type: upload.media_type ?? seen };
+      return { fields, blob: staged };
     } catch (e) {
       if (staged) this.deps.blobs.discard(staged);
       this.observations.recordRejection(source.source_id, e);
       throw e;
     }
-    return this.observations.ingest(source, fields, staged);
   }
 
   /** The stored answer when the idempotency key is already used (idempotency_conflict if for another request). */
@@ -115,4 +135,25 @@ export function fileNameOf(url: URL): string | undefined {
   }
   name = name.replace(/[\u0000-\u001f\u007f/\\]/g, '_').slice(0, 255);
   return name && name !== '.' && name !== '..' ? name : undefined;
+}
+
+/** A counting semaphore: at most `size` holders; the rest wait in order. */
+class Slots {
+  private used = 0;
+  private waiting: Array<() => void> = [];
+
+  constructor(private size: number) {}
+
+  async acquire(): Promise<() => void> {
+    if (this.used < this.size) this.used++;
+    else await new Promise<void>((grant) => this.waiting.push(grant));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.used--;
+    };
+  }
 }
