@@ -156,6 +156,31 @@ async function cursorPages(url, concurrency, makeUrl = (s, cursor) => listUrl(ur
   return { requests: latencies.length, seconds: round(seconds), rps: round(latencies.length / seconds), ...percentiles(latencies), statuses };
 }
 
+/**
+ * The query behind `processing_status=failed&order=desc&limit=100`, in process: as planned (on
+ * the status index of migration 014) and forced onto the capture-time index, as it ran before
+ * that index existed (a walk filtering rows until 101 failed ones are found).
+ */
+function failedQueryWithoutIndex() {
+  const db = new Database(join(dataDir, 'observd.db'), { readonly: true });
+  const sql = (hint) =>
+    `SELECT * FROM observations ${hint} WHERE processing_status IN ('failed') AND retention_state = 'active' ORDER BY captured_at_ms DESC, observation_id DESC LIMIT 101`;
+  const time = (stmt) => {
+    const ms = [];
+    for (let i = 0; i < 60; i++) {
+      const t = performance.now();
+      stmt.all();
+      if (i >= 10) ms.push(performance.now() - t);
+    }
+    return percentiles(ms);
+  };
+  const indexed = db.prepare(sql(''));
+  const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql('')}`).all().map((r) => r.detail).join('; ');
+  const out = { plan, with_status_index: time(indexed), capture_index_only: time(db.prepare(sql('INDEXED BY observations_captured'))) };
+  db.close();
+  return out;
+}
+
 console.error(`listing: creating ${SOURCES} sources in ${dataDir}`);
 let d = await startDaemon(dataDir);
 for (let s = 0; s < SOURCES; s++) await createSource(d.url, sourceId(s), `bench-listing-token-${s}`);
@@ -204,6 +229,7 @@ for (const c of [1, 8]) {
 }
 results.daemon_rss = rssOf(d.pid);
 await d.stop();
+results.failed_query = failedQueryWithoutIndex();
 rmSync(dataDir, { recursive: true, force: true });
 
 results.summary = [];
@@ -240,6 +266,16 @@ for (const [kind, label] of [
       }),
     );
   }
+}
+{
+  const { with_status_index: a, capture_index_only: b } = results.failed_query;
+  results.summary.push(
+    row(`failed among ${ROWS.toLocaleString('en')}: first 100, in process, status index: p50 / p99`, `${a.p50_ms} / ${a.p99_ms}`, 'ms', {
+      baseline: b.p99_ms,
+      ratio: round(a.p99_ms / b.p99_ms, 4),
+      note: `baseline: the same query forced onto the capture-time index (before migration 014), p50 / p99 ${b.p50_ms} / ${b.p99_ms} ms`,
+    }),
+  );
 }
 results.summary.push(row('listing: database bytes per observation', results.db_bytes_per_observation, 'B', { note: 'seeded rows, no audit/outbox rows' }));
 saveResults('listing', results);
