@@ -38,6 +38,8 @@ export interface DaemonOptions {
   logger?: Logger;
   /** Resolves host names for URL imports (default: the system resolver); tests map names to loopback. */
   resolveHost?: HostResolver;
+  /** CA certificates URL imports trust instead of Node's bundle (tests' self-signed https servers). */
+  fetchCa?: string;
 }
 
 /**
@@ -64,7 +66,7 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
   const materializations = createMaterializationService(deps, derivations, opts.logger);
   const signedUploads = new SignedUploadService(deps, observations, loadSigningKey(config.data_dir, config.uploads.signing_key));
   const assets = new AssetService(deps);
-  const urlImports = new UrlImportService(deps, observations, opts.resolveHost);
+  const urlImports = new UrlImportService(deps, observations, opts.resolveHost, opts.fetchCa);
   const eventStreams = new EventHub(deps.events, config.events.heartbeat_ms);
   const services: Services = { db, blobs, config, sources, observations, assets, derivations, materializations, signedUploads, urlImports, eventStreams };
   /** Closes the store opened here (the CLI's and tests' counterpart of the daemon's `close`). */

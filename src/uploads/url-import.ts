@@ -32,6 +32,7 @@ export class UrlImportService {
     private deps: Deps,
     private observations: ObservationService,
     resolve: HostResolver = systemResolver,
+    ca?: string,
   ) {
     const c = deps.config.uploads.url_fetch;
     this.options = {
@@ -45,6 +46,7 @@ export class UrlImportService {
       minBytesPerSecond: c.min_bytes_per_s,
       rateGraceMs: c.rate_grace_ms,
       userAgent: `observd/${VERSION}`,
+      ca,
     };
     this.slots = new Slots(c.max_concurrent);
   }

@@ -30,7 +30,7 @@ export interface TestDaemon {
 /** Starts a real daemon on 127.0.0.1:0 with a fresh temp data dir; captures its log lines. */
 export async function startDaemon(
   overrides: ConfigInput = {},
-  opts: { now?: () => number; dataDir?: string; resolveHost?: HostResolver } = {},
+  opts: { now?: () => number; dataDir?: string; resolveHost?: HostResolver; fetchCa?: string } = {},
 ): Promise<TestDaemon> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'observd-test-'));
   const logs: string[] = [];
@@ -47,7 +47,7 @@ export async function startDaemon(
     ...overrides,
     retention: { min_free_bytes: 0, ...(overrides.retention ?? {}) },
   });
-  const daemon = createDaemon(config, { now: opts.now, logger: createLogger('info', sink), resolveHost: opts.resolveHost });
+  const daemon = createDaemon(config, { now: opts.now, logger: createLogger('info', sink), resolveHost: opts.resolveHost, fetchCa: opts.fetchCa });
   const { url } = await daemon.start();
   let closed = false;
   return {
