@@ -106,6 +106,7 @@ const NAMES: Record<string, string[]> = {
   'mixed.test': ['93.184.216.34', '192.168.1.10'],
 };
 const resolveHost: HostResolver = async (name) => {
+  if (name === 'hangs.test') return new Promise(() => {});
   const found = NAMES[name];
   if (!found) throw Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
   return found.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
@@ -374,7 +375,8 @@ describe('URL fetch settings', () => {
     const t = await startDaemon(fetchConfig({ total_timeout_ms: 300 }), { resolveHost });
     try {
       await createSource(t, 'cam');
-      const body = await expectProblem(await fromUrl(t, `${base}/slow`, 'slow-2'), 422, 'fetch_failed');
+      // Through a name: the deadline passes after the resolver answered, while the body trickles.
+      const body = await expectProblem(await fromUrl(t, `http://images.test:${port}/slow`, 'slow-2'), 422, 'fetch_failed');
       expect(body.detail).toMatch(/longer than 300 ms/);
     } finally {
       await t.close();
@@ -391,6 +393,17 @@ describe('URL fetch settings', () => {
       const { results } = await r.json();
       expect(results.map((x: { status: number }) => x.status)).toEqual([201, 201, 201, 201]);
       expect(held.max).toBe(1);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('gives up on a resolver that never answers at the total timeout', async () => {
+    const t = await startDaemon(fetchConfig({ total_timeout_ms: 300 }), { resolveHost });
+    try {
+      await createSource(t, 'cam');
+      const body = await expectProblem(await fromUrl(t, 'http://hangs.test/x.png', 'dns-hang'), 422, 'fetch_failed');
+      expect(body.detail).toMatch(/longer than 300 ms/);
     } finally {
       await t.close();
     }

@@ -89,7 +89,7 @@ export async function fetchInto(raw: string, o: UrlFetchOptions, write: (chunk: 
   try {
     let url = parseFetchUrl(raw, o.allowHttp);
     for (let hop = 0; ; hop++) {
-      const address = await pinnedAddress(url, o);
+      const address = await pinnedAddress(url, o, ac.signal);
       const res = await get(url, address, o, ac.signal);
       const location = res.headers.location;
       if (REDIRECTS.has(res.statusCode ?? 0) && location) {
@@ -118,7 +118,7 @@ export async function fetchInto(raw: string, o: UrlFetchOptions, write: (chunk: 
 }
 
 /** The one address this hop connects to; fetch_refused when the policy forbids it, fetch_failed when the name does not resolve. */
-async function pinnedAddress(url: URL, o: UrlFetchOptions): Promise<ResolvedAddress> {
+async function pinnedAddress(url: URL, o: UrlFetchOptions, signal: AbortSignal): Promise<ResolvedAddress> {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const literal = isIP(host);
   if (literal) {
@@ -127,8 +127,13 @@ async function pinnedAddress(url: URL, o: UrlFetchOptions): Promise<ResolvedAddr
   }
   let addresses: ResolvedAddress[];
   try {
-    addresses = await o.resolve(host);
+    // A resolver that hangs must not outlive the total deadline.
+    const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    // Settles after the race when the deadline passes later, in the body: nobody awaits it then.
+    aborted.catch(() => {});
+    addresses = await Promise.race([o.resolve(host), aborted]);
   } catch {
+    if (signal.aborted) throw signal.reason;
     throw failed(`the host "${host}" could not be resolved`);
   }
   if (addresses.length === 0) throw failed(`the host "${host}" could not be resolved`);
