@@ -129,8 +129,6 @@ async function pinnedAddress(url: URL, o: UrlFetchOptions, signal: AbortSignal):
   try {
     // A resolver that hangs must not outlive the total deadline.
     const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
-    // Settles after the race when the deadline passes later, in the body: nobody awaits it then.
-    aborted.catch(() => {});
     addresses = await Promise.race([o.resolve(host), aborted]);
   } catch {
     if (signal.aborted) throw signal.reason;
