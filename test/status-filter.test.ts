@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { observationListSql } from '../src/observations/repo.js';
+import { observationPageSql } from '../src/observations/repo.js';
 import { observationListQuerySchema } from '../src/observations/schemas.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { makePng, uploadBody } from './helpers/media.js';
@@ -49,20 +49,23 @@ beforeAll(async () => {
 });
 afterAll(() => d.close());
 
-async function list(query: string): Promise<{ data: Obs[]; cursor: { next: string | null } }> {
+/** The bare array of a list without paging. */
+async function list(query: string): Promise<Obs[]> {
   const res = await d.req(`/v1/observations?${query}`);
   expect(res.status, await res.clone().text()).toBe(200);
   return res.json();
 }
 
-/** Follows `cursor.next` to the end; returns every row seen. */
+/** Follows `pagination.next_cursor` from `page=true` to the end; returns every row seen. */
 async function walk(query: string): Promise<Obs[]> {
   const out: Obs[] = [];
-  let cursor: string | null = null;
+  let cursor: string | undefined;
   do {
-    const page = await list(`${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    out.push(...page.data);
-    cursor = page.cursor.next;
+    const res = await d.req(`/v1/observations?${query}&${cursor ? `cursor=${encodeURIComponent(cursor)}` : 'page=true'}`);
+    expect(res.status, await res.clone().text()).toBe(200);
+    const page = (await res.json()) as { items: Obs[]; pagination: { next_cursor?: string } };
+    out.push(...page.items);
+    cursor = page.pagination.next_cursor;
   } while (cursor);
   return out;
 }
@@ -76,7 +79,7 @@ const expected = (pred: (o: Obs) => boolean, desc = false) => {
 describe('GET /v1/observations?processing_status=', () => {
   it('returns only observations in the status asked for', async () => {
     for (const s of ['pending', 'processing', 'completed', 'failed']) {
-      const { data } = await list(`processing_status=${s}`);
+      const data = await list(`processing_status=${s}`);
       expect(ids(data)).toEqual(expected((o) => o.processing_status === s));
       expect(data.every((o) => o.processing_status === s)).toBe(true);
     }
@@ -84,9 +87,9 @@ describe('GET /v1/observations?processing_status=', () => {
 
   it('takes several statuses comma-separated or repeated, in capture order', async () => {
     const want = expected((o) => o.processing_status === 'failed' || o.processing_status === 'pending');
-    expect(ids((await list('processing_status=failed,pending')).data)).toEqual(want);
-    expect(ids((await list('processing_status=pending&processing_status=failed')).data)).toEqual(want);
-    expect(ids((await list('processing_status=failed,pending&processing_status=failed')).data)).toEqual(want);
+    expect(ids(await list('processing_status=failed,pending'))).toEqual(want);
+    expect(ids(await list('processing_status=pending&processing_status=failed'))).toEqual(want);
+    expect(ids(await list('processing_status=failed,pending&processing_status=failed'))).toEqual(want);
   });
 
   it('combines with source, stream, time bounds and order', async () => {
@@ -101,14 +104,17 @@ describe('GET /v1/observations?processing_status=', () => {
       true,
     );
     expect(want.length).toBeGreaterThan(0);
-    expect(ids((await list(q)).data)).toEqual(want);
+    expect(ids(await list(q))).toEqual(want);
   });
 
-  it('pages with limit and cursor, each matching row exactly once', async () => {
+  it('pages with page=true and cursor, each matching row exactly once; limit alone truncates', async () => {
+    expect(ids(await list('processing_status=failed&limit=2'))).toEqual(expected((o) => o.processing_status === 'failed').slice(0, 2));
     const rows = await walk('processing_status=failed,processing&limit=3');
     expect(ids(rows)).toEqual(expected((o) => o.processing_status === 'failed' || o.processing_status === 'processing'));
     const desc = await walk('processing_status=completed&limit=2&order=desc&source_id=b');
     expect(ids(desc)).toEqual(expected((o) => o.processing_status === 'completed' && o.source_id === 'b', true));
+    const first = await (await d.req('/v1/observations?processing_status=failed&page=true&limit=3')).json();
+    expect(first.pagination).toMatchObject({ limit: 3, total_count: expected((o) => o.processing_status === 'failed').length, has_more: true });
   });
 
   it('includes purged observations only with include_purged', async () => {
@@ -116,8 +122,8 @@ describe('GET /v1/observations?processing_status=', () => {
     const del = d.daemon.services.db.prepare(`UPDATE observations SET retention_state = 'purged', purged_at_ms = 1 WHERE observation_id = ?`);
     del.run(victim.observation_id);
     try {
-      expect(ids((await list('processing_status=failed')).data)).not.toContain(victim.observation_id);
-      expect(ids((await list('processing_status=failed&include_purged=true')).data)).toContain(victim.observation_id);
+      expect(ids(await list('processing_status=failed'))).not.toContain(victim.observation_id);
+      expect(ids(await list('processing_status=failed&include_purged=true'))).toContain(victim.observation_id);
     } finally {
       d.daemon.services.db.prepare(`UPDATE observations SET retention_state = 'active', purged_at_ms = NULL WHERE observation_id = ?`).run(victim.observation_id);
     }
@@ -135,7 +141,8 @@ describe('GET /v1/observations?processing_status=', () => {
   it('finds the failed ones through the status index, in index order (no scan, no sort)', () => {
     const db = d.daemon.services.db;
     const plan = (query: Record<string, string>) => {
-      const { sql, args } = observationListSql(observationListQuerySchema.parse(query));
+      const { limit: _l, page: _p, cursor, ...filter } = observationListQuerySchema.parse(query);
+      const { sql, args } = observationPageSql(filter, cursor, 100);
       return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
     };
     const queries: Array<Record<string, string>> = [

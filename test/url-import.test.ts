@@ -157,7 +157,7 @@ const fromUrl = (t: TestDaemon, url: string, key: string, source = 'cam', upload
   });
 
 async function observationsOf(t: TestDaemon, source: string) {
-  return ((await (await t.req(`/v1/observations?source_id=${source}&include_purged=true`)).json()) as { data: Array<Record<string, unknown>> }).data;
+  return (await (await t.req(`/v1/observations?source_id=${source}&include_purged=true`)).json()) as Array<Record<string, unknown>>;
 }
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const tempFiles = (t: TestDaemon) => readdirSync(join(t.dataDir, 'tmp'));
@@ -315,7 +315,7 @@ describe('URL fetch refusals (each stores nothing and never echoes the fetched b
   it('records the refusals in the audit trail with their reason', async () => {
     const reasons = async () => {
       const audit = await (await d.req('/v1/observation-audit?source_id=cam&event=upload_rejected&limit=1000')).json();
-      return new Set(audit.data.map((e: { detail: { reason: string } }) => e.detail.reason));
+      return new Set(audit.map((e: { detail: { code: string } }) => e.detail.code));
     };
     await expect.poll(async () => [...(await reasons())]).toEqual(expect.arrayContaining(['fetch_refused', 'fetch_failed', 'payload_too_large']));
   });
