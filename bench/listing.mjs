@@ -116,7 +116,7 @@ const listUrl = (url, s, cursor) =>
 const randomSource = () => (Math.random() * SOURCES) | 0;
 // Cursor walks over the failed ones page by 25, so even --quick's 100 failed rows make pages to follow.
 const failedUrl = (url, s, cursor, limit = 100) =>
-  `${url}/v1/observations?processing_status=failed${s === null ? '' : `&source_id=${sourceId(s)}`}&order=desc&limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+  `${url}/v1/observations?processing_status=failed${s === null ? '' : `&source_id=${sourceId(s)}`}&order=desc&limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : '&page=true'}`;
 
 /** First pages of random sources. */
 function firstPages(url, concurrency, makeUrl = (s) => listUrl(url, s)) {
