@@ -38,7 +38,7 @@ export function observationUploadRoutes({ services, config, jsonBudget }: RouteD
     describeRoute(
       doc({
         summary:
-          'Upload an observation (JSON with base64, or multipart with a file part). Without upload.media_type the type is inferred from the bytes and checked against the file name',
+          'Upload an observation (JSON with base64, upload.upload_id of a signed upload or upload.url for observd to fetch when uploads.url_fetch is enabled; or multipart with a file part). Without upload.media_type the type is inferred from the bytes and checked against the file name',
         auth: 'upload',
         body: jsonUploadSchema,
         multipart: multipartObservationSchema,
