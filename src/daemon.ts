@@ -86,7 +86,7 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
   const { deps, services, strays } = openStore(config, { ...opts, logger });
   if (strays.temps || strays.orphans) logger.info(strays, 'removed stray temp files and orphan blobs');
   let accepting = true;
-  const metrics = createMetrics(services.db);
+  const metrics = createMetrics(services.db, () => services.derivations.ocrStats());
   const app = createApp({ services, logger, metrics, version: VERSION, ready: () => accepting });
   const jobs = new JobRegistry(deps.now, (run) => {
     metrics.recordJob(run);

@@ -78,8 +78,20 @@ export const configSchema = z
       .object({
         /** Derivation jobs the background queue runs at once. */
         queue_concurrency: z.number().int().min(1).max(64).default(2),
-        /** Tesseract workers in the warm OCR pool (created on first use, ended on close). */
-        ocr_workers: z.number().int().min(1).max(16).default(1),
+        /** Tesseract workers in the warm OCR pool (created on first use, ended on close); `auto`: one per core but one, 1 to 8. */
+        ocr_workers: z.union([z.literal('auto'), z.number().int().min(1).max(16)]).default('auto'),
+        /** Canonical text of screen capture streams (`screen_snapshot` sources), frame after frame. */
+        screen_ocr: z
+          .object({
+            /** Reuse the previous text of a frame that looks the same, OCR only the rows that changed, coalesce frames that arrive faster than OCR. Off: every frame is OCR'd whole. */
+            incremental: z.boolean().default(true),
+            /** Recent OCR'd frames kept per stream as bases (switching back to a window finds its text). */
+            history: z.number().int().min(1).max(16).default(4),
+            /** A change taller than this fraction of the frame is OCR'd whole. */
+            max_region_fraction: z.number().min(0).max(1).default(0.6),
+          })
+          .strict()
+          .prefault({}),
         /** How long `POST /v1/derivations` waits for the result before answering 202 with the pending record. */
         wait_timeout_ms: z.number().int().min(0).max(600_000).default(30_000),
         /** Images with more pixels than this are not decoded: OCR and previews of them fail. */

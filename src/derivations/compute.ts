@@ -3,9 +3,11 @@ import type { Deps } from '../deps.js';
 import { assertDecodable } from './image-size.js';
 import { OCR_LANGUAGE, type OcrPool } from './ocr.js';
 import { planFor } from './plan.js';
+import { getObservationRow } from '../observations/repo.js';
 import { imagePreview, waveformPreview } from './preview.js';
 import type { DerivationRow } from './repo.js';
 import type { DerivationBackend } from './schemas.js';
+import type { ScreenText, TextFrom } from './screen-text.js';
 import { resolveSubject, type ResolvedSubject } from './subjects.js';
 import type { Transcriber } from './transcribe.js';
 import { isSilent, parseWav } from './wav.js';
@@ -13,11 +15,22 @@ import { isSilent, parseWav } from './wav.js';
 /** What a computation produced: an asset the subject already has, or new bytes. */
 export type Outcome =
   | { kind: 'reuse'; assetId: string }
-  | { kind: 'produced'; bytes: Buffer; mediaType: string; backend: DerivationBackend | null };
+  | { kind: 'produced'; bytes: Buffer; mediaType: string; backend: DerivationBackend | null; textFrom?: TextFrom };
 
 export interface DerivationEngines {
   ocr: OcrPool;
   transcriber: Transcriber;
+  /** Incremental text of screen capture streams; absent when `derivations.screen_ocr.incremental` is off. */
+  screen?: ScreenText;
+}
+
+/** How one job runs: `full` asks for whole-frame OCR (force_refresh); `park` tells the queue the job is only waiting. */
+export interface ComputeContext {
+  deps: Deps;
+  engines: DerivationEngines;
+  signal: AbortSignal;
+  full?: boolean;
+  park?: () => void;
 }
 
 /** A failure that happened after a backend was called: the record names the backend. */
@@ -33,7 +46,8 @@ export class BackendFailure extends Error {
 const TEXT_MEDIA_TYPE = 'text/plain; charset=utf-8';
 const OCR_BACKEND: DerivationBackend = { kind: 'tesseract', model: OCR_LANGUAGE };
 
-const text = (s: string, backend: DerivationBackend | null): Outcome => ({
+/** The one place canonical text is produced (OCR, reused screen text and transcripts alike). */
+const text = (s: string, backend: DerivationBackend | null): Extract<Outcome, { kind: 'produced' }> => ({
   kind: 'produced',
   bytes: Buffer.from(s.replace(/\s+$/, ''), 'utf8'),
   mediaType: TEXT_MEDIA_TYPE,
@@ -41,14 +55,22 @@ const text = (s: string, backend: DerivationBackend | null): Outcome => ({
 });
 
 /**
+ * The stream a screen capture observation belongs to, as the screen text tracker's lane: text
+ * is shared only between frames of one (source, stream) pair. Undefined for other subjects.
+ */
+function screenLane(ctx: ComputeContext, subject: ResolvedSubject): string | undefined {
+  if (!ctx.engines.screen || ctx.full || !subject.observationId) return undefined;
+  const obs = getObservationRow(ctx.deps.db, subject.observationId);
+  if (!obs || obs.kind !== 'screen_snapshot') return undefined;
+  return JSON.stringify([obs.source_id, obs.stream_id]);
+}
+
+/**
  * Computes one derivation's result from its subject as stored now, outside any transaction;
  * throws an Error (a BackendFailure once a backend was involved) whose message becomes the
  * record's `error`.
  */
-export async function computeDerivation(
-  ctx: { deps: Deps; engines: DerivationEngines; signal: AbortSignal },
-  row: DerivationRow,
-): Promise<Outcome> {
+export async function computeDerivation(ctx: ComputeContext, row: DerivationRow): Promise<Outcome> {
   const { db, config, blobs } = ctx.deps;
   const subject = resolveSubject(db, JSON.parse(row.subject));
   const plan = planFor(row.profile, subject);
@@ -62,7 +84,13 @@ export async function computeDerivation(
   switch (plan.kind) {
     case 'ocr': {
       assertDecodable(bytes, config.derivations.max_image_pixels);
+      const lane = screenLane(ctx, subject);
       try {
+        if (lane && ctx.engines.screen) {
+          const frame = { lane, observationId: subject.observationId!, sha256: subject.asset.sha256, bytes };
+          const r = await ctx.engines.screen.textOf(frame, ctx.park);
+          return { ...text(r.text, OCR_BACKEND), textFrom: r.from };
+        }
         return text(await ctx.engines.ocr.recognize(bytes), OCR_BACKEND);
       } catch (e) {
         throw new BackendFailure(`OCR failed: ${messageOf(e)}`, OCR_BACKEND);

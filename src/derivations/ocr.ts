@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Worker as ThreadWorker } from 'node:worker_threads';
 import Tesseract from 'tesseract.js';
+import type { LineRecognizer, OcrLine } from './screen-text.js';
 
 const require = createRequire(import.meta.url);
 
@@ -30,7 +31,9 @@ interface Slot {
  * node_modules and the language data from the @tesseract.js-data package. Workers are created
  * on first use, up to `size`, reused across jobs and terminated by `close`.
  */
-export class OcrPool {
+export class OcrPool implements LineRecognizer {
+  /** Recognitions started so far (whole images and regions alike), for metrics and tests. */
+  recognitions = 0;
   private idle: Slot[] = [];
   private slots = new Set<Slot>();
   private starting = 0;
@@ -46,13 +49,33 @@ export class OcrPool {
 
   /** Recognizes the text of a PNG or JPEG; throws if the image cannot be read or the pool is closed. */
   async recognize(image: Buffer): Promise<string> {
+    return (await this.run(image, { text: true })).text;
+  }
+
+  /** Recognizes the text lines of a PNG or JPEG, each with its box, in tesseract's reading order. */
+  async recognizeLines(image: Buffer): Promise<OcrLine[]> {
+    const page = await this.run(image, { text: false, blocks: true });
+    const lines: OcrLine[] = [];
+    for (const block of page.blocks ?? []) {
+      for (const para of block.paragraphs) {
+        for (const line of para.lines) {
+          const text = line.text.replace(/\s+$/, '');
+          if (text.trim()) lines.push({ text, top: line.bbox.y0, bottom: line.bbox.y1, left: line.bbox.x0, right: line.bbox.x1 });
+        }
+      }
+    }
+    return lines;
+  }
+
+  private async run(image: Buffer, output: Partial<Tesseract.OutputFormats>): Promise<Tesseract.Page> {
+    this.recognitions++;
     const slot = await this.acquire();
     try {
       const result = await new Promise<Tesseract.RecognizeResult>((resolve, reject) => {
         slot.fail = reject;
-        slot.worker.recognize(image).then(resolve, (e: unknown) => reject(asError(e)));
+        slot.worker.recognize(image, {}, output).then(resolve, (e: unknown) => reject(asError(e)));
       });
-      return result.data.text;
+      return result.data;
     } finally {
       slot.fail = undefined;
       this.release(slot);

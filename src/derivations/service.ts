@@ -8,7 +8,9 @@ import type { Logger } from '../logger.js';
 import type { ObservationView } from '../observations/schemas.js';
 import { getSourceRow } from '../sources/repo.js';
 import { BackendFailure, computeDerivation, messageOf, type DerivationEngines, type Outcome } from './compute.js';
+import { availableParallelism } from 'node:os';
 import { OcrPool } from './ocr.js';
+import { ScreenText, type ScreenTextStats } from './screen-text.js';
 import { planFor } from './plan.js';
 import { JobQueue } from './queue.js';
 import {
@@ -67,6 +69,8 @@ export class DerivationService {
   private closed = false;
   private abort = new AbortController();
   private closedSignal: Promise<void>;
+  /** Derivations asked to recompute with force_refresh: their OCR is whole-frame, never incremental. */
+  private forceFull = new Set<string>();
   private signalClosed!: () => void;
 
   constructor(
@@ -75,7 +79,7 @@ export class DerivationService {
     private logger?: Pick<Logger, 'error' | 'info'>,
     private hooks: DerivationHooks = {},
   ) {
-    this.queue = new JobQueue(deps.config.derivations.queue_concurrency, (id) => this.runJob(id), (id, err) =>
+    this.queue = new JobQueue(deps.config.derivations.queue_concurrency, (id, park) => this.runJob(id, park), (id, err) =>
       this.logger?.error({ err, derivation_id: id }, 'derivation job crashed'),
     );
     this.closedSignal = new Promise((r) => (this.signalClosed = r));
@@ -101,6 +105,11 @@ export class DerivationService {
     const row = getDerivationRow(this.deps.db, id);
     if (!row) throw notFound(`derivation "${id}"`);
     return toDerivationView(row);
+  }
+
+  /** OCR work so far: recognitions run (whole or region) and how screen frames got their text. */
+  ocrStats(): { recognitions: number; screen: ScreenTextStats | null } {
+    return { recognitions: this.engines.ocr.recognitions, screen: this.engines.screen ? { ...this.engines.screen.stats } : null };
   }
 
   list(q: DerivationListQuery) {
@@ -210,6 +219,7 @@ export class DerivationService {
       if (!recompute) return { row, cacheStatus: isSettled(row.status) ? ('hit' as const) : ('miss' as const), rerun: false };
       // The previous result stays readable until the recomputation settles and replaces it.
       const reset = { status: 'pending' as const, error: null, updated_at_ms: t };
+      if (opts.force_refresh) this.forceFull.add(row.derivation_id);
       updateDerivation(db, row.derivation_id, reset);
       if (row.auto_derive && row.subject_observation_id) refreshProcessingStatus(db, row.subject_observation_id);
       return { row: { ...row, ...reset }, cacheStatus: 'miss' as const, rerun: true };
@@ -230,9 +240,10 @@ export class DerivationService {
   }
 
   /** One job: mark processing, compute outside any transaction, then settle in one. */
-  private async runJob(id: string): Promise<void> {
+  private async runJob(id: string, park: () => void): Promise<void> {
     const { db, now, blobs } = this.deps;
     const row = getDerivationRow(db, id);
+    const full = this.forceFull.delete(id);
     if (!row || isSettled(row.status) || this.closed) return;
     db.transaction(() => {
       updateDerivation(db, id, { status: 'processing', updated_at_ms: now() });
@@ -242,7 +253,7 @@ export class DerivationService {
     let failure: { message: string; backend: DerivationBackend | null } | undefined;
     let staged: StagedBlob | undefined;
     try {
-      outcome = await computeDerivation({ deps: this.deps, engines: this.engines, signal: this.abort.signal }, row);
+      outcome = await computeDerivation({ deps: this.deps, engines: this.engines, signal: this.abort.signal, full, park }, row);
       if (outcome.kind === 'produced') staged = await blobs.stage(outcome.bytes);
     } catch (e) {
       failure = { message: messageOf(e), backend: e instanceof BackendFailure ? e.backend : null };
@@ -283,7 +294,8 @@ export class DerivationService {
           error: null,
           result_asset_id: reused ? outcome.assetId : ensureAsset(db, staged!.sha256, outcome.mediaType, staged!.byteLength, t),
           reused_subject_asset: reused ? 1 : 0,
-          backend: !reused && outcome.backend ? JSON.stringify(outcome.backend) : null,
+          // Where screen text came from is stored beside the backend that made it.
+          backend: !reused && outcome.backend ? JSON.stringify(outcome.textFrom ? { ...outcome.backend, text_from: outcome.textFrom } : outcome.backend) : null,
           updated_at_ms: t,
         };
       } else {
@@ -316,6 +328,14 @@ export class DerivationService {
 
 /** Builds the derivation service with its engines from the config: the OCR pool caches under the data directory. */
 export function createDerivationService(deps: Deps, logger?: Pick<Logger, 'error' | 'info'>, hooks: DerivationHooks = {}) {
-  const ocr = new OcrPool({ size: deps.config.derivations.ocr_workers, cachePath: join(deps.config.data_dir, 'cache', 'ocr') });
-  return new DerivationService(deps, { ocr, transcriber: new Transcriber(deps.config.transcription) }, logger, hooks);
+  const d = deps.config.derivations;
+  const ocr = new OcrPool({ size: ocrWorkers(d.ocr_workers), cachePath: join(deps.config.data_dir, 'cache', 'ocr') });
+  const s = d.screen_ocr;
+  const screen = s.incremental ? new ScreenText(ocr, { history: s.history, maxRegionFraction: s.max_region_fraction, maxLanes: 256 }) : undefined;
+  return new DerivationService(deps, { ocr, transcriber: new Transcriber(deps.config.transcription), screen }, logger, hooks);
+}
+
+/** `ocr_workers`: a number, or `auto` for one per core but one (leaving a core to the event loop), at least 1, at most 8. */
+export function ocrWorkers(setting: number | 'auto', cores = availableParallelism()): number {
+  return setting === 'auto' ? Math.max(1, Math.min(8, cores - 1)) : setting;
 }
