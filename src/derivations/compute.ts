@@ -4,6 +4,7 @@ import { assertDecodable } from './image-size.js';
 import { OCR_LANGUAGE, type OcrPool } from './ocr.js';
 import { planFor } from './plan.js';
 import { getObservationRow } from '../observations/repo.js';
+import { getSourceRow } from '../sources/repo.js';
 import { imagePreview, waveformPreview } from './preview.js';
 import type { DerivationRow } from './repo.js';
 import type { DerivationBackend } from './schemas.js';
@@ -59,10 +60,13 @@ const text = (s: string, backend: DerivationBackend | null): Extract<Outcome, { 
  * is shared only between frames of one (source, stream) pair. Undefined for other subjects.
  */
 function screenLane(ctx: ComputeContext, subject: ResolvedSubject): string | undefined {
-  if (!ctx.engines.screen || ctx.full || !subject.observationId) return undefined;
+  if (!ctx.engines.screen || !subject.observationId) return undefined;
   const obs = getObservationRow(ctx.deps.db, subject.observationId);
   if (!obs || obs.kind !== 'screen_snapshot') return undefined;
-  return JSON.stringify([obs.source_id, obs.stream_id]);
+  // The source's creation time too: a source deleted and created again under its id is another source.
+  const source = getSourceRow(ctx.deps.db, obs.source_id);
+  if (!source) return undefined;
+  return JSON.stringify([obs.source_id, source.created_at_ms, obs.stream_id]);
 }
 
 /**
@@ -88,7 +92,7 @@ export async function computeDerivation(ctx: ComputeContext, row: DerivationRow)
       try {
         if (lane && ctx.engines.screen) {
           const frame = { lane, observationId: subject.observationId!, sha256: subject.asset.sha256, bytes };
-          const r = await ctx.engines.screen.textOf(frame, ctx.park);
+          const r = ctx.full ? await ctx.engines.screen.wholeText(bytes) : await ctx.engines.screen.textOf(frame, ctx.park);
           return { ...text(r.text, OCR_BACKEND), textFrom: r.from };
         }
         return text(await ctx.engines.ocr.recognize(bytes), OCR_BACKEND);

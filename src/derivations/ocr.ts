@@ -58,10 +58,7 @@ export class OcrPool implements LineRecognizer {
     const lines: OcrLine[] = [];
     for (const block of page.blocks ?? []) {
       for (const para of block.paragraphs) {
-        for (const line of para.lines) {
-          const text = line.text.replace(/\s+$/, '');
-          if (text.trim()) lines.push({ text, top: line.bbox.y0, bottom: line.bbox.y1, left: line.bbox.x0, right: line.bbox.x1 });
-        }
+        for (const line of para.lines) lines.push(...segments(line));
       }
     }
     return lines;
@@ -155,6 +152,35 @@ export class OcrPool implements LineRecognizer {
         }
       });
   }
+}
+
+/**
+ * A line split where its words are far apart (a taskbar's buttons and its clock, two panes side
+ * by side): each part is a line of its own, so a change in one does not mean OCRing the others.
+ */
+function segments(line: Tesseract.Line): OcrLine[] {
+  const height = Math.max(1, line.bbox.y1 - line.bbox.y0);
+  const out: OcrLine[] = [];
+  let cur: Tesseract.Word[] = [];
+  const flush = () => {
+    const words = cur.filter((w) => w.text.trim());
+    cur = [];
+    if (!words.length) return;
+    out.push({
+      text: words.map((w) => w.text.trim()).join(' '),
+      top: Math.min(...words.map((w) => w.bbox.y0)),
+      bottom: Math.max(...words.map((w) => w.bbox.y1)),
+      left: Math.min(...words.map((w) => w.bbox.x0)),
+      right: Math.max(...words.map((w) => w.bbox.x1)),
+    });
+  };
+  for (const w of line.words ?? []) {
+    const prev = cur[cur.length - 1];
+    if (prev && w.bbox.x0 - prev.bbox.x1 > 3 * height) flush();
+    cur.push(w);
+  }
+  flush();
+  return out;
 }
 
 /** tesseract.js rejects with strings such as "Error: …"; make them plain Errors. */

@@ -55,11 +55,11 @@ export interface ScreenTextOptions {
   history: number;
   /** A change taller than this fraction of the frame is OCR'd whole. */
   maxRegionFraction: number;
-  /** Most streams tracked at once; the least recently used idle one is forgotten beyond it. */
+  /** Most streams tracked at once (each base holds about 2.5 MB for a 1080p frame); the least recently used idle one is forgotten beyond it. */
   maxLanes: number;
 }
 
-export const DEFAULT_SCREEN_TEXT_OPTIONS: ScreenTextOptions = { history: 4, maxRegionFraction: 0.6, maxLanes: 256 };
+export const DEFAULT_SCREEN_TEXT_OPTIONS: ScreenTextOptions = { history: 4, maxRegionFraction: 0.6, maxLanes: 32 };
 
 /** Downscale factor of the signature (a 1920x1080 frame gives 480x270). */
 const SCALE = 4;
@@ -160,9 +160,11 @@ export class ScreenText {
       });
   }
 
-  /** Forgets every stream (their next frame is OCR'd whole). */
-  clear(): void {
-    for (const [k, l] of this.lanes) if (l.inflight === 0) this.lanes.delete(k);
+  /** A frame's own whole-frame text, outside its stream's history (force_refresh). */
+  async wholeText(bytes: Buffer): Promise<FrameText> {
+    const lines = await this.ocr.recognizeLines(bytes);
+    this.stats.full++;
+    return { text: linesText(lines), from: { mode: 'full', observation_id: null, regions: null } };
   }
 
   private laneOf(key: string): Lane {

@@ -331,7 +331,7 @@ export function createDerivationService(deps: Deps, logger?: Pick<Logger, 'error
   const d = deps.config.derivations;
   const ocr = new OcrPool({ size: ocrWorkers(d.ocr_workers), cachePath: join(deps.config.data_dir, 'cache', 'ocr') });
   const s = d.screen_ocr;
-  const screen = s.incremental ? new ScreenText(ocr, { history: s.history, maxRegionFraction: s.max_region_fraction, maxLanes: 256 }) : undefined;
+  const screen = s.incremental ? new ScreenText(ocr, { history: s.history, maxRegionFraction: s.max_region_fraction, maxLanes: 32 }) : undefined;
   return new DerivationService(deps, { ocr, transcriber: new Transcriber(deps.config.transcription), screen }, logger, hooks);
 }
 
