@@ -65,8 +65,8 @@ export const DEFAULT_SCREEN_TEXT_OPTIONS: ScreenTextOptions = { history: 4, maxR
 const SCALE = 4;
 /** A signature cell differing by more than this (0-255 grey, averaged over SCALE x SCALE pixels) is a change. */
 const CELL_THRESHOLD = 2;
-/** Rows added above and below a change before OCR, so the band holds whole text lines. */
-const BAND_MARGIN = 8;
+/** Pixels added around a change before OCR (signature cells already round it out to 4 px). */
+const BAND_MARGIN = 4;
 
 /** A frame decoded once: its signature, and the image for cropping a region. */
 interface Decoded {
@@ -292,12 +292,14 @@ export class ScreenText {
     }
     let lines = best.lines;
     for (const r of best.rects) {
+      const dx = r.left - CROP_PAD;
+      const dy = r.top - CROP_PAD;
       const found = (await this.ocr.recognizeLines(await encodeRect(decoded.image!, r))).map((l) => ({
         ...l,
-        top: l.top + r.top,
-        bottom: l.bottom + r.top,
-        left: l.left + r.left,
-        right: l.right + r.left,
+        top: l.top + dy,
+        bottom: l.bottom + dy,
+        left: l.left + dx,
+        right: l.right + dx,
       }));
       lines = splice(lines, found, r);
     }
@@ -457,12 +459,26 @@ export function splice(base: OcrLine[], found: OcrLine[], rect: Box): OcrLine[] 
   return [...before, ...found, ...after];
 }
 
-/** A rectangle of the image as a PNG for the OCR engine. */
+/** Plain border added around a cropped rectangle: tesseract reads text touching the image edge poorly. */
+const CROP_PAD = 10;
+
+/**
+ * A rectangle of the image as a PNG for the OCR engine, on a border of its own corner colour
+ * (not the neighbouring pixels, which may hold other lines). Lines found in it are offset by
+ * (left - CROP_PAD, top - CROP_PAD).
+ */
 async function encodeRect(image: Image, r: Box): Promise<Buffer> {
   const w = r.right - r.left;
   const h = r.bottom - r.top;
-  const canvas = createCanvas(w, h);
-  canvas.getContext('2d').drawImage(image, r.left, r.top, w, h, 0, 0, w, h);
+  const canvas = createCanvas(w + 2 * CROP_PAD, h + 2 * CROP_PAD);
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(image, r.left, r.top, w, h, CROP_PAD, CROP_PAD, w, h);
+  const [red, green, blue] = ctx.getImageData(CROP_PAD, CROP_PAD, 1, 1).data;
+  ctx.fillStyle = `rgb(${red}, ${green}, ${blue})`;
+  ctx.fillRect(0, 0, w + 2 * CROP_PAD, CROP_PAD);
+  ctx.fillRect(0, h + CROP_PAD, w + 2 * CROP_PAD, CROP_PAD);
+  ctx.fillRect(0, CROP_PAD, CROP_PAD, h);
+  ctx.fillRect(w + CROP_PAD, CROP_PAD, CROP_PAD, h);
   return canvas.encode('png');
 }
 
