@@ -168,7 +168,7 @@ describe('ScreenText (in-process)', () => {
       screen(LINES),
       screen(LINES, { mark: true }),
       screen([...LINES.slice(0, 4), 'Next review moved to Monday']),
-      screen(LINES),
+      screen(LINES, { mark: true }),
     ]);
     const runs: FrameText[][] = [];
     for (let k = 0; k < 2; k++) {
@@ -179,6 +179,7 @@ describe('ScreenText (in-process)', () => {
     }
     expect(runs[0]).toEqual(runs[1]);
     expect(runs[0].map((r) => r.from.mode)).toEqual(['full', 'region', 'region', 'reused']);
+    expect(runs[0][3].from.observation_id).toBe('obs_1');
   });
 });
 

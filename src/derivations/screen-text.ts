@@ -51,7 +51,12 @@ export interface Frame {
 }
 
 export interface ScreenTextOptions {
-  /** Recent OCR'd frames kept per stream as bases for reuse and region OCR (switching back to a window finds its text). */
+  /**
+   * Views ("windows") remembered per stream as bases for reuse and region OCR: the latest OCR'd
+   * frame of each of the last `history` views (a whole-frame OCR starts a view, a frame made from
+   * a base continues its view), so switching back to a window finds its text. The last two
+   * OCR'd frames are bases too (a blinking cursor's two states).
+   */
   history: number;
   /** A change taller than this fraction of the frame is OCR'd whole. */
   maxRegionFraction: number;
@@ -83,6 +88,8 @@ interface Decoded {
 
 /** An OCR'd frame: a base for later frames of its lane. */
 interface Base {
+  /** The view this frame continues (the observation that started it with a whole OCR). */
+  view: string;
   observationId: string;
   sha256: string;
   decoded: Decoded;
@@ -104,7 +111,10 @@ interface Next {
 }
 
 interface Lane {
+  /** Bases to compare new frames with: the last two OCR'd frames, then the latest of each remembered view. */
   bases: Base[];
+  recent: Base[];
+  views: Base[];
   /** The frame being OCR'd now, and frames identical to it waiting for its text. */
   busy: { observationId: string; decoded: Decoded; waiters: Waiter[] } | null;
   next: Next | null;
@@ -170,7 +180,7 @@ export class ScreenText {
   private laneOf(key: string): Lane {
     let lane = this.lanes.get(key);
     if (!lane) {
-      lane = { bases: [], busy: null, next: null, intake: Promise.resolve(), inflight: 0, usedAt: 0 };
+      lane = { bases: [], recent: [], views: [], busy: null, next: null, intake: Promise.resolve(), inflight: 0, usedAt: 0 };
       this.lanes.set(key, lane);
     }
     return lane;
@@ -225,7 +235,11 @@ export class ScreenText {
       const r = await this.recognize(lane, frame, decoded);
       result = { text: linesText(r.lines), from: r.from };
       decoded.image = null;
-      lane.bases = [{ observationId: frame.observationId, sha256: frame.sha256, decoded, lines: r.lines }, ...lane.bases].slice(0, this.opts.history);
+      const from = r.from.mode === 'region' ? lane.bases.find((b) => b.observationId === r.from.observation_id) : undefined;
+      const base: Base = { view: from?.view ?? frame.observationId, observationId: frame.observationId, sha256: frame.sha256, decoded, lines: r.lines };
+      lane.recent = [base, ...lane.recent].slice(0, 2);
+      lane.views = [base, ...lane.views.filter((b) => b.view !== base.view)].slice(0, this.opts.history);
+      lane.bases = [...lane.recent, ...lane.views.filter((b) => !lane.recent.includes(b))];
       for (const w of busy.waiters) w.resolve(result);
     } catch (e) {
       for (const w of busy.waiters) w.reject(e as Error);
