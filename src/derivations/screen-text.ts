@@ -506,9 +506,10 @@ interface Scroll {
   fresh: Box[];
 }
 
-function rowHashes(d: Decoded, box: Box): Array<number | null> {
+/** A hash of each row from `top` to `bottom` over the box's columns; null for a uniform row. */
+function rowHashes(d: Decoded, box: Box, top = box.top, bottom = box.bottom): Array<number | null> {
   const out: Array<number | null> = [];
-  for (let y = box.top; y < box.bottom; y++) {
+  for (let y = top; y < bottom; y++) {
     const o = y * d.width;
     let h = 0x811c9dc5;
     let uniform = true;
@@ -525,21 +526,22 @@ function rowHashes(d: Decoded, box: Box): Array<number | null> {
 }
 
 /**
- * Finds content that scrolled vertically inside `box`: the shift most rows agree on (rows
- * compared exactly, over the box's columns), when it explains at least half of the box's rows
- * that are not blank. Deterministic.
+ * Finds content that scrolled vertically inside `box`: the shift most rows agree on (rows of the
+ * new frame's box compared exactly, over the box's columns, with rows anywhere in the base's
+ * columns), when it explains at least half of the box's rows that are not blank. Deterministic.
  */
 export function findScroll(a: Decoded, b: Decoded, box: Box): Scroll | undefined {
-  const ha = rowHashes(a, box);
+  const ha = rowHashes(a, box, 0, a.height);
   const hb = rowHashes(b, box);
   const where = new Map<number, number[]>();
-  ha.forEach((h, i) => h !== null && (where.get(h) ?? where.set(h, []).get(h)!).push(i));
+  ha.forEach((h, y) => h !== null && (where.get(h) ?? where.set(h, []).get(h)!).push(y));
   const votes = new Map<number, number>();
   let content = 0;
   hb.forEach((h, i) => {
     if (h === null) return;
     content++;
-    for (const j of where.get(h) ?? []) if (j !== i) votes.set(j - i, (votes.get(j - i) ?? 0) + 1);
+    const y = box.top + i;
+    for (const j of where.get(h) ?? []) if (j !== y) votes.set(j - y, (votes.get(j - y) ?? 0) + 1);
   });
   let dy = 0;
   let best = 0;
@@ -549,8 +551,8 @@ export function findScroll(a: Decoded, b: Decoded, box: Box): Scroll | undefined
   const fresh: Box[] = [];
   let start = -1;
   for (let i = 0; i <= hb.length; i++) {
-    const j = i + dy;
-    const same = i < hb.length && j >= 0 && j < ha.length && (hb[i] === ha[j] || (hb[i] === null && ha[j] === null));
+    const j = box.top + i + dy;
+    const same = i < hb.length && j >= 0 && j < a.height && (hb[i] === ha[j] || (hb[i] === null && ha[j] === null));
     if (i < hb.length && !same) {
       if (start < 0) start = i;
     } else if (start >= 0) {
@@ -562,22 +564,28 @@ export function findScroll(a: Decoded, b: Decoded, box: Box): Scroll | undefined
 }
 
 /**
- * The lines after a scroll: lines inside the box move by the shift, and are dropped if they left
- * the box or now overlap rows that are new; other lines stay.
+ * The lines after a scroll: lines in the box's columns move by the shift (those outside the box
+ * stay where they are too), and are dropped if they left it or now overlap rows that are new —
+ * those still in it join the rows to OCR, so the region holds them whole; other lines stay.
  */
 function scrollLines(lines: OcrLine[], box: Box, s: Scroll): OcrLine[] {
   const out: OcrLine[] = [];
+  const partly: Box[] = [];
   for (const l of lines) {
-    const within = l.left >= box.left && l.right <= box.right && l.top >= box.top && l.bottom <= box.bottom;
-    if (!within) {
-      out.push(l);
+    const inColumns = l.left >= box.left - BAND_MARGIN && l.right <= box.right + BAND_MARGIN;
+    const outside = l.bottom <= box.top || l.top >= box.bottom;
+    // A line outside the box did not change; if the shift brings its copy into the box, the copy is there too.
+    if (!inColumns || outside) out.push(l);
+    if (!inColumns) continue;
+    const moved = { ...l, top: l.top - s.dy, bottom: l.bottom - s.dy };
+    if (moved.bottom <= box.top || moved.top >= box.bottom) continue;
+    if (moved.top < box.top || moved.bottom > box.bottom || s.fresh.some((f) => intersects(moved, f))) {
+      partly.push({ left: moved.left, right: moved.right, top: Math.max(box.top, moved.top), bottom: Math.min(box.bottom, moved.bottom) });
       continue;
     }
-    const moved = { ...l, top: l.top - s.dy, bottom: l.bottom - s.dy };
-    if (moved.top < box.top || moved.bottom > box.bottom) continue;
-    if (s.fresh.some((f) => intersects(moved, f))) continue;
     out.push(moved);
   }
+  s.fresh.push(...partly);
   return out;
 }
 
