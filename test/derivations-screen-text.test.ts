@@ -117,6 +117,18 @@ describe('ScreenText (in-process)', () => {
     expect(words(r.text)).toEqual(words(full));
   });
 
+  it('keeps a line the scroll brings up from below the changed rows', async () => {
+    const st = new ScreenText(pool);
+    // The last line is the same before and after, so it is outside the change; its copy scrolls up into it.
+    const a = await screen([...LINES.slice(0, 4), 'ok done']);
+    const b = await screen([LINES[2], LINES[3], 'ok done', 'Build finished without warnings', 'ok done']);
+    await st.textOf(frame('s', 'obs_a', a));
+    const r = await st.textOf(frame('s', 'obs_b', b));
+    expect(r.from).toMatchObject({ mode: 'region', scrolled: [128] });
+    const full = (await pool.recognizeLines(b)).map((l) => l.text).join('\n');
+    expect(words(r.text)).toEqual(words(full));
+  });
+
   it('never shares text between streams', async () => {
     const ocr = counting(pool);
     const st = new ScreenText(ocr);

@@ -570,23 +570,30 @@ export function findScroll(a: Decoded, b: Decoded, box: Box): Scroll | undefined
  */
 function scrollLines(lines: OcrLine[], box: Box, s: Scroll): OcrLine[] {
   const out: OcrLine[] = [];
+  const moved: OcrLine[] = [];
   const partly: Box[] = [];
+  let at = -1;
   for (const l of lines) {
     const inColumns = l.left >= box.left - BAND_MARGIN && l.right <= box.right + BAND_MARGIN;
     const outside = l.bottom <= box.top || l.top >= box.bottom;
     // A line outside the box did not change; if the shift brings its copy into the box, the copy is there too.
     if (!inColumns || outside) out.push(l);
     if (!inColumns) continue;
-    const moved = { ...l, top: l.top - s.dy, bottom: l.bottom - s.dy };
-    if (moved.bottom <= box.top || moved.top >= box.bottom) continue;
-    if (moved.top < box.top || moved.bottom > box.bottom || s.fresh.some((f) => intersects(moved, f))) {
-      partly.push({ left: moved.left, right: moved.right, top: Math.max(box.top, moved.top), bottom: Math.min(box.bottom, moved.bottom) });
+    if (!outside && at < 0) at = out.length;
+    const m = { ...l, top: l.top - s.dy, bottom: l.bottom - s.dy };
+    if (m.bottom <= box.top || m.top >= box.bottom) continue;
+    if (m.top < box.top || m.bottom > box.bottom || s.fresh.some((f) => intersects(m, f))) {
+      partly.push({ left: m.left, right: m.right, top: Math.max(box.top, m.top), bottom: Math.min(box.bottom, m.bottom) });
       continue;
     }
-    out.push(moved);
+    moved.push(m);
   }
   s.fresh.push(...partly);
-  return out;
+  // The box's lines, top to bottom, where its first line was.
+  moved.sort((p, q) => p.top - q.top || p.left - q.left);
+  if (at < 0) at = out.findIndex((l) => l.top >= box.bottom);
+  if (at < 0) at = out.length;
+  return [...out.slice(0, at), ...moved, ...out.slice(at)];
 }
 
 /** Groups changed boxes whose columns overlap (a scrolling pane changes in many row runs), with their bounding box. */
