@@ -96,6 +96,8 @@ export const derivationViewSchema = z.object({
       mode: z.enum(['full', 'reused', 'region', 'coalesced']),
       observation_id: z.string().nullable(),
       regions: z.array(z.object({ left: z.number().int(), top: z.number().int(), width: z.number().int(), height: z.number().int() })).nullable(),
+      /** With `region`: vertical shifts (pixels, up positive) of content that scrolled; its lines were moved, not OCR'd again. */
+      scrolled: z.array(z.number().int()).optional(),
     })
     .nullable(),
   /** On POST: `hit` when a settled record answered, `miss` when it is (being) computed. Null on reads. */
