@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'idempotency_conflict'
+  | 'misdirected_request'
   | 'rate_limited'
   | 'quota_exceeded'
   | 'insufficient_storage'
@@ -34,6 +35,7 @@ const STATUS: Record<ErrorCode, number> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   idempotency_conflict: 422,
+  misdirected_request: 421,
   rate_limited: 429,
   quota_exceeded: 507,
   insufficient_storage: 507,
@@ -56,6 +58,7 @@ const TITLES: Record<ErrorCode, string> = {
   payload_too_large: 'Payload too large',
   unsupported_media_type: 'Unsupported media type',
   idempotency_conflict: 'Idempotency key reused with a different request',
+  misdirected_request: 'Misdirected request',
   rate_limited: 'Rate limited',
   quota_exceeded: 'Quota exceeded',
   insufficient_storage: 'Insufficient storage',

@@ -13,6 +13,7 @@ import type { ObservationService } from '../observations/service.js';
 import type { SourceService } from '../sources/service.js';
 import type { SignedUploadService } from '../uploads/service.js';
 import { adminAuth, type AppEnv } from './auth.js';
+import { browserGuard } from './browser-guard.js';
 import { MemoryBudget } from './memory-budget.js';
 import type { Metrics } from './metrics.js';
 import { describeRoute } from 'hono-openapi';
@@ -82,6 +83,25 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
     metrics.requests.inc({ method: c.req.method, route, status: c.res.status });
     metrics.duration.observe({ method: c.req.method, route }, ms / 1000);
     logger.info({ method: c.req.method, path: c.req.path, route, status: c.res.status, ms: Math.round(ms * 10) / 10 }, 'request');
+  });
+
+  // Before routing, so every route (and any added later) lives within the browser-safety rules.
+  const publicHost = config.uploads.public_base_url ? [new URL(config.uploads.public_base_url).host] : [];
+  app.use(
+    '*',
+    browserGuard({
+      allowedHosts: [...config.http.allowed_hosts, ...publicHost],
+      allowedOrigins: config.http.allowed_origins,
+      rawBodyPaths: (path) => path.startsWith('/v1/uploads/'),
+    }),
+  );
+
+  // Every body (JSON uploads and batches, multipart uploads, admin JSON) must keep this pace, so a
+  // dribbling client cannot hold the memory budget, a temp file or a connection for long.
+  const bodyRate = { bytesPerSecond: config.limits.json_body_min_bytes_per_s, graceMs: config.limits.json_body_rate_grace_ms };
+  app.use('*', async (c, next) => {
+    c.set('bodyRate', bodyRate);
+    await next();
   });
 
   // The server resolves `.`/`..` (and `%2E%2E`) segments before routing, so `/sources/..` would
