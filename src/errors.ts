@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'idempotency_conflict'
   | 'misdirected_request'
   | 'rate_limited'
+  | 'headers_too_large'
   | 'quota_exceeded'
   | 'insufficient_storage'
   | 'unsupported_derivation'
@@ -37,6 +38,7 @@ const STATUS: Record<ErrorCode, number> = {
   idempotency_conflict: 422,
   misdirected_request: 421,
   rate_limited: 429,
+  headers_too_large: 431,
   quota_exceeded: 507,
   insufficient_storage: 507,
   unsupported_derivation: 400,
@@ -60,6 +62,7 @@ const TITLES: Record<ErrorCode, string> = {
   idempotency_conflict: 'Idempotency key reused with a different request',
   misdirected_request: 'Misdirected request',
   rate_limited: 'Rate limited',
+  headers_too_large: 'Request header fields too large',
   quota_exceeded: 'Quota exceeded',
   insufficient_storage: 'Insufficient storage',
   unsupported_derivation: 'Unsupported derivation',
