@@ -105,3 +105,23 @@ export function titleOf(code: ErrorCode): string {
 
 /** Shorthand for the most common error: not_found naming what is missing. */
 export const notFound = (what: string) => new AppError('not_found', `${what} not found`);
+
+const DISK_FULL_CODES = new Set(['SQLITE_FULL', 'ENOSPC', 'EDQUOT']);
+
+/** True when `e` (or an error it wraps as `cause`) says the disk, or the user's quota on it, is full. */
+export function isDiskFull(e: unknown): boolean {
+  let x = e;
+  for (let depth = 0; x !== null && typeof x === 'object' && depth < 5; depth++) {
+    if (x instanceof AppError) return x.code === 'insufficient_storage';
+    if (DISK_FULL_CODES.has(String((x as { code?: unknown }).code))) return true;
+    x = (x as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** The client-facing form of a full disk (SQLITE_FULL, ENOSPC): insufficient_storage, 507. */
+export const diskFull = () =>
+  new AppError('insufficient_storage', 'the disk holding the data directory is full; nothing was stored — retry once space is freed');
+
+/** How long background work that hit a full disk waits before it tries again. */
+export const DISK_FULL_RETRY_MS = 5_000;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { StagedBlob } from '../assets/blob-store.js';
 import { assetIdOf, ensureAsset, getAsset } from '../assets/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
-import { AppError, notFound } from '../errors.js';
+import { AppError, DISK_FULL_RETRY_MS, isDiskFull, notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ObservationView } from '../observations/schemas.js';
 import { getSourceRow } from '../sources/repo.js';
@@ -72,12 +72,17 @@ export class DerivationService {
   constructor(
     private deps: Deps,
     private engines: DerivationEngines,
-    private logger?: Pick<Logger, 'error' | 'info'>,
+    private logger?: Pick<Logger, 'error' | 'info' | 'warn'>,
     private hooks: DerivationHooks = {},
   ) {
-    this.queue = new JobQueue(deps.config.derivations.queue_concurrency, (id) => this.runJob(id), (id, err) =>
-      this.logger?.error({ err, derivation_id: id }, 'derivation job crashed'),
-    );
+    this.queue = new JobQueue(deps.config.derivations.queue_concurrency, (id) => this.runJob(id), (id, err) => {
+      if (isDiskFull(err)) {
+        // Not the derivation's fault: it stays pending/processing and runs again once there is room.
+        this.logger?.warn({ err, derivation_id: id, retry_in_ms: DISK_FULL_RETRY_MS }, 'derivation postponed: disk full');
+        return DISK_FULL_RETRY_MS;
+      }
+      this.logger?.error({ err, derivation_id: id }, 'derivation job crashed');
+    });
     this.closedSignal = new Promise((r) => (this.signalClosed = r));
   }
 
@@ -245,6 +250,8 @@ export class DerivationService {
       outcome = await computeDerivation({ deps: this.deps, engines: this.engines, signal: this.abort.signal }, row);
       if (outcome.kind === 'produced') staged = await blobs.stage(outcome.bytes);
     } catch (e) {
+      // A full disk is retried (by the queue), not recorded as the derivation's failure.
+      if (isDiskFull(e)) throw e;
       failure = { message: messageOf(e), backend: e instanceof BackendFailure ? e.backend : null };
     }
     if (this.closed) {
@@ -315,7 +322,7 @@ export class DerivationService {
 }
 
 /** Builds the derivation service with its engines from the config: the OCR pool caches under the data directory. */
-export function createDerivationService(deps: Deps, logger?: Pick<Logger, 'error' | 'info'>, hooks: DerivationHooks = {}) {
+export function createDerivationService(deps: Deps, logger?: Pick<Logger, 'error' | 'info' | 'warn'>, hooks: DerivationHooks = {}) {
   const ocr = new OcrPool({ size: deps.config.derivations.ocr_workers, cachePath: join(deps.config.data_dir, 'cache', 'ocr') });
   return new DerivationService(deps, { ocr, transcriber: new Transcriber(deps.config.transcription) }, logger, hooks);
 }

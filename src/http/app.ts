@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { Db } from '../db/open.js';
 import type { EventHub } from '../events/hub.js';
 import type { DerivationService } from '../derivations/service.js';
-import { AppError } from '../errors.js';
+import { AppError, isDiskFull } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AssetService } from '../assets/service.js';
 import type { MaterializationService } from '../materialization/service.js';
@@ -113,7 +113,8 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
   });
 
   app.onError((err, c) => {
-    if (!(err instanceof AppError)) logger.error({ err, path: c.req.path }, 'unhandled error');
+    if (isDiskFull(err)) logger.warn({ err, path: c.req.path }, 'disk full: request refused with 507');
+    else if (!(err instanceof AppError)) logger.error({ err, path: c.req.path }, 'unhandled error');
     return toProblem(err, c.get('problemDomain'));
   });
   app.notFound((c) => problemResponse('not_found', `no route for ${c.req.method} ${c.req.path}`));

@@ -1,7 +1,7 @@
 import { Readable, Transform } from 'node:stream';
 import busboy from 'busboy';
 import type { BlobStore, StagedBlob } from '../assets/blob-store.js';
-import { AppError } from '../errors.js';
+import { AppError, diskFull, isDiskFull } from '../errors.js';
 import type { MemoryBudget } from './memory-budget.js';
 
 const tooLarge = (limit: number) => new AppError('payload_too_large', `request body exceeds the limit of ${limit} bytes`);
@@ -173,7 +173,16 @@ export async function readMultipartUpload(
           throw e;
         }
       })();
-      filePart.catch(fail);
+      filePart.catch((e) => {
+        // The file cannot be written (a full disk): stop reading the body, or busboy would wait
+        // forever for this part to be consumed and the request would never be answered.
+        fail(e);
+        setImmediate(() => {
+          source.unpipe(counter);
+          source.destroy();
+          bb.destroy();
+        });
+      });
     });
     bb.on('filesLimit', () => fail(new AppError('bad_request', 'send exactly one file part')));
     bb.on('partsLimit', () => fail(new AppError('bad_request', 'too many multipart parts')));
@@ -209,6 +218,7 @@ export async function readMultipartUpload(
   const file = await filePart?.catch((e) => (fail(e), undefined));
   if (failure) {
     if (file) blobs.discard(file.staged);
+    if (isDiskFull(failure)) throw diskFull();
     throw failure instanceof AppError ? failure : new AppError('bad_request', 'malformed multipart body');
   }
   if (!file) throw new AppError('bad_request', 'multipart upload needs a part named "file"');

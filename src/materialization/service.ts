@@ -36,7 +36,7 @@ export class MaterializationService {
     private derivations: DerivationService,
     private submitter: RunSubmitter,
     readonly lifecycle: RunLifecycle,
-    private logger?: Pick<Logger, 'error' | 'info'>,
+    private logger?: Pick<Logger, 'error' | 'info' | 'warn'>,
   ) {}
 
   /**
@@ -300,7 +300,7 @@ export function mostRestrictive(values: Sensitivity[]): Sensitivity | null {
 }
 
 /** Builds the service with the submitter `runs.submitter` names. */
-export function createMaterializationService(deps: Deps, derivations: DerivationService, logger?: Pick<Logger, 'error' | 'info'>) {
+export function createMaterializationService(deps: Deps, derivations: DerivationService, logger?: Pick<Logger, 'error' | 'info' | 'warn'>) {
   const lifecycle = new RunLifecycle(deps);
   return new MaterializationService(deps, derivations, createSubmitter(deps, lifecycle, logger), lifecycle, logger);
 }
