@@ -21,6 +21,8 @@ export interface DerivationRow {
   result_asset_id: string | null;
   reused_subject_asset: number;
   auto_derive: number;
+  /** 1 when the subject's source did not allow the external backend this derivation needs. */
+  external_processing_withheld: number;
   created_at_ms: number;
   updated_at_ms: number;
 }
@@ -71,6 +73,7 @@ export function toDerivationView(r: DerivationRow, cacheStatus: 'hit' | 'miss' |
     status: r.status,
     error: r.error,
     backend: r.backend === null ? null : backendView(JSON.parse(r.backend) as DerivationBackend),
+    external_processing_withheld: r.external_processing_withheld === 1,
     cache_status: cacheStatus,
   };
 }

@@ -84,6 +84,8 @@ export const derivationViewSchema = z.object({
   error: z.string().nullable(),
   /** Kheish's DerivationBackendProvenance: who produced the result (only for external backends). */
   backend: z.object({ kind: z.string(), route_id: z.string(), provider: z.string(), model: z.string() }).nullable(),
+  /** True when the subject's source does not allow external processing, so the backend (transcription) was never called. */
+  external_processing_withheld: z.boolean(),
   /** On POST: `hit` when a settled record answered, `miss` when it is (being) computed. Null on reads. */
   cache_status: z.enum(['hit', 'miss']).nullable(),
 });

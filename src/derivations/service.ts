@@ -7,7 +7,7 @@ import { AppError, DISK_FULL_RETRY_MS, isDiskFull, notFound } from '../errors.js
 import type { Logger } from '../logger.js';
 import type { ObservationView } from '../observations/schemas.js';
 import { getSourceRow } from '../sources/repo.js';
-import { BackendFailure, computeDerivation, messageOf, type DerivationEngines, type Outcome } from './compute.js';
+import { BackendFailure, computeDerivation, ExternalProcessingWithheld, messageOf, type DerivationEngines, type Outcome } from './compute.js';
 import { OcrPool } from './ocr.js';
 import { planFor } from './plan.js';
 import { JobQueue } from './queue.js';
@@ -200,6 +200,7 @@ export class DerivationService {
           result_asset_id: null,
           reused_subject_asset: 0,
           auto_derive: auto ? 1 : 0,
+          external_processing_withheld: 0,
           created_at_ms: t,
           updated_at_ms: t,
         };
@@ -244,7 +245,7 @@ export class DerivationService {
       if (row.auto_derive && row.subject_observation_id) refreshProcessingStatus(db, row.subject_observation_id);
     })();
     let outcome: Outcome | undefined;
-    let failure: { message: string; backend: DerivationBackend | null } | undefined;
+    let failure: { message: string; backend: DerivationBackend | null; withheld?: boolean } | undefined;
     let staged: StagedBlob | undefined;
     try {
       outcome = await computeDerivation({ deps: this.deps, engines: this.engines, signal: this.abort.signal }, row);
@@ -252,7 +253,7 @@ export class DerivationService {
     } catch (e) {
       // A full disk is retried (by the queue), not recorded as the derivation's failure.
       if (isDiskFull(e)) throw e;
-      failure = { message: messageOf(e), backend: e instanceof BackendFailure ? e.backend : null };
+      failure = { message: messageOf(e), backend: e instanceof BackendFailure ? e.backend : null, withheld: e instanceof ExternalProcessingWithheld };
     }
     if (this.closed) {
       // Left as processing: the next start runs it again.
@@ -269,7 +270,7 @@ export class DerivationService {
   private settle(
     id: string,
     outcome: Outcome | undefined,
-    failure: { message: string; backend: DerivationBackend | null } | undefined,
+    failure: { message: string; backend: DerivationBackend | null; withheld?: boolean } | undefined,
     staged: StagedBlob | undefined,
   ): DerivationView | undefined {
     const { db, now, blobs } = this.deps;
@@ -291,6 +292,7 @@ export class DerivationService {
           result_asset_id: reused ? outcome.assetId : ensureAsset(db, staged!.sha256, outcome.mediaType, staged!.byteLength, t),
           reused_subject_asset: reused ? 1 : 0,
           backend: !reused && outcome.backend ? JSON.stringify(outcome.backend) : null,
+          external_processing_withheld: 0,
           updated_at_ms: t,
         };
       } else {
@@ -300,6 +302,7 @@ export class DerivationService {
           result_asset_id: null,
           reused_subject_asset: 0,
           backend: failure?.backend ? JSON.stringify(failure.backend) : null,
+          external_processing_withheld: failure?.withheld ? 1 : 0,
           updated_at_ms: t,
         };
       }
