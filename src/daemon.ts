@@ -16,6 +16,7 @@ import { EventHub } from './events/hub.js';
 import { Outbox } from './events/outbox.js';
 import { WebhookDeliverer } from './events/webhooks.js';
 import { daemonJobs } from './daemon-jobs.js';
+import { isDiskFull } from './errors.js';
 import { createApp, type Services } from './http/app.js';
 import { clientErrorResponse } from './http/client-error.js';
 import { createMetrics } from './http/metrics.js';
@@ -90,7 +91,9 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
   const app = createApp({ services, logger, metrics, version: VERSION, ready: () => accepting });
   const jobs = new JobRegistry(deps.now, (run) => {
     metrics.recordJob(run);
-    if (run.error !== undefined) logger.error({ err: run.error, job: run.name }, 'periodic job failed');
+    // A full disk is not a bug: the job runs again next time and succeeds once space is freed.
+    if (run.error !== undefined && isDiskFull(run.error)) logger.warn({ err: run.error, job: run.name }, 'periodic job postponed: disk full');
+    else if (run.error !== undefined) logger.error({ err: run.error, job: run.name }, 'periodic job failed');
   });
   for (const job of daemonJobs(deps, services, logger)) jobs.add(job);
   let server: Server | undefined;

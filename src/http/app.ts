@@ -150,7 +150,7 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
   app.route('/v1/assets', assetRoutes(deps));
   app.route('/v1/derivations', derivationRoutes(deps));
   app.route('/v1', runRoutes(deps));
-  app.route('/mcp', mcpRoutes(deps, async (req) => app.fetch(req)));
+  app.route('/mcp', mcpRoutes(deps, async (req, env) => app.fetch(req, env)));
   return app;
 }
 
