@@ -1,11 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnDaemon, type ChildDaemon } from './helpers/child.js';
-import { makePng, uploadBody } from './helpers/media.js';
+import { eventually } from './helpers/derivations.js';
+import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { makePng, makeWav, uploadBody } from './helpers/media.js';
 
 type Json = Record<string, any>;
 
@@ -58,6 +60,8 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
   let obsId = '';
   let signedUrl = '';
   let filler = '';
+  let fake: FakeOpenAI;
+  let transcriptId = '';
   const dataDir = disk ? join(disk.dir, 'data') : '';
 
   const call = (path: string, init: RequestInit & { json?: unknown; token?: string } = {}) => {
@@ -87,7 +91,12 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
   };
 
   beforeAll(async () => {
-    d = await spawnDaemon(dataDir);
+    fake = await startFakeOpenAI();
+    fake.reply = { text: 'words from the fake backend' };
+    const configDir = mkdtempSync(join(tmpdir(), 'observd-full-config-'));
+    const configFile = join(configDir, 'config.toml');
+    writeFileSync(configFile, `[transcription]\nbase_url = "${fake.baseUrl}"\nmodel = "whisper-1"\nmax_retries = 0\n`);
+    d = await spawnDaemon(dataDir, { args: ['--config', configFile] });
     const src = (await (await call('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })).json()) as Json;
     token = src.upload_token;
     const up = await call('/v1/observation-sources/cam/observations', { method: 'POST', token, json: uploadBody(makePng(2, 2, 1), 'before', { canonical_text: 'hello' }) });
@@ -97,15 +106,33 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
     expect(minted.status).toBe(201);
     signedUrl = ((await minted.json()) as Json).upload_url;
 
+    // A transcription in flight at the backend when the disk fills: its result cannot be stored.
+    const mic = (await (await call('/v1/observation-sources', {
+      method: 'POST',
+      json: { source_id: 'mic', display_name: 'mic', kind: 'microphone_segment', allow_external_processing: true },
+    })).json()) as Json;
+    const seg = await call('/v1/observation-sources/mic/observations', { method: 'POST', token: mic.upload_token, json: uploadBody(makeWav(0.3), 'seg', {}, 'audio/wav') });
+    expect(seg.status).toBe(201);
+    fake.hold();
+    const der = await call('/v1/derivations?wait=false', {
+      method: 'POST',
+      json: { profile: 'canonical_text', subject: { type: 'observation', observation_id: ((await seg.json()) as Json).observation_id } },
+    });
+    expect(der.status).toBe(202);
+    transcriptId = ((await der.json()) as Json).derivation_id;
+    await fake.waitForCalls(1);
+
     // Every later write must grow a file: move the WAL into the database and truncate it.
     const db = new Database(join(dataDir, 'observd.db'));
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.close();
     filler = fill(disk!.dir);
+    fake.release();
   });
 
   afterAll(async () => {
     await d?.kill();
+    await fake?.close();
     disk?.unmount();
   });
 
@@ -142,6 +169,10 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
     expect((await call('/livez')).status).toBe(200);
     // Reads keep working on a full disk.
     expect((await call(`/v1/observations/${obsId}`)).status).toBe(200);
+    // The transcription that could not store its result waits to be retried; it is not failed.
+    await new Promise((r) => setTimeout(r, 300));
+    const pending = (await (await call(`/v1/derivations/${transcriptId}`)).json()) as Json;
+    expect(pending.status).toBe('processing');
     const bad = d.logs().filter((l) => (l.level as number) >= 50);
     expect(bad, JSON.stringify(bad)).toEqual([]);
     expect(d.stderr()).not.toMatch(/uncaught|SQLITE_FULL|ENOSPC/i);
@@ -159,6 +190,8 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
     const der = await call('/v1/derivations', { method: 'POST', json: { profile: 'visual_preview', subject: { type: 'observation', observation_id: obsId } } });
     expect(der.status).toBe(200);
     expect(((await der.json()) as Json).status).toBe('completed');
+    // The postponed transcription is retried on its own and completes.
+    await eventually(async () => ((await (await call(`/v1/derivations/${transcriptId}`)).json()) as Json).status === 'completed', 20_000);
     expect(d.proc.exitCode).toBeNull();
   });
 });

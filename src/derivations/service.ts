@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { StagedBlob } from '../assets/blob-store.js';
-import { assetIdOf, ensureAsset, getAsset } from '../assets/repo.js';
+import { assetIdOf, discardUnclaimed, ensureAsset, getAsset } from '../assets/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { AppError, DISK_FULL_RETRY_MS, isDiskFull, notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -275,52 +275,58 @@ export class DerivationService {
   ): DerivationView | undefined {
     const { db, now, blobs } = this.deps;
     if (staged) blobs.publishSync(staged);
-    return commitThenErase(this.deps, () => {
-      const current = getDerivationRow(db, id);
-      if (!current || current.status !== 'processing') {
-        // Its subject was erased while it ran: keep nothing it made.
-        const orphan = staged && !getAsset(db, assetIdOf(staged.sha256)) ? [staged.sha256] : [];
-        return { result: undefined, freed: orphan };
-      }
-      const t = now();
-      let set: Partial<DerivationRow>;
-      if (outcome && !failure) {
-        const reused = outcome.kind === 'reuse';
-        set = {
-          status: 'completed',
-          error: null,
-          result_asset_id: reused ? outcome.assetId : ensureAsset(db, staged!.sha256, outcome.mediaType, staged!.byteLength, t),
-          reused_subject_asset: reused ? 1 : 0,
-          backend: !reused && outcome.backend ? JSON.stringify(outcome.backend) : null,
-          external_processing_withheld: 0,
-          updated_at_ms: t,
-        };
-      } else {
-        set = {
-          status: 'failed',
-          error: (failure?.message ?? 'unknown failure').slice(0, MAX_ERROR_CHARS),
-          result_asset_id: null,
-          reused_subject_asset: 0,
-          backend: failure?.backend ? JSON.stringify(failure.backend) : null,
-          external_processing_withheld: failure?.withheld ? 1 : 0,
-          updated_at_ms: t,
-        };
-      }
-      updateDerivation(db, id, set);
-      const old = current.result_asset_id;
-      const freed = old && old !== set.result_asset_id ? releaseWithDerivations(db, [], [old]) : [];
-      if (current.auto_derive && current.subject_observation_id) refreshProcessingStatus(db, current.subject_observation_id);
-      const view = toDerivationView(getDerivationRow(db, id)!);
-      this.deps.events.append(view.status === 'completed' ? 'derivation.completed' : 'derivation.failed', null, {
-        derivation_id: view.derivation_id,
-        profile: view.profile,
-        subject: view.subject,
-        status: view.status,
-        result_asset_id: view.result_asset_id,
-        ...(view.error ? { error: view.error } : {}),
+    try {
+      return commitThenErase(this.deps, () => {
+        const current = getDerivationRow(db, id);
+        if (!current || current.status !== 'processing') {
+          // Its subject was erased while it ran: keep nothing it made.
+          const orphan = staged && !getAsset(db, assetIdOf(staged.sha256)) ? [staged.sha256] : [];
+          return { result: undefined, freed: orphan };
+        }
+        const t = now();
+        let set: Partial<DerivationRow>;
+        if (outcome && !failure) {
+          const reused = outcome.kind === 'reuse';
+          set = {
+            status: 'completed',
+            error: null,
+            result_asset_id: reused ? outcome.assetId : ensureAsset(db, staged!.sha256, outcome.mediaType, staged!.byteLength, t),
+            reused_subject_asset: reused ? 1 : 0,
+            backend: !reused && outcome.backend ? JSON.stringify(outcome.backend) : null,
+            external_processing_withheld: 0,
+            updated_at_ms: t,
+          };
+        } else {
+          set = {
+            status: 'failed',
+            error: (failure?.message ?? 'unknown failure').slice(0, MAX_ERROR_CHARS),
+            result_asset_id: null,
+            reused_subject_asset: 0,
+            backend: failure?.backend ? JSON.stringify(failure.backend) : null,
+            external_processing_withheld: failure?.withheld ? 1 : 0,
+            updated_at_ms: t,
+          };
+        }
+        updateDerivation(db, id, set);
+        const old = current.result_asset_id;
+        const freed = old && old !== set.result_asset_id ? releaseWithDerivations(db, [], [old]) : [];
+        if (current.auto_derive && current.subject_observation_id) refreshProcessingStatus(db, current.subject_observation_id);
+        const view = toDerivationView(getDerivationRow(db, id)!);
+        this.deps.events.append(view.status === 'completed' ? 'derivation.completed' : 'derivation.failed', null, {
+          derivation_id: view.derivation_id,
+          profile: view.profile,
+          subject: view.subject,
+          status: view.status,
+          result_asset_id: view.result_asset_id,
+          ...(view.error ? { error: view.error } : {}),
+        });
+        return { result: view, freed };
       });
-      return { result: view, freed };
-    });
+    } catch (e) {
+      // Not stored (a full disk): the published result must not stay behind as an orphan blob.
+      if (staged) discardUnclaimed(db, blobs, [staged.sha256]);
+      throw e;
+    }
   }
 }
 
