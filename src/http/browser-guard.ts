@@ -33,19 +33,20 @@ export function browserGuard(opts: BrowserGuardOptions): MiddlewareHandler {
 
   return async (c, next) => {
     const socket = (c.env as { incoming?: { socket?: { localPort?: number; localAddress?: string } } } | undefined)?.incoming?.socket;
-    const hostHeader = c.req.header('host');
-    const host = hostHeader === undefined ? undefined : parseHost(hostHeader.toLowerCase());
+    const hostHeader = (c.req.header('host') ?? '').toLowerCase();
+    const host = parseHost(hostHeader);
     if (!host || !hostAllowed(host, hosts, socket?.localPort, socket?.localAddress)) {
-      throw new AppError('misdirected_request', `this daemon does not serve the host ${JSON.stringify(hostHeader ?? '')}`);
+      throw new AppError('misdirected_request', `this daemon does not serve the host ${JSON.stringify(hostHeader)}`);
     }
 
-    const origin = c.req.header('origin')?.toLowerCase();
-    const listed = origin !== undefined && origins.has(origin);
+    const rawOrigin = c.req.header('origin');
+    const origin = rawOrigin?.toLowerCase();
+    const listed = rawOrigin !== undefined && origins.has(rawOrigin.toLowerCase());
     if (c.req.method === 'OPTIONS') {
       // A CORS preflight: answered for allowed origins only; anything else gets no CORS headers.
       if (!listed) throw new AppError('forbidden', 'cross-origin requests are not allowed from this origin');
       return c.body(null, 204, {
-        'access-control-allow-origin': c.req.header('origin')!,
+        'access-control-allow-origin': rawOrigin,
         'access-control-allow-methods': CORS_METHODS,
         'access-control-allow-headers': CORS_HEADERS,
         'access-control-max-age': '600',
@@ -55,7 +56,7 @@ export function browserGuard(opts: BrowserGuardOptions): MiddlewareHandler {
 
     if (!SAFE_METHODS.has(c.req.method)) {
       // Our own origin is the Host the request came to (over TLS when a proxy terminates it).
-      const own = origin === `http://${hostHeader!.toLowerCase()}` || origin === `https://${hostHeader!.toLowerCase()}`;
+      const own = origin === `http://${hostHeader}` || origin === `https://${hostHeader}`;
       const site = c.req.header('sec-fetch-site')?.toLowerCase();
       if (!listed && origin !== undefined && !own) {
         throw new AppError('forbidden', `state-changing requests from the origin ${JSON.stringify(origin)} are not allowed`);
@@ -73,7 +74,7 @@ export function browserGuard(opts: BrowserGuardOptions): MiddlewareHandler {
 
     await next();
     if (listed) {
-      c.res.headers.set('access-control-allow-origin', c.req.header('origin')!);
+      c.res.headers.set('access-control-allow-origin', rawOrigin);
       c.res.headers.append('vary', 'Origin');
     }
   };
