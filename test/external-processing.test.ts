@@ -10,7 +10,7 @@ import { startReceiver, type WebhookReceiver } from './helpers/webhook-receiver.
 type Json = Record<string, any>;
 
 /** A sensitivity whose data may leave the machine by default (Kheish's "standard"). */
-const STANDARD = 'internal';
+const STANDARD = 'standard';
 const SECRET_TEXT = 'SECRET-PASSWORD-MARKER-7731';
 const PUBLIC_TEXT = 'ordinary-public-text-4410';
 const secretPng = makePng(5, 5, 42);

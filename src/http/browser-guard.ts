@@ -33,7 +33,9 @@ export function browserGuard(opts: BrowserGuardOptions): MiddlewareHandler {
 
   return async (c, next) => {
     const socket = (c.env as { incoming?: { socket?: { localPort?: number; localAddress?: string } } } | undefined)?.incoming?.socket;
-    const hostHeader = (c.req.header('host') ?? '').toLowerCase();
+    // A request built in process (`app.request`, MCP's calls to the API) may carry no Host header:
+    // its URL's host is the one it was addressed to (Node's parser requires Host of HTTP/1.1 clients).
+    const hostHeader = (c.req.header('host') ?? new URL(c.req.url).host).toLowerCase();
     const host = parseHost(hostHeader);
     if (!host || !hostAllowed(host, hosts, socket?.localPort, socket?.localAddress)) {
       throw new AppError('misdirected_request', `this daemon does not serve the host ${JSON.stringify(hostHeader)}`);
