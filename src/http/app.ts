@@ -92,7 +92,8 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
     browserGuard({
       allowedHosts: [...config.http.allowed_hosts, ...publicHost],
       allowedOrigins: config.http.allowed_origins,
-      rawBodyPaths: (path) => path.startsWith('/v1/uploads/'),
+      // Signed upload PUTs take raw bytes; upload-token routes refuse other types in uploadAdmission.
+      ownBodyAdmission: (path) => path.startsWith('/v1/uploads/') || UPLOAD_TOKEN_ROUTE.test(path),
     }),
   );
 
@@ -153,6 +154,9 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
   app.route('/mcp', mcpRoutes(deps, async (req, env) => app.fetch(req, env)));
   return app;
 }
+
+/** The routes behind `uploadAdmission` (direct, batch and signed-URL uploads). */
+const UPLOAD_TOKEN_ROUTE = /^\/v1\/observation-sources\/[^/]+\/(?:observations(?:\/batch)?|upload-urls)\/?$/;
 
 /** True when a raw request target has a `.` or `..` path segment, percent-encoded or not. */
 function hasDotSegment(target: string): boolean {

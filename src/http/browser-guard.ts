@@ -6,8 +6,11 @@ export interface BrowserGuardOptions {
   allowedHosts: string[];
   /** Origins (`scheme://host[:port]`) whose pages may change state and get CORS answers. */
   allowedOrigins: string[];
-  /** Paths whose bodies are raw bytes, not JSON or multipart (signed upload PUTs). */
-  rawBodyPaths: (path: string) => boolean;
+  /**
+   * Paths whose routes admit body types themselves: raw bytes (signed upload PUTs), or the
+   * upload-token routes, whose admission authenticates first and audits the refusal.
+   */
+  ownBodyAdmission: (path: string) => boolean;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -23,7 +26,8 @@ const CORS_METHODS = 'GET, HEAD, POST, PATCH, PUT, DELETE';
  * - a state-changing request whose `Origin` is not the daemon's own origin or an allowed one,
  *   or whose `Sec-Fetch-Site` says cross-site, is refused (forbidden);
  * - a body must be JSON or multipart (unsupported_media_type), so a cross-site "simple request"
- *   (`text/plain`, form-urlencoded) is never parsed;
+ *   (`text/plain`, form-urlencoded) is never parsed (routes with their own body admission, such
+ *   as `uploadAdmission`, refuse other types themselves);
  * - CORS headers are sent only to allowed origins, never `*`.
  * Clients that send no `Origin` and no `Sec-Fetch-Site` (curl, SDKs, capture agents) pass.
  */
@@ -66,7 +70,7 @@ export function browserGuard(opts: BrowserGuardOptions): MiddlewareHandler {
       if (!listed && site !== undefined && site !== 'same-origin' && site !== 'none') {
         throw new AppError('forbidden', `state-changing ${site} requests are not allowed`);
       }
-      if (hasBody(c.req.raw) && !opts.rawBodyPaths(c.req.path)) {
+      if (hasBody(c.req.raw) && !opts.ownBodyAdmission(c.req.path)) {
         const type = (c.req.header('content-type') ?? '').toLowerCase();
         if (!isJsonType(type) && !type.trim().startsWith('multipart/form-data')) {
           throw new AppError('unsupported_media_type', 'send the body as application/json (or multipart/form-data where a route takes files)');
