@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import type { z } from 'zod';
 import { AppError } from '../errors.js';
 import type { AppEnv } from './auth.js';
-import { readLimitedBytes } from './body.js';
+import { readLimitedBytes, type MinRate } from './body.js';
 import { isJsonType } from './browser-guard.js';
 import { validationError } from './problem.js';
 
@@ -45,9 +45,10 @@ export function requireJsonType(req: Request): void {
   if (type !== '' && !isJsonType(type)) throw new AppError('unsupported_media_type', 'send the body as application/json');
 }
 
-/** A JSON body that may be absent or empty (`{}` is assumed then); bad_request when it is not JSON. */
-export async function readOptionalJsonBody(req: Request, limit: number): Promise<unknown> {
-  const bytes = await readLimitedBytes(req, limit);
+/** A JSON body that may be absent or empty (`{}` is assumed then), at `rate`; unsupported_media_type for another type, bad_request when it is not JSON. */
+export async function readOptionalJsonBody(req: Request, limit: number, rate?: MinRate): Promise<unknown> {
+  requireJsonType(req);
+  const bytes = await readLimitedBytes(req, limit, rate);
   return bytes.length === 0 ? {} : parseJson(bytes);
 }
 
