@@ -64,6 +64,22 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    http: z
+      .object({
+        /**
+         * Host names (`name` or `name:port`) this daemon answers besides loopback names on its own
+         * port, e.g. the name a reverse proxy forwards; any other `Host` gets 421.
+         */
+        allowed_hosts: z
+          .array(z.string().regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/, 'must be a host name, optionally with :port'))
+          .default(() => []),
+        /** Web origins (`scheme://host[:port]`) allowed to change state and sent CORS headers; never `*`. */
+        allowed_origins: z
+          .array(z.string().regex(/^https?:\/\/(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/, 'must be an origin: scheme://host[:port]'))
+          .default(() => []),
+      })
+      .strict()
+      .prefault({}),
     retention: z
       .object({
         sweep_interval_ms: z.number().int().positive().default(5_000),

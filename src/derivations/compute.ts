@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Deps } from '../deps.js';
+import { externalProcessingDeniedBy } from '../sources/repo.js';
 import { assertDecodable } from './image-size.js';
 import { OCR_LANGUAGE, type OcrPool } from './ocr.js';
 import { planFor } from './plan.js';
@@ -33,6 +34,9 @@ export interface ComputeContext {
   full?: boolean;
   park?: () => void;
 }
+
+/** The subject's source does not allow its data to go to the external backend this derivation needs. */
+export class ExternalProcessingWithheld extends Error {}
 
 /** A failure that happened after a backend was called: the record names the backend. */
 export class BackendFailure extends Error {
@@ -101,7 +105,7 @@ export async function computeDerivation(ctx: ComputeContext, row: DerivationRow)
       }
     }
     case 'transcribe':
-      return transcribe(ctx.engines.transcriber, row, subject, bytes, ctx.signal);
+      return transcribe(ctx.engines.transcriber, row, subject, bytes, ctx.signal, externalProcessingDeniedBy(db, subject.asset.asset_id));
     case 'image_preview': {
       const p = await imagePreview(bytes, config.derivations.max_image_pixels);
       return { kind: 'produced', bytes: p.bytes, mediaType: p.mediaType, backend: null };
@@ -119,6 +123,7 @@ async function transcribe(
   subject: ResolvedSubject,
   bytes: Buffer,
   signal: AbortSignal,
+  deniedBy: string | undefined,
 ): Promise<Outcome> {
   // Digital silence has no words: no need to ship it anywhere.
   if (subject.mediaType === 'audio/wav' && silentWav(bytes)) return text('', null);
@@ -127,6 +132,11 @@ async function transcribe(
   }
   const reason = transcriber.unavailableReason;
   if (reason) throw new Error(reason);
+  if (deniedBy !== undefined) {
+    throw new ExternalProcessingWithheld(
+      `withheld from the transcription backend: source "${deniedBy}" does not allow external processing (set allow_external_processing to true to allow it, then retry with retry_failed=true)`,
+    );
+  }
   try {
     return text(await transcriber.transcribe(bytes, subject.mediaType, signal), transcriber.backend);
   } catch (e) {

@@ -23,11 +23,16 @@ export class JobQueue {
   private again = new Map<string, Deferred>();
   private started = false;
   private stopped = false;
+  private retries = new Set<NodeJS.Timeout>();
 
+  /**
+   * `onError` hears a run that threw; when it returns a number of milliseconds the id is run
+   * again after that long (a transient failure such as a full disk), unless stopped meanwhile.
+   */
   constructor(
     private concurrency: number,
     private run: (id: string, park: () => void) => Promise<void>,
-    private onError: (id: string, e: unknown) => void,
+    private onError: (id: string, e: unknown) => number | void,
   ) {}
 
   /** Queues `id` unless it is already waiting or running; resolves when that run has finished. */
@@ -62,7 +67,18 @@ export class JobQueue {
   /** Starts nothing more; resolves when the runs in progress have finished. Waiting jobs stay unrun. */
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
     await Promise.all([...this.active.values(), ...this.parked.values()].map((d) => d.promise));
+  }
+
+  private retryLater(id: string, ms: number): void {
+    const t = setTimeout(() => {
+      this.retries.delete(t);
+      if (!this.stopped) void this.ensure(id);
+    }, ms);
+    t.unref();
+    this.retries.add(t);
   }
 
   private pump(): void {
@@ -81,7 +97,10 @@ export class JobQueue {
       // Started on a later turn, so a caller (an upload's hook) never runs job code on its own stack.
       void new Promise((r) => setImmediate(r))
         .then(() => this.run(id, park))
-        .catch((e) => this.onError(id, e))
+        .catch((e) => {
+          const retryMs = this.onError(id, e);
+          if (typeof retryMs === 'number' && !this.stopped) this.retryLater(id, retryMs);
+        })
         .finally(() => {
           if (this.active.get(id) === d) this.active.delete(id);
           if (this.parked.get(id) === d) this.parked.delete(id);

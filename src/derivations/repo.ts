@@ -21,6 +21,8 @@ export interface DerivationRow {
   result_asset_id: string | null;
   reused_subject_asset: number;
   auto_derive: number;
+  /** 1 when the subject's source did not allow the external backend this derivation needs. */
+  external_processing_withheld: number;
   created_at_ms: number;
   updated_at_ms: number;
 }
@@ -74,6 +76,7 @@ export function toDerivationView(r: DerivationRow, cacheStatus: 'hit' | 'miss' |
     error: r.error,
     backend: r.backend === null ? null : backendView(backend as unknown as DerivationBackend),
     text_from: text_from as DerivationView['text_from'],
+    external_processing_withheld: r.external_processing_withheld === 1,
     cache_status: cacheStatus,
   };
 }

@@ -100,6 +100,8 @@ export const derivationViewSchema = z.object({
       scrolled: z.array(z.number().int()).optional(),
     })
     .nullable(),
+  /** True when the subject's source does not allow external processing, so the backend (transcription) was never called. */
+  external_processing_withheld: z.boolean(),
   /** On POST: `hit` when a settled record answered, `miss` when it is (being) computed. Null on reads. */
   cache_status: z.enum(['hit', 'miss']).nullable(),
 });

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { StagedBlob } from '../assets/blob-store.js';
-import { assetIdOf, ensureAsset, getAsset } from '../assets/repo.js';
+import { assetIdOf, discardUnclaimed, ensureAsset, getAsset } from '../assets/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
-import { AppError, notFound } from '../errors.js';
+import { AppError, DISK_FULL_RETRY_MS, isDiskFull, notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ObservationView } from '../observations/schemas.js';
 import { getSourceRow } from '../sources/repo.js';
-import { BackendFailure, computeDerivation, messageOf, type DerivationEngines, type Outcome } from './compute.js';
+import { BackendFailure, computeDerivation, ExternalProcessingWithheld, messageOf, type DerivationEngines, type Outcome } from './compute.js';
 import { availableParallelism } from 'node:os';
 import { OcrPool } from './ocr.js';
 import { ScreenText, type ScreenTextStats } from './screen-text.js';
@@ -76,12 +76,17 @@ export class DerivationService {
   constructor(
     private deps: Deps,
     private engines: DerivationEngines,
-    private logger?: Pick<Logger, 'error' | 'info'>,
+    private logger?: Pick<Logger, 'error' | 'info' | 'warn'>,
     private hooks: DerivationHooks = {},
   ) {
-    this.queue = new JobQueue(deps.config.derivations.queue_concurrency, (id, park) => this.runJob(id, park), (id, err) =>
-      this.logger?.error({ err, derivation_id: id }, 'derivation job crashed'),
-    );
+    this.queue = new JobQueue(deps.config.derivations.queue_concurrency, (id, park) => this.runJob(id, park), (id, err) => {
+      if (isDiskFull(err)) {
+        // Not the derivation's fault: it stays pending/processing and runs again once there is room.
+        this.logger?.warn({ err, derivation_id: id, retry_in_ms: DISK_FULL_RETRY_MS }, 'derivation postponed: disk full');
+        return DISK_FULL_RETRY_MS;
+      }
+      this.logger?.error({ err, derivation_id: id }, 'derivation job crashed');
+    });
     this.closedSignal = new Promise((r) => (this.signalClosed = r));
   }
 
@@ -204,6 +209,7 @@ export class DerivationService {
           result_asset_id: null,
           reused_subject_asset: 0,
           auto_derive: auto ? 1 : 0,
+          external_processing_withheld: 0,
           created_at_ms: t,
           updated_at_ms: t,
         };
@@ -250,13 +256,15 @@ export class DerivationService {
       if (row.auto_derive && row.subject_observation_id) refreshProcessingStatus(db, row.subject_observation_id);
     })();
     let outcome: Outcome | undefined;
-    let failure: { message: string; backend: DerivationBackend | null } | undefined;
+    let failure: { message: string; backend: DerivationBackend | null; withheld?: boolean } | undefined;
     let staged: StagedBlob | undefined;
     try {
       outcome = await computeDerivation({ deps: this.deps, engines: this.engines, signal: this.abort.signal, full, park }, row);
       if (outcome.kind === 'produced') staged = await blobs.stage(outcome.bytes);
     } catch (e) {
-      failure = { message: messageOf(e), backend: e instanceof BackendFailure ? e.backend : null };
+      // A full disk is retried (by the queue), not recorded as the derivation's failure.
+      if (isDiskFull(e)) throw e;
+      failure = { message: messageOf(e), backend: e instanceof BackendFailure ? e.backend : null, withheld: e instanceof ExternalProcessingWithheld };
     }
     if (this.closed) {
       // Left as processing: the next start runs it again.
@@ -273,61 +281,69 @@ export class DerivationService {
   private settle(
     id: string,
     outcome: Outcome | undefined,
-    failure: { message: string; backend: DerivationBackend | null } | undefined,
+    failure: { message: string; backend: DerivationBackend | null; withheld?: boolean } | undefined,
     staged: StagedBlob | undefined,
   ): DerivationView | undefined {
     const { db, now, blobs } = this.deps;
     if (staged) blobs.publishSync(staged);
-    return commitThenErase(this.deps, () => {
-      const current = getDerivationRow(db, id);
-      if (!current || current.status !== 'processing') {
-        // Its subject was erased while it ran: keep nothing it made.
-        const orphan = staged && !getAsset(db, assetIdOf(staged.sha256)) ? [staged.sha256] : [];
-        return { result: undefined, freed: orphan };
-      }
-      const t = now();
-      let set: Partial<DerivationRow>;
-      if (outcome && !failure) {
-        const reused = outcome.kind === 'reuse';
-        set = {
-          status: 'completed',
-          error: null,
-          result_asset_id: reused ? outcome.assetId : ensureAsset(db, staged!.sha256, outcome.mediaType, staged!.byteLength, t),
-          reused_subject_asset: reused ? 1 : 0,
-          // Where screen text came from is stored beside the backend that made it.
-          backend: !reused && outcome.backend ? JSON.stringify(outcome.textFrom ? { ...outcome.backend, text_from: outcome.textFrom } : outcome.backend) : null,
-          updated_at_ms: t,
-        };
-      } else {
-        set = {
-          status: 'failed',
-          error: (failure?.message ?? 'unknown failure').slice(0, MAX_ERROR_CHARS),
-          result_asset_id: null,
-          reused_subject_asset: 0,
-          backend: failure?.backend ? JSON.stringify(failure.backend) : null,
-          updated_at_ms: t,
-        };
-      }
-      updateDerivation(db, id, set);
-      const old = current.result_asset_id;
-      const freed = old && old !== set.result_asset_id ? releaseWithDerivations(db, [], [old]) : [];
-      if (current.auto_derive && current.subject_observation_id) refreshProcessingStatus(db, current.subject_observation_id);
-      const view = toDerivationView(getDerivationRow(db, id)!);
-      this.deps.events.append(view.status === 'completed' ? 'derivation.completed' : 'derivation.failed', null, {
-        derivation_id: view.derivation_id,
-        profile: view.profile,
-        subject: view.subject,
-        status: view.status,
-        result_asset_id: view.result_asset_id,
-        ...(view.error ? { error: view.error } : {}),
+    try {
+      return commitThenErase(this.deps, () => {
+        const current = getDerivationRow(db, id);
+        if (!current || current.status !== 'processing') {
+          // Its subject was erased while it ran: keep nothing it made.
+          const orphan = staged && !getAsset(db, assetIdOf(staged.sha256)) ? [staged.sha256] : [];
+          return { result: undefined, freed: orphan };
+        }
+        const t = now();
+        let set: Partial<DerivationRow>;
+        if (outcome && !failure) {
+          const reused = outcome.kind === 'reuse';
+          set = {
+            status: 'completed',
+            error: null,
+            result_asset_id: reused ? outcome.assetId : ensureAsset(db, staged!.sha256, outcome.mediaType, staged!.byteLength, t),
+            reused_subject_asset: reused ? 1 : 0,
+            // Where screen text came from is stored beside the backend that made it.
+            backend: !reused && outcome.backend ? JSON.stringify(outcome.textFrom ? { ...outcome.backend, text_from: outcome.textFrom } : outcome.backend) : null,
+            external_processing_withheld: 0,
+            updated_at_ms: t,
+          };
+        } else {
+          set = {
+            status: 'failed',
+            error: (failure?.message ?? 'unknown failure').slice(0, MAX_ERROR_CHARS),
+            result_asset_id: null,
+            reused_subject_asset: 0,
+            backend: failure?.backend ? JSON.stringify(failure.backend) : null,
+            external_processing_withheld: failure?.withheld ? 1 : 0,
+            updated_at_ms: t,
+          };
+        }
+        updateDerivation(db, id, set);
+        const old = current.result_asset_id;
+        const freed = old && old !== set.result_asset_id ? releaseWithDerivations(db, [], [old]) : [];
+        if (current.auto_derive && current.subject_observation_id) refreshProcessingStatus(db, current.subject_observation_id);
+        const view = toDerivationView(getDerivationRow(db, id)!);
+        this.deps.events.append(view.status === 'completed' ? 'derivation.completed' : 'derivation.failed', null, {
+          derivation_id: view.derivation_id,
+          profile: view.profile,
+          subject: view.subject,
+          status: view.status,
+          result_asset_id: view.result_asset_id,
+          ...(view.error ? { error: view.error } : {}),
+        });
+        return { result: view, freed };
       });
-      return { result: view, freed };
-    });
+    } catch (e) {
+      // Not stored (a full disk): the published result must not stay behind as an orphan blob.
+      if (staged) discardUnclaimed(db, blobs, [staged.sha256]);
+      throw e;
+    }
   }
 }
 
 /** Builds the derivation service with its engines from the config: the OCR pool caches under the data directory. */
-export function createDerivationService(deps: Deps, logger?: Pick<Logger, 'error' | 'info'>, hooks: DerivationHooks = {}) {
+export function createDerivationService(deps: Deps, logger?: Pick<Logger, 'error' | 'info' | 'warn'>, hooks: DerivationHooks = {}) {
   const d = deps.config.derivations;
   const ocr = new OcrPool({ size: ocrWorkers(d.ocr_workers), cachePath: join(deps.config.data_dir, 'cache', 'ocr') });
   const s = d.screen_ocr;
