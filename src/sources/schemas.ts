@@ -43,6 +43,12 @@ const mutableFields = {
   /** Kheish's flat form of `ingest_rate_limit` (the object wins when both are sent). */
   ingest_rate_limit_window_ms: z.number().int().min(1).max(86_400_000),
   ingest_rate_limit_burst: z.number().int().min(1).max(1_000_000),
+  /**
+   * May raw media and canonical text leave the machine (openai/http run submitters, the
+   * transcription backend)? null (the default) follows the sensitivity: yes for standard
+   * sources, no for sensitive ones.
+   */
+  allow_external_processing: z.boolean().nullable(),
 };
 
 /** Kheish's defaults for a flat rate-limit field sent alone. */
@@ -73,6 +79,7 @@ export const sourceUpsertSchema = z
     ingest_rate_limit: true,
     ingest_rate_limit_window_ms: true,
     ingest_rate_limit_burst: true,
+    allow_external_processing: true,
   });
 export type SourceUpsert = z.output<typeof sourceUpsertSchema>;
 
@@ -100,6 +107,7 @@ export const SOURCE_DEFAULTS: Omit<SourceSettings, 'display_name'> = {
   purge_raw_on_retention: true,
   auto_derive: [],
   ingest_rate_limit: null,
+  allow_external_processing: null,
 };
 
 export const rotateTokenSchema = z.object({
@@ -134,6 +142,8 @@ export const sourceViewSchema = z.object({
   /** Kheish's flat rate-limit fields; without a limit the burst is 2^53-1 (never reached). */
   ingest_rate_limit_window_ms: z.number().int(),
   ingest_rate_limit_burst: z.number().int(),
+  /** Whether raw media and canonical text may go to external processors, as in force (the default resolved). */
+  allow_external_processing: z.boolean(),
   upload_token_version: z.number().int(),
   upload_token_active: z.boolean(),
   active_observation_count: z.number().int(),
@@ -147,7 +157,12 @@ export const sourceViewSchema = z.object({
 });
 export type SourceView = z.output<typeof sourceViewSchema>;
 
-/** The admin-settable part of a source. */
+/** True for the sensitivities whose data stays on the machine unless the source allows otherwise. */
+export function isSensitive(s: string): boolean {
+  return s === 'sensitive' || s === 'restricted';
+}
+
+/** The admin-settable part of a source (`allow_external_processing` as set: null follows the sensitivity). */
 export type SourceSettings = Pick<
   SourceView,
   | 'display_name'
@@ -162,4 +177,4 @@ export type SourceSettings = Pick<
   | 'purge_raw_on_retention'
   | 'auto_derive'
   | 'ingest_rate_limit'
->;
+> & { allow_external_processing: boolean | null };
