@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
 import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +63,9 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
   let filler = '';
   let fake: FakeOpenAI;
   let transcriptId = '';
+  // A loopback image server (allow-listed) for the URL import.
+  let images: Server;
+  let imageUrl = '';
   const dataDir = disk ? join(disk.dir, 'data') : '';
 
   const call = (path: string, init: RequestInit & { json?: unknown; token?: string } = {}) => {
@@ -95,7 +99,15 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
     fake.reply = { text: 'words from the fake backend' };
     const configDir = mkdtempSync(join(tmpdir(), 'observd-full-config-'));
     const configFile = join(configDir, 'config.toml');
-    writeFileSync(configFile, `[transcription]\nbase_url = "${fake.baseUrl}"\nmodel = "whisper-1"\nmax_retries = 0\n`);
+    const png = makePng(64, 64, 9);
+    images = createServer((_req, res) => res.writeHead(200, { 'content-type': 'image/png', 'content-length': png.length }).end(png));
+    await new Promise<void>((r) => images.listen(0, '127.0.0.1', r));
+    imageUrl = `http://127.0.0.1:${(images.address() as { port: number }).port}/frame.png`;
+    writeFileSync(
+      configFile,
+      `[transcription]\nbase_url = "${fake.baseUrl}"\nmodel = "whisper-1"\nmax_retries = 0\n` +
+        `[uploads.url_fetch]\nenabled = true\nallow_http = true\nallow_hosts = ["127.0.0.1"]\n`,
+    );
     d = await spawnDaemon(dataDir, { args: ['--config', configFile] });
     const src = (await (await call('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })).json()) as Json;
     token = src.upload_token;
@@ -133,12 +145,15 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
   afterAll(async () => {
     await d?.kill();
     await fake?.close();
+    await new Promise((r) => (images ? images.close(r) : r(undefined)));
     disk?.unmount();
   });
 
   it('turns every write into 507 insufficient_storage, never a crash, a 500 or a hung request', async () => {
     await expect507(await call('/v1/observation-sources/cam/observations', { method: 'POST', token, json: uploadBody(makePng(4, 4, 2), 'json-full') }), 'JSON upload');
     await expect507(await multipart('multipart-full', 3), 'multipart upload');
+    const fromUrl = { idempotency_key: 'url-full', upload: { url: imageUrl } };
+    await expect507(await call('/v1/observation-sources/cam/observations', { method: 'POST', token, json: fromUrl }), 'URL import');
     const batch = await call('/v1/observation-sources/cam/observations/batch', {
       method: 'POST',
       token,
@@ -183,6 +198,8 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
     const up = await call('/v1/observation-sources/cam/observations', { method: 'POST', token, json: uploadBody(makePng(4, 4, 2), 'json-after') });
     expect(up.status).toBe(201);
     expect((await multipart('multipart-after', 3)).status).toBe(201);
+    const fromUrl = { idempotency_key: 'url-after', upload: { url: imageUrl } };
+    expect((await call('/v1/observation-sources/cam/observations', { method: 'POST', token, json: fromUrl })).status).toBe(201);
     const put = await call(signedUrl.replace(/^https?:\/\/[^/]+/, ''), { method: 'PUT', body: new Uint8Array(makePng(4, 4, 6)) });
     expect(put.status).toBe(200);
     expect((await call('/v1/observation-sources', { method: 'POST', json: { source_id: 'new', display_name: 'n', kind: 'screen_snapshot' } })).status).toBe(201);

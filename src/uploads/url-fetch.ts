@@ -2,7 +2,7 @@ import { lookup } from 'node:dns/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
-import { AppError } from '../errors.js';
+import { AppError, diskFull, isDiskFull } from '../errors.js';
 import { normalizeMediaType } from '../observations/media.js';
 import type { AddressPolicy } from './address-policy.js';
 
@@ -78,7 +78,8 @@ export function parseFetchUrl(raw: string, allowHttp: boolean): URL {
  * resolved once and pinned for the connection, so a second DNS answer cannot swap in another
  * address. fetch_refused for a URL or address the policy forbids and for too many redirects;
  * fetch_failed when the server cannot be reached, answers non-2xx, breaks off, or is too slow
- * (connect, total or minimum-rate limits); payload_too_large past `maxBytes`;
+ * (connect, total or minimum-rate limits); payload_too_large past `maxBytes`; insufficient_storage
+ * when `write` finds the disk full;
  * unsupported_media_type when the server declares a type that is not media. No error
  * carries the body.
  */
@@ -211,6 +212,8 @@ async function readBody(
     // A response cut short before its declared length ends without an error on some paths.
     if (!res.complete) throw failed('the server broke off the response');
   } catch (e) {
+    // Our side could not store the bytes (a full disk): 507 like any upload's, not the server's fault.
+    if (isDiskFull(e)) throw e instanceof AppError ? e : diskFull();
     if (slow) throw failed(`the content arrived slower than ${o.minBytesPerSecond} bytes/s`);
     if (signal.aborted) throw signal.reason;
     throw e instanceof AppError ? e : failed('the server broke off the response');
