@@ -1,10 +1,10 @@
 import type { BlobStore } from '../assets/blob-store.js';
 import { discardUnclaimed } from '../assets/repo.js';
-import type { Db, WalSync } from '../db/open.js';
+import { checkpointTruncate, type Db, type WalSync } from '../db/open.js';
 
 /** One write to commit: `work` runs inside the shared transaction and returns its result and the blobs it freed. */
 interface Job<T> {
-  work: () => { result: T; freed: string[] };
+  work: () => { result: T; freed: string[]; erased?: boolean };
   /** Blobs this write published and pinned; unpinned after the commit, erased if the write failed and nothing holds them. */
   pinned: string[];
   resolve: (v: T) => void;
@@ -49,6 +49,7 @@ export class GroupCommitter {
     if (this.queue.length) this.schedule();
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     const freed: string[] = [];
+    let erased = false;
     try {
       this.db.transaction(() => {
         for (const job of batch) {
@@ -56,6 +57,7 @@ export class GroupCommitter {
             // A nested better-sqlite3 transaction is a savepoint: a throw rolls back this job only.
             const r = this.db.transaction(job.work)();
             freed.push(...r.freed);
+            erased ||= r.erased === true;
             outcomes.push({ ok: true, value: r.result });
           } catch (error) {
             outcomes.push({ ok: false, error });
@@ -66,6 +68,7 @@ export class GroupCommitter {
       outcomes.length = 0;
       for (let i = 0; i < batch.length; i++) outcomes.push({ ok: false, error });
       freed.length = 0;
+      erased = false;
     }
     if (outcomes.some((o) => o.ok)) {
       // Answer only once the commit is durable; the fsync runs off the event loop and is shared.
@@ -77,6 +80,8 @@ export class GroupCommitter {
     }
     for (const job of batch) for (const sha of job.pinned) this.blobs.unpin(sha);
     for (const sha of freed) this.blobs.removeSync(sha);
+    // Evictions scrubbed rows: one checkpoint for the batch leaves no old copy in the log.
+    if (erased) checkpointTruncate(this.db);
     batch.forEach((job, i) => {
       const o = outcomes[i];
       if (o.ok) return job.resolve(o.value);
