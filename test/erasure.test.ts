@@ -1,33 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sweepOnce } from '../src/retention/sweep.js';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
+import { grepDir } from './helpers/files.js';
 import { createSource } from './helpers/derivations.js';
 import { makePng } from './helpers/media.js';
 import { byIds, getRun, materialize } from './helpers/runs.js';
-
-/** Every file under `dir` (the database, its -wal and -shm, blobs, tmp, uploads …). */
-export function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...filesUnder(p));
-    else out.push(p);
-  }
-  return out;
-}
-
-/** The files under `dir` whose bytes contain any of `markers`, with the marker found. */
-export function grepDir(dir: string, markers: string[]): string[] {
-  const hits: string[] = [];
-  for (const f of filesUnder(dir)) {
-    const bytes = readFileSync(f);
-    for (const m of markers) if (bytes.includes(m)) hits.push(`${f}: ${m}`);
-  }
-  return hits;
-}
 
 /** A unique marker per field of one upload. */
 function markersFor(tag: string) {

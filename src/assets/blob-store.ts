@@ -142,7 +142,11 @@ export class BlobStore {
    * in an encrypted store so large media never sit whole in memory.
    */
   stream(sha256: string, range?: { start: number; end: number }): Readable {
-    const path = this.pathOf(sha256);
+    return this.streamFile(this.pathOf(sha256), range);
+  }
+
+  /** `stream` for a file of this store by path (a blob, or a signed upload's bytes). */
+  streamFile(path: string, range?: { start: number; end: number }): Readable {
     const keys = this.keys;
     if (!keys) return createReadStream(path, range);
     return Readable.from(

@@ -61,6 +61,22 @@ function dbHasContent(dbFile: string): boolean {
   return existsSync(dbFile) && readFileSync(dbFile).length > 0;
 }
 
+/** The file in CONVERT_DIR naming the process that builds it. */
+export const PID_FILE = 'PID';
+
+function converterAlive(dir: string): boolean {
+  const p = join(dir, PID_FILE);
+  if (!existsSync(p)) return false;
+  const pid = Number(readFileSync(p, 'utf8'));
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Finishes a conversion (`observd encrypt` / `rekey`) a crash interrupted: once its READY file
  * exists the converted copy is complete, so the switch is rolled forward (each step is a rename
@@ -72,6 +88,8 @@ export function finishConversion(dataDir: string, crashAt?: (point: string) => v
   if (!existsSync(dir)) return;
   const ready = join(dir, READY_FILE);
   if (!existsSync(ready)) {
+    // A conversion still running in another process is not ours to drop (it holds the store's lock).
+    if (converterAlive(dir)) throw new Error(`observd encrypt or rekey is converting ${dataDir}: wait for it to finish`);
     rmSync(dir, { recursive: true, force: true });
     return;
   }

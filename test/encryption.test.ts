@@ -1,0 +1,212 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { decryptBuffer, encryptBuffer, CHUNK } from '../src/crypto/blob-cipher.js';
+import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { createSource } from './helpers/derivations.js';
+import { makePng } from './helpers/media.js';
+import { byIds, getRun, materialize } from './helpers/runs.js';
+import { runCli } from './helpers/child.js';
+import { filesUnder, grepDir } from './helpers/files.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'observd-enc-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function keyFile(name: string): string {
+  const p = join(scratch, name);
+  writeFileSync(p, randomBytes(32));
+  return p;
+}
+
+function freshDir(name: string): string {
+  const p = join(scratch, name);
+  rmSync(p, { recursive: true, force: true });
+  return p;
+}
+
+interface Planted {
+  observation_id: string;
+  asset_id: string;
+  bytes: Buffer;
+  markers: string[];
+  text: string;
+  token: string;
+  run_id: string;
+}
+
+/** Uploads media (larger than one cipher chunk) and text carrying unique markers, and queues a run of it. */
+async function plant(d: TestDaemon, tag: string): Promise<Planted> {
+  const token = await createSource(d, { source_id: `cam-${tag}`, display_name: 'Cam', kind: 'screen_snapshot', sensitivity: 'internal' });
+  const id = `${tag}${randomBytes(5).toString('hex')}`;
+  const markers = [`BYTESMARK${id}`, `FILEMARK${id}`, `METAMARK${id}`, `KEYMARK${id}`, `STREAMMARK${id}`, `TEXTMARK${id}`];
+  // Several cipher chunks, with the marker straddling a chunk boundary and at the end.
+  const filler = Buffer.alloc(3 * CHUNK, 0x41);
+  const bytes = Buffer.concat([makePng(2, 2), filler.subarray(0, CHUNK - 20), Buffer.from(markers[0]), filler, Buffer.from(markers[0])]);
+  const text = `the screen shows ${markers[5]}`;
+  const r = await d.req(`/v1/observation-sources/cam-${tag}/observations`, {
+    method: 'POST',
+    token,
+    json: {
+      upload: { file_name: `${markers[1]}.png`, media_type: 'image/png', content_base64: bytes.toString('base64') },
+      idempotency_key: markers[3],
+      stream_id: markers[4],
+      metadata: { note: markers[2] },
+      canonical_text: text,
+    },
+  });
+  expect(r.status, await r.clone().text()).toBe(201);
+  const o = await r.json();
+  const run = await materialize(d, byIds([o.observation_id], { raw_asset_policy: 'always' }));
+  expect(run.status).toBe(202);
+  await d.daemon.services.runs.flushJournal();
+  return { observation_id: o.observation_id, asset_id: o.asset_id, bytes, markers, text, token, run_id: run.body.run_id };
+}
+
+/** Reads a planted observation back through the API: metadata, media bytes and text. */
+async function expectReadable(d: TestDaemon, p: Planted) {
+  const o = await (await d.req(`/v1/observations/${p.observation_id}`)).json();
+  expect(o.file_name).toBe(`${p.markers[1]}.png`);
+  expect(o.metadata).toEqual({ note: p.markers[2] });
+  const media = await d.req(`/v1/assets/${p.asset_id}/content`);
+  expect(media.status).toBe(200);
+  expect(Buffer.from(await media.arrayBuffer()).equals(p.bytes)).toBe(true);
+  const text = await d.req(`/v1/assets/${o.canonical_text_asset_id}/content`);
+  expect(await text.text()).toBe(p.text);
+}
+
+describe('blob cipher', () => {
+  it('round-trips every size around chunk boundaries and refuses any altered, truncated or reordered file', () => {
+    const key = randomBytes(32);
+    for (const n of [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 2 * CHUNK + 7]) {
+      const plain = randomBytes(n);
+      const sealed = encryptBuffer(key, plain);
+      expect(decryptBuffer(key, sealed).equals(plain)).toBe(true);
+    }
+    const sealed = encryptBuffer(key, randomBytes(2 * CHUNK + 5));
+    const flipped = Buffer.from(sealed);
+    flipped[flipped.length - 40] ^= 1;
+    expect(() => decryptBuffer(key, flipped)).toThrow();
+    // Dropping the last chunk leaves a file whose new last chunk was not sealed as last.
+    expect(() => decryptBuffer(key, sealed.subarray(0, 16 + 2 * (CHUNK + 16)))).toThrow();
+    expect(() => decryptBuffer(randomBytes(32), sealed)).toThrow();
+  });
+});
+
+describe('encryption at rest', () => {
+  it('an encrypted store holds no plaintext: markers in media, text, metadata, names are nowhere; blob names reveal no hashes; dedup works', async () => {
+    const key = keyFile('k1');
+    const dir = freshDir('enc1');
+    const d = await startDaemon({ data_dir: dir, encryption: { key_file: key } }, { dataDir: dir });
+    let p: Planted;
+    try {
+      p = await plant(d, 'enc');
+      await expectReadable(d, p);
+      // Dedup: the same bytes uploaded again add no blob file.
+      const before = filesUnder(join(dir, 'blobs')).length;
+      const dup = await d.req('/v1/observation-sources/cam-enc/observations', {
+        method: 'POST',
+        token: p.token,
+        json: { upload: { file_name: 'dup.png', media_type: 'image/png', content_base64: p.bytes.toString('base64') }, idempotency_key: 'dup' },
+      });
+      expect(dup.status, await dup.clone().text()).toBe(201);
+      expect((await dup.json()).asset_id).toBe(p.asset_id);
+      const blob = await d.daemon.services.blobs.read(p.asset_id.slice(4));
+      expect(blob.equals(p.bytes)).toBe(true);
+      expect(filesUnder(join(dir, 'blobs')).length).toBe(before);
+    } finally {
+      await d.close();
+    }
+    expect(grepDir(dir, p.markers)).toEqual([]);
+    // The sha256 of the media (its asset id) appears as no file name.
+    const sha = createHash('sha256').update(p.bytes).digest('hex');
+    expect(filesUnder(dir).some((f) => f.includes(sha))).toBe(false);
+    expect(existsSync(join(dir, 'encryption.json'))).toBe(true);
+
+    // Wrong key and no key: a clear failure at start, and the store is untouched.
+    await expect(startDaemon({ data_dir: dir, encryption: { key_file: keyFile('wrong') } }, { dataDir: dir })).rejects.toThrow(/wrong key/);
+    await expect(startDaemon({ data_dir: dir }, { dataDir: dir })).rejects.toThrow(/is encrypted: configure its key/);
+    const again = await startDaemon({ data_dir: dir, encryption: { key_file: key } }, { dataDir: dir });
+    try {
+      await expectReadable(again, p);
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('a key for a plain store is refused at start, telling to run observd encrypt', async () => {
+    const dir = freshDir('plainkey');
+    const d = await startDaemon({ data_dir: dir }, { dataDir: dir });
+    await plant(d, 'pk');
+    await d.close();
+    await expect(startDaemon({ data_dir: dir, encryption: { key_file: keyFile('k2') } }, { dataDir: dir })).rejects.toThrow(/observd encrypt/);
+  });
+
+  it('observd encrypt then observd rekey keep the data readable through the API, and leave no plaintext', async () => {
+    const dir = freshDir('convert');
+    const k1 = keyFile('c1');
+    const k2 = keyFile('c2');
+    const d = await startDaemon({ data_dir: dir }, { dataDir: dir });
+    const p = await plant(d, 'cv');
+    await d.close();
+    expect(grepDir(dir, p.markers).length).toBeGreaterThan(0);
+
+    const enc = await runCli(['encrypt', '--data-dir', dir], { env: { OBSERVD_ENCRYPTION_KEY_FILE: k1 }, timeoutMs: 60_000 });
+    expect(enc.code, enc.stderr).toBe(0);
+    expect(grepDir(dir, p.markers)).toEqual([]);
+    const e1 = await startDaemon({ data_dir: dir, encryption: { key_file: k1 } }, { dataDir: dir });
+    try {
+      await expectReadable(e1, p);
+      expect((await getRun(e1, p.run_id)).body.input).not.toBeNull();
+    } finally {
+      await e1.close();
+    }
+
+    const rk = await runCli(['rekey', '--data-dir', dir, '--new-key-file', k2], { env: { OBSERVD_ENCRYPTION_KEY_FILE: k1 }, timeoutMs: 60_000 });
+    expect(rk.code, rk.stderr).toBe(0);
+    expect(grepDir(dir, p.markers)).toEqual([]);
+    await expect(startDaemon({ data_dir: dir, encryption: { key_file: k1 } }, { dataDir: dir })).rejects.toThrow(/wrong key/);
+    const e2 = await startDaemon({ data_dir: dir, encryption: { key_file: k2 } }, { dataDir: dir });
+    try {
+      await expectReadable(e2, p);
+    } finally {
+      await e2.close();
+    }
+    expect(readdirSync(dir)).not.toContain('.convert');
+  });
+
+  // Before READY the old store is untouched; from READY on the switch rolls forward.
+  const points = ['database-copied', 'blobs-copied', 'ready', 'db-switched', 'blobs-switched', 'uploads-switched', 'marker-written'];
+  it.each(points)('observd encrypt killed at %s leaves a usable store, and encrypt completes it', async (point) => {
+    const dir = freshDir(`crash-${point}`);
+    const key = keyFile(`key-${point}`);
+    const d = await startDaemon({ data_dir: dir }, { dataDir: dir });
+    const p = await plant(d, 'cr');
+    await d.close();
+    const killed = await runCli(['encrypt', '--data-dir', dir], {
+      env: { OBSERVD_ENCRYPTION_KEY_FILE: key, OBSERVD_TEST_CRASH_AT: point },
+      timeoutMs: 60_000,
+    });
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
+    const before = points.indexOf(point) < points.indexOf('ready');
+    // The store opens as it was (plain) or as it became (encrypted); never half of each.
+    const s = await startDaemon({ data_dir: dir, ...(before ? {} : { encryption: { key_file: key } }) }, { dataDir: dir });
+    try {
+      await expectReadable(s, p);
+    } finally {
+      await s.close();
+    }
+    if (before) {
+      const done = await runCli(['encrypt', '--data-dir', dir], { env: { OBSERVD_ENCRYPTION_KEY_FILE: key }, timeoutMs: 60_000 });
+      expect(done.code, done.stderr).toBe(0);
+    }
+    expect(grepDir(dir, p.markers)).toEqual([]);
+    const e = await startDaemon({ data_dir: dir, encryption: { key_file: key } }, { dataDir: dir });
+    try {
+      await expectReadable(e, p);
+    } finally {
+      await e.close();
+    }
+  });
+});
