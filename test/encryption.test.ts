@@ -125,7 +125,7 @@ describe('encryption at rest', () => {
     const key = keyFile('k1');
     const dir = freshDir('enc1');
     const d = await startDaemon({ data_dir: dir, encryption: { key_file: key } }, { dataDir: dir });
-    let p: Planted;
+    let p!: Planted;
     try {
       p = await plant(d, 'enc');
       await expectReadable(d, p);
@@ -140,7 +140,34 @@ describe('encryption at rest', () => {
       expect((await dup.json()).asset_id).toBe(p.asset_id);
       const blob = await d.daemon.services.blobs.read(p.asset_id.slice(4));
       expect(blob.equals(p.bytes)).toBe(true);
+
       expect(filesUnder(join(dir, 'blobs')).length).toBe(before);
+
+      // Multipart (streamed through an encrypting temp file) and signed uploads (sealed while
+      // waiting in uploads/, magic-checked by decrypting their head) carry markers too.
+      const mp = Buffer.concat([makePng(5, 5), Buffer.from(p.markers[0].replace('BYTES', 'MPART'))]);
+      const form = new FormData();
+      form.set('file', new Blob([new Uint8Array(mp)], { type: 'image/png' }), 'mp.png');
+      form.set('observation', JSON.stringify({ idempotency_key: 'multipart' }));
+      const mres = await d.req('/v1/observation-sources/cam-enc/observations', { method: 'POST', token: p.token, body: form });
+      expect(mres.status, await mres.clone().text()).toBe(201);
+      const mobs = await mres.json();
+      expect(Buffer.from(await (await d.req(`/v1/assets/${mobs.asset_id}/content`)).arrayBuffer()).equals(mp)).toBe(true);
+      const su = Buffer.concat([makePng(6, 6), Buffer.from(p.markers[0].replace('BYTES', 'SIGNED'))]);
+      const minted = await (
+        await d.req('/v1/observation-sources/cam-enc/upload-urls', { method: 'POST', token: p.token, json: { media_type: 'image/png', file_name: 'su.png' } })
+      ).json();
+      expect((await fetch(minted.upload_url, { method: 'PUT', body: new Uint8Array(su), headers: { 'content-type': 'image/png' } })).status).toBeLessThan(300);
+      expect(grepDir(join(dir, 'uploads'), [p.markers[0].replace('BYTES', 'SIGNED')])).toEqual([]);
+      const sres = await d.req('/v1/observation-sources/cam-enc/observations', {
+        method: 'POST',
+        token: p.token,
+        json: { upload: { upload_id: minted.upload_id }, idempotency_key: 'signed' },
+      });
+      expect(sres.status, await sres.clone().text()).toBe(201);
+      const sobs = await sres.json();
+      expect(Buffer.from(await (await d.req(`/v1/assets/${sobs.asset_id}/content`)).arrayBuffer()).equals(su)).toBe(true);
+      p.markers.push(p.markers[0].replace('BYTES', 'MPART'), p.markers[0].replace('BYTES', 'SIGNED'));
     } finally {
       await d.close();
     }
