@@ -180,6 +180,10 @@ describe('encryption at rest', () => {
     // Wrong key and no key: a clear failure at start, and the store is untouched.
     await expect(startDaemon({ data_dir: dir, encryption: { key_file: keyFile('wrong') } }, { dataDir: dir })).rejects.toThrow(/wrong key/);
     await expect(startDaemon({ data_dir: dir }, { dataDir: dir })).rejects.toThrow(/is encrypted: configure its key/);
+    // Even without its marker the database is recognised as encrypted, and only the right key opens it.
+    rmSync(join(dir, 'encryption.json'));
+    await expect(startDaemon({ data_dir: dir }, { dataDir: dir })).rejects.toThrow(/is encrypted: configure its key/);
+    await expect(startDaemon({ data_dir: dir, encryption: { key_file: keyFile('wrong2') } }, { dataDir: dir })).rejects.toThrow(/wrong key/);
     const again = await startDaemon({ data_dir: dir, encryption: { key_file: key } }, { dataDir: dir });
     try {
       await expectReadable(again, p);

@@ -1,5 +1,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3-multiple-ciphers';
+import { applyKey } from '../db/open.js';
 import { deriveKeys, keyMatches, readKeyFile, type StoreKeys } from './keys.js';
 
 /** The marker of an encrypted data directory: what is encrypted how, and which key (by check value). */
@@ -54,6 +56,20 @@ function dbLooksEncrypted(dbFile: string): boolean {
     return n === 16 && head.toString('latin1') !== 'SQLite format 3\u0000';
   } finally {
     closeSync(fd);
+  }
+}
+
+/** True when `keyHex` opens the encrypted database (read-only, nothing written). */
+function keyOpens(dbFile: string, keyHex: string): boolean {
+  const db = new Database(dbFile, { readonly: true });
+  try {
+    applyKey(db, keyHex);
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    db.close();
   }
 }
 
@@ -140,6 +156,14 @@ export function resolveStoreKeys(dataDir: string, keyFile: string | undefined): 
   }
   const keys = deriveKeys(readKeyFile(keyFile));
   if (!marker) {
+    // An encrypted database whose marker was lost: the key proves itself by opening it.
+    if (dbLooksEncrypted(dbFile)) {
+      if (!keyOpens(dbFile, keys.dbHex)) {
+        throw new Error(`the encryption key in ${keyFile} cannot read ${dbFile} (wrong key); nothing was changed`);
+      }
+      writeFileAtomic(dataDir, MARKER_FILE, JSON.stringify(markerFor(keys)));
+      return keys;
+    }
     if (dbHasContent(dbFile)) {
       throw new Error(
         `the data directory ${dataDir} is not encrypted but an encryption key is configured: stop observd and run "observd encrypt" to convert it, or remove the key setting`,
