@@ -192,10 +192,14 @@ describe('encryption at rest', () => {
     }
   });
 
-  it('a key for a plain store is refused at start, telling to run observd encrypt', async () => {
+  it('a key for a plain store is refused at start, telling to run observd encrypt; encrypt refuses a store in use', async () => {
     const dir = freshDir('plainkey');
     const d = await startDaemon({ data_dir: dir }, { dataDir: dir });
     await plant(d, 'pk');
+    const busy = await runCli(['encrypt', '--data-dir', dir], { env: { OBSERVD_ENCRYPTION_KEY_FILE: keyFile('k2busy') }, timeoutMs: 60_000 });
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toMatch(/in use: stop observd first/);
+    expect(existsSync(join(dir, '.convert'))).toBe(false);
     await d.close();
     await expect(startDaemon({ data_dir: dir, encryption: { key_file: keyFile('k2') } }, { dataDir: dir })).rejects.toThrow(/observd encrypt/);
   });

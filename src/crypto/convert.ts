@@ -27,17 +27,13 @@ export async function convertStore(
 ): Promise<ConversionReport> {
   finishConversion(dataDir);
   const dir = join(dataDir, CONVERT_DIR);
-  mkdirSync(join(dir, 'blobs'), { recursive: true });
-  mkdirSync(join(dir, 'uploads'), { recursive: true });
-  writeFileSync(join(dir, PID_FILE), String(process.pid));
-
-  // The database: a consistent copy (VACUUM INTO keeps the source's encryption), then keyed anew.
   const dbFile = join(dataDir, 'observd.db');
   const copyFile = join(dir, 'observd.db');
   const db = openDb(dbFile, from?.dbHex);
   let shas: string[];
   try {
-    // Held until closed: a running daemon makes this fail instead of being switched away under.
+    // A running daemon makes this fail before anything is written. From here on the PID file
+    // keeps a daemon that starts meanwhile from dropping or racing the conversion.
     db.pragma('busy_timeout = 200');
     db.pragma('locking_mode = EXCLUSIVE');
     try {
@@ -46,6 +42,10 @@ export async function convertStore(
       if ((e as { code?: string }).code === 'SQLITE_BUSY') throw new Error(`the store in ${dataDir} is in use: stop observd first`);
       throw e;
     }
+    mkdirSync(join(dir, 'blobs'), { recursive: true });
+    mkdirSync(join(dir, 'uploads'), { recursive: true });
+    writeFileSync(join(dir, PID_FILE), String(process.pid));
+    // The database: a consistent copy (VACUUM INTO keeps the source's encryption), then keyed anew.
     checkpointTruncate(db);
     db.prepare('VACUUM INTO ?').run(copyFile);
     shas = db.prepare('SELECT sha256 FROM assets').pluck().all() as string[];
