@@ -106,7 +106,7 @@ describe('erasure leaves no byte of an observation in the data directory', () =>
     expect(grepDir(d.dataDir, p.markers)).toEqual([]);
   });
 
-  it('a quota eviction erases the evicted observation once the upload that evicted it has answered', async () => {
+  it('a quota eviction erases the evicted observation (its log checkpoint follows the answer within ERASURE_CHECKPOINT_MS)', async () => {
     const token = await source({ source_id: 'tiny', max_active_observations: 1, quota_policy: 'evict_oldest', purge_raw_on_retention: true });
     const p = await plant('tiny', token, 'evict');
     const next = await d.req('/v1/observation-sources/tiny/observations', {
@@ -115,7 +115,8 @@ describe('erasure leaves no byte of an observation in the data directory', () =>
       json: { upload: { file_name: 'next.png', media_type: 'image/png', content_base64: makePng(3, 3).toString('base64') }, idempotency_key: 'next' },
     });
     expect(next.status).toBe(201);
-    expect(grepDir(d.dataDir, p.markers)).toEqual([]);
+    // Blobs and rows are gone at once; the log is checkpointed (coalesced on the upload path) just after.
+    await expect.poll(() => grepDir(d.dataDir, p.markers), { timeout: 10_000, interval: 100 }).toEqual([]);
     expect((await getRun(d, p.run.run_id)).body.status).toBe('failed');
   });
 
