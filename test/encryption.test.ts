@@ -235,6 +235,12 @@ describe('encryption at rest', () => {
       await e2.close();
     }
     expect(readdirSync(dir)).not.toContain('.convert');
+    // The other commands open the store with its key too, and refuse it without.
+    const mig = await runCli(['migrate', '--data-dir', dir], { env: { OBSERVD_ENCRYPTION_KEY_FILE: k2 } });
+    expect(mig.code, mig.stderr).toBe(0);
+    const noKey = await runCli(['migrate', '--data-dir', dir]);
+    expect(noKey.code).toBe(1);
+    expect(noKey.stderr).toMatch(/is encrypted: configure its key/);
 
     // A backup of an encrypted store is encrypted too, and opens with the same key.
     const dest = freshDir('convert-backup');
