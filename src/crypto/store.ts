@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { applyKey } from '../db/open.js';
@@ -74,7 +74,7 @@ function keyOpens(dbFile: string, keyHex: string): boolean {
 }
 
 function dbHasContent(dbFile: string): boolean {
-  return existsSync(dbFile) && readFileSync(dbFile).length > 0;
+  return existsSync(dbFile) && statSync(dbFile).size > 0;
 }
 
 /** The file in CONVERT_DIR naming the process that builds it. */
