@@ -62,7 +62,7 @@ async function plant(d: TestDaemon, tag: string): Promise<Planted> {
   const o = await r.json();
   const run = await materialize(d, byIds([o.observation_id], { raw_asset_policy: 'always' }));
   expect(run.status).toBe(202);
-  await d.daemon.services.runs.flushJournal();
+  await d.daemon.services.materializations.flushJournal();
   return { observation_id: o.observation_id, asset_id: o.asset_id, bytes, markers, text, token, run_id: run.body.run_id };
 }
 

@@ -48,7 +48,7 @@ async function plant(sourceId: string, token: string, tag: string) {
   const o = await r.json();
   const run = await materialize(d, byIds([o.observation_id], { raw_asset_policy: 'always' }));
   expect(run.status).toBe(202);
-  await d.daemon.services.runs.flushJournal();
+  await d.daemon.services.materializations.flushJournal();
   const markers = Object.values(m);
   // Planted for real: before erasure every marker is somewhere in the data directory.
   const found = grepDir(d.dataDir, markers).join('\n');
