@@ -42,12 +42,17 @@ export function applyKey(db: Db, keyHex: string, pragma: 'key' | 'rekey' = 'key'
 /**
  * Moves everything in the write-ahead log into the database file and truncates the log, so
  * what was just erased (overwritten in the database by `secure_delete`) survives in no old
- * log frame. Returns false when a reader kept the log from being reset (it is then reset at the
- * next checkpoint).
+ * log frame. Never throws: it runs after a commit that already happened (and from timers), so
+ * a full disk or a reader that kept the log from being reset makes it return false, and the
+ * next checkpoint finishes the job.
  */
 export function checkpointTruncate(db: Db): boolean {
-  const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
-  return r?.busy === 0;
+  try {
+    const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+    return r?.busy === 0;
+  } catch {
+    return false;
+  }
 }
 
 const statements = new WeakMap<Db, Map<string, Database.Statement>>();
