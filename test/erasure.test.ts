@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sweepOnce } from '../src/retention/sweep.js';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
@@ -141,5 +142,41 @@ describe('erasure leaves no byte of an observation in the data directory', () =>
     const o = await made.json();
     expect((await d.req(`/v1/observations/${o.observation_id}`, { method: 'DELETE' })).status).toBe(204);
     expect(grepDir(d.dataDir, [m.file, m.bytes, m.key, m.stream, m.meta])).toEqual([]);
+  });
+
+  it('an observation from a URL: its origin URL goes on DELETE, and a purged row keeps none of it', async () => {
+    await d.close();
+    d = await startDaemon({ uploads: { url_fetch: { enabled: true, allow_http: true, allow_hosts: ['127.0.0.1'] } } }, { now: clock });
+    const images = createServer((req, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(makePng(3, 3, req.url!.length)));
+    await new Promise<void>((r) => images.listen(0, '127.0.0.1', r));
+    try {
+      const base = `http://127.0.0.1:${(images.address() as { port: number }).port}`;
+      const token = await source({ source_id: 'fetched', retention_seconds: 60, purge_raw_on_retention: true });
+      const fromUrl = async (tag: string) => {
+        const m = markersFor(tag);
+        const r = await d.req('/v1/observation-sources/fetched/observations', {
+          method: 'POST',
+          token,
+          json: { upload: { url: `${base}/${m.file}/frame.png` }, idempotency_key: m.key },
+        });
+        expect(r.status, await r.clone().text()).toBe(201);
+        const o = await r.json();
+        expect(o.origin_url).toContain(m.file);
+        expect(grepDir(d.dataDir, [m.file]).length).toBeGreaterThan(0);
+        return { o, marker: m.file };
+      };
+      const deleted = await fromUrl('urldel');
+      expect((await d.req(`/v1/observations/${deleted.o.observation_id}`, { method: 'DELETE' })).status).toBe(204);
+      expect(grepDir(d.dataDir, [deleted.marker])).toEqual([]);
+
+      const purged = await fromUrl('urlpurge');
+      clock.advance(61_000);
+      expect((await sweepOnce(d.daemon.deps)).purged).toBe(1);
+      const row = await (await d.req(`/v1/observations/${purged.o.observation_id}`)).json();
+      expect(row).toMatchObject({ retention_state: 'purged', origin_url: null });
+      expect(grepDir(d.dataDir, [purged.marker])).toEqual([]);
+    } finally {
+      await new Promise((r) => images.close(r));
+    }
   });
 });

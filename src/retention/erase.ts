@@ -32,14 +32,14 @@ export function eraseMentions(deps: Pick<Deps, 'db' | 'now' | 'events'>, observa
 /**
  * Scrubs the identifying fields of purged observation rows that keep no blobs, inside the
  * caller's transaction: the row stays (for `include_purged` listings) with its ids, times,
- * sizes and hashes, but no file name, metadata, stream id, location or raw idempotency key.
+ * sizes and hashes, but no file name, metadata, stream id, location, origin URL or raw idempotency key.
  */
 export function scrubPurgedRows(deps: Pick<Deps, 'db'>, observationIds: Iterable<string>): void {
   const { db } = deps;
   const keyOf = stmt(db, `SELECT idempotency_key FROM observations WHERE observation_id = ?`).pluck();
   const scrub = stmt(
     db,
-    `UPDATE observations SET file_name = '', metadata = NULL, stream_id = NULL, latitude = NULL, longitude = NULL, idempotency_key = ?
+    `UPDATE observations SET file_name = '', metadata = NULL, stream_id = NULL, latitude = NULL, longitude = NULL, origin_url = NULL, idempotency_key = ?
      WHERE observation_id = ?`,
   );
   for (const id of observationIds) {
