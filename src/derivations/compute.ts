@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Deps } from '../deps.js';
+import { redactionForSubject } from '../privacy/policy.js';
+import { redact } from '../privacy/redact.js';
 import { assertDecodable } from './image-size.js';
 import { OCR_LANGUAGE, type OcrPool } from './ocr.js';
 import { planFor } from './plan.js';
@@ -59,17 +61,25 @@ export async function computeDerivation(
   } catch {
     throw new Error(`the content of ${subject.key} is no longer stored`);
   }
+  // Canonical text is redacted before it is stored: nothing downstream (index, runs, API) sees the PII.
+  const redacted = (o: Outcome): Outcome => {
+    if (o.kind !== 'produced') return o;
+    const types = redactionForSubject(db, config, subject);
+    return types.length ? { ...o, bytes: Buffer.from(redact(o.bytes.toString('utf8'), types), 'utf8') } : o;
+  };
   switch (plan.kind) {
     case 'ocr': {
       assertDecodable(bytes, config.derivations.max_image_pixels);
+      let recognized: string;
       try {
-        return text(await ctx.engines.ocr.recognize(bytes), OCR_BACKEND);
+        recognized = await ctx.engines.ocr.recognize(bytes);
       } catch (e) {
         throw new BackendFailure(`OCR failed: ${messageOf(e)}`, OCR_BACKEND);
       }
+      return redacted(text(recognized, OCR_BACKEND));
     }
     case 'transcribe':
-      return transcribe(ctx.engines.transcriber, row, subject, bytes, ctx.signal);
+      return redacted(await transcribe(ctx.engines.transcriber, row, subject, bytes, ctx.signal));
     case 'image_preview': {
       const p = await imagePreview(bytes, config.derivations.max_image_pixels);
       return { kind: 'produced', bytes: p.bytes, mediaType: p.mediaType, backend: null };

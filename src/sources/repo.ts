@@ -17,6 +17,8 @@ export interface SourceRow {
   purge_raw_on_retention: number;
   auto_derive: string;
   ingest_rate_limit: string | null;
+  /** JSON list of PII detectors, or null for the config's default. */
+  redact: string | null;
   token_hash: Buffer | null;
   token_version: number;
   prev_token_hash: Buffer | null;
@@ -51,6 +53,7 @@ const COLUMNS = [
   'purge_raw_on_retention',
   'auto_derive',
   'ingest_rate_limit',
+  'redact',
   'token_hash',
   'token_version',
   'prev_token_hash',
@@ -114,6 +117,7 @@ export function toSourceView(r: SourceRow): SourceView {
     ingest_rate_limit: limit,
     ingest_rate_limit_window_ms: (limit ?? UNLIMITED).window_ms,
     ingest_rate_limit_burst: (limit ?? UNLIMITED).burst,
+    redact: r.redact === null ? null : JSON.parse(r.redact),
     upload_token_version: r.token_version,
     upload_token_active: r.token_hash !== null,
     active_observation_count: r.active_observation_count,

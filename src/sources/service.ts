@@ -255,6 +255,7 @@ export class SourceService {
       purge_raw_on_retention: v.purge_raw_on_retention,
       auto_derive: v.auto_derive,
       ingest_rate_limit: v.ingest_rate_limit,
+      redact: v.redact,
     };
   }
 
@@ -272,6 +273,7 @@ export class SourceService {
       purge_raw_on_retention: s.purge_raw_on_retention ? 1 : 0,
       auto_derive: JSON.stringify(s.auto_derive),
       ingest_rate_limit: s.ingest_rate_limit ? JSON.stringify(s.ingest_rate_limit) : null,
+      redact: s.redact === null ? null : JSON.stringify(s.redact),
     };
   }
 }
