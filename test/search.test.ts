@@ -1,3 +1,4 @@
+import { createCanvas } from '@napi-rs/canvas';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservationView } from '../src/observations/schemas.js';
 import type { SearchHit } from '../src/search/schemas.js';
@@ -146,6 +147,30 @@ function indexed(d: TestDaemon, term: string): number {
   return d.daemon.services.db.prepare(`SELECT count(*) FROM search_index WHERE search_index MATCH ?`).pluck().get(`"${term}"`) as number;
 }
 
+describe('text observd derives', () => {
+  let d: TestDaemon;
+  afterEach(() => d?.close());
+
+  it('indexes OCR text when auto_derive completes', async () => {
+    d = await startDaemon({ derivations: { ocr_workers: 1 } });
+    const t = await createSource(d, { source_id: 'ocr', display_name: 'O', kind: 'screen_snapshot', auto_derive: ['canonical_text'] });
+    const canvas = createCanvas(900, 160);
+    const ctx = canvas.getContext('2d');
+    ctx.fillStyle = '#ffffff';
+    ctx.fillRect(0, 0, 900, 160);
+    ctx.fillStyle = '#111111';
+    ctx.font = '56px DejaVu Sans';
+    ctx.fillText('Invoice overdue today', 40, 100);
+    const o = await upload(d, 'ocr', t, await canvas.encode('png'), 'ocr-1');
+    const hits = await eventually(async () => {
+      const h = await search(d, q('invoice overdue'));
+      return h.length ? h : undefined;
+    }, 60_000);
+    expect(ids(hits)).toEqual([o.observation_id]);
+    expect(hits[0].snippet.toLowerCase()).toContain('«invoice» «overdue»');
+  });
+});
+
 describe('sensitive sources', () => {
   let d: TestDaemon;
   afterEach(() => d?.close());
@@ -191,6 +216,29 @@ describe('the index follows the observation', () => {
     expect((await d.req('/v1/observation-sources/doomed', { method: 'DELETE' })).status).toBe(204);
     expect(indexed(d, 'flamingo')).toBe(0);
     expect(d.daemon.services.db.prepare(`SELECT count(*) FROM search_documents`).pluck().get()).toBe(0);
+  });
+});
+
+describe('no residue in the index (FTS5 secure-delete)', () => {
+  let d: TestDaemon;
+  afterEach(() => d?.close());
+
+  it('keeps no term of a deleted observation in any search table or shadow table', async () => {
+    d = await startDaemon({});
+    const t = await createSource(d, { source_id: 'res', display_name: 'R', kind: 'screen_snapshot' });
+    for (let i = 0; i < 30; i++) await put(d, 'res', t, `filler words number ${i} about nothing in particular`);
+    const o = await put(d, 'res', t, 'the uniquemarkerqx lives here');
+    const db = d.daemon.services.db;
+    const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'search_%'`).pluck().all() as string[];
+    expect(tables).toEqual(expect.arrayContaining(['search_documents', 'search_index_data', 'search_index_idx']));
+    const holding = () =>
+      tables.filter((tbl) => {
+        const cols = (db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(tbl) as string[]).map((c) => `instr(CAST("${c}" AS BLOB), CAST('markerqx' AS BLOB)) > 0`);
+        return (db.prepare(`SELECT count(*) FROM "${tbl}" WHERE ${cols.join(' OR ')}`).pluck().get() as number) > 0;
+      });
+    expect(holding()).toEqual(expect.arrayContaining(['search_documents', 'search_index_data']));
+    expect((await d.req(`/v1/observations/${o.observation_id}`, { method: 'DELETE' })).status).toBe(204);
+    expect(holding()).toEqual([]);
   });
 });
 

@@ -21,7 +21,9 @@ const hasToken = (s: string) => /[\p{L}\p{N}]/u.test(s);
  * `-excluded` (word or phrase). Anything else is words: operators, brackets, colons and quotes
  * that do not pair are just characters, never FTS syntax.
  */
-export function parseQuery(q: string): QueryTerm[] {
+export function parseQuery(input: string): QueryTerm[] {
+  // Control characters are separators; a NUL would even end the FTS5 expression early (its parser reads C strings).
+  const q = input.replace(/[\u0000-\u001f\u007f]/g, ' ');
   const terms: QueryTerm[] = [];
   let i = 0;
   while (i < q.length) {
