@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../src/errors.js';
 import { parseQuery, toMatchExpression } from '../src/search/query.js';
+import { makeSnippet } from '../src/search/snippet.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { createSource, upload } from './helpers/derivations.js';
 import { makePng } from './helpers/media.js';
@@ -75,6 +76,30 @@ describe('search query language', () => {
         if (r.status === 400) expect(JSON.parse(body).code).toMatch(/^(bad_request|validation_failed)$/);
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('snippets', () => {
+  const snip = (text: string, q: string, n = 16) => makeSnippet(text, parseQuery(q), '«', '»', n);
+
+  it('marks words, whole phrases and prefixes, folding case and accents, and cuts with …', () => {
+    expect(snip('The Café opens at nine', 'cafe')).toBe('The «Café» opens at nine');
+    expect(snip('plan the query plan now', '"query plan"')).toBe('plan the «query» «plan» now');
+    expect(snip('documentation docs doc', 'docu*')).toBe('«documentation» docs doc');
+    const long = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' ');
+    expect(snip(long, 'w20', 6)).toBe('…w17 w18 w19 «w20» w21 w22…');
+    expect(snip('nothing here', 'absent')).toBe('nothing here');
+  });
+
+  it('is the text itself once the marks and cuts are removed', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), oddQuery, (text, q) => {
+        const s = snip(text, q).replace(/[«»]/g, '');
+        const core = s.replace(/^…/, '').replace(/…$/, '');
+        expect(text).toContain(core);
+      }),
+      { numRuns: 1000 },
     );
   });
 });

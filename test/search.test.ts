@@ -171,6 +171,30 @@ describe('text observd derives', () => {
   });
 });
 
+describe('the rank window', () => {
+  let d: TestDaemon;
+  afterEach(() => d?.close());
+
+  it('ranks the newest matches by relevance, then lists older ones newest first, each once', async () => {
+    d = await startDaemon({ search: { rank_window: 2 } });
+    const t = await createSource(d, { source_id: 'w', display_name: 'W', kind: 'screen_snapshot' });
+    const a = await put(d, 'w', t, 'otter otter otter otter'); // most relevant, but oldest
+    const b = await put(d, 'w', t, 'otter one');
+    const c = await put(d, 'w', t, 'otter otter two');
+    const e = await put(d, 'w', t, 'otter three');
+    expect(ids(await search(d, q('otter')))).toEqual([c, e, b, a].map((o) => o.observation_id));
+    const walked: string[] = [];
+    let cursor = '';
+    for (;;) {
+      const page = await (await d.req(`/v1/search?${q('otter')}&limit=1&page=true${cursor ? `&cursor=${cursor}` : ''}`)).json();
+      walked.push(...ids(page.items));
+      if (!page.pagination.has_more) break;
+      cursor = page.pagination.next_cursor;
+    }
+    expect(walked).toEqual([c, e, b, a].map((o) => o.observation_id));
+  });
+});
+
 describe('sensitive sources', () => {
   let d: TestDaemon;
   afterEach(() => d?.close());

@@ -156,6 +156,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    search: z
+      .object({
+        /** The most recently indexed matches ranked by relevance (older ones follow, newest first); bounds the cost of a word found everywhere. */
+        rank_window: z.number().int().min(1).max(1_000_000).default(1000),
+      })
+      .strict()
+      .prefault({}),
     privacy: z
       .object({
         /** PII detectors applied to canonical text of sources whose own `redact` is unset (null): email, phone, card, iban, secret, ip. */

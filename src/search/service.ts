@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { stmt, type Db } from '../db/open.js';
+import { stmt } from '../db/open.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { decodeCursor, encodeCursor } from '../pagination.js';
 import { toObservationView, type ObservationRow } from '../observations/repo.js';
-import { toMatchExpression } from './query.js';
+import { parseQuery, toMatchExpression } from './query.js';
+import { makeSnippet } from './snippet.js';
 import type { SearchFilter, SearchHit, SearchReader } from './schemas.js';
 
 /** Sensitivities whose text only the admin token may search (the rule of asset content). */
@@ -34,45 +35,69 @@ export interface SearchListing {
  * route and the MCP tool call the same `search`.
  */
 export class SearchService {
-  constructor(private deps: Pick<Deps, 'db'>) {}
+  constructor(private deps: Pick<Deps, 'db' | 'config'>) {}
 
   /**
-   * Hits for `filter.q`, best first (bm25; among equal scores the newest capture first), of active
-   * observations the reader may read: the read-only token never sees a sensitive source's
+   * Hits for `filter.q` of active observations the reader may read: the newest `search.rank_window`
+   * matches best first (bm25; among equal scores the newest capture first), then older ones newest
+   * first. Ranking costs a score per match and a word on every screen matches most of a large
+   * store: the window bounds that cost, while a specific query (fewer matches) is ranked in full: the read-only token never sees a sensitive source's
    * observations (matching them would reveal their text). bad_request for a query with nothing
    * to match or too many terms, or a cursor from another search.
    */
   search(filter: SearchFilter, reader: SearchReader): SearchListing {
     const match = toMatchExpression(filter.q);
+    const terms = parseQuery(filter.q);
     const { where, args } = filterSql(filter, reader);
     const db = this.deps.db;
+    const RANK_WINDOW = this.deps.config.search.rank_window;
     const from = `FROM search_index JOIN search_documents d ON d.doc_id = search_index.rowid
       JOIN observations o ON o.observation_id = d.observation_id
       WHERE search_index MATCH ? AND o.retention_state = 'active'${where.map((w) => ` AND ${w}`).join('')}`;
+    const select = `SELECT o.*, d.doc_id AS search_doc_id, bm25(search_index) AS search_rank ${from}`;
+    // The newest RANK_WINDOW matches, best first (equal scores: newest capture first) ...
+    const ranked = stmt(
+      db,
+      `SELECT * FROM (${select} ORDER BY search_index.rowid DESC LIMIT ${RANK_WINDOW})
+       ORDER BY search_rank, captured_at_ms DESC, observation_id DESC LIMIT ? OFFSET ?`,
+    );
+    // ... then every older match, newest first.
+    const older = stmt(db, `${select} ORDER BY search_index.rowid DESC LIMIT ? OFFSET ?`);
+    /** Rows [offset, offset + count) of that order. */
+    const rowsAt = (offset: number, count: number): SearchRow[] => {
+      const rows = offset < RANK_WINDOW ? (ranked.all(match, ...args, count, offset) as SearchRow[]) : [];
+      if (rows.length < count && (offset >= RANK_WINDOW || rows.length === RANK_WINDOW - offset)) {
+        rows.push(...(older.all(match, ...args, count - rows.length, Math.max(RANK_WINDOW, offset)) as SearchRow[]));
+      }
+      return rows;
+    };
     // A cursor is an offset into this exact search: relevance order has no stable key to resume
     // from (scores move as the corpus changes), so a walk during writes may repeat or skip a hit.
     const scope = `search:${createHash('sha256').update(JSON.stringify([match, where, args])).digest('base64url').slice(0, 16)}`;
     return {
       order: 'relevance',
-      count: () => (stmt(db, `SELECT count(*) ${from}`).pluck().get(match, ...args) as number),
+      count: () => stmt(db, `SELECT count(*) ${from}`).pluck().get(match, ...args) as number,
       fetchPage: (cursor, limit) => {
         const offset = cursor === undefined ? 0 : (decodeCursor(scope, cursor, ['number'])[0] as number);
         if (!Number.isSafeInteger(offset) || offset < 0) throw new AppError('bad_request', 'cursor is not valid');
-        const rows = stmt(
-          db,
-          `SELECT o.*, d.doc_id AS search_doc_id, bm25(search_index) AS search_rank ${from}
-           ORDER BY search_rank, o.captured_at_ms DESC, o.observation_id DESC LIMIT ? OFFSET ?`,
-        ).all(match, ...args, limit + 1, offset) as Array<ObservationRow & { search_doc_id: number; search_rank: number }>;
+        const rows = rowsAt(offset, limit + 1);
         const more = rows.length > limit;
         const page = more ? rows.slice(0, limit) : rows;
+        const body = stmt(db, `SELECT body FROM search_documents WHERE doc_id = ?`).pluck();
         return {
-          items: page.map((r) => ({ observation: toObservationView(r), score: round(-r.search_rank), snippet: snippetOf(db, match, r.search_doc_id) })),
+          items: page.map((r) => ({
+            observation: toObservationView(r),
+            score: round(-r.search_rank),
+            snippet: makeSnippet((body.get(r.search_doc_id) as string | undefined) ?? '', terms, MARK_OPEN, MARK_CLOSE, SNIPPET_TOKENS),
+          })),
           next_cursor: more ? encodeCursor(scope, [offset + limit]) : null,
         };
       },
     };
   }
 }
+
+type SearchRow = ObservationRow & { search_doc_id: number; search_rank: number };
 
 /** The SQL conditions (on `o`, the observation) of a search's filters and the reader's rights. */
 function filterSql(f: SearchFilter, reader: SearchReader): { where: string[]; args: unknown[] } {
@@ -100,17 +125,6 @@ function filterSql(f: SearchFilter, reader: SearchReader): { where: string[]; ar
     where.push(`(o.metadata IS NOT NULL AND (${alternatives.join(' OR ')}))`);
   }
   return { where, args };
-}
-
-/** The snippet of one hit, computed only for the hits of the page (not for every match). */
-function snippetOf(db: Db, match: string, docId: number): string {
-  const s = stmt(
-    db,
-    `SELECT snippet(search_index, 0, '${MARK_OPEN}', '${MARK_CLOSE}', '…', ${SNIPPET_TOKENS}) FROM search_index WHERE search_index MATCH ? AND rowid = ?`,
-  )
-    .pluck()
-    .get(match, docId) as string | undefined;
-  return s ?? '';
 }
 
 const round = (n: number) => Math.round(n * 1e6) / 1e6;
