@@ -111,7 +111,8 @@ const ip: Detector = (text, out) => {
       out.push({ type: 'ip', start: m.index, end: m.index + m[0].length });
     }
   }
-  if (text.includes(':')) {
+  // Every IPv6 shape has a `::` or eight groups: most text has neither, so skip the costly pattern.
+  if (text.includes('::') || /(?:[0-9A-Fa-f]{1,4}:){7}/.test(text)) {
     for (const m of text.matchAll(IPV6)) {
       const groups = m[0].split(':').filter(Boolean);
       // `a::b` in C++ and Rust paths: a real compressed address has at least 3 groups or a long one.
@@ -171,12 +172,12 @@ const SECRET_SHAPES = new RegExp(
 const SECRET_SHAPE = new RegExp(`(?<![A-Za-z0-9_-])(?:${SECRET_SHAPES.source})(?![A-Za-z0-9_-])`, 'g');
 const PRIVATE_KEY = /-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|$)/g;
 /** Words that name a credential, also inside identifiers (`DB_PASSWORD`, `secretAccessKey`). */
-const KEYWORD = String.raw`\b[\w-]*?(?:pass(?:word|wd|phrase|code)?|pwd|secret|token|api[_ -]?key|apikey|access[_ -]?key|auth(?:orization)?|credentials?|private[_ -]?key)[\w-]*`;
+const KEYWORD = /pass(?:word|wd|phrase|code)?|pwd|secret|token|api[_ -]?key|apikey|access[_ -]?key|auth(?:orization)?|credentials?|private[_ -]?key/gi;
 const VALUE = String.raw`["'${'`'}]?([^\s"'${'`'},;<>()[\]{}]{6,})`;
-/** `label ...: value` / `label = value`, the label a few words before the separator, on one line. */
-const SECRET_ASSIGNED = new RegExp(String.raw`${KEYWORD}[^\n:=]{0,24}?["']?[ \t]*(?::=|=>|[:=])[ \t]*(?:bearer[ \t]+)?${VALUE}`, 'gi');
-/** `password is value`, `token value`: the label right before the value, on one line. */
-const SECRET_FOLLOWED = new RegExp(String.raw`${KEYWORD}[ \t]+(?:is[ \t]+)?${VALUE}`, 'gi');
+/** After a keyword: `label ...: value` / `label = value`, the separator a few words on, on one line. */
+const ASSIGNED = new RegExp(String.raw`[\w-]*[^\n:=]{0,24}?["']?[ \t]*(?::=|=>|[:=])[ \t]*(?:bearer[ \t]+)?${VALUE}`, 'iy');
+/** After a keyword: `password is value`, `token value`, on one line. */
+const FOLLOWED = new RegExp(String.raw`[\w-]*[ \t]+(?:is[ \t]+)?${VALUE}`, 'iy');
 const BEARER = /\bBearer\s+([A-Za-z0-9._~+/=-]{16,})/g;
 
 /** Shannon entropy in bits per character. */
@@ -211,11 +212,16 @@ const secret: Detector = (text, out) => {
     const start = m.index + m[0].length - m[1].length;
     out.push({ type: 'secret', start, end: start + m[1].length });
   }
-  for (const re of [SECRET_ASSIGNED, SECRET_FOLLOWED]) {
-    for (const m of text.matchAll(re)) {
+  // Keywords first (a plain alternation, fast), then the value anchored right after each one.
+  for (const k of text.matchAll(KEYWORD)) {
+    const after = k.index + k[0].length;
+    for (const re of [ASSIGNED, FOLLOWED]) {
+      re.lastIndex = after;
+      const m = re.exec(text);
+      if (!m) continue;
       const value = m[1];
-      if (!credentialLike(value, /pass|pwd/i.test(m[0].slice(0, m[0].length - value.length)))) continue;
-      const start = m.index + m[0].length - value.length;
+      const start = after + m[0].length - value.length;
+      if (!credentialLike(value, /pass|pwd/i.test(text.slice(k.index, start)))) continue;
       out.push({ type: 'secret', start, end: start + value.length });
     }
   }
