@@ -118,6 +118,11 @@ CREATE TABLE runs (
   finished_at_ms INTEGER
 , lease_expires_at_ms INTEGER) STRICT;
 
+CREATE TABLE search_backfill (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  after_observation_id TEXT NOT NULL
+) STRICT;
+
 CREATE TABLE search_documents (
   doc_id INTEGER PRIMARY KEY,
   observation_id TEXT NOT NULL UNIQUE,

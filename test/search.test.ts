@@ -171,6 +171,34 @@ describe('text observd derives', () => {
   });
 });
 
+describe('text stored before the index existed', () => {
+  let d: TestDaemon;
+  afterEach(() => d?.close());
+
+  it('is indexed by the backfill job, in batches, active observations only', async () => {
+    d = await startDaemon({});
+    const t = await createSource(d, { source_id: 'old', display_name: 'O', kind: 'screen_snapshot' });
+    const kept = [];
+    for (let i = 0; i < 5; i++) kept.push(await put(d, 'old', t, `archived pangolin ${i}`));
+    const gone = await put(d, 'old', t, 'archived pangolin deleted');
+    await upload(d, 'old', t, makePng(2, 2, 777), 'no-text'); // an image with no text yet
+    const db = d.daemon.services.db;
+    // As a store upgraded to migration 011 looks: text in blobs, nothing indexed, a cursor to walk.
+    db.exec(`DELETE FROM search_documents`);
+    expect((await d.req(`/v1/observations/${gone.observation_id}`, { method: 'DELETE' })).status).toBe(204);
+    expect(await search(d, q('pangolin'))).toEqual([]);
+    const { backfillSearchIndex } = await import('../src/search/backfill.js');
+    // From here to the last step, no await: the daemon's own backfill job must not run in between.
+    db.exec(`INSERT INTO search_backfill (id, after_observation_id) VALUES (1, '')`);
+    expect(backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 3, done: false });
+    expect(backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 2, done: false });
+    expect(backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 0, done: true });
+    expect(backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 0, done: true });
+    expect(new Set(ids(await search(d, q('pangolin'))))).toEqual(new Set(kept.map((o) => o.observation_id)));
+    expect(db.prepare(`SELECT count(*) FROM search_backfill`).pluck().get()).toBe(0);
+  });
+});
+
 describe('the rank window', () => {
   let d: TestDaemon;
   afterEach(() => d?.close());

@@ -39,3 +39,12 @@ CREATE TRIGGER observations_unindex_purged AFTER UPDATE OF retention_state ON ob
 WHEN new.retention_state <> 'active' BEGIN
   DELETE FROM search_documents WHERE observation_id = new.observation_id;
 END;
+
+-- Text stored before this migration is indexed in the background (the search.backfill job), in
+-- observation id order after this cursor; the row goes when the walk is done. A new store has
+-- nothing to walk.
+CREATE TABLE search_backfill (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  after_observation_id TEXT NOT NULL
+) STRICT;
+INSERT INTO search_backfill (id, after_observation_id) SELECT 1, '' WHERE EXISTS (SELECT 1 FROM observations);
