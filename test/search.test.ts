@@ -6,6 +6,7 @@ import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
 import { content, createSource, eventually, upload } from './helpers/derivations.js';
 import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
 import { makePng, makeWav } from './helpers/media.js';
+import { byIds, materialize } from './helpers/runs.js';
 import { expectProblem } from './helpers/problem.js';
 
 const ADMIN = 'search-admin-token-0001';
@@ -319,6 +320,11 @@ describe('PII redaction before storage and indexing', () => {
     expect(ids(await search(d, q('carol')))).toEqual([p.observation_id]);
     const view = await (await d.req('/v1/observation-sources/red')).json();
     expect(view.redact).toEqual(['email', 'secret']);
+    // A run composed from it carries the placeholders too.
+    const run = await materialize(d, byIds([o.observation_id]));
+    expect(run.status).toBeLessThan(300);
+    expect(JSON.stringify(run.body.input)).toContain('Contact [email], key [secret], room 42');
+    expect(JSON.stringify(run.body)).not.toContain('carol.jones');
   });
 
   it('takes privacy.redact from the config when the source sets nothing, and null resets to it', async () => {
