@@ -14,20 +14,22 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { agent, cpuSecondsOf, createSource, flag, load, numArg, round, row, rssOf, saveResults, startDaemon } from './lib.mjs';
+import { agent, arg, cpuSecondsOf, createSource, flag, load, numArg, round, row, rssOf, saveResults, startDaemon } from './lib.mjs';
 
 const QUICK = flag('quick');
 const ROWS = numArg('rows', QUICK ? 50_000 : 1_000_000);
 const REQUESTS = numArg('requests', QUICK ? 300 : 2000);
 /** `--keep`: leave the seeded data directory (its path is printed) for experiments. */
 const KEEP = flag('keep');
+/** `--data DIR`: re-run only the queries over a directory kept by an earlier `--keep` run. */
+const REUSE = arg('data', null);
 const SOURCES = 10;
 const VOCABULARY = 30_000;
 const WORDS_PER_TEXT = 60;
 const TARGETS = { c1: 20, c8: 50 };
 const DAY = 86_400_000;
 
-const dataDir = mkdtempSync(join(tmpdir(), 'observd-bench-search-'));
+const dataDir = REUSE ?? mkdtempSync(join(tmpdir(), 'observd-bench-search-'));
 const sourceId = (s) => `search-${String(s).padStart(2, '0')}`;
 
 // ------------------------------------------------------------------ text generator (seeded)
@@ -164,54 +166,77 @@ function seedIndex(db) {
   return { avgTextBytes: Math.round(chars / ROWS), phrases };
 }
 
-console.error(`search: creating ${SOURCES} sources in ${dataDir}`);
-let d = await startDaemon(dataDir);
-for (let s = 0; s < SOURCES; s++) await createSource(d.url, sourceId(s), `bench-search-token-${s}`);
-await d.stop();
+let bytesWithout = null;
+let bytesWith = null;
+let seedObsSeconds = null;
+let indexSeconds = null;
+let avgTextBytes = null;
+let phrases = [];
+let rowCpu = null;
+let indexCpu = null;
+if (REUSE) {
+  // Phrases from a sample of the stored texts, as seeding would have picked them.
+  const db = new Database(join(dataDir, 'observd.db'), { readonly: true });
+  for (const text of db.prepare(`SELECT body FROM search_documents WHERE doc_id % 200 = 0`).pluck().all()) {
+    const w = text.split(' ');
+    for (let i = 0; i < w.length - 1 && phrases.length < 5000; i++) {
+      if (!COMMON.has(w[i]) && !COMMON.has(w[i + 1]) && /^[a-z]+$/.test(w[i]) && /^[a-z]+$/.test(w[i + 1])) {
+        phrases.push(`${w[i]} ${w[i + 1]}`);
+        break;
+      }
+    }
+  }
+  db.close();
+} else {
+  console.error(`search: creating ${SOURCES} sources in ${dataDir}`);
+  const d0 = await startDaemon(dataDir);
+  for (let s = 0; s < SOURCES; s++) await createSource(d0.url, sourceId(s), `bench-search-token-${s}`);
+  await d0.stop();
 
-const db = new Database(join(dataDir, 'observd.db'));
-db.pragma('synchronous = OFF');
-db.pragma('cache_size = -1048576');
-console.error(`search: seeding ${ROWS} observations`);
-let t = performance.now();
-seedObservations(db);
-db.pragma('wal_checkpoint(TRUNCATE)');
-const bytesWithout = dbBytes();
-const seedObsSeconds = round((performance.now() - t) / 1000);
-console.error(`search: indexing ${ROWS} texts`);
-t = performance.now();
-const { avgTextBytes, phrases } = seedIndex(db);
-const indexSeconds = round((performance.now() - t) / 1000);
-db.pragma('wal_checkpoint(TRUNCATE)');
-const bytesWith = dbBytes();
+  const db = new Database(join(dataDir, 'observd.db'));
+  db.pragma('synchronous = OFF');
+  db.pragma('cache_size = -1048576');
+  console.error(`search: seeding ${ROWS} observations`);
+  let t = performance.now();
+  seedObservations(db);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  bytesWithout = dbBytes();
+  seedObsSeconds = round((performance.now() - t) / 1000);
+  console.error(`search: indexing ${ROWS} texts`);
+  t = performance.now();
+  ({ avgTextBytes, phrases } = seedIndex(db));
+  indexSeconds = round((performance.now() - t) / 1000);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  bytesWith = dbBytes();
 
-// CPU the index adds to an upload: one document per commit (as one upload commits), against one
-// observation row per commit, on the full database, with the daemon's pragmas.
-db.pragma('synchronous = NORMAL');
-db.pragma('cache_size = -65536');
-const UPLOADS = QUICK ? 500 : 2000;
-const cpuMs = (fn) => {
-  const c0 = process.cpuUsage();
-  fn();
-  const c = process.cpuUsage(c0);
-  return (c.user + c.system) / 1000 / UPLOADS;
-};
-const extra = db.prepare(
-  `INSERT INTO observations (observation_id, source_id, kind, sensitivity, retention_state, asset_id, file_name, media_type, sha256,
-     byte_length, captured_at_ms, received_at_ms, expires_at_ms, blobs_held, idempotency_key, request_fingerprint)
-   SELECT ?, source_id, kind, sensitivity, 'active', asset_id, 'x.png', media_type, sha256, byte_length, ?, ?, expires_at_ms, 1, ?, 'f' FROM observations LIMIT 1`,
-);
-const extraIds = Array.from({ length: UPLOADS }, (_, i) => obsId(ROWS + i));
-const rowCpu = cpuMs(() => extraIds.forEach((id, i) => db.transaction(() => extra.run(id, now + i, now + i, `extra-${i}`))()));
-const doc = db.prepare(`INSERT INTO search_documents (observation_id, body) VALUES (?, ?)`);
-const texts = extraIds.map(() => screenText());
-const indexCpu = cpuMs(() => extraIds.forEach((id, i) => db.transaction(() => doc.run(id, texts[i]))()));
-db.pragma('wal_checkpoint(TRUNCATE)');
-db.close();
+  // CPU the index adds to an upload: one document per commit (as one upload commits), against one
+  // observation row per commit, on the full database, with the daemon's pragmas.
+  db.pragma('synchronous = NORMAL');
+  db.pragma('cache_size = -65536');
+  const UPLOADS = QUICK ? 500 : 2000;
+  const cpuMs = (fn) => {
+    const c0 = process.cpuUsage();
+    fn();
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / 1000 / UPLOADS;
+  };
+  const extra = db.prepare(
+    `INSERT INTO observations (observation_id, source_id, kind, sensitivity, retention_state, asset_id, file_name, media_type, sha256,
+       byte_length, captured_at_ms, received_at_ms, expires_at_ms, blobs_held, idempotency_key, request_fingerprint)
+     SELECT ?, source_id, kind, sensitivity, 'active', asset_id, 'x.png', media_type, sha256, byte_length, ?, ?, expires_at_ms, 1, ?, 'f' FROM observations LIMIT 1`,
+  );
+  const extraIds = Array.from({ length: UPLOADS }, (_, i) => obsId(ROWS + i));
+  rowCpu = cpuMs(() => extraIds.forEach((id, i) => db.transaction(() => extra.run(id, now + i, now + i, `extra-${i}`))()));
+  const doc = db.prepare(`INSERT INTO search_documents (observation_id, body) VALUES (?, ?)`);
+  const texts = extraIds.map(() => screenText());
+  indexCpu = cpuMs(() => extraIds.forEach((id, i) => db.transaction(() => doc.run(id, texts[i]))()));
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+}
 
 // ------------------------------------------------------------------ queries over HTTP
-t = performance.now();
-d = await startDaemon(dataDir, { OBSERVD_SWEEP_INTERVAL_MS: '3600000' });
+let t = performance.now();
+const d = await startDaemon(dataDir, { OBSERVD_SWEEP_INTERVAL_MS: '3600000' });
 const startupMs = Math.round(performance.now() - t);
 /** Two words of the Zipf text distribution past the 50 most common ones (what someone would type to find a screen). */
 function twoWords() {
@@ -250,10 +275,11 @@ const results = {
   index_build_seconds: indexSeconds,
   db_bytes_without_index: bytesWithout,
   db_bytes_with_index: bytesWith,
-  db_bytes_per_observation_without_index: Math.round(bytesWithout / ROWS),
-  db_bytes_per_observation_with_index: Math.round(bytesWith / ROWS),
-  index_cpu_ms_per_upload: round(indexCpu, 3),
-  observation_row_cpu_ms_per_upload: round(rowCpu, 3),
+  db_bytes_per_observation_without_index: REUSE ? null : Math.round(bytesWithout / ROWS),
+  db_bytes_per_observation_with_index: REUSE ? null : Math.round(bytesWith / ROWS),
+  index_cpu_ms_per_upload: REUSE ? null : round(indexCpu, 3),
+  observation_row_cpu_ms_per_upload: REUSE ? null : round(rowCpu, 3),
+  reused_data: !!REUSE,
   daemon_startup_ms: startupMs,
   two_word_matches: { p50: hitCounts[Math.floor(hitCounts.length / 2)], max: hitCounts[hitCounts.length - 1] },
   cases: {},
@@ -276,7 +302,7 @@ for (const [name, make] of Object.entries(cases)) {
 }
 results.daemon_rss = rssOf(d.pid);
 await d.stop();
-if (KEEP) console.error(`search: data kept in ${dataDir}`);
+if (KEEP || REUSE) console.error(`search: data kept in ${dataDir}`);
 else rmSync(dataDir, { recursive: true, force: true });
 
 const n = ROWS.toLocaleString('en');
@@ -301,7 +327,7 @@ for (const [name, label] of [
   const r = results.cases.common_words.c1;
   results.summary.push(row(`search two of the 10 commonest words (${n} obs), concurrency 1: p50 / p99`, `${r.p50_ms} / ${r.p99_ms}`, 'ms', { note: 'worst case, no target; matches most of the store' }));
 }
-results.summary.push(
+if (!REUSE) results.summary.push(
   row('search index CPU per upload with text', results.index_cpu_ms_per_upload, 'ms', {
     baseline: results.observation_row_cpu_ms_per_upload,
     ratio: round(results.index_cpu_ms_per_upload / results.observation_row_cpu_ms_per_upload),

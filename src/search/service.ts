@@ -3,7 +3,7 @@ import { stmt } from '../db/open.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { decodeCursor, encodeCursor } from '../pagination.js';
-import { toObservationView, type ObservationRow } from '../observations/repo.js';
+import { getObservationRow, toObservationView } from '../observations/repo.js';
 import { parseQuery, toMatchExpression } from './query.js';
 import { makeSnippet } from './snippet.js';
 import type { SearchFilter, SearchHit, SearchReader } from './schemas.js';
@@ -54,7 +54,8 @@ export class SearchService {
     const from = `FROM search_index JOIN search_documents d ON d.doc_id = search_index.rowid
       JOIN observations o ON o.observation_id = d.observation_id
       WHERE search_index MATCH ? AND o.retention_state = 'active'${where.map((w) => ` AND ${w}`).join('')}`;
-    const select = `SELECT o.*, d.doc_id AS search_doc_id, bm25(search_index) AS search_rank ${from}`;
+    // Narrow rows while ranking (the window may hold many); whole observations only for the page.
+    const select = `SELECT d.doc_id AS search_doc_id, bm25(search_index) AS search_rank, o.captured_at_ms, o.observation_id ${from}`;
     // The newest RANK_WINDOW matches, best first (equal scores: newest capture first) ...
     const ranked = stmt(
       db,
@@ -86,7 +87,7 @@ export class SearchService {
         const body = stmt(db, `SELECT body FROM search_documents WHERE doc_id = ?`).pluck();
         return {
           items: page.map((r) => ({
-            observation: toObservationView(r),
+            observation: toObservationView(getObservationRow(db, r.observation_id)!),
             score: round(-r.search_rank),
             snippet: makeSnippet((body.get(r.search_doc_id) as string | undefined) ?? '', terms, MARK_OPEN, MARK_CLOSE, SNIPPET_TOKENS),
           })),
@@ -97,7 +98,7 @@ export class SearchService {
   }
 }
 
-type SearchRow = ObservationRow & { search_doc_id: number; search_rank: number };
+type SearchRow = { search_doc_id: number; search_rank: number; captured_at_ms: number; observation_id: string };
 
 /** The SQL conditions (on `o`, the observation) of a search's filters and the reader's rights. */
 function filterSql(f: SearchFilter, reader: SearchReader): { where: string[]; args: unknown[] } {
