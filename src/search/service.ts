@@ -38,12 +38,13 @@ export class SearchService {
   constructor(private deps: Pick<Deps, 'db' | 'config'>) {}
 
   /**
-   * Hits for `filter.q` of active observations the reader may read: the newest `search.rank_window`
-   * matches best first (bm25; among equal scores the newest capture first), then older ones newest
-   * first. Ranking costs a score per match and a word on every screen matches most of a large
-   * store: the window bounds that cost, while a specific query (fewer matches) is ranked in full: the read-only token never sees a sensitive source's
-   * observations (matching them would reveal their text). bad_request for a query with nothing
-   * to match or too many terms, or a cursor from another search.
+   * Hits for `filter.q` among the active observations the reader may read (the read-only token
+   * never sees a sensitive source's: a match would reveal their text). Order: the newest
+   * `search.rank_window` matches best first (bm25; equal scores, newest capture first), then
+   * older matches newest first. Ranking costs a score per match and a word on every screen
+   * matches most of a large store: the window bounds that cost, while a specific query (fewer
+   * matches than the window) is ranked in full. bad_request for a query with nothing to match or
+   * too many terms, or a cursor from another search.
    */
   search(filter: SearchFilter, reader: SearchReader): SearchListing {
     const match = toMatchExpression(filter.q);
