@@ -37,8 +37,8 @@ describe('GET /v1/search', () => {
 
   beforeAll(async () => {
     d = await startDaemon({ admin_token: ADMIN, readonly_token: READER }, { now: clock });
-    screen = await createSource(d, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot', sensitivity: 'internal' }, ADMIN);
-    other = await createSource(d, { source_id: 'webcam', display_name: 'Cam', kind: 'webcam_snapshot', sensitivity: 'internal' }, ADMIN);
+    screen = await createSource(d, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot', sensitivity: 'standard' }, ADMIN);
+    other = await createSource(d, { source_id: 'webcam', display_name: 'Cam', kind: 'webcam_snapshot', sensitivity: 'standard' }, ADMIN);
     obs.editor = await put(d, 'screen', screen, 'Editing search.ts in the editor: export function parseQuery', {
       captured_at_ms: 1000,
       stream_id: 'main',
@@ -230,7 +230,7 @@ describe('sensitive sources', () => {
 
   it('are searchable with the admin token only (as their asset content is)', async () => {
     d = await startDaemon({ admin_token: ADMIN, readonly_token: READER });
-    const open = await createSource(d, { source_id: 'open', display_name: 'Open', kind: 'screen_snapshot', sensitivity: 'internal' }, ADMIN);
+    const open = await createSource(d, { source_id: 'open', display_name: 'Open', kind: 'screen_snapshot', sensitivity: 'standard' }, ADMIN);
     const secret = await createSource(d, { source_id: 'private', display_name: 'Private', kind: 'screen_snapshot' }, ADMIN); // sensitive by default
     const a = await put(d, 'open', open, 'quarterly roadmap draft');
     const b = await put(d, 'private', secret, 'quarterly salary review');
@@ -361,7 +361,7 @@ describe('PII redaction before storage and indexing', () => {
     expect(await search(d, q('erin'))).toEqual([]);
     expect(await search(d, q('ghp_1A2b3C4d5E6f7G8h9I0jK1lM2nO3pQ4rS5tU'))).toEqual([]);
     const der = await (await d.req(`/v1/derivations?profile=canonical_text`)).json();
-    const text = (await content(d, der.data[0].result_asset_id)).toString('utf8');
+    const text = (await content(d, der[0].result_asset_id)).toString('utf8');
     expect(text).toBe('Sure, my email is [email] and the token is [secret], see you at the standup');
   });
 });

@@ -41,4 +41,4 @@ export const searchHitSchema = z.object({
 export type SearchHit = z.output<typeof searchHitSchema>;
 
 /** Who is searching: the admin token (or a loopback daemon without one) sees every source; the read-only token no sensitive one. */
-export type SearchReader = 'admin' | 'readonly';
+export type { Reader as SearchReader } from '../access.js';

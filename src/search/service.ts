@@ -2,14 +2,14 @@ import { createHash } from 'node:crypto';
 import { stmt } from '../db/open.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { decodeCursor, encodeCursor } from '../pagination.js';
+import { decodeCursor, encodeCursor, type Listing } from '../pagination.js';
 import { getObservationRow, toObservationView } from '../observations/repo.js';
 import { parseQuery, toMatchExpression } from './query.js';
 import { makeSnippet } from './snippet.js';
 import type { SearchFilter, SearchHit, SearchReader } from './schemas.js';
 
 /** Sensitivities whose text only the admin token may search (the rule of asset content). */
-export const SENSITIVE = ['sensitive', 'restricted'];
+export const SENSITIVE = ['sensitive'];
 
 /** Marks around matched words in a snippet (plain text, not HTML: a client escapes it and styles the marks). */
 export const MARK_OPEN = '«';
@@ -17,18 +17,8 @@ export const MARK_CLOSE = '»';
 /** Words of context a snippet shows around the matches. */
 const SNIPPET_TOKENS = 16;
 
-/** One page of hits and the cursor after it (null at the end): the shape of the shared list mechanism. */
-export interface SearchPage {
-  items: SearchHit[];
-  next_cursor: string | null;
-}
-
-/** A search whose pages a list renderer fetches: `fetchPage(cursor, limit)`, `count()`, `order`. */
-export interface SearchListing {
-  fetchPage(cursor: string | undefined, limit: number): SearchPage;
-  count(): number;
-  order: 'relevance';
-}
+/** A search as the shared list mechanism renders it: pages of hits, a count, order `relevance`. */
+export type SearchListing = Listing<SearchHit> & { count(): number };
 
 /**
  * Full-text search over canonical text (SQLite FTS5 in the same database). No HTTP: the REST

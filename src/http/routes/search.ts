@@ -30,7 +30,7 @@ export function searchRoutes({ services, auth }: RouteDeps) {
     auth('read'),
     (c) => {
       const { filter, list } = parseSearchQuery(c);
-      return renderList(c, list, services.search.search(filter, c.get('role') === 'admin' ? 'admin' : 'readonly'));
+      return renderList(c, list, services.search.search(filter, c.get('role')));
     },
   );
 
