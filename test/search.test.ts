@@ -1,4 +1,7 @@
 import { createCanvas } from '@napi-rs/canvas';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservationView } from '../src/observations/schemas.js';
 import type { SearchHit } from '../src/search/schemas.js';
@@ -147,6 +150,34 @@ describe('GET /v1/search', () => {
 function indexed(d: TestDaemon, term: string): number {
   return d.daemon.services.db.prepare(`SELECT count(*) FROM search_index WHERE search_index MATCH ?`).pluck().get(`"${term}"`) as number;
 }
+
+describe('the MCP tool search_observations', () => {
+  let d: TestDaemon;
+  afterEach(() => d?.close());
+
+  it('calls the same search, with the caller\'s read rights', async () => {
+    d = await startDaemon({ admin_token: ADMIN, readonly_token: READER });
+    const open = await createSource(d, { source_id: 'open', display_name: 'Open', kind: 'screen_snapshot', sensitivity: 'internal' }, ADMIN);
+    const closed = await createSource(d, { source_id: 'closed', display_name: 'Closed', kind: 'screen_snapshot' }, ADMIN);
+    const a = await put(d, 'open', open, 'quarterly invoice due friday');
+    await put(d, 'closed', closed, 'quarterly salary review');
+    const hits = async (token: string) => {
+      const client = new Client({ name: 'search-test', version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${d.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+      try {
+        const r = (await client.callTool({ name: 'search_observations', arguments: { query: 'quarterly' } })) as CallToolResult;
+        expect(r.isError).toBeFalsy();
+        return (r.structuredContent as { hits: SearchHit[] }).hits;
+      } finally {
+        await client.close();
+      }
+    };
+    expect((await hits(ADMIN)).length).toBe(2);
+    const reader = await hits(READER);
+    expect(ids(reader)).toEqual([a.observation_id]);
+    expect(reader[0].snippet).toContain('«quarterly»');
+  });
+});
 
 describe('text observd derives', () => {
   let d: TestDaemon;
