@@ -157,7 +157,7 @@ describe('the MCP tool search_observations', () => {
 
   it('calls the same search, with the caller\'s read rights', async () => {
     d = await startDaemon({ admin_token: ADMIN, readonly_token: READER });
-    const open = await createSource(d, { source_id: 'open', display_name: 'Open', kind: 'screen_snapshot', sensitivity: 'internal' }, ADMIN);
+    const open = await createSource(d, { source_id: 'open', display_name: 'Open', kind: 'screen_snapshot', sensitivity: 'standard' }, ADMIN);
     const closed = await createSource(d, { source_id: 'closed', display_name: 'Closed', kind: 'screen_snapshot' }, ADMIN);
     const a = await put(d, 'open', open, 'quarterly invoice due friday');
     await put(d, 'closed', closed, 'quarterly salary review');
