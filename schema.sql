@@ -40,7 +40,7 @@ CREATE TABLE derivations (
   auto_derive INTEGER NOT NULL DEFAULT 0,
   created_at_ms INTEGER NOT NULL,
   updated_at_ms INTEGER NOT NULL
-) STRICT;
+, external_processing_withheld INTEGER NOT NULL DEFAULT 0) STRICT;
 
 CREATE TABLE events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -116,7 +116,7 @@ CREATE TABLE runs (
   -- http submitter: when the agent runtime accepted the run (2xx).
   submitted_at_ms INTEGER,
   finished_at_ms INTEGER
-, lease_expires_at_ms INTEGER, actor_id TEXT) STRICT;
+, lease_expires_at_ms INTEGER, actor_id TEXT, external_processing_withheld TEXT NOT NULL DEFAULT '[]') STRICT;
 
 CREATE TABLE search_backfill (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -169,7 +169,7 @@ CREATE TABLE sources (
   active_byte_length INTEGER NOT NULL DEFAULT 0,
   created_at_ms INTEGER NOT NULL,
   updated_at_ms INTEGER NOT NULL
-, last_authenticated_at_ms INTEGER, last_token_rotated_at_ms INTEGER, upload_token_revoked_at_ms INTEGER, last_observed_at_ms INTEGER, redact TEXT) STRICT;
+, last_authenticated_at_ms INTEGER, last_token_rotated_at_ms INTEGER, upload_token_revoked_at_ms INTEGER, last_observed_at_ms INTEGER, allow_external_processing INTEGER, redact TEXT) STRICT;
 
 CREATE TABLE uploads (
   upload_id TEXT PRIMARY KEY,

@@ -5,7 +5,7 @@
 //   npm run bench                               every default benchmark, full size
 //   npm run bench -- --quick                    a short smoke run of each
 //   npm run bench -- --only ingest,listing      a selection (any name below, optional ones too)
-//   npm run bench -- --all                      the default ones plus the optional ones (materialize, ocr)
+//   npm run bench -- --all                      the default ones plus the optional ones (materialize, ocr, ocr-screen)
 //   npm run bench -- --markdown                 print the table as Markdown (for docs/performance.md)
 //   node bench/run.mjs --table                  only print the table of the last results
 import { execFileSync, spawn } from 'node:child_process';
@@ -39,6 +39,9 @@ const BENCHES = [
   // OCR measures the derivation worker pool, not the daemon's HTTP paths; it prints its result
   // (and writes its own file) rather than merging into latest.json, so it is captured here.
   { name: 'ocr', file: 'ocr.mjs', key: 'ocr', optional: true, quickArgs: ['--images', '4'], captureJson: true, summarize: ocrRows },
+  // A Chromium-rendered screen capture sequence at 1 frame/s through a real daemon, every frame
+  // OCR'd whole (baseline) and incrementally, in the same run (needs /usr/bin/chromium; ~10 min).
+  { name: 'ocr-screen', file: 'ocr-screen.mjs', key: 'ocr_screen', optional: true },
 ];
 
 const USAGE = `usage: node bench/run.mjs [--quick] [--only a,b] [--all] [--markdown] [--table]

@@ -15,9 +15,10 @@ import type { Deps } from './deps.js';
 import { EventHub } from './events/hub.js';
 import { Outbox } from './events/outbox.js';
 import { WebhookDeliverer } from './events/webhooks.js';
-import { titleOf } from './errors.js';
 import { daemonJobs } from './daemon-jobs.js';
+import { isDiskFull } from './errors.js';
 import { createApp, type Services } from './http/app.js';
+import { clientErrorResponse } from './http/client-error.js';
 import { createMetrics } from './http/metrics.js';
 import { problemResponse } from './http/problem.js';
 import { idFactory } from './ids.js';
@@ -88,11 +89,13 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
   const { deps, services, strays } = openStore(config, { ...opts, logger });
   if (strays.temps || strays.orphans) logger.info(strays, 'removed stray temp files and orphan blobs');
   let accepting = true;
-  const metrics = createMetrics(services.db);
+  const metrics = createMetrics(services.db, () => services.derivations.ocrStats());
   const app = createApp({ services, logger, metrics, version: VERSION, ready: () => accepting });
   const jobs = new JobRegistry(deps.now, (run) => {
     metrics.recordJob(run);
-    if (run.error !== undefined) logger.error({ err: run.error, job: run.name }, 'periodic job failed');
+    // A full disk is not a bug: the job runs again next time and succeeds once space is freed.
+    if (run.error !== undefined && isDiskFull(run.error)) logger.warn({ err: run.error, job: run.name }, 'periodic job postponed: disk full');
+    else if (run.error !== undefined) logger.error({ err: run.error, job: run.name }, 'periodic job failed');
   });
   for (const job of daemonJobs(deps, services, logger)) jobs.add(job);
   let server: Server | undefined;
@@ -147,10 +150,10 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
           sockets.add(socket);
           socket.once('close', () => sockets.delete(socket));
         });
-        // A request Node cannot parse gets a problem+json 400 too (Node's own bare answers for 408/431).
+        // A request Node cannot parse (or that is too large or slow to arrive) gets problem+json too.
         s.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
           const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-          if (socket.writable && !inFlight?.headersSent) socket.write(rawErrorResponse(err.code));
+          if (socket.writable && !inFlight?.headersSent) socket.write(clientErrorResponse(err.code));
           socket.destroy();
         });
         server = s;
@@ -186,20 +189,6 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
   };
 }
 export type Daemon = ReturnType<typeof createDaemon>;
-
-/** The raw HTTP answer to a request Node's parser refused. */
-function rawErrorResponse(code: string | undefined): string {
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
-  if (code === 'HPE_HEADER_OVERFLOW') return 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n';
-  const body = JSON.stringify({
-    type: 'https://observd.dev/problems/bad_request',
-    title: titleOf('bad_request'),
-    status: 400,
-    detail: 'the HTTP request could not be parsed',
-    code: 'bad_request',
-  });
-  return `HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
-}
 
 /** The answer to a request hono could not turn into a Request. */
 function requestErrorResponse(e: unknown): Response {

@@ -13,7 +13,9 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'idempotency_conflict'
+  | 'misdirected_request'
   | 'rate_limited'
+  | 'headers_too_large'
   | 'quota_exceeded'
   | 'insufficient_storage'
   | 'unsupported_derivation'
@@ -34,7 +36,9 @@ const STATUS: Record<ErrorCode, number> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   idempotency_conflict: 422,
+  misdirected_request: 421,
   rate_limited: 429,
+  headers_too_large: 431,
   quota_exceeded: 507,
   insufficient_storage: 507,
   unsupported_derivation: 400,
@@ -56,7 +60,9 @@ const TITLES: Record<ErrorCode, string> = {
   payload_too_large: 'Payload too large',
   unsupported_media_type: 'Unsupported media type',
   idempotency_conflict: 'Idempotency key reused with a different request',
+  misdirected_request: 'Misdirected request',
   rate_limited: 'Rate limited',
+  headers_too_large: 'Request header fields too large',
   quota_exceeded: 'Quota exceeded',
   insufficient_storage: 'Insufficient storage',
   unsupported_derivation: 'Unsupported derivation',
@@ -99,3 +105,23 @@ export function titleOf(code: ErrorCode): string {
 
 /** Shorthand for the most common error: not_found naming what is missing. */
 export const notFound = (what: string) => new AppError('not_found', `${what} not found`);
+
+const DISK_FULL_CODES = new Set(['SQLITE_FULL', 'ENOSPC', 'EDQUOT']);
+
+/** True when `e` (or an error it wraps as `cause`) says the disk, or the user's quota on it, is full. */
+export function isDiskFull(e: unknown): boolean {
+  let x = e;
+  for (let depth = 0; x !== null && typeof x === 'object' && depth < 5; depth++) {
+    if (x instanceof AppError) return x.code === 'insufficient_storage';
+    if (DISK_FULL_CODES.has(String((x as { code?: unknown }).code))) return true;
+    x = (x as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** The client-facing form of a full disk (SQLITE_FULL, ENOSPC): insufficient_storage, 507. */
+export const diskFull = () =>
+  new AppError('insufficient_storage', 'the disk holding the data directory is full; nothing was stored — retry once space is freed');
+
+/** How long background work that hit a full disk waits before it tries again. */
+export const DISK_FULL_RETRY_MS = 5_000;

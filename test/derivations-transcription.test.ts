@@ -30,7 +30,7 @@ beforeAll(async () => {
   fake = await startFakeOpenAI();
   dataDir = mkdtempSync(join(tmpdir(), 'observd-stt-'));
   d = await startDaemon({ transcription: transcription('whisper-a') }, { dataDir });
-  token = await createSource(d, { source_id: 'mic', display_name: 'Mic', kind: 'microphone_segment' });
+  token = await createSource(d, { source_id: 'mic', display_name: 'Mic', kind: 'microphone_segment', allow_external_processing: true });
 });
 afterAll(async () => {
   await d?.close();
@@ -112,7 +112,7 @@ describe('canonical_text by transcription', () => {
   });
 
   it('moves processing_status pending -> processing -> completed for auto_derive', async () => {
-    const autoToken = await createSource(d, { source_id: 'mic-auto', display_name: 'Mic', kind: 'microphone_segment', auto_derive: ['canonical_text'] });
+    const autoToken = await createSource(d, { source_id: 'mic-auto', display_name: 'Mic', kind: 'microphone_segment', auto_derive: ['canonical_text'], allow_external_processing: true });
     fake.hold();
     const obs = await upload(d, 'mic-auto', autoToken, wav(4), 'auto-1', 'audio/wav');
     expect(obs.processing_status).toBe('pending');

@@ -657,8 +657,8 @@ describe('fuzz: headers', () => {
       'GARBAGE\r\n\r\n',
       'GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n',
       'GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n',
-      `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n`,
-      `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+      `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: abc\r\n\r\n`,
+      `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
       'GET / HTTP/9.9\r\nHost: x\r\n\r\n',
     ];
     for (const g of garbage) {
@@ -673,11 +673,11 @@ describe('fuzz: headers', () => {
 
   it('raw non-ASCII bytes in the path and hostile Host headers are 4xx problems', async () => {
     const requests: Array<[string, ErrorCode[]]> = [
-      [`GET /v1/observation-sources/caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['validation_failed', 'bad_request']],
-      [`GET /v1/observation-sources/\xff\xfe HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['validation_failed', 'bad_request']],
+      [`GET /v1/observation-sources/caf\xc3\xa9 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['validation_failed', 'bad_request']],
+      [`GET /v1/observation-sources/\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['validation_failed', 'bad_request']],
       [`GET /v1/observation-sources/${SOURCE} HTTP/1.1\r\nHost: evil@example.com\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['bad_request']],
       [`GET /v1/observation-sources/${SOURCE} HTTP/1.1\r\nHost: [::1\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['bad_request']],
-      [`GET /v1/observation-sources\\${SOURCE} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['bad_request']],
+      [`GET /v1/observation-sources\\${SOURCE} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['bad_request']],
     ];
     for (const [payload, codes] of requests) {
       const out = await new Promise<string>((resolve, reject) => {
@@ -713,7 +713,7 @@ function rawSocketExchange(payload: string): Promise<string> {
 describe('hostile clients', () => {
   it('a declared Content-Length over the limit is refused before any body is sent', async () => {
     const out = await rawSocketExchange(
-      `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${uploadToken}\r\n` +
+      `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${uploadToken}\r\n` +
         `Content-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n`,
     );
     expect(out).toMatch(/^HTTP\/1\.1 413 /);
@@ -723,7 +723,7 @@ describe('hostile clients', () => {
 
   it('an unauthenticated upload is refused before its body is read', async () => {
     const out = await rawSocketExchange(
-      `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope-nope-nope-nope\r\n` +
+      `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer nope-nope-nope-nope\r\n` +
         `Content-Type: application/json\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n{"a":`,
     );
     expect(out).toMatch(/^HTTP\/1\.1 401 /);
@@ -763,7 +763,7 @@ describe('hostile clients', () => {
       await new Promise((r) => s.once('connect', r));
       const b = 'cutboundary';
       s.write(
-        `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${uploadToken}\r\n` +
+        `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${uploadToken}\r\n` +
           (kind === 'multipart'
             ? `Content-Type: multipart/form-data; boundary=${b}\r\nContent-Length: 200000\r\n\r\n--${b}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n`
             : `Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n{"upload":{"content_base64":"`),
@@ -792,7 +792,7 @@ describe('hostile clients', () => {
         const b = `dribble${i}`;
         const multi = i % 2 === 0;
         s.write(
-          `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${uploadToken}\r\n` +
+          `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${uploadToken}\r\n` +
             (multi
               ? `Content-Type: multipart/form-data; boundary=${b}\r\nTransfer-Encoding: chunked\r\n\r\n`
               : `Content-Type: application/json\r\nContent-Length: 90000\r\n\r\n`),

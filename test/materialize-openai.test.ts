@@ -42,7 +42,7 @@ beforeAll(async () => {
   d = await startDaemon({
     runs: { submitter: 'openai', openai: { base_url: fake.baseUrl, model: 'config-model', api_key_env: KEY_ENV, max_retries: 0 } },
   });
-  const token = await createSource(d, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot', allow_output_delivery: true });
+  const token = await createSource(d, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot', allow_output_delivery: true, allow_external_processing: true });
   png = await textPng('The quick brown fox jumps over the lazy dog');
   // No uploader text: the run derives it by OCR on demand.
   shot = await upload(d, 'screen', token, png, 'fox', 'image/png', { stream_id: 'main', seq_no: 1 });
@@ -154,7 +154,7 @@ describe('a run cut off by a shutdown', () => {
     const config = { runs: { submitter: 'openai' as const, openai: { base_url: fake.baseUrl, api_key_env: KEY_ENV, max_retries: 0 } } };
     try {
       const first = await startDaemon(config, { dataDir });
-      const token = await createSource(first, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot' });
+      const token = await createSource(first, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot', allow_external_processing: true });
       const o = await upload(first, 'screen', token, png, 'again', 'image/png', { canonical_text: 'words' });
       const calls = fake.chatCalls.length;
       fake.hold();

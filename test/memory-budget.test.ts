@@ -79,7 +79,7 @@ describe('a JSON body dribbled while it holds the memory budget', () => {
       });
       await new Promise((r) => slow.once('connect', r));
       slow.write(
-        `POST /v1/observation-sources/cam/observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${src.upload_token}\r\n` +
+        `POST /v1/observation-sources/cam/observations HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${src.upload_token}\r\n` +
           `Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n{"upload":{"content_base64":"`,
       );
       timer.t = setInterval(() => slow.write('AAAA'), 100);

@@ -380,6 +380,8 @@ describe('PII redaction before storage and indexing', () => {
       kind: 'microphone_segment',
       auto_derive: ['canonical_text'],
       redact: ['email', 'secret'],
+      // Sensitive by default: the transcription backend is external processing, which it must allow.
+      allow_external_processing: true,
     });
     const o = await upload(d, 'mic', t, makeWav(0.3), 'wav-1', 'audio/wav');
     const hits = await eventually(async () => {

@@ -65,6 +65,22 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    http: z
+      .object({
+        /**
+         * Host names (`name` or `name:port`) this daemon answers besides loopback names on its own
+         * port, e.g. the name a reverse proxy forwards; any other `Host` gets 421.
+         */
+        allowed_hosts: z
+          .array(z.string().regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/, 'must be a host name, optionally with :port'))
+          .default(() => []),
+        /** Web origins (`scheme://host[:port]`) allowed to change state and sent CORS headers; never `*`. */
+        allowed_origins: z
+          .array(z.string().regex(/^https?:\/\/(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/, 'must be an origin: scheme://host[:port]'))
+          .default(() => []),
+      })
+      .strict()
+      .prefault({}),
     retention: z
       .object({
         sweep_interval_ms: z.number().int().positive().default(5_000),
@@ -79,8 +95,20 @@ export const configSchema = z
       .object({
         /** Derivation jobs the background queue runs at once. */
         queue_concurrency: z.number().int().min(1).max(64).default(2),
-        /** Tesseract workers in the warm OCR pool (created on first use, ended on close). */
-        ocr_workers: z.number().int().min(1).max(16).default(1),
+        /** Tesseract workers in the warm OCR pool (created on first use, ended on close); `auto`: one per core but one, 1 to 8. */
+        ocr_workers: z.union([z.literal('auto'), z.number().int().min(1).max(16)]).default('auto'),
+        /** Canonical text of screen capture streams (`screen_snapshot` sources), frame after frame. */
+        screen_ocr: z
+          .object({
+            /** Reuse the previous text of a frame that looks the same, OCR only the rows that changed, coalesce frames that arrive faster than OCR. Off: every frame is OCR'd whole. */
+            incremental: z.boolean().default(true),
+            /** Recent OCR'd frames kept per stream as bases (switching back to a window finds its text). */
+            history: z.number().int().min(1).max(16).default(4),
+            /** A change taller than this fraction of the frame is OCR'd whole. */
+            max_region_fraction: z.number().min(0).max(1).default(0.6),
+          })
+          .strict()
+          .prefault({}),
         /** How long `POST /v1/derivations` waits for the result before answering 202 with the pending record. */
         wait_timeout_ms: z.number().int().min(0).max(600_000).default(30_000),
         /** Images with more pixels than this are not decoded: OCR and previews of them fail. */

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Worker as ThreadWorker } from 'node:worker_threads';
 import Tesseract from 'tesseract.js';
+import type { LineRecognizer, OcrLine } from './screen-text.js';
 
 const require = createRequire(import.meta.url);
 
@@ -30,7 +31,9 @@ interface Slot {
  * node_modules and the language data from the @tesseract.js-data package. Workers are created
  * on first use, up to `size`, reused across jobs and terminated by `close`.
  */
-export class OcrPool {
+export class OcrPool implements LineRecognizer {
+  /** Recognitions started so far (whole images and regions alike), for metrics and tests. */
+  recognitions = 0;
   private idle: Slot[] = [];
   private slots = new Set<Slot>();
   private starting = 0;
@@ -46,13 +49,30 @@ export class OcrPool {
 
   /** Recognizes the text of a PNG or JPEG; throws if the image cannot be read or the pool is closed. */
   async recognize(image: Buffer): Promise<string> {
+    return (await this.run(image, { text: true })).text;
+  }
+
+  /** Recognizes the text lines of a PNG or JPEG, each with its box, in tesseract's reading order. */
+  async recognizeLines(image: Buffer): Promise<OcrLine[]> {
+    const page = await this.run(image, { text: false, blocks: true });
+    const lines: OcrLine[] = [];
+    for (const block of page.blocks ?? []) {
+      for (const para of block.paragraphs) {
+        for (const line of para.lines) lines.push(...segments(line));
+      }
+    }
+    return lines;
+  }
+
+  private async run(image: Buffer, output: Partial<Tesseract.OutputFormats>): Promise<Tesseract.Page> {
+    this.recognitions++;
     const slot = await this.acquire();
     try {
       const result = await new Promise<Tesseract.RecognizeResult>((resolve, reject) => {
         slot.fail = reject;
-        slot.worker.recognize(image).then(resolve, (e: unknown) => reject(asError(e)));
+        slot.worker.recognize(image, {}, output).then(resolve, (e: unknown) => reject(asError(e)));
       });
-      return result.data.text;
+      return result.data;
     } finally {
       slot.fail = undefined;
       this.release(slot);
@@ -132,6 +152,35 @@ export class OcrPool {
         }
       });
   }
+}
+
+/**
+ * A line split where its words are far apart (a taskbar's buttons and its clock, two panes side
+ * by side): each part is a line of its own, so a change in one does not mean OCRing the others.
+ */
+function segments(line: Tesseract.Line): OcrLine[] {
+  const height = Math.max(1, line.bbox.y1 - line.bbox.y0);
+  const out: OcrLine[] = [];
+  let cur: Tesseract.Word[] = [];
+  const flush = () => {
+    const words = cur.filter((w) => w.text.trim());
+    cur = [];
+    if (!words.length) return;
+    out.push({
+      text: words.map((w) => w.text.trim()).join(' '),
+      top: Math.min(...words.map((w) => w.bbox.y0)),
+      bottom: Math.max(...words.map((w) => w.bbox.y1)),
+      left: Math.min(...words.map((w) => w.bbox.x0)),
+      right: Math.max(...words.map((w) => w.bbox.x1)),
+    });
+  };
+  for (const w of line.words ?? []) {
+    const prev = cur[cur.length - 1];
+    if (prev && w.bbox.x0 - prev.bbox.x1 > 3 * height) flush();
+    cur.push(w);
+  }
+  flush();
+  return out;
 }
 
 /** tesseract.js rejects with strings such as "Error: …"; make them plain Errors. */

@@ -17,20 +17,27 @@ function deferred(): Deferred {
 export class JobQueue {
   private waiting = new Map<string, Deferred>();
   private active = new Map<string, Deferred>();
+  /** Running jobs that declared they only wait (on another job's work): they hold no slot. */
+  private parked = new Map<string, Deferred>();
   /** Ids asked to run again while running (their state changed under the run). */
   private again = new Map<string, Deferred>();
   private started = false;
   private stopped = false;
+  private retries = new Set<NodeJS.Timeout>();
 
+  /**
+   * `onError` hears a run that threw; when it returns a number of milliseconds the id is run
+   * again after that long (a transient failure such as a full disk), unless stopped meanwhile.
+   */
   constructor(
     private concurrency: number,
-    private run: (id: string) => Promise<void>,
-    private onError: (id: string, e: unknown) => void,
+    private run: (id: string, park: () => void) => Promise<void>,
+    private onError: (id: string, e: unknown) => number | void,
   ) {}
 
   /** Queues `id` unless it is already waiting or running; resolves when that run has finished. */
   ensure(id: string): Promise<void> {
-    const known = this.waiting.get(id) ?? this.active.get(id);
+    const known = this.waiting.get(id) ?? this.active.get(id) ?? this.parked.get(id);
     if (known) return known.promise;
     const d = deferred();
     this.waiting.set(id, d);
@@ -40,7 +47,7 @@ export class JobQueue {
 
   /** Like `ensure`, but a run already in progress is followed by a fresh one (its input was reset). */
   rerun(id: string): Promise<void> {
-    if (!this.active.has(id)) return this.ensure(id);
+    if (!this.active.has(id) && !this.parked.has(id)) return this.ensure(id);
     const d = this.again.get(id) ?? deferred();
     this.again.set(id, d);
     return d.promise;
@@ -48,7 +55,7 @@ export class JobQueue {
 
   /** Jobs waiting or running. */
   get size(): number {
-    return this.waiting.size + this.active.size + this.again.size;
+    return this.waiting.size + this.active.size + this.parked.size + this.again.size;
   }
 
   /** Starts running jobs (queued ones included). */
@@ -60,7 +67,18 @@ export class JobQueue {
   /** Starts nothing more; resolves when the runs in progress have finished. Waiting jobs stay unrun. */
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.all([...this.active.values()].map((d) => d.promise));
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
+    await Promise.all([...this.active.values(), ...this.parked.values()].map((d) => d.promise));
+  }
+
+  private retryLater(id: string, ms: number): void {
+    const t = setTimeout(() => {
+      this.retries.delete(t);
+      if (!this.stopped) void this.ensure(id);
+    }, ms);
+    t.unref();
+    this.retries.add(t);
   }
 
   private pump(): void {
@@ -69,12 +87,23 @@ export class JobQueue {
       const [id, d] = this.waiting.entries().next().value as [string, Deferred];
       this.waiting.delete(id);
       this.active.set(id, d);
+      // A parked job frees its slot for the next one; it still finishes (and resolves) as usual.
+      const park = () => {
+        if (this.active.get(id) !== d) return;
+        this.active.delete(id);
+        this.parked.set(id, d);
+        this.pump();
+      };
       // Started on a later turn, so a caller (an upload's hook) never runs job code on its own stack.
       void new Promise((r) => setImmediate(r))
-        .then(() => this.run(id))
-        .catch((e) => this.onError(id, e))
+        .then(() => this.run(id, park))
+        .catch((e) => {
+          const retryMs = this.onError(id, e);
+          if (typeof retryMs === 'number' && !this.stopped) this.retryLater(id, retryMs);
+        })
         .finally(() => {
-          this.active.delete(id);
+          if (this.active.get(id) === d) this.active.delete(id);
+          if (this.parked.get(id) === d) this.parked.delete(id);
           d.resolve();
           const next = this.again.get(id);
           if (next) {

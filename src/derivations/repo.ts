@@ -21,6 +21,8 @@ export interface DerivationRow {
   result_asset_id: string | null;
   reused_subject_asset: number;
   auto_derive: number;
+  /** 1 when the subject's source did not allow the external backend this derivation needs. */
+  external_processing_withheld: number;
   created_at_ms: number;
   updated_at_ms: number;
 }
@@ -58,6 +60,8 @@ export function listUnsettledIds(db: Db): string[] {
 
 /** Converts a row to its wire view. */
 export function toDerivationView(r: DerivationRow, cacheStatus: 'hit' | 'miss' | null = null): DerivationView {
+  // Screen text records where its text came from beside the backend (see compute.ts).
+  const { text_from = null, ...backend } = r.backend === null ? { text_from: null } : (JSON.parse(r.backend) as Record<string, unknown>);
   return {
     derivation_id: r.derivation_id,
     profile: r.profile,
@@ -70,7 +74,9 @@ export function toDerivationView(r: DerivationRow, cacheStatus: 'hit' | 'miss' |
     updated_at_ms: r.updated_at_ms,
     status: r.status,
     error: r.error,
-    backend: r.backend === null ? null : backendView(JSON.parse(r.backend) as DerivationBackend),
+    backend: r.backend === null ? null : backendView(backend as unknown as DerivationBackend),
+    text_from: text_from as DerivationView['text_from'],
+    external_processing_withheld: r.external_processing_withheld === 1,
     cache_status: cacheStatus,
   };
 }

@@ -84,6 +84,24 @@ export const derivationViewSchema = z.object({
   error: z.string().nullable(),
   /** Kheish's DerivationBackendProvenance: who produced the result (only for external backends). */
   backend: z.object({ kind: z.string(), route_id: z.string(), provider: z.string(), model: z.string() }).nullable(),
+  /**
+   * Screen capture text only (else null): `full` when the frame was OCR'd whole; `reused` when it
+   * looked the same as frame `observation_id` of its stream and took its text; `region` when only
+   * the rectangles `regions` changed since that frame and were OCR'd and spliced into its text;
+   * `coalesced` when a newer frame of its stream (`observation_id`) superseded it while OCR was
+   * busy, and it shares that frame's text.
+   */
+  text_from: z
+    .object({
+      mode: z.enum(['full', 'reused', 'region', 'coalesced']),
+      observation_id: z.string().nullable(),
+      regions: z.array(z.object({ left: z.number().int(), top: z.number().int(), width: z.number().int(), height: z.number().int() })).nullable(),
+      /** With `region`: vertical shifts (pixels, up positive) of content that scrolled; its lines were moved, not OCR'd again. */
+      scrolled: z.array(z.number().int()).optional(),
+    })
+    .nullable(),
+  /** True when the subject's source does not allow external processing, so the backend (transcription) was never called. */
+  external_processing_withheld: z.boolean(),
   /** On POST: `hit` when a settled record answered, `miss` when it is (being) computed. Null on reads. */
   cache_status: z.enum(['hit', 'miss']).nullable(),
 });

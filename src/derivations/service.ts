@@ -1,16 +1,18 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { StagedBlob } from '../assets/blob-store.js';
-import { assetIdOf, ensureAsset, getAsset } from '../assets/repo.js';
+import { assetIdOf, discardUnclaimed, ensureAsset, getAsset } from '../assets/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
-import { AppError, notFound } from '../errors.js';
+import { AppError, DISK_FULL_RETRY_MS, isDiskFull, notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ObservationView } from '../observations/schemas.js';
 import { redactionForSubject } from '../privacy/policy.js';
 import { indexText, unindexComputedText } from '../search/repo.js';
 import { getSourceRow } from '../sources/repo.js';
-import { BackendFailure, computeDerivation, messageOf, type DerivationEngines, type Outcome } from './compute.js';
+import { BackendFailure, computeDerivation, ExternalProcessingWithheld, messageOf, type DerivationEngines, type Outcome } from './compute.js';
+import { availableParallelism } from 'node:os';
 import { OcrPool } from './ocr.js';
+import { ScreenText, type ScreenTextStats } from './screen-text.js';
 import { planFor } from './plan.js';
 import { JobQueue } from './queue.js';
 import {
@@ -74,17 +76,24 @@ export class DerivationService {
   private closed = false;
   private abort = new AbortController();
   private closedSignal: Promise<void>;
+  /** Derivations asked to recompute with force_refresh: their OCR is whole-frame, never incremental. */
+  private forceFull = new Set<string>();
   private signalClosed!: () => void;
 
   constructor(
     private deps: Deps,
     private engines: DerivationEngines,
-    private logger?: Pick<Logger, 'error' | 'info'>,
+    private logger?: Pick<Logger, 'error' | 'info' | 'warn'>,
     private hooks: DerivationHooks = {},
   ) {
-    this.queue = new JobQueue(deps.config.derivations.queue_concurrency, (id) => this.runJob(id), (id, err) =>
-      this.logger?.error({ err, derivation_id: id }, 'derivation job crashed'),
-    );
+    this.queue = new JobQueue(deps.config.derivations.queue_concurrency, (id, park) => this.runJob(id, park), (id, err) => {
+      if (isDiskFull(err)) {
+        // Not the derivation's fault: it stays pending/processing and runs again once there is room.
+        this.logger?.warn({ err, derivation_id: id, retry_in_ms: DISK_FULL_RETRY_MS }, 'derivation postponed: disk full');
+        return DISK_FULL_RETRY_MS;
+      }
+      this.logger?.error({ err, derivation_id: id }, 'derivation job crashed');
+    });
     this.closedSignal = new Promise((r) => (this.signalClosed = r));
   }
 
@@ -108,6 +117,11 @@ export class DerivationService {
     const row = getDerivationRow(this.deps.db, id);
     if (!row) throw notFound(`derivation "${id}"`);
     return toDerivationView(row);
+  }
+
+  /** OCR work so far: recognitions run (whole or region) and how screen frames got their text. */
+  ocrStats(): { recognitions: number; screen: ScreenTextStats | null } {
+    return { recognitions: this.engines.ocr.recognitions, screen: this.engines.screen ? { ...this.engines.screen.stats } : null };
   }
 
   list(q: DerivationListQuery) {
@@ -203,6 +217,7 @@ export class DerivationService {
           result_asset_id: null,
           reused_subject_asset: 0,
           auto_derive: auto ? 1 : 0,
+          external_processing_withheld: 0,
           created_at_ms: t,
           updated_at_ms: t,
         };
@@ -218,6 +233,7 @@ export class DerivationService {
       if (!recompute) return { row, cacheStatus: isSettled(row.status) ? ('hit' as const) : ('miss' as const), rerun: false };
       // The previous result stays readable until the recomputation settles and replaces it.
       const reset = { status: 'pending' as const, error: null, updated_at_ms: t };
+      if (opts.force_refresh) this.forceFull.add(row.derivation_id);
       updateDerivation(db, row.derivation_id, reset);
       if (row.auto_derive && row.subject_observation_id) refreshProcessingStatus(db, row.subject_observation_id);
       return { row: { ...row, ...reset }, cacheStatus: 'miss' as const, rerun: true };
@@ -238,22 +254,25 @@ export class DerivationService {
   }
 
   /** One job: mark processing, compute outside any transaction, then settle in one. */
-  private async runJob(id: string): Promise<void> {
+  private async runJob(id: string, park: () => void): Promise<void> {
     const { db, now, blobs } = this.deps;
     const row = getDerivationRow(db, id);
+    const full = this.forceFull.delete(id);
     if (!row || isSettled(row.status) || this.closed) return;
     db.transaction(() => {
       updateDerivation(db, id, { status: 'processing', updated_at_ms: now() });
       if (row.auto_derive && row.subject_observation_id) refreshProcessingStatus(db, row.subject_observation_id);
     })();
     let outcome: Outcome | undefined;
-    let failure: { message: string; backend: DerivationBackend | null } | undefined;
+    let failure: { message: string; backend: DerivationBackend | null; withheld?: boolean } | undefined;
     let staged: StagedBlob | undefined;
     try {
-      outcome = await computeDerivation({ deps: this.deps, engines: this.engines, signal: this.abort.signal }, row);
+      outcome = await computeDerivation({ deps: this.deps, engines: this.engines, signal: this.abort.signal, full, park }, row);
       if (outcome.kind === 'produced') staged = await blobs.stage(outcome.bytes);
     } catch (e) {
-      failure = { message: messageOf(e), backend: e instanceof BackendFailure ? e.backend : null };
+      // A full disk is retried (by the queue), not recorded as the derivation's failure.
+      if (isDiskFull(e)) throw e;
+      failure = { message: messageOf(e), backend: e instanceof BackendFailure ? e.backend : null, withheld: e instanceof ExternalProcessingWithheld };
     }
     if (this.closed) {
       // Left as processing: the next start runs it again.
@@ -270,65 +289,82 @@ export class DerivationService {
   private settle(
     id: string,
     outcome: Outcome | undefined,
-    failure: { message: string; backend: DerivationBackend | null } | undefined,
+    failure: { message: string; backend: DerivationBackend | null; withheld?: boolean } | undefined,
     staged: StagedBlob | undefined,
   ): DerivationView | undefined {
     const { db, now, blobs } = this.deps;
     if (staged) blobs.publishSync(staged);
-    return commitThenErase(this.deps, () => {
-      const current = getDerivationRow(db, id);
-      if (!current || current.status !== 'processing') {
-        // Its subject was erased while it ran: keep nothing it made.
-        const orphan = staged && !getAsset(db, assetIdOf(staged.sha256)) ? [staged.sha256] : [];
-        return { result: undefined, freed: orphan };
-      }
-      const t = now();
-      let set: Partial<DerivationRow>;
-      if (outcome && !failure) {
-        const reused = outcome.kind === 'reuse';
-        set = {
-          status: 'completed',
-          error: null,
-          result_asset_id: reused ? outcome.assetId : ensureAsset(db, staged!.sha256, outcome.mediaType, staged!.byteLength, t),
-          reused_subject_asset: reused ? 1 : 0,
-          backend: !reused && outcome.backend ? JSON.stringify(outcome.backend) : null,
-          updated_at_ms: t,
-        };
-      } else {
-        set = {
-          status: 'failed',
-          error: (failure?.message ?? 'unknown failure').slice(0, MAX_ERROR_CHARS),
-          result_asset_id: null,
-          reused_subject_asset: 0,
-          backend: failure?.backend ? JSON.stringify(failure.backend) : null,
-          updated_at_ms: t,
-        };
-      }
-      updateDerivation(db, id, set);
-      // The observation's canonical text enters the search index in the commit that stores it.
-      if (current.profile === 'canonical_text' && current.subject_observation_id) {
-        if (outcome?.kind === 'produced' && !failure) indexText(db, current.subject_observation_id, outcome.bytes.toString('utf8'));
-        else if (failure) unindexComputedText(db, current.subject_observation_id);
-      }
-      const old = current.result_asset_id;
-      const freed = old && old !== set.result_asset_id ? releaseWithDerivations(db, [], [old]) : [];
-      if (current.auto_derive && current.subject_observation_id) refreshProcessingStatus(db, current.subject_observation_id);
-      const view = toDerivationView(getDerivationRow(db, id)!);
-      this.deps.events.append(view.status === 'completed' ? 'derivation.completed' : 'derivation.failed', null, {
-        derivation_id: view.derivation_id,
-        profile: view.profile,
-        subject: view.subject,
-        status: view.status,
-        result_asset_id: view.result_asset_id,
-        ...(view.error ? { error: view.error } : {}),
+    try {
+      return commitThenErase(this.deps, () => {
+        const current = getDerivationRow(db, id);
+        if (!current || current.status !== 'processing') {
+          // Its subject was erased while it ran: keep nothing it made.
+          const orphan = staged && !getAsset(db, assetIdOf(staged.sha256)) ? [staged.sha256] : [];
+          return { result: undefined, freed: orphan };
+        }
+        const t = now();
+        let set: Partial<DerivationRow>;
+        if (outcome && !failure) {
+          const reused = outcome.kind === 'reuse';
+          set = {
+            status: 'completed',
+            error: null,
+            result_asset_id: reused ? outcome.assetId : ensureAsset(db, staged!.sha256, outcome.mediaType, staged!.byteLength, t),
+            reused_subject_asset: reused ? 1 : 0,
+            // Where screen text came from is stored beside the backend that made it.
+            backend: !reused && outcome.backend ? JSON.stringify(outcome.textFrom ? { ...outcome.backend, text_from: outcome.textFrom } : outcome.backend) : null,
+            external_processing_withheld: 0,
+            updated_at_ms: t,
+          };
+        } else {
+          set = {
+            status: 'failed',
+            error: (failure?.message ?? 'unknown failure').slice(0, MAX_ERROR_CHARS),
+            result_asset_id: null,
+            reused_subject_asset: 0,
+            backend: failure?.backend ? JSON.stringify(failure.backend) : null,
+            external_processing_withheld: failure?.withheld ? 1 : 0,
+            updated_at_ms: t,
+          };
+        }
+        updateDerivation(db, id, set);
+        // The observation's canonical text enters the search index in the commit that stores it.
+        if (current.profile === 'canonical_text' && current.subject_observation_id) {
+          if (outcome?.kind === 'produced' && !failure) indexText(db, current.subject_observation_id, outcome.bytes.toString('utf8'));
+          else if (failure) unindexComputedText(db, current.subject_observation_id);
+        }
+        const old = current.result_asset_id;
+        const freed = old && old !== set.result_asset_id ? releaseWithDerivations(db, [], [old]) : [];
+        if (current.auto_derive && current.subject_observation_id) refreshProcessingStatus(db, current.subject_observation_id);
+        const view = toDerivationView(getDerivationRow(db, id)!);
+        this.deps.events.append(view.status === 'completed' ? 'derivation.completed' : 'derivation.failed', null, {
+          derivation_id: view.derivation_id,
+          profile: view.profile,
+          subject: view.subject,
+          status: view.status,
+          result_asset_id: view.result_asset_id,
+          ...(view.error ? { error: view.error } : {}),
+        });
+        return { result: view, freed };
       });
-      return { result: view, freed };
-    });
+    } catch (e) {
+      // Not stored (a full disk): the published result must not stay behind as an orphan blob.
+      if (staged) discardUnclaimed(db, blobs, [staged.sha256]);
+      throw e;
+    }
   }
 }
 
 /** Builds the derivation service with its engines from the config: the OCR pool caches under the data directory. */
-export function createDerivationService(deps: Deps, logger?: Pick<Logger, 'error' | 'info'>, hooks: DerivationHooks = {}) {
-  const ocr = new OcrPool({ size: deps.config.derivations.ocr_workers, cachePath: join(deps.config.data_dir, 'cache', 'ocr') });
-  return new DerivationService(deps, { ocr, transcriber: new Transcriber(deps.config.transcription) }, logger, hooks);
+export function createDerivationService(deps: Deps, logger?: Pick<Logger, 'error' | 'info' | 'warn'>, hooks: DerivationHooks = {}) {
+  const d = deps.config.derivations;
+  const ocr = new OcrPool({ size: ocrWorkers(d.ocr_workers), cachePath: join(deps.config.data_dir, 'cache', 'ocr') });
+  const s = d.screen_ocr;
+  const screen = s.incremental ? new ScreenText(ocr, { history: s.history, maxRegionFraction: s.max_region_fraction, maxLanes: 32 }) : undefined;
+  return new DerivationService(deps, { ocr, transcriber: new Transcriber(deps.config.transcription), screen }, logger, hooks);
+}
+
+/** `ocr_workers`: a number, or `auto` for one per core but one (leaving a core to the event loop), at least 1, at most 8. */
+export function ocrWorkers(setting: number | 'auto', cores = availableParallelism()): number {
+  return setting === 'auto' ? Math.max(1, Math.min(8, cores - 1)) : setting;
 }

@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { stmt } from '../db/open.js';
 import type { Deps } from '../deps.js';
+import { DISK_FULL_RETRY_MS } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
 import type { OutboxEvent } from './outbox.js';
@@ -77,14 +78,20 @@ export class WebhookDeliverer {
       return;
     }
     clearTimeout(this.timer);
+    let failed = false;
     this.running = this.pass()
-      .catch((err) => this.logger.error({ err }, 'webhook delivery pass failed'))
+      .catch((err) => {
+        failed = true;
+        this.logger.error({ err }, 'webhook delivery pass failed');
+      })
       .finally(() => {
         this.running = undefined;
-        if (this.again) {
+        // After a failed pass (a full disk: attempts could not be recorded) wait before the next
+        // one, instead of spinning on deliveries that are still due.
+        if (this.again && !failed) {
           this.again = false;
           this.kick();
-        } else this.scheduleNext();
+        } else this.scheduleNext(failed ? DISK_FULL_RETRY_MS : 0);
       });
   }
 
@@ -216,7 +223,7 @@ export class WebhookDeliverer {
   }
 
   /** Sleeps until the next retry is due (or a commit kicks a pass). */
-  private scheduleNext(): void {
+  private scheduleNext(minWaitMs = 0): void {
     if (this.stopped) return;
     const urls = this.enabledUrls();
     const next = stmt(
@@ -225,8 +232,8 @@ export class WebhookDeliverer {
     )
       .pluck()
       .get(JSON.stringify(urls)) as number | null;
-    if (next === null) return;
-    const wait = Math.min(Math.max(0, next - this.deps.now()), MAX_SLEEP_MS);
+    if (next === null && minWaitMs === 0) return;
+    const wait = Math.max(minWaitMs, Math.min(Math.max(0, (next ?? 0) - this.deps.now()), MAX_SLEEP_MS));
     this.timer = setTimeout(() => this.kick(), wait);
   }
 }

@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { Db } from '../db/open.js';
 import type { EventHub } from '../events/hub.js';
 import type { DerivationService } from '../derivations/service.js';
-import { AppError } from '../errors.js';
+import { AppError, isDiskFull } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AssetService } from '../assets/service.js';
 import type { MaterializationService } from '../materialization/service.js';
@@ -14,6 +14,7 @@ import type { SearchService } from '../search/service.js';
 import type { SourceService } from '../sources/service.js';
 import type { SignedUploadService } from '../uploads/service.js';
 import { adminAuth, type AppEnv } from './auth.js';
+import { browserGuard } from './browser-guard.js';
 import { MemoryBudget } from './memory-budget.js';
 import type { Metrics } from './metrics.js';
 import { describeRoute } from 'hono-openapi';
@@ -88,6 +89,26 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
     logger.info({ method: c.req.method, path: c.req.path, route, status: c.res.status, ms: Math.round(ms * 10) / 10 }, 'request');
   });
 
+  // Before routing, so every route (and any added later) lives within the browser-safety rules.
+  const publicHost = config.uploads.public_base_url ? [new URL(config.uploads.public_base_url).host] : [];
+  app.use(
+    '*',
+    browserGuard({
+      allowedHosts: [...config.http.allowed_hosts, ...publicHost],
+      allowedOrigins: config.http.allowed_origins,
+      // Signed upload PUTs take raw bytes; upload-token routes refuse other types in uploadAdmission.
+      ownBodyAdmission: (path) => path.startsWith('/v1/uploads/') || UPLOAD_TOKEN_ROUTE.test(path),
+    }),
+  );
+
+  // Every body (JSON uploads and batches, multipart uploads, admin JSON) must keep this pace, so a
+  // dribbling client cannot hold the memory budget, a temp file or a connection for long.
+  const bodyRate = { bytesPerSecond: config.limits.json_body_min_bytes_per_s, graceMs: config.limits.json_body_rate_grace_ms };
+  app.use('*', async (c, next) => {
+    c.set('bodyRate', bodyRate);
+    await next();
+  });
+
   // The server resolves `.`/`..` (and `%2E%2E`) segments before routing, so `/sources/..` would
   // silently become another route; refuse them from the raw request target instead.
   app.use('*', async (c, next) => {
@@ -97,7 +118,8 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
   });
 
   app.onError((err, c) => {
-    if (!(err instanceof AppError)) logger.error({ err, path: c.req.path }, 'unhandled error');
+    if (isDiskFull(err)) logger.warn({ err, path: c.req.path }, 'disk full: request refused with 507');
+    else if (!(err instanceof AppError)) logger.error({ err, path: c.req.path }, 'unhandled error');
     return toProblem(err, c.get('problemDomain'));
   });
   app.notFound((c) => problemResponse('not_found', `no route for ${c.req.method} ${c.req.path}`));
@@ -134,9 +156,12 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
   app.route('/v1/derivations', derivationRoutes(deps));
   app.route('/v1', runRoutes(deps));
   app.route('/v1/search', searchRoutes(deps));
-  app.route('/mcp', mcpRoutes(deps, async (req) => app.fetch(req)));
+  app.route('/mcp', mcpRoutes(deps, async (req, env) => app.fetch(req, env)));
   return app;
 }
+
+/** The routes behind `uploadAdmission` (direct, batch and signed-URL uploads). */
+const UPLOAD_TOKEN_ROUTE = /^\/v1\/observation-sources\/[^/]+\/(?:observations(?:\/batch)?|upload-urls)\/?$/;
 
 /** True when a raw request target has a `.` or `..` path segment, percent-encoded or not. */
 function hasDotSegment(target: string): boolean {

@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../errors.js';
+import type { MinRate } from './body.js';
 import { hashToken, tokenMatches } from '../sources/tokens.js';
 
 import type { Reader } from '../access.js';
@@ -13,6 +14,8 @@ export type AppEnv = {
     problemDomain?: string;
     /** Set by `uploadAdmission`: the authenticated source and the body's kind. */
     upload?: { source: SourceRow; kind: 'json' | 'multipart' };
+    /** The minimum pace every request body must keep (set for all routes in `createApp`). */
+    bodyRate: MinRate;
   };
 };
 

@@ -1,7 +1,7 @@
 import { Readable, Transform } from 'node:stream';
 import busboy from 'busboy';
 import type { BlobStore, StagedBlob } from '../assets/blob-store.js';
-import { AppError } from '../errors.js';
+import { AppError, diskFull, isDiskFull } from '../errors.js';
 import type { MemoryBudget } from './memory-budget.js';
 
 const tooLarge = (limit: number) => new AppError('payload_too_large', `request body exceeds the limit of ${limit} bytes`);
@@ -28,7 +28,7 @@ export async function readLimitedBytes(req: Request, limit: number, minRate?: Mi
   let out = declared !== undefined ? Buffer.allocUnsafe(declared) : undefined;
   const chunks: Buffer[] = [];
   let size = 0;
-  const watchdog = minRate ? watchRate(reader, minRate, () => size) : undefined;
+  const watchdog = minRate ? watchRate(minRate, () => size, () => void reader.cancel().catch(() => {})) : undefined;
   try {
     for (;;) {
       const { done, value } = await reader.read().catch((e: Error) => {
@@ -68,9 +68,10 @@ export interface MinRate {
 
 /**
  * Cancels a body that arrives slower than `rate` on average after its grace period: a client
- * that holds a scarce resource (the JSON memory budget) while dribbling its body loses it.
+ * that holds a scarce resource (the JSON memory budget, a temp file, a connection) while
+ * dribbling its body loses it.
  */
-function watchRate(reader: ReadableStreamDefaultReader<Uint8Array>, rate: MinRate, received: () => number) {
+function watchRate(rate: MinRate, received: () => number, cancel: () => void) {
   const started = performance.now();
   let tripped = false;
   const timer = setInterval(() => {
@@ -78,12 +79,12 @@ function watchRate(reader: ReadableStreamDefaultReader<Uint8Array>, rate: MinRat
     if (elapsed < rate.graceMs || received() >= (rate.bytesPerSecond * elapsed) / 1000) return;
     tripped = true;
     clearInterval(timer);
-    reader.cancel().catch(() => {});
+    cancel();
   }, Math.min(1000, rate.graceMs));
   return {
     tripped: () => tripped,
     error: () =>
-      new AppError('request_timeout', `request body arrived slower than ${rate.bytesPerSecond} bytes/s; send it faster or as multipart`),
+      new AppError('request_timeout', `request body arrived slower than ${rate.bytesPerSecond} bytes/s; send it faster`),
     stop: () => clearInterval(timer),
   };
 }
@@ -99,12 +100,14 @@ export interface MultipartUpload {
 /**
  * Streams a multipart body to disk: the `file` part goes straight into a staged temp blob
  * (never held whole in memory), the `observation` part is kept as text. payload_too_large past
- * `maxFileBytes` or `maxTotalBytes`; bad_request for a malformed body or missing `file` part.
+ * `maxFileBytes` or `maxTotalBytes`; bad_request for a malformed body or missing `file` part;
+ * with `minRate`, request_timeout for a body arriving slower than that after its grace.
  */
 export async function readMultipartUpload(
   req: Request,
   blobs: BlobStore,
   limits: { maxFileBytes: number; maxFieldBytes: number; maxTotalBytes: number },
+  minRate?: MinRate,
 ): Promise<MultipartUpload> {
   const contentType = req.headers.get('content-type') ?? '';
   let bb: busboy.Busboy;
@@ -170,7 +173,16 @@ export async function readMultipartUpload(
           throw e;
         }
       })();
-      filePart.catch(fail);
+      filePart.catch((e) => {
+        // The file cannot be written (a full disk): stop reading the body, or busboy would wait
+        // forever for this part to be consumed and the request would never be answered.
+        fail(e);
+        setImmediate(() => {
+          source.unpipe(counter);
+          source.destroy();
+          bb.destroy();
+        });
+      });
     });
     bb.on('filesLimit', () => fail(new AppError('bad_request', 'send exactly one file part')));
     bb.on('partsLimit', () => fail(new AppError('bad_request', 'too many multipart parts')));
@@ -193,11 +205,20 @@ export async function readMultipartUpload(
       resolve();
     });
   });
+  const watchdog = minRate
+    ? watchRate(minRate, () => total, () => {
+        fail(watchdog!.error());
+        source.unpipe(counter);
+        source.destroy();
+        bb.destroy();
+      })
+    : undefined;
   source.pipe(counter).pipe(bb);
-  await done;
+  await done.finally(() => watchdog?.stop());
   const file = await filePart?.catch((e) => (fail(e), undefined));
   if (failure) {
     if (file) blobs.discard(file.staged);
+    if (isDiskFull(failure)) throw diskFull();
     throw failure instanceof AppError ? failure : new AppError('bad_request', 'malformed multipart body');
   }
   if (!file) throw new AppError('bad_request', 'multipart upload needs a part named "file"');

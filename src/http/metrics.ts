@@ -7,7 +7,7 @@ import type { JobRun } from '../jobs.js';
  * The daemon's Prometheus registry (one per daemon, no globals): HTTP instruments, and store
  * gauges read from SQLite at scrape time (the source counters make them cheap).
  */
-export function createMetrics(db?: Db) {
+export function createMetrics(db?: Db, ocrStats?: () => { recognitions: number; screen: { [mode: string]: number } | null }) {
   const registry = new Registry();
   // The event-loop delay monitor samples on a timer: once a second keeps an idle daemon idle.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
@@ -65,6 +65,27 @@ export function createMetrics(db?: Db) {
     jobDuration.set({ job: run.name }, run.durationMs / 1000);
     jobRuns.inc({ job: run.name, outcome: run.error === undefined ? 'ok' : 'error' });
   };
+  if (ocrStats) {
+    new Counter({
+      name: 'observd_ocr_recognitions_total',
+      help: 'OCR recognitions run (whole images and changed regions)',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(ocrStats().recognitions);
+      },
+    });
+    new Counter({
+      name: 'observd_screen_text_frames_total',
+      help: 'Screen capture frames given text, by how: full or region OCR, reused from a same-looking frame, coalesced into a newer one',
+      labelNames: ['mode'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [mode, n] of Object.entries(ocrStats().screen ?? {}) as Array<[string, number]>) this.inc({ mode }, n);
+      },
+    });
+  }
   return { registry, requests, duration, recordJob };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,5 +1,5 @@
 import type { ZodError } from 'zod';
-import { AppError, statusOf, titleOf, type ErrorCode, type FieldProblem } from '../errors.js';
+import { AppError, diskFull, isDiskFull, statusOf, titleOf, type ErrorCode, type FieldProblem } from '../errors.js';
 
 /** Builds an `application/problem+json` response for an error code. */
 export function problemResponse(
@@ -19,8 +19,9 @@ export function problemResponse(
   });
 }
 
-/** The response for any thrown value: AppErrors keep their code; anything else is a bare 500. `domain` as Kheish sets it. */
+/** The response for any thrown value: AppErrors keep their code, a full disk is 507; anything else is a bare 500. `domain` as Kheish sets it. */
 export function toProblem(err: unknown, domain?: string): Response {
+  if (!(err instanceof AppError) && isDiskFull(err)) err = diskFull();
   if (err instanceof AppError) {
     const headers: Record<string, string> = {};
     if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);

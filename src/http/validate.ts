@@ -1,7 +1,9 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { AppError } from '../errors.js';
-import { readLimitedBytes } from './body.js';
+import type { AppEnv } from './auth.js';
+import { readLimitedBytes, type MinRate } from './body.js';
+import { isJsonType } from './browser-guard.js';
 import { validationError } from './problem.js';
 
 /** Parses a value with a zod schema; validation_failed with field errors otherwise. */
@@ -27,14 +29,26 @@ export function parseParam<S extends z.ZodType>(c: Context, name: string, schema
   return parseWith(schema, c.req.param(name), `path.${name}`);
 }
 
-/** Reads a JSON body of at most `limit` bytes; payload_too_large, bad_request (not JSON), validation_failed. */
-export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S, limit: number): Promise<z.output<S>> {
-  return parseWith(schema, parseJson(await readLimitedBytes(c.req.raw, limit)));
+/**
+ * Reads a JSON body of at most `limit` bytes at the request's minimum rate; unsupported_media_type
+ * for another content type, payload_too_large, request_timeout (too slow), bad_request (not JSON),
+ * validation_failed.
+ */
+export async function parseJsonBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S, limit: number): Promise<z.output<S>> {
+  requireJsonType(c.req.raw);
+  return parseWith(schema, parseJson(await readLimitedBytes(c.req.raw, limit, c.get('bodyRate'))));
 }
 
-/** A JSON body that may be absent or empty (`{}` is assumed then); bad_request when it is not JSON. */
-export async function readOptionalJsonBody(req: Request, limit: number): Promise<unknown> {
-  const bytes = await readLimitedBytes(req, limit);
+/** unsupported_media_type unless the request declares a JSON body (or declares no type and has none). */
+export function requireJsonType(req: Request): void {
+  const type = (req.headers.get('content-type') ?? '').toLowerCase();
+  if (type !== '' && !isJsonType(type)) throw new AppError('unsupported_media_type', 'send the body as application/json');
+}
+
+/** A JSON body that may be absent or empty (`{}` is assumed then), at `rate`; unsupported_media_type for another type, bad_request when it is not JSON. */
+export async function readOptionalJsonBody(req: Request, limit: number, rate?: MinRate): Promise<unknown> {
+  requireJsonType(req);
+  const bytes = await readLimitedBytes(req, limit, rate);
   return bytes.length === 0 ? {} : parseJson(bytes);
 }
 

@@ -88,7 +88,8 @@ export function composeInput(
       lines.push(`(no text: ${t.note ?? 'none is available'})`);
     }
     let attached: string | null = null;
-    if (wantsRawAsset(policy, o.media_type)) {
+    // Withheld (its source keeps its data on the machine): neither its text nor its media go out.
+    if (t.origin !== 'withheld' && wantsRawAsset(policy, o.media_type)) {
       attached = o.asset_id;
       attachments.push({ observation_id: o.observation_id, asset_id: o.asset_id, media_type: o.media_type, byte_length: o.byte_length, sha256: o.sha256 });
       lines.push(`(raw ${o.media_type} attached: ${o.asset_id}, ${o.byte_length} bytes)`);

@@ -18,6 +18,8 @@ export interface RunRow {
   sensitivity: Sensitivity | null;
   output_delivery_allowed: number;
   raw_asset_policy: RawAssetPolicy;
+  /** JSON array of the observation ids withheld from an external submitter. */
+  external_processing_withheld: string;
   input: string;
   output: string | null;
   usage: string | null;
@@ -92,6 +94,7 @@ export function toRunView(r: RunRow, withInput: boolean): RunView {
     sensitivity: r.sensitivity,
     output_delivery_allowed: r.output_delivery_allowed === 1,
     raw_asset_policy: r.raw_asset_policy,
+    external_processing_withheld: JSON.parse(r.external_processing_withheld),
     output: r.output,
     usage: r.usage === null ? null : JSON.parse(r.usage),
     error: r.error,
@@ -117,7 +120,7 @@ export function listRuns(db: Db, q: RunFilter): Listing<RunView> {
   const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
   // Never the input column: listings leave it out, and it can be large.
   const cols = `run_id, kind, status, submitter, target_session_id, session_input_offset, observation_ids, asset_ids, source_ids,
-    stream_ids, sensitivity, output_delivery_allowed, raw_asset_policy, '' AS input, output, usage, error, attempts,
+    stream_ids, sensitivity, output_delivery_allowed, raw_asset_policy, external_processing_withheld, '' AS input, output, usage, error, attempts,
     created_at_ms, updated_at_ms, started_at_ms, submitted_at_ms, finished_at_ms, lease_expires_at_ms, actor_id`;
   return {
     order: 'asc',

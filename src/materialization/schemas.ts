@@ -122,7 +122,7 @@ export const attachmentSchema = z.object({
 export type Attachment = z.output<typeof attachmentSchema>;
 
 /** Where an observation's text in the composed input came from. */
-export const TEXT_ORIGINS = ['uploader', 'derived', 'unavailable'] as const;
+export const TEXT_ORIGINS = ['uploader', 'derived', 'unavailable', 'withheld'] as const;
 
 /** One observation as it appears in the composed input. */
 export const composedObservationSchema = z.object({
@@ -138,7 +138,7 @@ export const composedObservationSchema = z.object({
   canonical_text: z.string().nullable(),
   canonical_text_asset_id: z.string().nullable(),
   text_origin: z.enum(TEXT_ORIGINS),
-  /** Why there is no text (text_origin `unavailable`). */
+  /** Why there is no text (text_origin `unavailable`, or `withheld`: its source does not allow external processing). */
   text_note: z.string().nullable(),
   attachment_asset_id: z.string().nullable(),
 });
@@ -189,6 +189,11 @@ export const runViewSchema = z.object({
   sensitivity: z.enum(SENSITIVITIES).nullable(),
   output_delivery_allowed: z.boolean(),
   raw_asset_policy: z.enum(RAW_ASSET_POLICIES),
+  /**
+   * Observations whose raw media and canonical text were kept out of the run because it goes to an
+   * external submitter (openai, http) and their source does not allow external processing.
+   */
+  external_processing_withheld: z.array(z.string()),
   input: composedInputSchema.nullable().optional(),
   output: z.string().nullable(),
   usage: usageSchema.nullable(),

@@ -6,6 +6,7 @@ import type { Deps } from '../deps.js';
 import { AppError, notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ObservationRow } from '../observations/repo.js';
+import { allowsExternalProcessing, getSourceRow } from '../sources/repo.js';
 import { SENSITIVITIES, type Sensitivity } from '../sources/schemas.js';
 import { composeInput, effectivePolicy, renderInputText, type ObservationText } from './compose.js';
 import { appendSessionInput, listSessionInputsWithoutText, setSessionInputText } from './journal.js';
@@ -36,7 +37,7 @@ export class MaterializationService {
     private derivations: DerivationService,
     private submitter: RunSubmitter,
     readonly lifecycle: RunLifecycle,
-    private logger?: Pick<Logger, 'error' | 'info'>,
+    private logger?: Pick<Logger, 'error' | 'info' | 'warn'>,
   ) {}
 
   /**
@@ -62,7 +63,16 @@ export class MaterializationService {
     if (selected.observations.length === 0 && req.fail_when_empty) {
       throw new AppError('empty_selection', 'the selection matched no active observations (set fail_when_empty to false for an empty run)');
     }
-    const texts = await Promise.all(selected.observations.map((o) => this.textOf(o)));
+    // openai and http hand the run to another process, often another machine: sources that do not
+    // allow external processing send neither text nor media (nor is text derived for them).
+    const external = this.submitter.name !== 'queue';
+    const texts = await Promise.all(
+      selected.observations.map((o) => {
+        const source = selected.sources.get(o.source_id) ?? getSourceRow(db, o.source_id);
+        if (external && (!source || !allowsExternalProcessing(source))) return withheldText(o.source_id, this.submitter.name);
+        return this.textOf(o);
+      }),
+    );
     return { selected, input: composeInput(selected.observations, texts, effectivePolicy(req), req.request) };
   }
 
@@ -258,6 +268,7 @@ export class MaterializationService {
         sensitivity: mostRestrictive([...observations.map((o) => o.sensitivity), ...sources.map((s) => s.sensitivity)]),
         output_delivery_allowed: sources.every((s) => s.allow_output_delivery === 1) ? 1 : 0,
         raw_asset_policy: effectivePolicy(req),
+        external_processing_withheld: JSON.stringify(input.observations.filter((o) => o.text_origin === 'withheld').map((o) => o.observation_id)),
         input: content,
         output: null,
         usage: null,
@@ -292,6 +303,16 @@ function actorOf(req: MaterializationRequest, observationIds: string[]): string 
   return s.source_id;
 }
 
+/** The text of an observation kept out of a run that leaves the machine. */
+function withheldText(sourceId: string, submitter: string): ObservationText {
+  return {
+    text: null,
+    origin: 'withheld',
+    assetId: null,
+    note: `withheld: source "${sourceId}" does not allow external processing, and this run goes to the ${submitter} submitter`,
+  };
+}
+
 /** The most restrictive of some sensitivities (null for none). */
 export function mostRestrictive(values: Sensitivity[]): Sensitivity | null {
   let max = -1;
@@ -300,7 +321,7 @@ export function mostRestrictive(values: Sensitivity[]): Sensitivity | null {
 }
 
 /** Builds the service with the submitter `runs.submitter` names. */
-export function createMaterializationService(deps: Deps, derivations: DerivationService, logger?: Pick<Logger, 'error' | 'info'>) {
+export function createMaterializationService(deps: Deps, derivations: DerivationService, logger?: Pick<Logger, 'error' | 'info' | 'warn'>) {
   const lifecycle = new RunLifecycle(deps);
   return new MaterializationService(deps, derivations, createSubmitter(deps, lifecycle, logger), lifecycle, logger);
 }

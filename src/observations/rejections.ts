@@ -38,22 +38,29 @@ export class RejectionAudit {
   record(sourceId: string, e: unknown): void {
     if (!(e instanceof AppError) || this.recorded.has(e)) return;
     this.recorded.add(e);
-    const code = e.code;
-    setImmediate(() => {
-      const { db, newId, now } = this.deps;
-      if (!db.open || !getSourceRow(db, sourceId)) return;
-      const key = `${sourceId}\u0000${code}`;
-      if (this.limiter.take(key, { burst: REJECTION_AUDITS_PER_MINUTE, window_ms: 60_000 }, now()) > 0) {
-        this.suppressed.set(key, (this.suppressed.get(key) ?? 0) + 1);
-        return;
-      }
-      const suppressed = this.suppressed.get(key) ?? 0;
-      this.suppressed.delete(key);
-      const event = code === 'rate_limited' ? 'upload_rate_limited' : 'upload_rejected';
-      const detail: Record<string, unknown> = { reason: kheishReason(e), code, ...(suppressed ? { suppressed } : {}) };
-      if (e.retryAfterSeconds !== undefined) detail.retry_after_ms = e.retryAfterSeconds * 1000;
+    setImmediate(() => this.write(sourceId, e));
+  }
+
+  private write(sourceId: string, e: AppError): void {
+    const { db, newId, now } = this.deps;
+    if (!db.open || !getSourceRow(db, sourceId)) return;
+    const key = `${sourceId}\u0000${e.code}`;
+    if (this.limiter.take(key, { burst: REJECTION_AUDITS_PER_MINUTE, window_ms: 60_000 }, now()) > 0) {
+      this.suppressed.set(key, (this.suppressed.get(key) ?? 0) + 1);
+      return;
+    }
+    const suppressed = this.suppressed.get(key) ?? 0;
+    this.suppressed.delete(key);
+    const event = e.code === 'rate_limited' ? 'upload_rate_limited' : 'upload_rejected';
+    const detail: Record<string, unknown> = { reason: kheishReason(e), code: e.code, ...(suppressed ? { suppressed } : {}) };
+    if (e.retryAfterSeconds !== undefined) detail.retry_after_ms = e.retryAfterSeconds * 1000;
+    try {
       db.transaction(() => recordAudit(db, newId, now(), event, { source_id: sourceId, detail }))();
-    });
+    } catch {
+      // Deferred, so nothing above would catch it: a failed write (a full disk) must not take
+      // the daemon down. The rejection is counted into the next record's `suppressed` instead.
+      this.suppressed.set(key, suppressed + 1);
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 import { stmt, type Db } from '../db/open.js';
-import type { SourceKind, SourceView, Sensitivity } from './schemas.js';
+import { isSensitive, type SourceKind, type SourceView, type Sensitivity } from './schemas.js';
 
 /** A source row as stored. */
 export interface SourceRow {
@@ -19,6 +19,8 @@ export interface SourceRow {
   ingest_rate_limit: string | null;
   /** JSON list of PII detectors, or null for the config's default. */
   redact: string | null;
+  /** 1/0 as set; null follows the sensitivity (see `allowsExternalProcessing`). */
+  allow_external_processing: number | null;
   token_hash: Buffer | null;
   token_version: number;
   prev_token_hash: Buffer | null;
@@ -54,6 +56,7 @@ const COLUMNS = [
   'auto_derive',
   'ingest_rate_limit',
   'redact',
+  'allow_external_processing',
   'token_hash',
   'token_version',
   'prev_token_hash',
@@ -118,6 +121,7 @@ export function toSourceView(r: SourceRow): SourceView {
     ingest_rate_limit_window_ms: (limit ?? UNLIMITED).window_ms,
     ingest_rate_limit_burst: (limit ?? UNLIMITED).burst,
     redact: r.redact === null ? null : JSON.parse(r.redact),
+    allow_external_processing: allowsExternalProcessing(r),
     upload_token_version: r.token_version,
     upload_token_active: r.token_hash !== null,
     active_observation_count: r.active_observation_count,
@@ -131,4 +135,30 @@ export function toSourceView(r: SourceRow): SourceView {
   if (r.upload_token_revoked_at_ms !== null) view.upload_token_revoked_at_ms = r.upload_token_revoked_at_ms;
   if (r.last_observed_at_ms !== null) view.last_observed_at_ms = r.last_observed_at_ms;
   return view;
+}
+
+/** Whether a source's raw media and canonical text may go to external processors: as set, else yes unless it is sensitive. */
+export function allowsExternalProcessing(r: Pick<SourceRow, 'allow_external_processing' | 'sensitivity'>): boolean {
+  return r.allow_external_processing === null ? !isSensitive(r.sensitivity) : r.allow_external_processing === 1;
+}
+
+/**
+ * The first source holding this asset (as the media or canonical text of an observation that
+ * still holds its blobs) that does not allow external processing; undefined when none does. Content is
+ * addressed by hash, so the same bytes may belong to several sources: the strictest wins.
+ */
+export function externalProcessingDeniedBy(db: Db, assetId: string): string | undefined {
+  return stmt(
+    db,
+    `SELECT s.source_id FROM sources s
+     WHERE COALESCE(s.allow_external_processing, CASE WHEN s.sensitivity IN ('sensitive', 'restricted') THEN 0 ELSE 1 END) = 0
+       AND s.source_id IN (
+         SELECT source_id FROM observations WHERE asset_id = ? AND blobs_held = 1
+         UNION ALL
+         SELECT source_id FROM observations WHERE canonical_text_asset_id = ? AND blobs_held = 1
+       )
+     LIMIT 1`,
+  )
+    .pluck()
+    .get(assetId, assetId) as string | undefined;
 }

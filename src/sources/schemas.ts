@@ -50,6 +50,12 @@ const mutableFields = {
     .max(REDACTION_TYPES.length)
     .transform((a) => [...new Set(a)])
     .nullable(),
+  /**
+   * May raw media and canonical text leave the machine (openai/http run submitters, the
+   * transcription backend)? null (the default) follows the sensitivity: yes for standard
+   * sources, no for sensitive ones.
+   */
+  allow_external_processing: z.boolean().nullable(),
 };
 
 /** Kheish's defaults for a flat rate-limit field sent alone. */
@@ -81,6 +87,7 @@ export const sourceUpsertSchema = z
     ingest_rate_limit_window_ms: true,
     ingest_rate_limit_burst: true,
     redact: true,
+    allow_external_processing: true,
   });
 export type SourceUpsert = z.output<typeof sourceUpsertSchema>;
 
@@ -109,6 +116,7 @@ export const SOURCE_DEFAULTS: Omit<SourceSettings, 'display_name'> = {
   auto_derive: [],
   ingest_rate_limit: null,
   redact: null,
+  allow_external_processing: null,
 };
 
 export const rotateTokenSchema = z.object({
@@ -144,6 +152,8 @@ export const sourceViewSchema = z.object({
   ingest_rate_limit_window_ms: z.number().int(),
   ingest_rate_limit_burst: z.number().int(),
   redact: z.array(z.enum(REDACTION_TYPES)).nullable(),
+  /** Whether raw media and canonical text may go to external processors, as in force (the default resolved). */
+  allow_external_processing: z.boolean(),
   upload_token_version: z.number().int(),
   upload_token_active: z.boolean(),
   active_observation_count: z.number().int(),
@@ -157,7 +167,12 @@ export const sourceViewSchema = z.object({
 });
 export type SourceView = z.output<typeof sourceViewSchema>;
 
-/** The admin-settable part of a source. */
+/** True for the sensitivities whose data stays on the machine unless the source allows otherwise. */
+export function isSensitive(s: string): boolean {
+  return s === 'sensitive' || s === 'restricted';
+}
+
+/** The admin-settable part of a source (`allow_external_processing` as set: null follows the sensitivity). */
 export type SourceSettings = Pick<
   SourceView,
   | 'display_name'
@@ -173,4 +188,4 @@ export type SourceSettings = Pick<
   | 'auto_derive'
   | 'ingest_rate_limit'
   | 'redact'
->;
+> & { allow_external_processing: boolean | null };

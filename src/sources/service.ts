@@ -256,6 +256,8 @@ export class SourceService {
       auto_derive: v.auto_derive,
       ingest_rate_limit: v.ingest_rate_limit,
       redact: v.redact,
+      // As stored: an unset preference keeps following the sensitivity.
+      allow_external_processing: r.allow_external_processing === null ? null : r.allow_external_processing === 1,
     };
   }
 
@@ -274,6 +276,7 @@ export class SourceService {
       auto_derive: JSON.stringify(s.auto_derive),
       ingest_rate_limit: s.ingest_rate_limit ? JSON.stringify(s.ingest_rate_limit) : null,
       redact: s.redact === null ? null : JSON.stringify(s.redact),
+      allow_external_processing: s.allow_external_processing === null ? null : s.allow_external_processing ? 1 : 0,
     };
   }
 }

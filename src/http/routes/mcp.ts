@@ -14,7 +14,7 @@ import { doc } from '../openapi.js';
  * in process with the caller's own bearer, so a tool can do exactly what its token may do over REST.
  * `selfFetch` is the app's own fetch (given by createApp, which owns the app).
  */
-export function mcpRoutes({ config, auth }: RouteDeps, selfFetch: (req: Request) => Promise<Response>) {
+export function mcpRoutes({ config, auth }: RouteDeps, selfFetch: (req: Request, env: unknown) => Promise<Response>) {
   const app = new Hono<AppEnv>();
   // The methods Streamable HTTP uses (named rather than `all`, so the OpenAPI document lists them).
   app.on(
@@ -25,11 +25,13 @@ export function mcpRoutes({ config, auth }: RouteDeps, selfFetch: (req: Request)
     async (c) => {
     const origin = new URL(c.req.url);
     const host = c.req.header('host') ?? origin.host;
-    // In-process API calls keep the caller's Host (already accepted) and send no Origin: they are same-origin by construction.
+    // In-process API calls keep the caller's Host and connection (its local address and port), both
+    // already accepted by the browser guard, and send no Origin: they are same-origin by construction.
+    const connection = { incoming: { socket: (c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket } };
     const fetchFn: ApiFetch = (path, init) => {
       const headers = new Headers(init.headers);
       headers.set('host', host);
-      return selfFetch(new Request(new URL(path, origin), { ...init, headers }));
+      return selfFetch(new Request(new URL(path, origin), { ...init, headers }), connection);
     };
     const server = createMcpServer(daemonApi(fetchFn, bearerToken(c.req.header('authorization'))), {
       version: VERSION,

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { describeRoute } from 'hono-openapi';
-import { AppError } from '../../errors.js';
+import { AppError, isDiskFull } from '../../errors.js';
 import { batchEnvelopeSchema, batchResultSchema, batchUploadSchema, jsonUploadSchema, type ObservationView } from '../../observations/schemas.js';
 import type { RouteDeps } from '../app.js';
 import type { AppEnv } from '../auth.js';
@@ -55,7 +55,7 @@ export function uploadBatchRoutes({ services, config, logger, jsonBudget }: Rout
         } catch (e) {
           // An item's refusal is answered in its result, so it is audited here, once.
           observations.recordRejection(source.source_id, e);
-          if (!(e instanceof AppError)) logger.error({ err: e, source_id: source.source_id, index }, 'batch item failed');
+          if (!(e instanceof AppError) && !isDiskFull(e)) logger.error({ err: e, source_id: source.source_id, index }, 'batch item failed');
           const problem = toProblem(e, 'observation_ingress');
           results[index] = { index, status: problem.status, error: (await problem.json()) as Record<string, unknown> };
         }

@@ -51,7 +51,7 @@ export function observationUploadRoutes({ services, config, jsonBudget }: RouteD
       const { source, kind } = c.get('upload')!;
       let result: IngestResult;
       if (kind === 'multipart') {
-        const staged = await readMultipart(c, services, limits);
+        const staged = await readMultipart(c, services, limits, jsonBodyRate(config));
         result = await observations.ingest(source, staged.fields, staged.blob);
       } else {
         const json = parseWith(jsonUploadSchema, parseJson(await readLimitedBytes(c.req.raw, limits.json, jsonBodyRate(config))));
@@ -67,7 +67,7 @@ export function observationUploadRoutes({ services, config, jsonBudget }: RouteD
   return app;
 }
 
-/** The pace a JSON body that holds the memory budget must keep. */
+/** The pace every request body must keep (JSON bodies holding the memory budget, multipart uploads, admin bodies). */
 export function jsonBodyRate(config: RouteDeps['config']): MinRate {
   return { bytesPerSecond: config.limits.json_body_min_bytes_per_s, graceMs: config.limits.json_body_rate_grace_ms };
 }
@@ -87,12 +87,13 @@ export async function ingestJsonUpload(services: RouteDeps['services'], source: 
   return services.observations.ingest(source, { ...rest, file_name: upload.file_name!, media_type: upload.media_type }, blob);
 }
 
-async function readMultipart(c: Context, services: RouteDeps['services'], limits: ReturnType<typeof uploadLimits>) {
-  const part = await readMultipartUpload(c.req.raw, services.blobs, {
-    maxFileBytes: services.config.limits.max_raw_bytes,
-    maxFieldBytes: limits.field,
-    maxTotalBytes: limits.multipart,
-  });
+async function readMultipart(c: Context, services: RouteDeps['services'], limits: ReturnType<typeof uploadLimits>, rate: MinRate) {
+  const part = await readMultipartUpload(
+    c.req.raw,
+    services.blobs,
+    { maxFileBytes: services.config.limits.max_raw_bytes, maxFieldBytes: limits.field, maxTotalBytes: limits.multipart },
+    rate,
+  );
   try {
     if (part.observation === undefined) throw new AppError('bad_request', 'multipart upload needs an "observation" JSON part');
     const obs = parseWith(multipartObservationSchema, parseJson(Buffer.from(part.observation, 'utf8')), 'observation');

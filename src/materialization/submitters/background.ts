@@ -1,4 +1,5 @@
 import type { Deps } from '../../deps.js';
+import { DISK_FULL_RETRY_MS, isDiskFull } from '../../errors.js';
 import { JobQueue } from '../../derivations/queue.js';
 import type { Logger } from '../../logger.js';
 import type { RunLifecycle } from '../lifecycle.js';
@@ -19,11 +20,15 @@ export abstract class BackgroundSubmitter implements RunSubmitter {
     readonly name: SubmitterName,
     protected deps: Deps,
     protected runs: RunLifecycle,
-    protected logger?: Pick<Logger, 'error' | 'info'>,
+    protected logger?: Pick<Logger, 'error' | 'info' | 'warn'>,
   ) {
-    this.queue = new JobQueue(deps.config.runs.concurrency, (id) => this.process(id), (id, err) =>
-      this.logger?.error({ err, run_id: id }, `${name} run submission crashed`),
-    );
+    this.queue = new JobQueue(deps.config.runs.concurrency, (id) => this.process(id), (id, err) => {
+      if (isDiskFull(err)) {
+        this.logger?.warn({ err, run_id: id, retry_in_ms: DISK_FULL_RETRY_MS }, `${name} run postponed: disk full`);
+        return DISK_FULL_RETRY_MS;
+      }
+      this.logger?.error({ err, run_id: id }, `${name} run submission crashed`);
+    });
   }
 
   submit(runId: string): void {

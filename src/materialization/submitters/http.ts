@@ -13,7 +13,7 @@ import { BackgroundSubmitter } from './background.js';
  * When every attempt fails the run is failed with the last error.
  */
 export class HttpSubmitter extends BackgroundSubmitter {
-  constructor(deps: Deps, runs: RunLifecycle, logger?: Pick<Logger, 'error' | 'info'>) {
+  constructor(deps: Deps, runs: RunLifecycle, logger?: Pick<Logger, 'error' | 'info' | 'warn'>) {
     super('http', deps, runs, logger);
   }
 

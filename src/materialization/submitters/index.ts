@@ -9,7 +9,7 @@ import type { RunSubmitter } from './types.js';
 export type { RunSubmitter };
 
 /** The submitter `runs.submitter` names. */
-export function createSubmitter(deps: Deps, runs: RunLifecycle, logger?: Pick<Logger, 'error' | 'info'>): RunSubmitter {
+export function createSubmitter(deps: Deps, runs: RunLifecycle, logger?: Pick<Logger, 'error' | 'info' | 'warn'>): RunSubmitter {
   switch (deps.config.runs.submitter) {
     case 'queue':
       return new QueueSubmitter();

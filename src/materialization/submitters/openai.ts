@@ -20,7 +20,7 @@ export class OpenAISubmitter extends BackgroundSubmitter {
   private client?: OpenAI;
   private problem?: string;
 
-  constructor(deps: Deps, runs: RunLifecycle, logger?: Pick<Logger, 'error' | 'info'>, env: Env = process.env) {
+  constructor(deps: Deps, runs: RunLifecycle, logger?: Pick<Logger, 'error' | 'info' | 'warn'>, env: Env = process.env) {
     super('openai', deps, runs, logger);
     const made = openAiClient(deps.config.runs.openai, 'runs.openai.api_key_env', env);
     if ('problem' in made) this.problem = made.problem;
