@@ -84,6 +84,12 @@ CREATE TABLE run_assets (
   PRIMARY KEY (run_id, asset_id)
 ) STRICT, WITHOUT ROWID;
 
+CREATE TABLE run_observations (
+  observation_id TEXT NOT NULL,
+  run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+  PRIMARY KEY (observation_id, run_id)
+) STRICT, WITHOUT ROWID;
+
 CREATE TABLE runs (
   run_id TEXT PRIMARY KEY,
   kind TEXT NOT NULL,
@@ -224,6 +230,8 @@ CREATE INDEX derivations_unsettled ON derivations(derivation_id) WHERE status IN
 
 CREATE INDEX events_at ON events(at_ms);
 
+CREATE INDEX events_created_observation ON events(json_extract(data, '$.observation_id')) WHERE type = 'observation.created';
+
 CREATE INDEX observations_asset ON observations(asset_id) WHERE blobs_held = 1;
 
 CREATE INDEX observations_captured ON observations(captured_at_ms, observation_id);
@@ -247,6 +255,8 @@ CREATE INDEX observations_text_asset ON observations(canonical_text_asset_id)
 
 CREATE INDEX run_assets_asset ON run_assets(asset_id);
 
+CREATE INDEX run_observations_run ON run_observations(run_id);
+
 CREATE INDEX runs_lease ON runs(lease_expires_at_ms) WHERE status = 'running' AND lease_expires_at_ms IS NOT NULL;
 
 CREATE INDEX runs_session ON runs(target_session_id, run_id);
@@ -256,6 +266,8 @@ CREATE INDEX runs_status ON runs(status, run_id);
 CREATE INDEX session_inputs_text_asset ON session_inputs(text_asset_id);
 
 CREATE INDEX uploads_expiry ON uploads(state, expires_at_ms);
+
+CREATE INDEX uploads_observation ON uploads(observation_id) WHERE observation_id IS NOT NULL;
 
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at_ms);
 

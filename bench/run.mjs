@@ -36,6 +36,10 @@ const BENCHES = [
     quickArgs: ['--rows', '50000', '--iterations', '200', '--http', '100'],
     summarize: materializeRows,
   },
+  // Encryption at rest on vs off: ingest ratio and the OCR path (uploads to OCR'd text).
+  { name: 'encryption', file: 'encryption.mjs', key: 'encryption', quickArgs: ['--images', '2'] },
+  // Erasure on the upload path: uploads that each evict (and erase) one observation vs none.
+  { name: 'erasure', file: 'erasure.mjs', key: 'erasure' },
   // OCR measures the derivation worker pool, not the daemon's HTTP paths; it prints its result
   // (and writes its own file) rather than merging into latest.json, so it is captured here.
   { name: 'ocr', file: 'ocr.mjs', key: 'ocr', optional: true, quickArgs: ['--images', '4'], captureJson: true, summarize: ocrRows },

@@ -10,7 +10,9 @@ import { isLoopback, parseBind } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { migrate } from './db/migrate.js';
 import { createDerivationService } from './derivations/service.js';
-import { openDb, WalSync } from './db/open.js';
+import { openDb, WalSync, type Db } from './db/open.js';
+import { blobNameOf, type StoreKeys } from './crypto/keys.js';
+import { resolveStoreKeys } from './crypto/store.js';
 import type { Deps } from './deps.js';
 import { EventHub } from './events/hub.js';
 import { Outbox } from './events/outbox.js';
@@ -47,13 +49,11 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
   const now = opts.now ?? systemClock;
   mkdirSync(config.data_dir, { recursive: true });
   const dbFile = join(config.data_dir, 'observd.db');
-  const db = openDb(dbFile);
+  const keys = resolveStoreKeys(config.data_dir, config.encryption.key_file);
+  const db = openStoreDb(dbFile, keys);
   migrate(db);
-  const blobs = new BlobStore(config.data_dir);
-  // By primary key (`ast_<sha256>`): `assets.sha256` has no index, and a big store has many blobs.
-  const known = db.prepare(`SELECT 1 FROM assets WHERE asset_id = ?`).pluck();
-  const strays =
-    opts.sweepStrays === false ? { temps: 0, orphans: 0 } : blobs.sweepStrays((sha) => known.get(assetIdOf(sha)) !== undefined);
+  const blobs = new BlobStore(config.data_dir, keys);
+  const strays = opts.sweepStrays === false ? { temps: 0, orphans: 0 } : blobs.sweepStrays(knownBlobNames(db, keys));
   const newId = idFactory(now);
   const deps: Deps = { db, now, newId, blobs, config, events: new Outbox(db, newId, now), wal: new WalSync(`${dbFile}-wal`) };
   const sources = new SourceService(deps);
@@ -71,6 +71,33 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
     db.close();
   };
   return { deps, services, strays, close };
+}
+
+/** Opens the store's database, saying plainly when the key cannot read it. */
+function openStoreDb(dbFile: string, keys: StoreKeys | undefined): Db {
+  try {
+    return openDb(dbFile, keys?.dbHex);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'SQLITE_NOTADB') {
+      throw new Error(
+        keys
+          ? `${dbFile} cannot be read with the configured encryption key (wrong key, or not an observd database); nothing was changed`
+          : `${dbFile} is not a readable SQLite database (is it encrypted? configure encryption.key_file)`,
+      );
+    }
+    throw e;
+  }
+}
+
+/** Which blob file names the database claims: by primary key (`ast_<sha256>`) in a plain store, as HMACs of every asset's hash in an encrypted one. */
+function knownBlobNames(db: Db, keys: StoreKeys | undefined): (name: string) => boolean {
+  if (!keys) {
+    const known = db.prepare(`SELECT 1 FROM assets WHERE asset_id = ?`).pluck();
+    return (name) => known.get(assetIdOf(name)) !== undefined;
+  }
+  const names = new Set<string>();
+  for (const sha of db.prepare(`SELECT sha256 FROM assets`).pluck().iterate() as IterableIterator<string>) names.add(blobNameOf(keys, sha));
+  return (name) => names.has(name);
 }
 
 /**

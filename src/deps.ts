@@ -1,7 +1,7 @@
 import type { BlobStore } from './assets/blob-store.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config/schema.js';
-import type { Db, WalSync } from './db/open.js';
+import { checkpointTruncate, type Db, type WalSync } from './db/open.js';
 import type { Outbox } from './events/outbox.js';
 import type { NewId } from './ids.js';
 
@@ -21,12 +21,16 @@ export interface Deps {
 /**
  * Runs `work` in one transaction, then erases the blobs it freed: side effects only after the
  * commit is durable, so a power cut can never bring back a row whose blob is already gone.
+ * When `work` says it `erased` content (rows deleted or scrubbed), the log is checkpointed and
+ * truncated too, so no old copy of that content survives in it (`secure_delete` zeroes the
+ * database pages themselves).
  */
-export function commitThenErase<T>(deps: Deps, work: () => { result: T; freed: string[] }): T {
-  const { result, freed } = deps.db.transaction(work)();
+export function commitThenErase<T>(deps: Deps, work: () => { result: T; freed: string[]; erased?: boolean }): T {
+  const { result, freed, erased } = deps.db.transaction(work)();
   if (freed.length) {
     deps.wal.syncNow();
     for (const sha of freed) deps.blobs.removeSync(sha);
   }
+  if (erased) checkpointTruncate(deps.db);
   return result;
 }

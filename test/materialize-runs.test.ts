@@ -93,67 +93,53 @@ describe('claim and complete', () => {
   });
 });
 
-describe('runs hold their blobs', () => {
-  it('a queued run keeps its raw blobs past retention; completing it frees them', async () => {
+describe('runs hold their blobs until they finish; erasing an observation cancels them', () => {
+  it('completing a run frees the raw blobs it held once nothing else holds them', async () => {
     const o = await shot();
-    const keptByRun = (await materialize(d, byIds([o.observation_id], { raw_asset_policy: 'always' }))).body;
-    expect(keptByRun.asset_ids).toEqual([o.asset_id]);
+    const a = (await materialize(d, byIds([o.observation_id], { raw_asset_policy: 'always' }))).body;
+    const b = (await materialize(d, byIds([o.observation_id], { raw_asset_policy: 'always' }))).body;
+    const none = (await materialize(d, byIds([o.observation_id], { raw_asset_policy: 'never' }))).body;
+    expect(a.asset_ids).toEqual([o.asset_id]);
+    expect(none.asset_ids).toEqual([]);
+    // The observation itself still holds it; then only the runs do.
+    for (const r of [a, b]) await runAction(d, r.run_id, 'claim');
+    await runAction(d, a.run_id, 'complete', { error: 'gave up' });
+    expect(blobExists(o.sha256)).toBe(true);
+    await runAction(d, b.run_id, 'complete', { output: 'ok' });
+    expect(blobExists(o.sha256)).toBe(true);
+    // The run remembers what it held.
+    expect((await getRun(d, a.run_id)).body.asset_ids).toEqual([o.asset_id]);
+  });
+
+  it('a retention purge (purge_raw_on_retention) cancels the queued run, erases its input and frees its blobs', async () => {
+    const o = await shot();
+    const run = (await materialize(d, byIds([o.observation_id], { raw_asset_policy: 'always' }))).body;
     clock.advance(61_000);
     const report = await sweepOnce(d.daemon.deps);
     expect(report.purged).toBeGreaterThanOrEqual(1);
     const obs = await (await d.req(`/v1/observations/${o.observation_id}`)).json();
     expect(obs.retention_state).toBe('purged');
-    // The raw image stays for the run; the uploader text (copied into the input) goes.
-    expect(blobExists(o.sha256)).toBe(true);
+    expect(blobExists(o.sha256)).toBe(false);
     expect(blobExists(shaOf(o.canonical_text_asset_id))).toBe(false);
-    expect((await d.req(`/v1/assets/${o.asset_id}`)).status).toBe(200);
-    // A later sweep does not take it either.
-    clock.advance(3_600_000);
-    await sweepOnce(d.daemon.deps);
-    expect(blobExists(o.sha256)).toBe(true);
-
-    expect((await runAction(d, keptByRun.run_id, 'claim')).status).toBe(200);
-    expect(blobExists(o.sha256)).toBe(true);
-    expect((await runAction(d, keptByRun.run_id, 'complete', { output: 'done' })).status).toBe(200);
-    expect(blobExists(o.sha256)).toBe(false);
     expect((await d.req(`/v1/assets/${o.asset_id}`)).status).toBe(404);
-    // The run remembers what it held.
-    expect((await getRun(d, keptByRun.run_id)).body.asset_ids).toEqual([o.asset_id]);
+    const after = (await getRun(d, run.run_id)).body;
+    expect(after).toMatchObject({ status: 'failed', error: 'cancelled: an observation it involved was erased', input: null, output: null });
+    expect((await runAction(d, run.run_id, 'claim')).status).toBe(409);
+    // A purged observation can no longer be materialized.
+    const again = await materialize(d, byIds([o.observation_id]));
+    expect(again.status).toBe(410);
   });
 
-  it('two runs holding the same blob: it goes only when both have finished; a never-policy run holds nothing', async () => {
+  it('deleting the observation cancels a claimed (running) run and erases what it held', async () => {
     const o = await shot();
-    const a = (await materialize(d, byIds([o.observation_id]))).body;
-    const b = (await materialize(d, byIds([o.observation_id]))).body;
-    const none = (await materialize(d, byIds([o.observation_id], { raw_asset_policy: 'never' }))).body;
-    expect(none.asset_ids).toEqual([]);
-    clock.advance(61_000);
-    await sweepOnce(d.daemon.deps);
-    for (const r of [a, b]) await runAction(d, r.run_id, 'claim');
-    await runAction(d, a.run_id, 'complete', { error: 'gave up' });
-    expect(blobExists(o.sha256)).toBe(true);
-    await runAction(d, b.run_id, 'complete', { output: 'ok' });
-    expect(blobExists(o.sha256)).toBe(false);
-  });
-
-  it('a purged observation can no longer be materialized, even though a run still holds its blob', async () => {
-    const o = await shot();
-    await materialize(d, byIds([o.observation_id]));
-    clock.advance(61_000);
-    await sweepOnce(d.daemon.deps);
-    const r = await materialize(d, byIds([o.observation_id]));
-    expect(r.status).toBe(410);
-    expect(r.body.code).toBe('gone');
-  });
-
-  it('deleting the observation keeps the blob for the queued run until it finishes', async () => {
-    const o = await shot();
-    const run = (await materialize(d, byIds([o.observation_id]))).body;
-    expect((await d.req(`/v1/observations/${o.observation_id}`, { method: 'DELETE' })).status).toBe(204);
-    expect(blobExists(o.sha256)).toBe(true);
+    const run = (await materialize(d, byIds([o.observation_id], { raw_asset_policy: 'always' }))).body;
     await runAction(d, run.run_id, 'claim');
-    await runAction(d, run.run_id, 'complete', { output: 'x' });
+    expect((await d.req(`/v1/observations/${o.observation_id}`, { method: 'DELETE' })).status).toBe(204);
     expect(blobExists(o.sha256)).toBe(false);
+    expect((await getRun(d, run.run_id)).body).toMatchObject({ status: 'failed', input: null });
+    // The runtime's late answer is refused: the run already ended.
+    expect((await runAction(d, run.run_id, 'complete', { output: 'x' })).status).toBe(409);
+    expect(eventsOf(d, 'run.failed').some((e) => e.data.run_id === run.run_id)).toBe(true);
   });
 });
 

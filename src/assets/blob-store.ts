@@ -1,7 +1,24 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
-import { mkdir, open, writeFile, type FileHandle } from 'node:fs/promises';
+import {
+  closeSync,
+  createReadStream,
+  fstatSync,
+  existsSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
+import { mkdir, open, readFile, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { BlobEncryptor, CHUNK, decryptBuffer, decryptRange, encryptBuffer, HEADER, openFirstChunk, SEALED } from '../crypto/blob-cipher.js';
+import { blobNameOf, type StoreKeys } from '../crypto/keys.js';
 
 /** Bytes written to a temp file, fsynced, and described by their hash; not yet visible in the store. */
 export interface StagedBlob {
@@ -19,7 +36,10 @@ function tempPathIn(dir: string): string {
   return join(dir, `${Date.now()}-${randomBytes(8).toString('hex')}.tmp`);
 }
 
-/** A streaming writer for one temp file that hashes as it writes; `finish` fsyncs, `abort` removes. */
+/**
+ * A streaming writer for one temp file that hashes the plaintext as it writes (sealed, in an
+ * encrypted store, so plaintext never reaches the disk); `finish` fsyncs, `abort` removes.
+ */
 export class TempBlobWriter {
   private hash = createHash('sha256');
   private size = 0;
@@ -28,11 +48,12 @@ export class TempBlobWriter {
   private constructor(
     readonly tempPath: string,
     private fh: FileHandle,
+    private encryptor: BlobEncryptor | undefined,
   ) {}
 
-  static async create(tmpDir: string): Promise<TempBlobWriter> {
+  static async create(tmpDir: string, blobKey?: Buffer): Promise<TempBlobWriter> {
     const path = tempPathIn(tmpDir);
-    return new TempBlobWriter(path, await open(path, 'wx'));
+    return new TempBlobWriter(path, await open(path, 'wx'), blobKey ? new BlobEncryptor(blobKey) : undefined);
   }
 
   get byteLength(): number {
@@ -46,14 +67,19 @@ export class TempBlobWriter {
       this.head.push(chunk.subarray(0, HEAD_BYTES - this.headLen));
       this.headLen += Math.min(chunk.length, HEAD_BYTES - this.headLen);
     }
+    await this.writeAll(this.encryptor ? this.encryptor.push(chunk) : chunk);
+  }
+
+  private async writeAll(bytes: Buffer): Promise<void> {
     let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await this.fh.write(chunk, off);
+    while (off < bytes.length) {
+      const { bytesWritten } = await this.fh.write(bytes, off);
       off += bytesWritten;
     }
   }
 
   async finish(): Promise<StagedBlob> {
+    if (this.encryptor) await this.writeAll(this.encryptor.end());
     await this.fh.sync();
     await this.fh.close();
     return { tempPath: this.tempPath, sha256: this.hash.digest('hex'), byteLength: this.size, head: Buffer.concat(this.head) };
@@ -74,25 +100,86 @@ export class BlobStore {
   readonly blobDir: string;
   readonly tmpDir: string;
 
-  constructor(readonly dataDir: string) {
+  /** `keys` makes it an encrypted store: contents sealed with AES-256-GCM, names an HMAC of the hash. */
+  constructor(
+    readonly dataDir: string,
+    readonly keys?: StoreKeys,
+  ) {
     this.blobDir = join(dataDir, 'blobs');
     this.tmpDir = join(dataDir, 'tmp');
     mkdirSync(this.blobDir, { recursive: true });
     mkdirSync(this.tmpDir, { recursive: true });
   }
 
+  /** The file name of the blob with this SHA-256: the hash itself, or its HMAC in an encrypted store. */
+  nameOf(sha256: string): string {
+    return this.keys ? blobNameOf(this.keys, sha256) : sha256;
+  }
+
   /** Absolute path of the blob with this SHA-256 (which may not exist). */
   pathOf(sha256: string): string {
-    return join(this.shardDirOf(sha256), sha256);
+    const name = this.nameOf(sha256);
+    return join(this.shardDirOf(name), name);
   }
 
   has(sha256: string): boolean {
     return existsSync(this.pathOf(sha256));
   }
 
+  /** A blob's whole content (decrypted); ENOENT when it is not stored, an Error when it was altered. */
+  async read(sha256: string): Promise<Buffer> {
+    const bytes = await readFile(this.pathOf(sha256));
+    return this.keys ? decryptBuffer(this.keys.blob, bytes) : bytes;
+  }
+
+  /** A blob's content as UTF-8 text. */
+  async readText(sha256: string): Promise<string> {
+    return (await this.read(sha256)).toString('utf8');
+  }
+
+  /**
+   * Streams a blob's content, or bytes `start..end` (inclusive) of it, decrypting chunk by chunk
+   * in an encrypted store so large media never sit whole in memory.
+   */
+  stream(sha256: string, range?: { start: number; end: number }): Readable {
+    return this.streamFile(this.pathOf(sha256), range);
+  }
+
+  /** `stream` for a file of this store by path (a blob, or a signed upload's bytes). */
+  streamFile(path: string, range?: { start: number; end: number }): Readable {
+    const keys = this.keys;
+    if (!keys) return createReadStream(path, range);
+    return Readable.from(
+      (async function* () {
+        const fh = await open(path, 'r');
+        try {
+          const { size } = await fh.stat();
+          yield* decryptRange(keys.blob, fh, size, range?.start ?? 0, range?.end ?? Number.MAX_SAFE_INTEGER);
+        } finally {
+          await fh.close();
+        }
+      })(),
+      { objectMode: false, highWaterMark: CHUNK },
+    );
+  }
+
+  /** The first `n` plaintext bytes of a staged (temp) file, for magic-number checks. */
+  readHead(tempPath: string, n = HEAD_BYTES): Buffer {
+    const fd = openSync(tempPath, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const buf = Buffer.alloc(this.keys ? Math.min(size, HEADER + SEALED) : n);
+      const got = readSync(fd, buf, 0, buf.length, 0);
+      if (!this.keys) return buf.subarray(0, got);
+      return openFirstChunk(this.keys.blob, buf.subarray(0, got), size).subarray(0, n);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   /** Starts a streaming temp file. */
   newWriter(): Promise<TempBlobWriter> {
-    return TempBlobWriter.create(this.tmpDir);
+    return TempBlobWriter.create(this.tmpDir, this.keys?.blob);
   }
 
   /** Stages a whole buffer as a durable temp file. */
@@ -100,7 +187,7 @@ export class BlobStore {
     const tempPath = tempPathIn(this.tmpDir);
     try {
       // One call: open, write, fsync (`flush`) and close.
-      await writeFile(tempPath, bytes, { flag: 'wx', flush: true });
+      await writeFile(tempPath, this.keys ? encryptBuffer(this.keys.blob, bytes) : bytes, { flag: 'wx', flush: true });
     } catch (e) {
       rmSync(tempPath, { force: true });
       throw e;
@@ -129,14 +216,15 @@ export class BlobStore {
 
   /** Creates a blob's shard directory off the event loop (once per directory per run). */
   private async ensureShardDir(sha256: string): Promise<void> {
-    const dir = this.shardDirOf(sha256);
+    const dir = this.shardDirOf(this.nameOf(sha256));
     if (this.knownDirs.has(dir)) return;
     await mkdir(dir, { recursive: true });
     this.knownDirs.add(dir);
   }
 
-  private shardDirOf(sha256: string): string {
-    return join(this.blobDir, sha256.slice(0, 2), sha256.slice(2, 4));
+  /** The shard directory of a blob file name. */
+  private shardDirOf(name: string): string {
+    return join(this.blobDir, name.slice(0, 2), name.slice(2, 4));
   }
 
   /**
@@ -152,7 +240,7 @@ export class BlobStore {
       rmSync(staged.tempPath, { force: true });
       return false;
     }
-    const dir = this.shardDirOf(staged.sha256);
+    const dir = this.shardDirOf(this.nameOf(staged.sha256));
     if (!this.knownDirs.has(dir)) {
       mkdirSync(dir, { recursive: true });
       this.knownDirs.add(dir);
@@ -196,15 +284,15 @@ export class BlobStore {
     }
   }
 
-  /** Removes every temp file and every blob `isKnown` does not claim; returns what was removed. Run at start only. */
-  sweepStrays(isKnown: (sha256: string) => boolean): { temps: number; orphans: number } {
+  /** Removes every temp file and every blob file whose name `isKnown` does not claim; returns what was removed. Run at start only. */
+  sweepStrays(isKnown: (name: string) => boolean): { temps: number; orphans: number } {
     let temps = 0;
     for (const f of readdirSync(this.tmpDir)) {
       rmSync(join(this.tmpDir, f), { force: true, recursive: true });
       temps++;
     }
     let orphans = 0;
-    // Anything that is not `ab/cd/<known sha256 starting abcd>` (a file) is foreign to the store.
+    // Anything that is not `ab/cd/<known name starting abcd>` (a file) is foreign to the store.
     const drop = (p: string) => {
       rmSync(p, { force: true, recursive: true });
       orphans++;
@@ -230,7 +318,7 @@ export class BlobStore {
     return { temps, orphans };
   }
 
-  /** Lists every stored blob hash (for consistency checks). */
+  /** Lists every stored blob file name (the hashes, in a plain store; for consistency checks). */
   listAll(): string[] {
     const out: string[] = [];
     for (const a of readdirSync(this.blobDir)) {

@@ -1,13 +1,14 @@
+import type { Readable } from 'node:stream';
 import type { Reader } from '../access.js';
 import type { Deps } from '../deps.js';
 import { isDerivedFromSensitive } from '../derivations/repo.js';
 import { AppError, notFound } from '../errors.js';
 import { getAsset, type AssetRow } from './repo.js';
 
-/** An asset's metadata and where its bytes are on disk. */
+/** An asset's metadata and a way to read its bytes (decrypted in an encrypted store), whole or a range. */
 export interface AssetContent {
   asset: AssetRow;
-  path: string;
+  stream: (range?: { start: number; end: number }) => Readable;
 }
 
 /** Reads of content-addressed assets, and who may read their bytes. No HTTP here. */
@@ -30,6 +31,6 @@ export class AssetService {
     if (reader !== 'admin' && isDerivedFromSensitive(this.deps.db, asset.asset_id)) {
       throw new AppError('forbidden', 'content of sensitive sources needs the admin token');
     }
-    return { asset, path: this.deps.blobs.pathOf(asset.sha256) };
+    return { asset, stream: (range) => this.deps.blobs.stream(asset.sha256, range) };
   }
 }

@@ -1,6 +1,8 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { MARKER_FILE } from '../crypto/store.js';
 import { openStore } from '../daemon.js';
+import { openDb } from '../db/open.js';
 import { commonArgs } from './args.js';
 
 /**
@@ -24,11 +26,22 @@ export async function backupCommand(argv: string[]): Promise<number> {
   try {
     mkdirSync(dest, { recursive: true });
     const dbCopy = join(dest, 'observd.db');
-    await services.db.backup(dbCopy);
-    const { default: Database } = await import('better-sqlite3');
-    const copy = new Database(dbCopy, { readonly: true });
-    const shas = copy.prepare(`SELECT sha256 FROM assets`).pluck().all() as string[];
-    copy.close();
+    const keys = services.blobs.keys;
+    let shas: string[];
+    if (keys) {
+      // An encrypted database cannot be copied by the backup API into a plain file; VACUUM INTO
+      // writes a consistent copy encrypted with the same key, and the marker goes with it.
+      services.db.prepare('VACUUM INTO ?').run(dbCopy);
+      copyFileSync(join(services.blobs.dataDir, MARKER_FILE), join(dest, MARKER_FILE));
+    } else {
+      await services.db.backup(dbCopy);
+    }
+    const copy = openDb(dbCopy, keys?.dbHex);
+    try {
+      shas = copy.prepare(`SELECT sha256 FROM assets`).pluck().all() as string[];
+    } finally {
+      copy.close();
+    }
     let copied = 0;
     let missing = 0;
     for (const sha of shas) {

@@ -1,5 +1,6 @@
 import { backupCommand } from './backup.js';
 import { mcpCommand } from './mcp.js';
+import { encryptCommand, rekeyCommand } from './encrypt.js';
 import { migrateCommand } from './migrate.js';
 import { serveCommand } from './serve.js';
 import { sourcesCommand } from './sources.js';
@@ -14,6 +15,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   upload: uploadCommand,
   backup: backupCommand,
   mcp: mcpCommand,
+  encrypt: encryptCommand,
+  rekey: rekeyCommand,
 };
 
 const USAGE = `usage: observd [command] [flags]
@@ -31,6 +34,9 @@ commands:
   backup DEST      consistent copy of the database and its blobs, safe while serving
   mcp [--url URL] [--token-file FILE]
                    MCP server over stdio for a running daemon (token also from OBSERVD_TOKEN)
+  encrypt          encrypt a plain data directory in place with the configured key (daemon stopped)
+  rekey --new-key-file FILE
+                   re-encrypt an encrypted data directory under a new key (daemon stopped)
 
 flags:
   --config FILE               config file (default ./config.toml if present)
@@ -38,7 +44,9 @@ flags:
   --data-dir DIR              data directory (default ./data)
   --admin-token-file FILE     file holding the admin token
   --readonly-token-file FILE  file holding the read-only token
-  --log-level LEVEL           fatal|error|warn|info|debug|trace|silent`;
+  --log-level LEVEL           fatal|error|warn|info|debug|trace|silent
+
+env: OBSERVD_ENCRYPTION_KEY_FILE  file holding the 32-byte encryption key (encryption.key_file)`;
 
 /** Entry point: dispatches to a command and exits with its code; a bad flag exits 2, a startup error 1, with its message. */
 export async function main(argv = process.argv.slice(2)): Promise<void> {

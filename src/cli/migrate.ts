@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { resolveStoreKeys } from '../crypto/store.js';
 import { migrate } from '../db/migrate.js';
 import { openDb } from '../db/open.js';
 import { commonArgs } from './args.js';
@@ -8,7 +9,9 @@ import { commonArgs } from './args.js';
 export async function migrateCommand(argv: string[]): Promise<number> {
   const config = commonArgs(argv).config();
   mkdirSync(config.data_dir, { recursive: true });
-  const db = openDb(join(config.data_dir, 'observd.db'));
+  // An encrypted store is migrated with its key (and refused, clearly, without it).
+  const keys = resolveStoreKeys(config.data_dir, config.encryption.key_file);
+  const db = openDb(join(config.data_dir, 'observd.db'), keys?.dbHex);
   try {
     const applied = migrate(db);
     const version = db.pragma('user_version', { simple: true });

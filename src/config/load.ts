@@ -21,6 +21,7 @@ const ENV_KEYS: Array<[string, string, 'string' | 'number']> = [
   ['OBSERVD_READONLY_TOKEN', 'readonly_token', 'string'],
   ['OBSERVD_READONLY_TOKEN_FILE', 'readonly_token_file', 'string'],
   ['OBSERVD_LOG_LEVEL', 'log_level', 'string'],
+  ['OBSERVD_ENCRYPTION_KEY_FILE', 'encryption.key_file', 'string'],
   ['OBSERVD_MAX_RAW_BYTES', 'limits.max_raw_bytes', 'number'],
   ['OBSERVD_SWEEP_INTERVAL_MS', 'retention.sweep_interval_ms', 'number'],
   ['OBSERVD_MIN_FREE_BYTES', 'retention.min_free_bytes', 'number'],

@@ -198,6 +198,14 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Encryption at rest (off unless a key is given). */
+    encryption: z
+      .object({
+        /** File holding the 32-byte master key (raw, hex or base64); the database and every blob are then encrypted. Never logged. */
+        key_file: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
     webhooks: z
       .array(webhookSchema)
       .default(() => [])

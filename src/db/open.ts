@@ -1,13 +1,25 @@
 import { closeSync, fdatasyncSync, openSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 
 export type Db = Database.Database;
 
-/** Opens (creating if needed) the SQLite database in WAL mode with foreign keys and a busy timeout; see `WalSync` for durability. */
-export function openDb(file: string): Db {
+/**
+ * Opens (creating if needed) the SQLite database in WAL mode with foreign keys, a busy timeout
+ * and `secure_delete` (deleted content is overwritten, not left in free pages); see `WalSync`
+ * for durability. `dbKeyHex` (a raw 256-bit key) opens or creates it encrypted, SQLCipher 4
+ * format; a wrong key fails here with SQLITE_NOTADB, before anything is written.
+ */
+export function openDb(file: string, dbKeyHex?: string): Db {
   const db = new Database(file);
-  db.pragma('journal_mode = WAL');
+  try {
+    if (dbKeyHex) applyKey(db, dbKeyHex);
+    db.pragma('journal_mode = WAL');
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+  db.pragma('secure_delete = ON');
   // Commits do not fsync on the event loop: uploads make their commit durable with `WalSync`
   // off the loop before answering, and SQLite still fsyncs around every checkpoint.
   db.pragma('synchronous = NORMAL');
@@ -17,6 +29,30 @@ export function openDb(file: string): Db {
   db.pragma('mmap_size = 268435456');
   db.pragma('busy_timeout = 5000');
   return db;
+}
+
+/** Keys a connection just opened (a raw key: no passphrase derivation), SQLCipher 4 format. */
+export function applyKey(db: Db, keyHex: string, pragma: 'key' | 'rekey' = 'key'): void {
+  if (!/^[0-9a-f]{64}$/.test(keyHex)) throw new Error('a database key is 64 hex digits');
+  db.pragma(`cipher = 'sqlcipher'`);
+  db.pragma('legacy = 4');
+  db.pragma(`${pragma} = "x'${keyHex}'"`);
+}
+
+/**
+ * Moves everything in the write-ahead log into the database file and truncates the log, so
+ * what was just erased (overwritten in the database by `secure_delete`) survives in no old
+ * log frame. Never throws: it runs after a commit that already happened (and from timers), so
+ * a full disk or a reader that kept the log from being reset makes it return false, and the
+ * next checkpoint finishes the job.
+ */
+export function checkpointTruncate(db: Db): boolean {
+  try {
+    const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+    return r?.busy === 0;
+  } catch {
+    return false;
+  }
 }
 
 const statements = new WeakMap<Db, Map<string, Database.Statement>>();

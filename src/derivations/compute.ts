@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import type { Deps } from '../deps.js';
 import { redactionForSubject } from '../privacy/policy.js';
 import { redact } from '../privacy/redact.js';
@@ -87,7 +86,7 @@ export async function computeDerivation(ctx: ComputeContext, row: DerivationRow)
   if (plan.kind === 'reuse') return { kind: 'reuse', assetId: plan.assetId };
   let bytes: Buffer;
   try {
-    bytes = await readFile(blobs.pathOf(subject.asset.sha256));
+    bytes = await blobs.read(subject.asset.sha256);
   } catch {
     throw new Error(`the content of ${subject.key} is no longer stored`);
   }

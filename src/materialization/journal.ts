@@ -25,14 +25,21 @@ export function appendSessionInput(db: Db, entry: Omit<SessionInputRow, 'offset'
   return offset;
 }
 
-/** Records the text asset of a journal entry, inside the caller's transaction. */
-export function setSessionInputText(db: Db, sessionId: string, offset: number, textAssetId: string): void {
-  stmt(db, `UPDATE session_inputs SET text_asset_id = ? WHERE session_id = ? AND offset = ?`).run(textAssetId, sessionId, offset);
+/** Records the text asset of a journal entry, inside the caller's transaction; false when the entry was erased meanwhile. */
+export function setSessionInputText(db: Db, sessionId: string, offset: number, textAssetId: string): boolean {
+  return (
+    stmt(db, `UPDATE session_inputs SET text_asset_id = ? WHERE session_id = ? AND offset = ? AND content != 'null'`).run(
+      textAssetId,
+      sessionId,
+      offset,
+    ).changes > 0
+  );
 }
 
 /** Journal entries whose text is not written yet (a crash right after their run committed), up to `limit`. */
 export function listSessionInputsWithoutText(db: Db, limit: number): SessionInputRow[] {
-  return stmt(db, `SELECT * FROM session_inputs WHERE text_asset_id IS NULL LIMIT ?`).all(limit) as SessionInputRow[];
+  // An erased entry (content 'null', see eraseRun) has no text to write.
+  return stmt(db, `SELECT * FROM session_inputs WHERE text_asset_id IS NULL AND content != 'null' LIMIT ?`).all(limit) as SessionInputRow[];
 }
 
 /** Reads one journal entry; undefined if the session has no input at that offset. */

@@ -137,3 +137,48 @@ function normalizeUsage(u: Partial<Usage> | null | undefined): string | null {
   const full: Usage = { input_tokens: u.input_tokens ?? null, output_tokens: u.output_tokens ?? null, total_tokens: u.total_tokens ?? null };
   return JSON.stringify(full);
 }
+
+/** The error a run cancelled by an erasure ends with. */
+export const ERASED_RUN_ERROR = 'cancelled: an observation it involved was erased';
+
+/**
+ * Erases what a run keeps of the observations it involved, inside the caller's transaction
+ * (an observation of it is being deleted, purged or evicted): a queued or running run is
+ * cancelled (failed with ERASED_RUN_ERROR, run.failed emitted), and any run loses its composed
+ * input, its output, its stream ids and its session journal text. Returns the asset ids it held
+ * (raw assets, journal text) for the caller to release.
+ */
+export function eraseRun(deps: Pick<Deps, 'db' | 'now' | 'events'>, runId: string): string[] {
+  const { db, now } = deps;
+  const row = getRunRow(db, runId);
+  if (!row) return [];
+  const t = now();
+  if (row.status === 'queued' || row.status === 'running') {
+    transitionRun(db, runId, ['queued', 'running'], {
+      status: 'failed',
+      error: ERASED_RUN_ERROR,
+      output: null,
+      usage: null,
+      updated_at_ms: t,
+      finished_at_ms: t,
+      lease_expires_at_ms: null,
+    });
+  }
+  stmt(db, `UPDATE runs SET input = 'null', output = NULL, stream_ids = '[]' WHERE run_id = ?`).run(runId);
+  if (row.status === 'queued' || row.status === 'running') appendRunEvent(deps, 'run.failed', getRunRow(db, runId)!);
+  const held = dropRunAssets(db, runId);
+  // RETURNING would give the new (null) value: read the text assets first.
+  const texts = stmt(db, `SELECT text_asset_id FROM session_inputs WHERE run_id = ?`).pluck().all(runId) as Array<string | null>;
+  stmt(db, `UPDATE session_inputs SET content = 'null', text_asset_id = NULL WHERE run_id = ?`).run(runId);
+  const dropSessionDerivations = stmt(
+    db,
+    `DELETE FROM derivations WHERE subject_type = 'session_input' AND subject_asset_id = ? RETURNING result_asset_id`,
+  ).pluck();
+  const released = [...held];
+  for (const text of texts) {
+    if (!text) continue;
+    released.push(text);
+    for (const r of dropSessionDerivations.all(text) as Array<string | null>) if (r) released.push(r);
+  }
+  return released;
+}

@@ -46,6 +46,9 @@ export function insertRun(db: Db, row: RunRow, heldAssetIds: string[]): void {
   stmt(db, `INSERT INTO runs (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')})`).run(row);
   const hold = stmt(db, `INSERT OR IGNORE INTO run_assets (run_id, asset_id) VALUES (?, ?)`);
   for (const id of heldAssetIds) hold.run(row.run_id, id);
+  // So erasing an observation finds the runs that involved it (src/retention/erase.ts).
+  const involve = stmt(db, `INSERT OR IGNORE INTO run_observations (observation_id, run_id) VALUES (?, ?)`);
+  for (const id of JSON.parse(row.observation_ids) as string[]) involve.run(id, row.run_id);
 }
 
 /**

@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import type { StagedBlob } from '../assets/blob-store.js';
-import { assetIdOf, ensureAsset, getAsset } from '../assets/repo.js';
+import { assetIdOf, ensureAsset, getAsset, releaseAssets } from '../assets/repo.js';
 import type { DerivationService } from '../derivations/service.js';
-import type { Deps } from '../deps.js';
+import { commitThenErase, type Deps } from '../deps.js';
 import { AppError, notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ObservationRow } from '../observations/repo.js';
@@ -207,7 +206,7 @@ export class MaterializationService {
     const asset = getAsset(this.deps.db, assetId);
     if (!asset) return undefined;
     try {
-      return await readFile(this.deps.blobs.pathOf(asset.sha256), 'utf8');
+      return await this.deps.blobs.readText(asset.sha256);
     } catch {
       return undefined;
     }
@@ -227,9 +226,12 @@ export class MaterializationService {
         staged = await blobs.stage(Buffer.from(renderInputText(input), 'utf8'));
         const s = staged;
         blobs.publishSync(s);
-        db.transaction(() => {
-          setSessionInputText(db, sessionId, offset, ensureAsset(db, s.sha256, TEXT_MEDIA_TYPE, s.byteLength, now()));
-        })();
+        commitThenErase(this.deps, () => {
+          const assetId = ensureAsset(db, s.sha256, TEXT_MEDIA_TYPE, s.byteLength, now());
+          if (setSessionInputText(db, sessionId, offset, assetId)) return { result: undefined, freed: [] };
+          // Its run was erased while the text was written: keep nothing of it.
+          return { result: undefined, freed: releaseAssets(db, [assetId]), erased: true };
+        });
       } catch (err) {
         // A published text that no row took would be an orphan blob.
         if (staged && !getAsset(db, assetIdOf(staged.sha256))) blobs.removeSync(staged.sha256);

@@ -1,15 +1,18 @@
 import type { BlobStore } from '../assets/blob-store.js';
 import { discardUnclaimed } from '../assets/repo.js';
-import type { Db, WalSync } from '../db/open.js';
+import { checkpointTruncate, type Db, type WalSync } from '../db/open.js';
 
 /** One write to commit: `work` runs inside the shared transaction and returns its result and the blobs it freed. */
 interface Job<T> {
-  work: () => { result: T; freed: string[] };
+  work: () => { result: T; freed: string[]; erased?: boolean };
   /** Blobs this write published and pinned; unpinned after the commit, erased if the write failed and nothing holds them. */
   pinned: string[];
   resolve: (v: T) => void;
   reject: (e: unknown) => void;
 }
+
+/** At most one erasure checkpoint per this many ms on the upload path (see `scheduleCheckpoint`). */
+export const ERASURE_CHECKPOINT_MS = 500;
 
 /**
  * Group commit: the synchronous tails of concurrent uploads that arrive while one commit is
@@ -37,6 +40,27 @@ export class GroupCommitter {
     });
   }
 
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private lastCheckpoint = 0;
+
+  /**
+   * Evictions scrubbed rows: a checkpoint then leaves no old copy of them in the log. On this hot
+   * path checkpoints (a blocking fsync of the database, and a log that must grow again) are
+   * coalesced to one per ERASURE_CHECKPOINT_MS, after the answers went out, instead of one per
+   * batch: an evicted observation is gone from every file within that time of the answer.
+   */
+  private scheduleCheckpoint() {
+    if (this.checkpointTimer) return;
+    const wait = Math.max(0, this.lastCheckpoint + ERASURE_CHECKPOINT_MS - performance.now());
+    this.checkpointTimer = setTimeout(() => {
+      this.checkpointTimer = undefined;
+      this.lastCheckpoint = performance.now();
+      // A store closed meanwhile was checkpointed by its close.
+      if (this.db.open) checkpointTruncate(this.db);
+    }, wait);
+    this.checkpointTimer.unref();
+  }
+
   private schedule() {
     if (this.scheduled) return;
     this.scheduled = true;
@@ -49,6 +73,7 @@ export class GroupCommitter {
     if (this.queue.length) this.schedule();
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     const freed: string[] = [];
+    let erased = false;
     try {
       this.db.transaction(() => {
         for (const job of batch) {
@@ -56,6 +81,7 @@ export class GroupCommitter {
             // A nested better-sqlite3 transaction is a savepoint: a throw rolls back this job only.
             const r = this.db.transaction(job.work)();
             freed.push(...r.freed);
+            erased ||= r.erased === true;
             outcomes.push({ ok: true, value: r.result });
           } catch (error) {
             outcomes.push({ ok: false, error });
@@ -66,6 +92,7 @@ export class GroupCommitter {
       outcomes.length = 0;
       for (let i = 0; i < batch.length; i++) outcomes.push({ ok: false, error });
       freed.length = 0;
+      erased = false;
     }
     if (outcomes.some((o) => o.ok)) {
       // Answer only once the commit is durable; the fsync runs off the event loop and is shared.
@@ -77,6 +104,7 @@ export class GroupCommitter {
     }
     for (const job of batch) for (const sha of job.pinned) this.blobs.unpin(sha);
     for (const sha of freed) this.blobs.removeSync(sha);
+    if (erased) this.scheduleCheckpoint();
     batch.forEach((job, i) => {
       const o = outcomes[i];
       if (o.ok) return job.resolve(o.value);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { stmt, type Db } from '../db/open.js';
 import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
 import type { ObservationFilter, ObservationView } from './schemas.js';
@@ -13,10 +14,18 @@ export function getObservationRow(db: Db, id: string): ObservationRow | undefine
   return stmt(db, `SELECT * FROM observations WHERE observation_id = ?`).get(id) as ObservationRow | undefined;
 }
 
-/** Reads the observation stored under an idempotency key; undefined if none. */
+/** How an erased observation's idempotency key is kept: its hash, so a retried upload is still answered as a replay. */
+export function erasedKey(key: string): string {
+  return `erased:${createHash('sha256').update(key).digest('hex')}`;
+}
+
+/**
+ * Reads the observation stored under an idempotency key, also as an erased (purged and
+ * scrubbed) row that keeps only the key's hash; undefined if none.
+ */
 export function findByIdempotencyKey(db: Db, sourceId: string, key: string): ObservationRow | undefined {
-  return stmt(db, `SELECT * FROM observations WHERE source_id = ? AND idempotency_key = ?`)
-    .get(sourceId, key) as ObservationRow | undefined;
+  return stmt(db, `SELECT * FROM observations WHERE source_id = ? AND idempotency_key IN (?, ?)`)
+    .get(sourceId, key, erasedKey(key)) as ObservationRow | undefined;
 }
 
 const INSERT_COLUMNS = [

@@ -10,6 +10,7 @@ import { releaseWithDerivations } from '../derivations/repo.js';
 import { AppError, notFound } from '../errors.js';
 import { redactionFor } from '../privacy/policy.js';
 import { redact } from '../privacy/redact.js';
+import { eraseMentions } from '../retention/erase.js';
 import { CANDIDATE_COLUMNS, purgeObservations, type PurgeCandidate } from '../retention/purge.js';
 import { indexText } from '../search/repo.js';
 import { adjustCounters, getSourceRow, touchSource, type SourceRow } from '../sources/repo.js';
@@ -183,7 +184,7 @@ export class ObservationService {
         source_id: existing.source_id,
         observation_id: existing.observation_id,
         detail: {
-          idempotency_key_sha256: sha256(existing.idempotency_key),
+          idempotency_key_sha256: existing.idempotency_key.startsWith('erased:') ? existing.idempotency_key.slice(7) : sha256(existing.idempotency_key),
           request_fingerprint: existing.request_fingerprint,
           media_type: existing.media_type,
           byte_length: existing.byte_length,
@@ -227,7 +228,7 @@ export class ObservationService {
       // The source may have changed while the body was read; decide on its current settings.
       const source = getSourceRow(db, sourceId);
       this.assertQuotaRoom(source, sourceId, staged.byteLength);
-      const freed = source.quota_policy === 'evict_oldest' ? this.evictFor(source, staged.byteLength, now) : [];
+      const evicted = source.quota_policy === 'evict_oldest' ? this.evictFor(source, staged.byteLength, now) : { freed: [], erased: 0 };
       const assetId = ensureAsset(db, staged.sha256, f.media_type, staged.byteLength, now);
       const textId = textStaged ? ensureAsset(db, textStaged.sha256, 'text/plain; charset=utf-8', textStaged.byteLength, now) : null;
       const row: ObservationRow = {
@@ -286,7 +287,7 @@ export class ObservationService {
       });
       const observation = toObservationView(row);
       within?.(observation);
-      return { result: { observation, replayed: false }, freed };
+      return { result: { observation, replayed: false }, freed: evicted.freed, erased: evicted.erased > 0 };
     }, pinned);
   }
 
@@ -312,9 +313,9 @@ export class ObservationService {
     return existing ? this.replay(existing, requestFingerprint(f, contentSha256)) : undefined;
   }
 
-  /** Purges the oldest active observations by receipt until one more of `bytes` fits; returns blobs freed. */
-  private evictFor(source: SourceRow, bytes: number, now: number): string[] {
-    if (fitsQuota(source, bytes)) return [];
+  /** Purges the oldest active observations by receipt until one more of `bytes` fits; returns blobs freed and how many were erased. */
+  private evictFor(source: SourceRow, bytes: number, now: number): { freed: string[]; erased: number } {
+    if (fitsQuota(source, bytes)) return { freed: [], erased: 0 };
     const rows = stmt(
         this.deps.db,
         `SELECT ${CANDIDATE_COLUMNS} FROM observations o JOIN sources s ON s.source_id = o.source_id
@@ -329,7 +330,7 @@ export class ObservationService {
       count--;
       total -= r.byte_length;
     }
-    return purgeObservations(this.deps, now, victims, 'quota_evicted').freed;
+    return purgeObservations(this.deps, now, victims, 'quota_evicted');
   }
 
   /** Reads one observation; not_found if missing. */
@@ -357,14 +358,19 @@ export class ObservationService {
       if (!row) throw notFound(`observation "${id}"`);
       stmt(db, `DELETE FROM observations WHERE observation_id = ?`).run(id);
       if (row.retention_state === 'active') adjustCounters(db, row.source_id, -1, -row.byte_length);
-      const freed = releaseWithDerivations(db, [id], [row.asset_id, ...(row.canonical_text_asset_id ? [row.canonical_text_asset_id] : [])]);
+      const runAssets = eraseMentions(this.deps, [id]);
+      const freed = releaseWithDerivations(db, [id], [
+        row.asset_id,
+        ...(row.canonical_text_asset_id ? [row.canonical_text_asset_id] : []),
+        ...runAssets,
+      ]);
       recordAudit(db, newId, this.deps.now(), 'observation_deleted', {
         source_id: row.source_id,
         observation_id: id,
         detail: { blobs_erased: freed.length, byte_length: row.byte_length },
       });
       this.deps.events.append('observation.deleted', row.source_id, { observation_id: id, source_id: row.source_id });
-      return { result: undefined, freed };
+      return { result: undefined, freed, erased: true };
     });
   }
 

@@ -1,7 +1,8 @@
 import { encodeTime } from 'ulid';
-import { stmt } from '../db/open.js';
+import { checkpointTruncate, stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { releaseWithDerivations } from '../derivations/repo.js';
+import { eraseMentions } from './erase.js';
 
 export interface HistoryReport {
   purged_rows_deleted: number;
@@ -28,8 +29,10 @@ export async function pruneHistory(deps: Deps, now = deps.now()): Promise<Histor
       ).all(cutoff, batch) as Array<{ observation_id: string; asset_id: string; canonical_text_asset_id: string | null }>;
       const del = stmt(deps.db, `DELETE FROM observations WHERE observation_id = ?`);
       for (const row of rows) del.run(row.observation_id);
+      const ids = rows.map((row) => row.observation_id);
       const assets = rows.flatMap((row) => [row.asset_id, ...(row.canonical_text_asset_id ? [row.canonical_text_asset_id] : [])]);
-      const freed = releaseWithDerivations(deps.db, rows.map((row) => row.observation_id), assets);
+      assets.push(...eraseMentions(deps, ids));
+      const freed = releaseWithDerivations(deps.db, ids, assets);
       return { result: { rows: rows.length, blobs: freed.length }, freed };
     });
     report.purged_rows_deleted += r.rows;
@@ -37,6 +40,7 @@ export async function pruneHistory(deps: Deps, now = deps.now()): Promise<Histor
     if (r.rows < batch) break;
     await new Promise((resolve) => setImmediate(resolve));
   }
+  if (report.purged_rows_deleted) checkpointTruncate(deps.db);
   // Audit ids are ULIDs: every record older than the cutoff sorts below this bound.
   const bound = `aud_${encodeTime(cutoff, 10)}`;
   const delAudit = stmt(

@@ -3,6 +3,7 @@ import { stmt } from '../db/open.js';
 import { releaseWithDerivations } from '../derivations/repo.js';
 import type { Deps } from '../deps.js';
 import { adjustCounters } from '../sources/repo.js';
+import { eraseMentions, scrubPurgedRows } from './erase.js';
 
 /** What a purge needs to know of one observation. */
 export interface PurgeCandidate {
@@ -17,6 +18,8 @@ export interface PurgeCandidate {
 export interface PurgeResult {
   purged: number;
   bytes: number;
+  /** How many purged rows were erased (scrubbed, their blobs released): `purge_raw_on_retention`. */
+  erased: number;
   /** Hashes of blobs whose rows were released; erase them after commit. */
   freed: string[];
 }
@@ -43,6 +46,7 @@ export function purgeObservations(
   );
   const perSource = new Map<string, { count: number; bytes: number; ids: string[] }>();
   const release: string[] = [];
+  const erasedIds: string[] = [];
   for (const c of candidates) {
     const keepRaw = c.purge_raw_on_retention ? 0 : 1;
     if (mark.run(now, keepRaw, c.observation_id).changes === 0) continue;
@@ -57,8 +61,14 @@ export function purgeObservations(
       retention_state: 'purged',
       reason: event === 'quota_evicted' ? 'quota' : 'retention',
     });
-    if (!keepRaw) release.push(c.asset_id, ...(c.canonical_text_asset_id ? [c.canonical_text_asset_id] : []));
+    if (!keepRaw) {
+      release.push(c.asset_id, ...(c.canonical_text_asset_id ? [c.canonical_text_asset_id] : []));
+      erasedIds.push(c.observation_id);
+    }
   }
+  // Erased rows keep no identifying field, and no run keeps their content.
+  scrubPurgedRows(deps, erasedIds);
+  release.push(...eraseMentions({ db, now: () => now, events }, erasedIds));
   // Derivations of purged observations go too, and with them results nothing else holds.
   const freed = releaseWithDerivations(db, [...perSource.values()].flatMap((s) => s.ids), release);
   let purged = 0;
@@ -72,5 +82,5 @@ export function purgeObservations(
       detail: { observations: s.count, active_bytes_released: s.bytes, observation_ids: s.ids.slice(0, 100) },
     });
   }
-  return { purged, bytes, freed };
+  return { purged, bytes, erased: erasedIds.length, freed };
 }

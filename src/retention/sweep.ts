@@ -1,4 +1,4 @@
-import { stmt } from '../db/open.js';
+import { checkpointTruncate, stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { CANDIDATE_COLUMNS, purgeObservations, type PurgeCandidate } from './purge.js';
 
@@ -23,6 +23,7 @@ export async function sweepOnce(deps: Deps, now = deps.now()): Promise<SweepRepo
     `SELECT ${CANDIDATE_COLUMNS} FROM observations o JOIN sources s ON s.source_id = o.source_id
      WHERE o.retention_state = 'active' AND o.expires_at_ms <= ? ORDER BY o.expires_at_ms LIMIT ?`,
   );
+  let erased = 0;
   for (;;) {
     const batchStart = performance.now();
     const batch = commitThenErase(deps, () => {
@@ -35,9 +36,12 @@ export async function sweepOnce(deps: Deps, now = deps.now()): Promise<SweepRepo
     report.purged += batch.purged;
     report.bytes += batch.bytes;
     report.blobs_erased += batch.freed.length;
+    erased += batch.erased;
     if (batch.selected < deps.config.retention.sweep_batch_size) break;
     await new Promise((r) => setTimeout(r, Math.ceil(performance.now() - batchStart)));
   }
+  // Once per sweep, not per batch: no old copy of what the sweep erased survives in the log.
+  if (erased) checkpointTruncate(deps.db);
   report.duration_ms = Math.round(performance.now() - started);
   return report;
 }

@@ -1,7 +1,10 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { recordAudit } from '../audit/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { releaseWithDerivations } from '../derivations/repo.js';
 import { AppError, notFound } from '../errors.js';
+import { eraseMentions } from '../retention/erase.js';
 import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
 import { getSourceRow, saveSourceRow, toSourceView, type SourceRow } from './repo.js';
 import {
@@ -167,6 +170,7 @@ export class SourceService {
   /** Deletes a source, its observations, and every blob nothing else references; not_found if missing. */
   delete(sourceId: string): void {
     const { db, now, newId } = this.deps;
+    let uploadFiles: string[] = [];
     commitThenErase(this.deps, () => {
       const existing = this.require(sourceId);
       const assets = db
@@ -176,16 +180,20 @@ export class SourceService {
         .all(sourceId, sourceId) as Array<{ id: string }>;
       const count = db.prepare(`SELECT COUNT(*) AS n FROM observations WHERE source_id = ?`).get(sourceId) as { n: number };
       const observationIds = db.prepare(`SELECT observation_id FROM observations WHERE source_id = ?`).pluck().all(sourceId) as string[];
+      // Signed uploads PUT but not used yet: their rows go with the source, their bytes after commit.
+      uploadFiles = db.prepare(`SELECT upload_id FROM uploads WHERE source_id = ? AND state = 'received'`).pluck().all(sourceId) as string[];
+      const runAssets = eraseMentions(this.deps, observationIds);
       db.prepare(`DELETE FROM observations WHERE source_id = ?`).run(sourceId);
       db.prepare(`DELETE FROM sources WHERE source_id = ?`).run(sourceId);
-      const freed = releaseWithDerivations(db, observationIds, assets.map((a) => a.id));
+      const freed = releaseWithDerivations(db, observationIds, [...assets.map((a) => a.id), ...runAssets]);
       this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'deleted', status: 'deleted' });
       recordAudit(db, newId, now(), 'source_deleted', {
         source_id: sourceId,
         detail: { observations_deleted: count.n, blobs_erased: freed.length, active_byte_length: existing.active_byte_length },
       });
-      return { result: undefined, freed };
+      return { result: undefined, freed, erased: true };
     });
+    for (const id of uploadFiles) rmSync(join(this.deps.blobs.dataDir, 'uploads', id), { force: true });
   }
 
   /** Lists sources by id with an optional substring filter over id and display name (the list convention's keyset pages). */

@@ -1,4 +1,4 @@
-import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fsyncFileSync, type StagedBlob } from '../assets/blob-store.js';
@@ -236,15 +236,7 @@ export class SignedUploadService {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       throw new AppError('gone', `the bytes of upload "${row.upload_id}" are no longer on disk; upload them again`);
     }
-    const head = Buffer.alloc(64);
-    const fd = openSync(tempPath, 'r');
-    let n: number;
-    try {
-      n = readSync(fd, head, 0, head.length, 0);
-    } finally {
-      closeSync(fd);
-    }
-    return { tempPath, sha256: row.sha256!, byteLength: row.byte_length!, head: head.subarray(0, n) };
+    return { tempPath, sha256: row.sha256!, byteLength: row.byte_length!, head: this.deps.blobs.readHead(tempPath) };
   }
 
   /**

@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { Hono } from 'hono';
 import { describeRoute } from 'hono-openapi';
@@ -21,7 +20,7 @@ export function assetRoutes({ services, auth }: RouteDeps) {
     describeRoute(doc({ summary: 'Asset bytes (admin token for content of sensitive sources)', auth: 'reader', responseMedia: 'application/octet-stream' })),
     auth('read'),
     (c) => {
-      const { asset, path } = assets.content(pathId(c, 'asset_id'), c.get('role'));
+      const { asset, stream } = assets.content(pathId(c, 'asset_id'), c.get('role'));
       const etag = `"${asset.sha256}"`;
       const headers = { etag, 'cache-control': 'private, max-age=31536000, immutable' };
       if (noneMatch(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
@@ -33,7 +32,7 @@ export function assetRoutes({ services, auth }: RouteDeps) {
       };
       // HEAD runs this GET handler and drops the body: a stream opened for it would never be read or closed.
       if (c.req.method === 'HEAD') return c.body(null, 200, contentHeaders);
-      return c.body(Readable.toWeb(createReadStream(path)) as ReadableStream, 200, contentHeaders);
+      return c.body(Readable.toWeb(stream()) as ReadableStream, 200, contentHeaders);
     },
   );
 

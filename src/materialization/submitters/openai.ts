@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import OpenAI from 'openai';
 import type { Deps } from '../../deps.js';
 import type { Logger } from '../../logger.js';
@@ -53,7 +52,7 @@ export class OpenAISubmitter extends BackgroundSubmitter {
   }
 
   private async complete(client: OpenAI, model: string, input: ComposedInput): Promise<RunOutcome> {
-    const messages = await buildChatMessages(input, (sha) => readFile(this.deps.blobs.pathOf(sha)));
+    const messages = await buildChatMessages(input, (sha) => this.deps.blobs.read(sha));
     const r = await client.chat.completions.create(
       { ...generationParams(input.request.generation ?? undefined), model, messages },
       { signal: this.abort.signal },

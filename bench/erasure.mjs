@@ -1,0 +1,82 @@
+// The cost of erasing on the upload path: closed-loop 64 KiB JSON uploads into a source at its
+// quota (evict_oldest with purge_raw_on_retention, so every upload evicts and erases one
+// observation: rows scrubbed with secure_delete, one WAL checkpoint+truncate per group commit)
+// against a source that never evicts, on the same daemon, phases alternated; ratio = evicting /
+// not evicting.   node bench/erasure.mjs [--quick] [--uploaders 16] [--seconds 6]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { agent, flag, load, numArg, percentiles, round, row, saveResults, startDaemon } from './lib.mjs';
+import { jsonBodies, pngOfSize } from './payload.mjs';
+
+const QUICK = flag('quick');
+const UPLOADERS = numArg('uploaders', QUICK ? 8 : 16);
+const SECONDS = numArg('seconds', QUICK ? 2 : 6);
+const TOKEN = 'bench-erasure-upload-token';
+
+async function source(url, id, extra) {
+  const res = await fetch(`${url}/v1/observation-sources`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ source_id: id, display_name: id, kind: 'screen_snapshot', upload_token: TOKEN, max_active_bytes: 2 ** 50, ...extra }),
+  });
+  if (!res.ok) throw new Error(`creating source ${id}: ${res.status} ${await res.text()}`);
+}
+
+let seq = 0;
+async function phase(url, sourceId, bodies, seconds) {
+  const ag = agent(UPLOADERS);
+  const latencies = [];
+  const r = await load({
+    workers: UPLOADERS,
+    durationMs: seconds * 1000,
+    make: (_i, w) => {
+      const body = bodies.next(w, ++seq);
+      return {
+        url: `${url}/v1/observation-sources/${sourceId}/observations`,
+        method: 'POST',
+        agent: ag,
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': bodies.contentType, 'content-length': body.length },
+        body,
+      };
+    },
+    keepLatencies: latencies,
+  });
+  ag.destroy();
+  return { ok: r.ok, seconds: r.seconds, latencies, statuses: r.statuses };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'observd-bench-erasure-'));
+try {
+  const d = await startDaemon(dir);
+  await source(d.url, 'keep', { max_active_observations: 10_000_000 });
+  await source(d.url, 'evict', { max_active_observations: 50, quota_policy: 'evict_oldest', purge_raw_on_retention: true });
+  const bodies = jsonBodies(pngOfSize(64 * 1024), UPLOADERS, `erasure-${process.pid}`);
+  // Fill the evicting source to its quota first, so every timed upload evicts.
+  await phase(d.url, 'evict', bodies, QUICK ? 0.5 : 1);
+  await phase(d.url, 'keep', bodies, QUICK ? 0.5 : 1);
+  const phases = { keep: [], evict: [] };
+  for (const name of ['keep', 'evict', 'evict', 'keep']) {
+    console.error(`erasure: ${name} for ${SECONDS / 2}s`);
+    phases[name].push(await phase(d.url, name, bodies, SECONDS / 2));
+  }
+  await d.stop();
+  const out = { quick: QUICK, uploaders: UPLOADERS, payload_bytes: 64 * 1024 };
+  for (const name of ['keep', 'evict']) {
+    const ok = phases[name].reduce((n, p) => n + p.ok, 0);
+    const secs = phases[name].reduce((n, p) => n + p.seconds, 0);
+    out[name] = { ok, ok_rps: round(ok / secs), ...percentiles(phases[name].flatMap((p) => p.latencies)) };
+  }
+  out.throughput_ratio = round(out.evict.ok_rps / out.keep.ok_rps, 3);
+  out.summary = [
+    row('erasure: 64 KiB uploads that each evict and erase one (baseline: no eviction)', out.evict.ok_rps, 'req/s', {
+      baseline: out.keep.ok_rps,
+      ratio: out.throughput_ratio,
+      note: `p99 ${out.evict.p99_ms} vs ${out.keep.p99_ms} ms`,
+    }),
+  ];
+  saveResults('erasure', out);
+  console.log(JSON.stringify(out, null, 2));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
