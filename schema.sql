@@ -124,6 +124,24 @@ CREATE TABLE runs (
   finished_at_ms INTEGER
 , lease_expires_at_ms INTEGER, actor_id TEXT, external_processing_withheld TEXT NOT NULL DEFAULT '[]') STRICT;
 
+CREATE TABLE search_backfill (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  after_observation_id TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE search_documents (
+  doc_id INTEGER PRIMARY KEY,
+  observation_id TEXT NOT NULL UNIQUE,
+  body TEXT NOT NULL
+) STRICT;
+
+CREATE VIRTUAL TABLE search_index USING fts5(
+  body,
+  content = 'search_documents',
+  content_rowid = 'doc_id',
+  tokenize = 'unicode61 remove_diacritics 2'
+);
+
 CREATE TABLE session_inputs (
   session_id TEXT NOT NULL,
   offset INTEGER NOT NULL,
@@ -157,7 +175,7 @@ CREATE TABLE sources (
   active_byte_length INTEGER NOT NULL DEFAULT 0,
   created_at_ms INTEGER NOT NULL,
   updated_at_ms INTEGER NOT NULL
-, last_authenticated_at_ms INTEGER, last_token_rotated_at_ms INTEGER, upload_token_revoked_at_ms INTEGER, last_observed_at_ms INTEGER, allow_external_processing INTEGER) STRICT;
+, last_authenticated_at_ms INTEGER, last_token_rotated_at_ms INTEGER, upload_token_revoked_at_ms INTEGER, last_observed_at_ms INTEGER, allow_external_processing INTEGER, redact TEXT) STRICT;
 
 CREATE TABLE uploads (
   upload_id TEXT PRIMARY KEY,
@@ -255,3 +273,25 @@ CREATE INDEX uploads_expiry ON uploads(state, expires_at_ms);
 CREATE INDEX uploads_observation ON uploads(observation_id) WHERE observation_id IS NOT NULL;
 
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at_ms);
+
+CREATE TRIGGER observations_unindex_deleted AFTER DELETE ON observations BEGIN
+  DELETE FROM search_documents WHERE observation_id = old.observation_id;
+END;
+
+CREATE TRIGGER observations_unindex_purged AFTER UPDATE OF retention_state ON observations
+WHEN new.retention_state <> 'active' BEGIN
+  DELETE FROM search_documents WHERE observation_id = new.observation_id;
+END;
+
+CREATE TRIGGER search_documents_delete AFTER DELETE ON search_documents BEGIN
+  INSERT INTO search_index(search_index, rowid, body) VALUES ('delete', old.doc_id, old.body);
+END;
+
+CREATE TRIGGER search_documents_insert AFTER INSERT ON search_documents BEGIN
+  INSERT INTO search_index(rowid, body) VALUES (new.doc_id, new.body);
+END;
+
+CREATE TRIGGER search_documents_update AFTER UPDATE OF body ON search_documents BEGIN
+  INSERT INTO search_index(search_index, rowid, body) VALUES ('delete', old.doc_id, old.body);
+  INSERT INTO search_index(rowid, body) VALUES (new.doc_id, new.body);
+END;

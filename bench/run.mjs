@@ -23,6 +23,9 @@ const BENCHES = [
   { name: 'list-all', file: 'list-all.mjs', key: 'list_all' },
   { name: 'idle', file: 'idle.mjs', key: 'idle' },
   { name: 'token-timing', file: 'token-timing.mjs', key: 'token_timing', quickArgs: ['--rounds', '200'] },
+  // Full-text search over 1,000,000 observations (about 15 minutes on 2 cores, most of it seeding and indexing).
+  { name: 'search', file: 'search.mjs', key: 'search', quickArgs: ['--rows', '50000', '--requests', '300'] },
+  { name: 'redact', file: 'redact.mjs', key: 'redact' },
   // The sweep's own default is 100,000 rows; 20,000 keeps the whole suite within a few minutes.
   { name: 'sweep', file: 'sweep.mjs', key: 'sweep', args: ['--rows', '20000'], quickArgs: ['--rows', '5000', '--quiet-seconds', '3'], summarize: sweepRows },
   {

@@ -5,6 +5,7 @@ import type { Logger } from './logger.js';
 import type { MaterializationService } from './materialization/service.js';
 import { pruneHistory } from './retention/history.js';
 import { sweepOnce } from './retention/sweep.js';
+import { backfillSearchIndex } from './search/backfill.js';
 import type { SignedUploadService } from './uploads/service.js';
 
 /**
@@ -47,6 +48,16 @@ export function daemonJobs(
       },
     },
     { name: 'events.prune', intervalMs: config.events.prune_interval_ms, run: (now) => pruneEvents(deps, now) },
+    {
+      // Text stored before the search index existed; once done each run is one empty read.
+      name: 'search.backfill',
+      intervalMs: 1_000,
+      run() {
+        const r = backfillSearchIndex(deps);
+        if (r.indexed) logger?.info(r, 'indexed earlier canonical text for search');
+        return r;
+      },
+    },
     {
       name: 'runs.requeue_expired_claims',
       intervalMs: Math.min(5_000, config.runs.claim_lease_ms),

@@ -28,6 +28,7 @@ import { JobRegistry } from './jobs.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMaterializationService } from './materialization/service.js';
 import { ObservationService } from './observations/service.js';
+import { SearchService } from './search/service.js';
 import { SourceService } from './sources/service.js';
 import { SignedUploadService } from './uploads/service.js';
 import { AssetService } from './assets/service.js';
@@ -69,7 +70,8 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
   const assets = new AssetService(deps);
   const urlImports = new UrlImportService(deps, observations, opts.resolveHost, opts.fetchCa);
   const eventStreams = new EventHub(deps.events, config.events.heartbeat_ms);
-  const services: Services = { db, blobs, config, sources, observations, assets, derivations, materializations, signedUploads, urlImports, eventStreams };
+  const search = new SearchService(deps);
+  const services: Services = { db, blobs, config, sources, observations, assets, derivations, materializations, signedUploads, urlImports, eventStreams, search };
   /** Closes the store opened here (the CLI's and tests' counterpart of the daemon's `close`). */
   const close = async () => {
     await deps.wal.close();

@@ -51,6 +51,8 @@ async function plant(sourceId: string, token: string, tag: string) {
   expect(run.status).toBe(202);
   await d.daemon.services.materializations.flushJournal();
   const markers = Object.values(m);
+  // Indexed for search before erasure, so the grep below also covers the FTS tables.
+  expect(JSON.stringify(await (await d.req(`/v1/search?q=${m.text}`)).json())).toContain(o.observation_id);
   // Planted for real: before erasure every marker is somewhere in the data directory.
   const found = grepDir(d.dataDir, markers).join('\n');
   for (const marker of markers) expect(found).toContain(marker);
@@ -69,6 +71,7 @@ describe('erasure leaves no byte of an observation in the data directory', () =>
     const r = await d.req(`/v1/observations/${gone.observation.observation_id}`, { method: 'DELETE' });
     expect(r.status).toBe(204);
     expect(grepDir(d.dataDir, gone.markers)).toEqual([]);
+    expect(JSON.stringify(await (await d.req(`/v1/search?q=${gone.markers[5]}`)).json())).not.toContain(gone.observation.observation_id);
     // The run that held it is cancelled, explicitly.
     expect((await getRun(d, gone.run.run_id)).body).toMatchObject({ status: 'failed', input: null });
     // Only what was erased: the other observation and its run are intact.

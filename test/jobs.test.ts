@@ -20,6 +20,7 @@ describe('the periodic job registry', () => {
       'retention.history',
       'retention.sweep',
       'runs.requeue_expired_claims',
+      'search.backfill',
       'uploads.cleanup',
     ]);
     clock.advance(123_000);

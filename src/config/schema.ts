@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EVENT_TYPES } from '../events/outbox.js';
+import { REDACTION_TYPES } from '../privacy/redact.js';
 import { isAllowEntry } from '../uploads/address-policy.js';
 
 const MiB = 1024 * 1024;
@@ -204,6 +205,20 @@ export const configSchema = z
           .default(() => [5_000, 30_000, 120_000, 600_000, 3_600_000, 14_400_000, 28_800_000, 36_000_000]),
         /** Each wait is randomised by up to ± this fraction, so failed receivers are not hit in lockstep. */
         webhook_retry_jitter: z.number().min(0).max(1).default(0.2),
+      })
+      .strict()
+      .prefault({}),
+    search: z
+      .object({
+        /** The most recently indexed matches ranked by relevance (older ones follow, newest first); bounds the cost of a word found everywhere. */
+        rank_window: z.number().int().min(1).max(1_000_000).default(1000),
+      })
+      .strict()
+      .prefault({}),
+    privacy: z
+      .object({
+        /** PII detectors applied to canonical text of sources whose own `redact` is unset (null): email, phone, card, iban, secret, ip. */
+        redact: z.array(z.enum(REDACTION_TYPES)).default(() => []),
       })
       .strict()
       .prefault({}),

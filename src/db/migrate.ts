@@ -39,13 +39,23 @@ export function migrate(db: Db, dir = MIGRATIONS_DIR): Migration[] {
   return pending;
 }
 
-/** The schema as SQLite reports it: every table and index statement in name order (whitespace collapsed unless `pretty`). */
+/**
+ * The schema as SQLite reports it: tables, then indexes, then triggers, each in name order
+ * (whitespace collapsed unless `pretty`). Shadow tables of virtual tables (FTS5) are left out:
+ * creating the virtual table creates them.
+ */
 export function dumpSchema(db: Db, pretty = false): string {
-  const rows = db
-    .prepare(
-      `SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY type DESC, name`,
-    )
-    .all() as Array<{ sql: string }>;
+  const shadow = new Set(
+    (db.prepare(`PRAGMA table_list`).all() as Array<{ name: string; type: string }>).filter((t) => t.type === 'shadow').map((t) => t.name),
+  );
+  const rows = (
+    db
+      .prepare(
+        `SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
+         ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, name`,
+      )
+      .all() as Array<{ name: string; sql: string }>
+  ).filter((r) => !shadow.has(r.name));
   if (pretty) return rows.map((r) => r.sql.trim() + ';').join('\n\n') + '\n';
   return rows.map((r) => r.sql.replace(/\s+/g, ' ').trim() + ';').join('\n') + '\n';
 }

@@ -1,4 +1,6 @@
 import type { Deps } from '../deps.js';
+import { redactionForSubject } from '../privacy/policy.js';
+import { redact } from '../privacy/redact.js';
 import { externalProcessingDeniedBy } from '../sources/repo.js';
 import { assertDecodable } from './image-size.js';
 import { OCR_LANGUAGE, type OcrPool } from './ocr.js';
@@ -88,23 +90,32 @@ export async function computeDerivation(ctx: ComputeContext, row: DerivationRow)
   } catch {
     throw new Error(`the content of ${subject.key} is no longer stored`);
   }
+  // Canonical text is redacted before it is stored: nothing downstream (index, runs, API) sees the PII.
+  const redacted = (o: Outcome): Outcome => {
+    if (o.kind !== 'produced') return o;
+    const types = redactionForSubject(db, config, subject);
+    return types.length ? { ...o, bytes: Buffer.from(redact(o.bytes.toString('utf8'), types), 'utf8') } : o;
+  };
   switch (plan.kind) {
     case 'ocr': {
       assertDecodable(bytes, config.derivations.max_image_pixels);
       const lane = screenLane(ctx, subject);
+      let recognized: Outcome;
       try {
         if (lane && ctx.engines.screen) {
           const frame = { lane, observationId: subject.observationId!, sha256: subject.asset.sha256, bytes };
-          const r = ctx.full ? await ctx.engines.screen.wholeText(bytes) : await ctx.engines.screen.textOf(frame, ctx.park);
-          return { ...text(r.text, OCR_BACKEND), textFrom: r.from };
+          const t = ctx.full ? await ctx.engines.screen.wholeText(bytes) : await ctx.engines.screen.textOf(frame, ctx.park);
+          recognized = { ...text(t.text, OCR_BACKEND), textFrom: t.from };
+        } else {
+          recognized = text(await ctx.engines.ocr.recognize(bytes), OCR_BACKEND);
         }
-        return text(await ctx.engines.ocr.recognize(bytes), OCR_BACKEND);
       } catch (e) {
         throw new BackendFailure(`OCR failed: ${messageOf(e)}`, OCR_BACKEND);
       }
+      return redacted(recognized);
     }
     case 'transcribe':
-      return transcribe(ctx.engines.transcriber, row, subject, bytes, ctx.signal, externalProcessingDeniedBy(db, subject.asset.asset_id));
+      return redacted(await transcribe(ctx.engines.transcriber, row, subject, bytes, ctx.signal, externalProcessingDeniedBy(db, subject.asset.asset_id)));
     case 'image_preview': {
       const p = await imagePreview(bytes, config.derivations.max_image_pixels);
       return { kind: 'produced', bytes: p.bytes, mediaType: p.mediaType, backend: null };

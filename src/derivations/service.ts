@@ -6,6 +6,8 @@ import { commitThenErase, type Deps } from '../deps.js';
 import { AppError, DISK_FULL_RETRY_MS, isDiskFull, notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ObservationView } from '../observations/schemas.js';
+import { redactionForSubject } from '../privacy/policy.js';
+import { indexText, unindexComputedText } from '../search/repo.js';
 import { getSourceRow } from '../sources/repo.js';
 import { BackendFailure, computeDerivation, ExternalProcessingWithheld, messageOf, type DerivationEngines, type Outcome } from './compute.js';
 import { availableParallelism } from 'node:os';
@@ -54,9 +56,14 @@ const MAX_ERROR_CHARS = 2000;
 
 const isSettled = (s: DerivationRow['status']) => s === 'completed' || s === 'failed';
 
-/** The cache key: profile, its version, the subject, the subject's content and the backend identity. */
-export function cacheKey(profile: DerivationProfile, s: ResolvedSubject, backendIdentity: string | null): string {
-  const parts = [profile, PROFILE_VERSIONS[profile], s.key, s.contentHash, backendIdentity];
+/**
+ * The cache key: profile, its version, the subject, the subject's content, the backend identity
+ * and, for text observd computes, the PII detectors applied to it (only when there are some, so
+ * keys made before redaction existed still hit).
+ */
+export function cacheKey(profile: DerivationProfile, s: ResolvedSubject, backendIdentity: string | null, redaction: readonly string[] = []): string {
+  const parts: unknown[] = [profile, PROFILE_VERSIONS[profile], s.key, s.contentHash, backendIdentity];
+  if (redaction.length) parts.push(redaction);
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
 }
 
@@ -188,7 +195,8 @@ export class DerivationService {
       const resolved = resolveSubject(db, input.subject);
       const plan = planFor(input.profile, resolved);
       const identity = plan.kind === 'transcribe' ? this.engines.transcriber.identity : null;
-      const key = cacheKey(input.profile, resolved, identity);
+      const computesText = plan.kind === 'ocr' || plan.kind === 'transcribe';
+      const key = cacheKey(input.profile, resolved, identity, computesText ? redactionForSubject(db, this.deps.config, resolved) : []);
       const t = now();
       let row = findByCacheKey(db, key);
       if (!row) {
@@ -320,6 +328,11 @@ export class DerivationService {
           };
         }
         updateDerivation(db, id, set);
+        // The observation's canonical text enters the search index in the commit that stores it.
+        if (current.profile === 'canonical_text' && current.subject_observation_id) {
+          if (outcome?.kind === 'produced' && !failure) indexText(db, current.subject_observation_id, outcome.bytes.toString('utf8'));
+          else if (failure) unindexComputedText(db, current.subject_observation_id);
+        }
         const old = current.result_asset_id;
         const freed = old && old !== set.result_asset_id ? releaseWithDerivations(db, [], [old]) : [];
         if (current.auto_derive && current.subject_observation_id) refreshProcessingStatus(db, current.subject_observation_id);

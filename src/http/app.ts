@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import type { AssetService } from '../assets/service.js';
 import type { MaterializationService } from '../materialization/service.js';
 import type { ObservationService } from '../observations/service.js';
+import type { SearchService } from '../search/service.js';
 import type { SourceService } from '../sources/service.js';
 import type { SignedUploadService } from '../uploads/service.js';
 import type { UrlImportService } from '../uploads/url-import.js';
@@ -26,6 +27,7 @@ import { eventRoutes } from './routes/events.js';
 import { mcpRoutes } from './routes/mcp.js';
 import { observationRoutes } from './routes/observations.js';
 import { runRoutes } from './routes/runs.js';
+import { searchRoutes } from './routes/search.js';
 import { sourceRoutes } from './routes/sources.js';
 import { signedUploadRoutes, uploadUrlRoutes } from './routes/signed-uploads.js';
 import { uploadBatchRoutes } from './routes/upload-batch.js';
@@ -50,6 +52,8 @@ export interface Services {
   derivations: DerivationService;
   /** Materializations into runs, the runs API and the run submitter (`GET /v1/runtime`). */
   materializations: MaterializationService;
+  /** Full-text search over canonical text. */
+  search: SearchService;
 }
 
 export interface RouteDeps {
@@ -154,6 +158,7 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
   app.route('/v1/assets', assetRoutes(deps));
   app.route('/v1/derivations', derivationRoutes(deps));
   app.route('/v1', runRoutes(deps));
+  app.route('/v1/search', searchRoutes(deps));
   app.route('/mcp', mcpRoutes(deps, async (req, env) => app.fetch(req, env)));
   return app;
 }

@@ -8,8 +8,11 @@ import { stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { releaseWithDerivations } from '../derivations/repo.js';
 import { AppError, notFound } from '../errors.js';
+import { redactionFor } from '../privacy/policy.js';
+import { redact } from '../privacy/redact.js';
 import { eraseMentions } from '../retention/erase.js';
 import { CANDIDATE_COLUMNS, purgeObservations, type PurgeCandidate } from '../retention/purge.js';
+import { indexText } from '../search/repo.js';
 import { adjustCounters, getSourceRow, touchSource, type SourceRow } from '../sources/repo.js';
 import type { SourceService } from '../sources/service.js';
 import { requestFingerprint } from './fingerprint.js';
@@ -127,8 +130,11 @@ export class ObservationService {
           throw new AppError('idempotency_in_flight', 'a request with this idempotency key is still being processed');
         }
         this.inFlight.set(key, fingerprint);
-        if (f.canonical_text) textStaged = await this.deps.blobs.stage(Buffer.from(f.canonical_text, 'utf8'));
-        const result = await this.commit(source.source_id, f, fingerprint, staged, textStaged, within);
+        // Uploader text is redacted before it is stored or indexed; the fingerprint above stays
+        // over the request as sent, so a replay of it still matches.
+        const text = f.canonical_text ? redact(f.canonical_text, redactionFor(this.deps.config, source)) : undefined;
+        if (text) textStaged = await this.deps.blobs.stage(Buffer.from(text, 'utf8'));
+        const result = await this.commit(source.source_id, f, fingerprint, staged, textStaged, within, text);
         published = true;
         this.hooks.afterCreate?.(result.observation, source);
         return result;
@@ -201,6 +207,7 @@ export class ObservationService {
     staged: StagedBlob,
     textStaged: StagedBlob | undefined,
     within?: (observation: ObservationView) => void,
+    text?: string,
   ): Promise<IngestResult> {
     const { db, newId, blobs } = this.deps;
     this.assertQuotaRoom(getSourceRow(db, sourceId), sourceId, staged.byteLength);
@@ -252,6 +259,7 @@ export class ObservationService {
         origin_url: f.origin_url ?? null,
       };
       insertObservation(db, row);
+      if (text) indexText(db, row.observation_id, text);
       adjustCounters(db, sourceId, 1, staged.byteLength);
       touchSource(db, sourceId, now, now);
       recordAudit(db, newId, now, 'upload_succeeded', {

@@ -17,6 +17,8 @@ export interface SourceRow {
   purge_raw_on_retention: number;
   auto_derive: string;
   ingest_rate_limit: string | null;
+  /** JSON list of PII detectors, or null for the config's default. */
+  redact: string | null;
   /** 1/0 as set; null follows the sensitivity (see `allowsExternalProcessing`). */
   allow_external_processing: number | null;
   token_hash: Buffer | null;
@@ -53,6 +55,7 @@ const COLUMNS = [
   'purge_raw_on_retention',
   'auto_derive',
   'ingest_rate_limit',
+  'redact',
   'allow_external_processing',
   'token_hash',
   'token_version',
@@ -117,6 +120,7 @@ export function toSourceView(r: SourceRow): SourceView {
     ingest_rate_limit: limit,
     ingest_rate_limit_window_ms: (limit ?? UNLIMITED).window_ms,
     ingest_rate_limit_burst: (limit ?? UNLIMITED).burst,
+    redact: r.redact === null ? null : JSON.parse(r.redact),
     allow_external_processing: allowsExternalProcessing(r),
     upload_token_version: r.token_version,
     upload_token_active: r.token_hash !== null,

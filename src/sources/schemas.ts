@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { sourceIdSchema } from '../ids.js';
 import { listParams } from '../pagination.js';
+import { REDACTION_TYPES } from '../privacy/redact.js';
 
 export const SOURCE_KINDS = ['screen_snapshot', 'webcam_snapshot', 'microphone_segment'] as const;
 export type SourceKind = (typeof SOURCE_KINDS)[number];
@@ -43,6 +44,12 @@ const mutableFields = {
   /** Kheish's flat form of `ingest_rate_limit` (the object wins when both are sent). */
   ingest_rate_limit_window_ms: z.number().int().min(1).max(86_400_000),
   ingest_rate_limit_burst: z.number().int().min(1).max(1_000_000),
+  /** PII detectors applied to this source's canonical text; null: the config's `privacy.redact`. */
+  redact: z
+    .array(z.enum(REDACTION_TYPES))
+    .max(REDACTION_TYPES.length)
+    .transform((a) => [...new Set(a)])
+    .nullable(),
   /**
    * May raw media and canonical text leave the machine (openai/http run submitters, the
    * transcription backend)? null (the default) follows the sensitivity: yes for standard
@@ -79,6 +86,7 @@ export const sourceUpsertSchema = z
     ingest_rate_limit: true,
     ingest_rate_limit_window_ms: true,
     ingest_rate_limit_burst: true,
+    redact: true,
     allow_external_processing: true,
   });
 export type SourceUpsert = z.output<typeof sourceUpsertSchema>;
@@ -107,6 +115,7 @@ export const SOURCE_DEFAULTS: Omit<SourceSettings, 'display_name'> = {
   purge_raw_on_retention: true,
   auto_derive: [],
   ingest_rate_limit: null,
+  redact: null,
   allow_external_processing: null,
 };
 
@@ -142,6 +151,7 @@ export const sourceViewSchema = z.object({
   /** Kheish's flat rate-limit fields; without a limit the burst is 2^53-1 (never reached). */
   ingest_rate_limit_window_ms: z.number().int(),
   ingest_rate_limit_burst: z.number().int(),
+  redact: z.array(z.enum(REDACTION_TYPES)).nullable(),
   /** Whether raw media and canonical text may go to external processors, as in force (the default resolved). */
   allow_external_processing: z.boolean(),
   upload_token_version: z.number().int(),
@@ -177,4 +187,5 @@ export type SourceSettings = Pick<
   | 'purge_raw_on_retention'
   | 'auto_derive'
   | 'ingest_rate_limit'
+  | 'redact'
 > & { allow_external_processing: boolean | null };

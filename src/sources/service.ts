@@ -263,6 +263,7 @@ export class SourceService {
       purge_raw_on_retention: v.purge_raw_on_retention,
       auto_derive: v.auto_derive,
       ingest_rate_limit: v.ingest_rate_limit,
+      redact: v.redact,
       // As stored: an unset preference keeps following the sensitivity.
       allow_external_processing: r.allow_external_processing === null ? null : r.allow_external_processing === 1,
     };
@@ -282,6 +283,7 @@ export class SourceService {
       purge_raw_on_retention: s.purge_raw_on_retention ? 1 : 0,
       auto_derive: JSON.stringify(s.auto_derive),
       ingest_rate_limit: s.ingest_rate_limit ? JSON.stringify(s.ingest_rate_limit) : null,
+      redact: s.redact === null ? null : JSON.stringify(s.redact),
       allow_external_processing: s.allow_external_processing === null ? null : s.allow_external_processing ? 1 : 0,
     };
   }
