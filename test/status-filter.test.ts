@@ -33,7 +33,7 @@ beforeAll(async () => {
   const setStatus = d.daemon.services.db.prepare(`UPDATE observations SET processing_status = ? WHERE observation_id = ?`);
   for (let i = 0; i < 40; i++) {
     const source = i % 2 ? 'b' : 'a';
-    const extra = { captured_at_ms: 1_000 + i * 10, ...(source === 'a' ? { stream_id: i % 4 ? 's1' : 's2' } : {}) };
+    const extra = { captured_at_ms: 1_000 + i * 10, canonical_text: `shelf label number ${i}`, ...(source === 'a' ? { stream_id: i % 4 ? 's1' : 's2' } : {}) };
     const r = await d.req(`/v1/observation-sources/${source}/observations`, {
       method: 'POST',
       token: TOKEN,
@@ -158,5 +158,37 @@ describe('GET /v1/observations?processing_status=', () => {
     }
     // Several statuses: one index range each, merged by a sort of the matches only.
     expect(plan({ processing_status: 'failed,pending' })).toMatch(/USING INDEX observations_status_captured/);
+  });
+});
+
+describe('GET /v1/search?processing_status=', () => {
+  /** The observation ids of every hit (one page of up to 100), sorted. */
+  async function search(query: string): Promise<string[]> {
+    const res = await d.req(`/v1/search?q=shelf&limit=100&${query}`);
+    expect(res.status, await res.clone().text()).toBe(200);
+    const hits = (await res.json()) as Array<{ observation: Obs }>;
+    return hits.map((h) => h.observation.observation_id).sort();
+  }
+  // The observations whose text is indexed (the include_purged test above purged one for a
+  // moment, and a purge drops its text from the index for good).
+  let indexed = new Set<string>();
+  const want = (pred: (o: Obs) => boolean) => ids(made.filter((o) => indexed.has(o.observation_id) && pred(o))).sort();
+
+  it('finds only matches in the statuses asked for, comma-separated or repeated, with the other filters', async () => {
+    indexed = new Set(await search(''));
+    expect(indexed.size).toBeGreaterThanOrEqual(made.length - 1);
+    expect(await search('processing_status=failed')).toEqual(want((o) => o.processing_status === 'failed'));
+    const failedOrPending = want((o) => o.processing_status === 'failed' || o.processing_status === 'pending');
+    expect(await search('processing_status=failed,pending')).toEqual(failedOrPending);
+    expect(await search('processing_status=pending&processing_status=failed')).toEqual(failedOrPending);
+    expect(await search('processing_status=completed&source_id=a&after_ms=1100')).toEqual(
+      want((o) => o.processing_status === 'completed' && o.source_id === 'a' && o.captured_at_ms >= 1100),
+    );
+  });
+
+  it('refuses an unknown status with 400, and still refuses other repeated parameters', async () => {
+    const body = await expectProblem(await d.req('/v1/search?q=shelf&processing_status=done'), 400, 'validation_failed');
+    expect(JSON.stringify(body.errors)).toContain('processing_status');
+    await expectProblem(await d.req('/v1/search?q=shelf&source_id=a&source_id=b'), 400, 'bad_request');
   });
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { sourceIdSchema, streamIdSchema } from '../ids.js';
-import { observationViewSchema } from '../observations/schemas.js';
+import { observationViewSchema, processingStatusFilterSchema } from '../observations/schemas.js';
 import { SOURCE_KINDS } from '../sources/schemas.js';
 
 /** A time bound in a query string: plain decimal digits only. */
@@ -23,6 +23,8 @@ export const searchFilterSchema = z
     kind: z.enum(SOURCE_KINDS).optional(),
     after_ms: msParam.optional(),
     before_ms: msParam.optional(),
+    /** Any of these processing statuses (comma-separated or repeated), as on the observation listing. */
+    processing_status: processingStatusFilterSchema.optional(),
     /** Equality on top-level metadata keys: `{window: "editor"}` from `metadata.window=editor`. */
     metadata: z
       .record(z.string().regex(METADATA_KEY, 'metadata keys are 1-64 characters of [A-Za-z0-9_.:-]'), z.string().max(1000))

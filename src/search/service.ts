@@ -101,6 +101,8 @@ function filterSql(f: SearchFilter, reader: SearchReader): { where: string[]; ar
   if (f.kind !== undefined) (where.push('o.kind = ?'), args.push(f.kind));
   if (f.after_ms !== undefined) (where.push('o.captured_at_ms >= ?'), args.push(f.after_ms));
   if (f.before_ms !== undefined) (where.push('o.captured_at_ms <= ?'), args.push(f.before_ms));
+  // Literal values, as in the observation listing (the schema admits only the four statuses).
+  if (f.processing_status?.length) where.push(`o.processing_status IN (${f.processing_status.map((st) => `'${st}'`).join(', ')})`);
   for (const [key, value] of Object.entries(f.metadata ?? {})) {
     // A query string value matches a JSON string equal to it, a number equal to it, or true/false.
     const path = `$."${key}"`;
