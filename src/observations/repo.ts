@@ -109,9 +109,15 @@ export function listObservations(db: Db, q: ObservationFilter): Listing<Observat
   const scope = `observations:${order}`;
   const dir = order === 'asc' ? 'ASC' : 'DESC';
   const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
+  // A source's active observations are counted by the source row's own counter, which every
+  // upload, purge and delete moves in its transaction; counting them would read every row.
+  const sourceCounter = q.source_id !== undefined && where.length === 2 && !q.include_purged;
   return {
     order,
-    count: () => stmt(db, `SELECT COUNT(*) FROM observations ${filter([])}`).pluck().get(...args) as number,
+    count: () =>
+      sourceCounter
+        ? ((stmt(db, `SELECT active_observation_count FROM sources WHERE source_id = ?`).pluck().get(q.source_id) as number | undefined) ?? 0)
+        : (stmt(db, `SELECT COUNT(*) FROM observations ${filter([])}`).pluck().get(...args) as number),
     fetchPage(cursor, limit) {
       const extra: string[] = [];
       const cargs: unknown[] = [];
