@@ -5,13 +5,15 @@
 // Also reported: database bytes per observation (observd.db + WAL after a checkpoint / rows).
 // Seeded rows share 1,000 asset rows and have no blobs (listing never reads them) and no audit
 // or outbox rows (bench/ingest.mjs reports the per-upload size with those).
-//   node bench/listing.mjs [--quick] [--rows 1000000] [--sources 100] [--requests 2000]
+//   node bench/listing.mjs [--quick] [--rows 1000000] [--sources 100] [--requests 2000] [--data-dir DIR]
+// With --data-dir, a store seeded there by an earlier run is reused (and kept), to iterate quickly.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { agent, cpuSecondsOf, createSource, flag, load, numArg, percentiles, request, round, row, rssOf, saveResults, startDaemon } from './lib.mjs';
+import { existsSync } from 'node:fs';
+import { agent, arg, cpuSecondsOf, createSource, flag, load, numArg, percentiles, request, round, row, rssOf, saveResults, startDaemon } from './lib.mjs';
 
 const QUICK = flag('quick');
 const ROWS = numArg('rows', QUICK ? 100_000 : 1_000_000);
@@ -21,7 +23,9 @@ const ASSETS = 1000;
 const TARGET_P99_MS = 10;
 const DAY = 86_400_000;
 
-const dataDir = mkdtempSync(join(tmpdir(), 'observd-bench-listing-'));
+const KEEP_DIR = arg('data-dir');
+const reuse = KEEP_DIR && existsSync(join(KEEP_DIR, 'observd.db'));
+const dataDir = KEEP_DIR ?? mkdtempSync(join(tmpdir(), 'observd-bench-listing-'));
 const sourceId = (s) => `listing-${String(s).padStart(3, '0')}`;
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -145,12 +149,19 @@ async function cursorPages(url, concurrency) {
   return { requests: latencies.length, seconds: round(seconds), rps: round(latencies.length / seconds), ...percentiles(latencies), statuses };
 }
 
-console.error(`listing: creating ${SOURCES} sources in ${dataDir}`);
-let d = await startDaemon(dataDir);
-for (let s = 0; s < SOURCES; s++) await createSource(d.url, sourceId(s), `bench-listing-token-${s}`);
-await d.stop();
-console.error(`listing: seeding ${ROWS} observations`);
-const seeded = seed();
+let d;
+let seeded;
+if (reuse) {
+  console.error(`listing: reusing the store in ${dataDir}`);
+  seeded = { reused: true };
+} else {
+  console.error(`listing: creating ${SOURCES} sources in ${dataDir}`);
+  d = await startDaemon(dataDir);
+  for (let s = 0; s < SOURCES; s++) await createSource(d.url, sourceId(s), `bench-listing-token-${s}`);
+  await d.stop();
+  console.error(`listing: seeding ${ROWS} observations`);
+  seeded = seed();
+}
 console.error(`listing: seeded in ${seeded.seed_seconds}s, ${seeded.db_bytes_per_observation} B/observation`);
 
 const t0 = performance.now();
@@ -185,7 +196,7 @@ for (const c of [1, 8]) {
 }
 results.daemon_rss = rssOf(d.pid);
 await d.stop();
-rmSync(dataDir, { recursive: true, force: true });
+if (!KEEP_DIR) rmSync(dataDir, { recursive: true, force: true });
 
 results.summary = [];
 for (const [kind, label] of [

@@ -94,10 +94,59 @@ export function toObservationView(r: ObservationRow): ObservationView {
 }
 
 /**
+ * The view's JSON built by SQLite, one text per row instead of two dozen values (most of a page's
+ * cost is making those values): the fields up to `request_fingerprint`, in the view's order.
+ * The rest is spliced on in JS (`viewJson`), because SQLite writes REALs differently from
+ * JavaScript (`5.0`, 17 digits) and `metadata` is stored as the JSON text JavaScript wrote.
+ */
+const VIEW_JSON_HEAD = `json_object(${[
+  'observation_id',
+  'source_id',
+  'kind',
+  'sensitivity',
+  'retention_state',
+  'asset_id',
+  'canonical_text_asset_id',
+  'file_name',
+  'media_type',
+  'sha256',
+  'byte_length',
+  'captured_at_ms',
+  'received_at_ms',
+  'expires_at_ms',
+  'purged_at_ms',
+  'stream_id',
+  'seq_no',
+  'idempotency_key',
+  'request_fingerprint',
+]
+  .map((c) => `'${c}', ${c}`)
+  .join(', ')}) AS head, metadata, latitude, longitude, processing_status, captured_at_ms, observation_id`;
+
+interface ViewJsonRow {
+  head: string;
+  metadata: string | null;
+  latitude: number | null;
+  longitude: number | null;
+  processing_status: string | null;
+  captured_at_ms: number;
+  observation_id: string;
+}
+
+/** A row's view as JSON text, exactly what `JSON.stringify(toObservationView(row))` writes. */
+function viewJson(r: ViewJsonRow): string {
+  return (
+    r.head.slice(0, -1) +
+    `,"metadata":${r.metadata ?? 'null'},"latitude":${JSON.stringify(r.latitude)},"longitude":${JSON.stringify(r.longitude)},"processing_status":${JSON.stringify(r.processing_status)}}`
+  );
+}
+
+/**
  * Lists observations by capture time then id as keyset pages, so a walk sees each row once even
  * while uploads continue; bad_request on a cursor from another listing or order.
  */
 export function listObservations(db: Db, q: ObservationFilter): Listing<ObservationView> {
+  const cursorOf = (r: { captured_at_ms: number; observation_id: string }) => encodeCursor(scope, [r.captured_at_ms, r.observation_id]);
   const where: string[] = [];
   const args: unknown[] = [];
   if (q.source_id !== undefined) (where.push('source_id = ?'), args.push(q.source_id));
@@ -119,18 +168,25 @@ export function listObservations(db: Db, q: ObservationFilter): Listing<Observat
         ? ((stmt(db, `SELECT active_observation_count FROM sources WHERE source_id = ?`).pluck().get(q.source_id) as number | undefined) ?? 0)
         : (stmt(db, `SELECT COUNT(*) FROM observations ${filter([])}`).pluck().get(...args) as number),
     fetchPage(cursor, limit) {
-      const extra: string[] = [];
-      const cargs: unknown[] = [];
-      if (cursor) {
-        const [at, id] = decodeCursor(scope, cursor, ['number', 'string']);
-        // The range on the first key column lets SQLite walk the index; the OR settles ties.
-        if (order === 'asc') extra.push('captured_at_ms >= ? AND (captured_at_ms > ? OR observation_id > ?)');
-        else extra.push('captured_at_ms <= ? AND (captured_at_ms < ? OR observation_id < ?)');
-        cargs.push(at, at, id);
-      }
-      const sql = `SELECT * FROM observations ${filter(extra)} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
-      const rows = stmt(db, sql).all(...args, ...cargs, limit + 1) as ObservationRow[];
-      return toPage(rows, limit, toObservationView, (r) => encodeCursor(scope, [r.captured_at_ms, r.observation_id]));
+      const rows = select('*', cursor, limit) as ObservationRow[];
+      return toPage(rows, limit, toObservationView, cursorOf);
+    },
+    fetchJsonPage(cursor, limit) {
+      const rows = select(VIEW_JSON_HEAD, cursor, limit) as ViewJsonRow[];
+      return toPage(rows, limit, viewJson, cursorOf);
     },
   };
+  function select(columns: string, cursor: string | undefined, limit: number): unknown[] {
+    const extra: string[] = [];
+    const cargs: unknown[] = [];
+    if (cursor) {
+      const [at, id] = decodeCursor(scope, cursor, ['number', 'string']);
+      // The range on the first key column lets SQLite walk the index; the OR settles ties.
+      if (order === 'asc') extra.push('captured_at_ms >= ? AND (captured_at_ms > ? OR observation_id > ?)');
+      else extra.push('captured_at_ms <= ? AND (captured_at_ms < ? OR observation_id < ?)');
+      cargs.push(at, at, id);
+    }
+    const sql = `SELECT ${columns} FROM observations ${filter(extra)} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
+    return stmt(db, sql).all(...args, ...cargs, limit + 1);
+  }
 }
