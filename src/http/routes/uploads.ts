@@ -91,7 +91,7 @@ function parseJsonUploadFast(bytes: Buffer): { body: JsonUpload; content: Buffer
   if (bytes[start - 2] !== 0x3a /* : */ || bytes[start - 1] !== QUOTE) return undefined;
   const end = bytes.indexOf(QUOTE, start);
   if (end < 0) return undefined;
-  // No escapes in the value, and no \\u escape anywhere (a key could be spelt with one).
+  // No escapes in the value, and no \u escape anywhere (a key could be spelt with one).
   const slash = bytes.indexOf(BACKSLASH, start);
   if ((slash >= 0 && slash < end) || bytes.indexOf('\\u') >= 0) return undefined;
   let envelope: unknown;
