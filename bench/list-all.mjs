@@ -30,9 +30,12 @@ const SMALL_SOURCE = 'list-10k';
 const SMALL_ROWS = 10_000;
 const TARGET_ROWS_PER_S = 50_000;
 const dataDir = mkdtempSync(join(tmpdir(), 'observd-bench-list-all-'));
+// The 10,000-row source lives in a store of its own, so the big list's memory figures are as before.
+const smallDir = mkdtempSync(join(tmpdir(), 'observd-bench-list-10k-'));
 
-function seed() {
-  const db = new Database(join(dataDir, 'observd.db'));
+/** Writes `rows` observations of `source` straight into the store in `dir`. */
+function seed(dir, source, rows) {
+  const db = new Database(join(dir, 'observd.db'));
   db.pragma('synchronous = OFF');
   const now = Date.now();
   const sha = randomBytes(32).toString('hex');
@@ -44,14 +47,12 @@ function seed() {
   );
   const fp = randomBytes(32).toString('hex');
   db.transaction(() => {
-    for (let k = 0; k < ROWS + SMALL_ROWS; k++) {
-      const at = now - ROWS + k;
-      const source = k < ROWS ? SOURCE : SMALL_SOURCE;
+    for (let k = 0; k < rows; k++) {
+      const at = now - rows + k;
       insert.run(`obs_${String(k).padStart(26, '0')}`, source, `ast_${sha}`, `screen-${k}.png`, sha, at, at, now + 86_400_000, `key-${k}`, fp, k);
     }
   })();
-  db.prepare(`UPDATE sources SET active_observation_count = ?, active_byte_length = ? WHERE source_id = ?`).run(ROWS, ROWS * 65536, SOURCE);
-  db.prepare(`UPDATE sources SET active_observation_count = ?, active_byte_length = ? WHERE source_id = ?`).run(SMALL_ROWS, SMALL_ROWS * 65536, SMALL_SOURCE);
+  db.prepare(`UPDATE sources SET active_observation_count = ?, active_byte_length = ? WHERE source_id = ?`).run(rows, rows * 65536, source);
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
 }
@@ -90,10 +91,13 @@ function readAll(url, pid) {
 console.error(`list-all: creating the source in ${dataDir}`);
 let d = await startDaemon(dataDir);
 await createSource(d.url, SOURCE, 'bench-list-all-token-0001');
+await d.stop();
+d = await startDaemon(smallDir);
 await createSource(d.url, SMALL_SOURCE, 'bench-list-all-token-0002');
 await d.stop();
-console.error(`list-all: seeding ${ROWS} observations`);
-seed();
+console.error(`list-all: seeding ${ROWS} + ${SMALL_ROWS} observations`);
+seed(dataDir, SOURCE, ROWS);
+seed(smallDir, SMALL_SOURCE, SMALL_ROWS);
 d = await startDaemon(dataDir, { OBSERVD_SWEEP_INTERVAL_MS: '3600000' });
 // Baseline: the same daemon after a warm-up page, before the unlimited list.
 await request(`${d.url}/v1/observations?source_id=${SOURCE}&limit=100`);
@@ -101,6 +105,8 @@ const baseline = rssParts(d.pid);
 console.error(`list-all: listing every row (baseline peak RSS ${baseline.peak_rss_mib} MiB)`);
 const answer = await readAll(`${d.url}/v1/observations?source_id=${SOURCE}`, d.pid);
 const after = rssParts(d.pid);
+await d.stop();
+d = await startDaemon(smallDir, { OBSERVD_SWEEP_INTERVAL_MS: '3600000' });
 console.error(`list-all: listing a ${SMALL_ROWS}-row source 5 times`);
 const small = [];
 for (let i = 0; i < 5; i++) {
@@ -112,6 +118,7 @@ small.sort((a, b) => a.rows_per_s - b.rows_per_s);
 const smallMedian = small[2];
 await d.stop();
 rmSync(dataDir, { recursive: true, force: true });
+rmSync(smallDir, { recursive: true, force: true });
 
 const results = {
   rows: ROWS,

@@ -44,28 +44,41 @@ function jsonText(c: Context, text: string): Response {
 
 /** Streams every row as one JSON array; the first page is read before answering, so its errors are problems. */
 function streamAll<T>(listing: Listing<T>): Response {
-  const encoder = new TextEncoder();
   let page = jsonPage(listing, undefined, STREAM_PAGE_ROWS);
   let first = true;
   let done = false;
   const body = new ReadableStream<Uint8Array>({
     pull(controller) {
       if (done) return;
-      let chunk = first ? '[' : '';
-      if (page.items.length) {
-        chunk += (first ? '' : ',') + page.items.join(',');
-        first = false;
-      }
-      if (page.next_cursor === null) {
-        chunk += ']';
+      const last = page.next_cursor === null;
+      controller.enqueue(encodeRows(page.items, first, last));
+      first = false;
+      if (last) {
         done = true;
-        controller.enqueue(encoder.encode(chunk));
         controller.close();
         return;
       }
-      controller.enqueue(encoder.encode(chunk));
-      page = jsonPage(listing, page.next_cursor, STREAM_PAGE_ROWS);
+      page = jsonPage(listing, page.next_cursor!, STREAM_PAGE_ROWS);
     },
   });
   return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+}
+
+/**
+ * One streamed chunk: the rows' JSON texts comma-separated, opening the array on the first chunk
+ * and closing it on the last, written straight into one buffer (no joined string of the whole
+ * page, which would be a large heap object per chunk).
+ */
+function encodeRows(items: string[], first: boolean, last: boolean): Uint8Array {
+  let size = (first ? 1 : 0) + (last ? 1 : 0);
+  for (let i = 0; i < items.length; i++) size += Buffer.byteLength(items[i]) + (i > 0 || !first ? 1 : 0);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  if (first) at += out.write('[', at, 'latin1');
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0 || !first) at += out.write(',', at, 'latin1');
+    at += out.write(items[i], at);
+  }
+  if (last) at += out.write(']', at, 'latin1');
+  return out;
 }
