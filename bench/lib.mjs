@@ -9,10 +9,15 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const BIN = fileURLToPath(new URL('../bin/observd', import.meta.url));
 
-/** Starts `observd serve` on a free loopback port over `dataDir`; resolves once it listens. */
+/**
+ * Starts `observd serve` on a free loopback port over `dataDir`; resolves once it listens. With
+ * OBSERVD_BENCH_CPU_PROF=<dir> the daemon (only) runs under `node --cpu-prof` and writes its
+ * profile there when it stops (summarise one with `node bench/profile-top.mjs <file>`).
+ */
 export function startDaemon(dataDir, env = {}, args = []) {
+  const prof = process.env.OBSERVD_BENCH_CPU_PROF;
   return startListening(
-    [BIN, 'serve', '--bind', '127.0.0.1:0', '--data-dir', dataDir, ...args],
+    [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), BIN, 'serve', '--bind', '127.0.0.1:0', '--data-dir', dataDir, ...args],
     { OBSERVD_MIN_FREE_BYTES: '0', OBSERVD_LOG_LEVEL: 'info', ...env },
     'observd listening',
   );

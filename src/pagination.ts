@@ -38,6 +38,12 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
+/** A keyset page whose rows are already JSON object texts (see `Listing.fetchJsonPage`). */
+export interface JsonPage {
+  items: string[];
+  next_cursor: string | null;
+}
+
 /**
  * A listing a route can render in any of the list convention's shapes: the domain provides
  * keyset pages (`fetchPage(cursor, limit)`), the HTTP layer (src/http/list.ts) decides whether
@@ -46,6 +52,12 @@ export interface Page<T> {
 export interface Listing<T> {
   /** Up to `limit` rows after `cursor` (from the start when undefined); bad_request on a foreign cursor. */
   fetchPage(cursor: string | undefined, limit: number): Page<T>;
+  /**
+   * The same page as `fetchPage`, each row already serialized as the JSON text of its view
+   * (byte for byte what `JSON.stringify` would write), when the listing can build it cheaper
+   * than a view object per row; the HTTP renderer prefers it.
+   */
+  fetchJsonPage?(cursor: string | undefined, limit: number): JsonPage;
   /** How many rows match in all (ListPage `total_count`); omitted means "not counted" (0). */
   count?(): number;
   /** The order of the listing, as ListPage `order` reports it (e.g. `asc`, `desc`). */

@@ -1,4 +1,6 @@
+import { IncomingMessage } from 'node:http';
 import { Readable, Transform } from 'node:stream';
+import type { Context } from 'hono';
 import busboy from 'busboy';
 import type { BlobStore, StagedBlob } from '../assets/blob-store.js';
 import { AppError, diskFull, isDiskFull } from '../errors.js';
@@ -14,40 +16,52 @@ export function declaredLength(req: Request): number | undefined {
   return Number(v);
 }
 
+/** Where a body is read from: a hono context (its node request directly, when served by node) or a web Request. */
+export type BodySource = Context | Request;
+
+/**
+ * The node request behind a context served by @hono/node-server, while nothing has started
+ * reading its body: reading it directly skips the web ReadableStream the Request would wrap
+ * around it (a stream object, a promise and a copy per chunk). Undefined otherwise (in-process
+ * `app.fetch`, as the MCP route does), and callers fall back to the Request's body.
+ */
+function unreadIncoming(from: BodySource): IncomingMessage | undefined {
+  if (from instanceof Request) return undefined;
+  const incoming = (from.env as { incoming?: unknown } | undefined)?.incoming;
+  if (!(incoming instanceof IncomingMessage) || incoming.readableDidRead || incoming.listenerCount('data') > 0) return undefined;
+  return incoming;
+}
+
+/** The web Request of a body source. */
+export const requestOf = (from: BodySource): Request => (from instanceof Request ? from : from.req.raw);
+
 /**
  * Reads a whole body, refusing a declared or actual size over `limit` (payload_too_large)
  * without buffering past it; with `minRate`, a body arriving slower than that after its grace is
- * cut (request_timeout).
+ * cut (request_timeout). A body cut short is left unread: the server drains (or closes) it after
+ * the answer.
  */
-export async function readLimitedBytes(req: Request, limit: number, minRate?: MinRate): Promise<Buffer> {
+export async function readLimitedBytes(from: BodySource, limit: number, minRate?: MinRate): Promise<Buffer> {
+  const req = requestOf(from);
   const declared = declaredLength(req);
   if (declared !== undefined && declared > limit) throw tooLarge(limit);
+  const incoming = unreadIncoming(from);
+  const collector = new Collector(limit, declared);
+  if (incoming) return readIncoming(incoming, collector, minRate);
   if (!req.body) return Buffer.alloc(0);
   const reader = req.body.getReader();
-  // With a declared length the bytes go straight into one buffer: no chunk list plus a copy.
-  let out = declared !== undefined ? Buffer.allocUnsafe(declared) : undefined;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const watchdog = minRate ? watchRate(minRate, () => size, () => void reader.cancel().catch(() => {})) : undefined;
+  const watchdog = minRate ? watchRate(minRate, () => collector.size, () => void reader.cancel().catch(() => {})) : undefined;
   try {
     for (;;) {
       const { done, value } = await reader.read().catch((e: Error) => {
         // The client went away mid-body: its mistake, not an internal error.
-        throw new AppError('bad_request', `request body could not be read: ${e.message}`);
+        throw unreadable(e.message);
       });
       if (done) break;
-      if (size + value.byteLength > limit) {
+      if (!collector.add(Buffer.from(value.buffer, value.byteOffset, value.byteLength))) {
         await reader.cancel().catch(() => {});
         throw tooLarge(limit);
       }
-      const chunk = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-      if (out && size + chunk.length <= out.length) chunk.copy(out, size);
-      else {
-        if (out) chunks.push(out.subarray(0, size));
-        out = undefined;
-        chunks.push(chunk);
-      }
-      size += chunk.length;
     }
   } catch (e) {
     throw watchdog?.tripped() ? watchdog.error() : e;
@@ -56,8 +70,77 @@ export async function readLimitedBytes(req: Request, limit: number, minRate?: Mi
   }
   // A body the watchdog cut short reads as done: it is still too slow, not complete.
   if (watchdog?.tripped()) throw watchdog.error();
-  if (out) return out.subarray(0, size);
-  return Buffer.concat(chunks, size);
+  return collector.bytes();
+}
+
+const unreadable = (why: string) => new AppError('bad_request', `request body could not be read: ${why}`);
+
+/** Gathers a body's chunks up to a limit; with a declared length, straight into one buffer (no chunk list plus a copy). */
+class Collector {
+  size = 0;
+  private out: Buffer | undefined;
+  private chunks: Buffer[] = [];
+  constructor(
+    readonly limit: number,
+    declared: number | undefined,
+  ) {
+    this.out = declared !== undefined ? Buffer.allocUnsafe(declared) : undefined;
+  }
+
+  /** Adds a chunk; false (and nothing added) when it would pass the limit. */
+  add(chunk: Buffer): boolean {
+    if (this.size + chunk.length > this.limit) return false;
+    if (this.out && this.size + chunk.length <= this.out.length) chunk.copy(this.out, this.size);
+    else {
+      if (this.out) this.chunks.push(this.out.subarray(0, this.size));
+      this.out = undefined;
+      // A web chunk's buffer is not ours to keep: copy it.
+      this.chunks.push(Buffer.from(chunk));
+    }
+    this.size += chunk.length;
+    return true;
+  }
+
+  bytes(): Buffer {
+    return this.out ? this.out.subarray(0, this.size) : Buffer.concat(this.chunks, this.size);
+  }
+}
+
+/** `readLimitedBytes` over the node request itself: 'data' events into the collector, the same limit and rate cut. */
+function readIncoming(incoming: IncomingMessage, collector: Collector, minRate?: MinRate): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    let settled = false;
+    const watchdog = minRate ? watchRate(minRate, () => collector.size, () => fail(watchdog!.error())) : undefined;
+    const cleanup = () => {
+      settled = true;
+      watchdog?.stop();
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onError);
+      incoming.off('close', onClose);
+    };
+    // Stops reading: the rest is left to the server, which drains or closes it after the answer.
+    const fail = (e: AppError) => {
+      if (settled) return;
+      cleanup();
+      incoming.pause();
+      reject(e);
+    };
+    const onData = (chunk: Buffer) => {
+      if (!settled && !collector.add(chunk)) fail(tooLarge(collector.limit));
+    };
+    const onEnd = () => {
+      if (settled) return;
+      cleanup();
+      resolve(collector.bytes());
+    };
+    const onError = (e: Error) => fail(unreadable(e.message));
+    const onClose = () => fail(unreadable('the connection closed before the body ended'));
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onError);
+    incoming.on('close', onClose);
+  });
 }
 
 /** The slowest a body may arrive once `graceMs` have passed (bytes per second, on average). */
@@ -104,11 +187,12 @@ export interface MultipartUpload {
  * with `minRate`, request_timeout for a body arriving slower than that after its grace.
  */
 export async function readMultipartUpload(
-  req: Request,
+  from: BodySource,
   blobs: BlobStore,
   limits: { maxFileBytes: number; maxFieldBytes: number; maxTotalBytes: number },
   minRate?: MinRate,
 ): Promise<MultipartUpload> {
+  const req = requestOf(from);
   const contentType = req.headers.get('content-type') ?? '';
   let bb: busboy.Busboy;
   try {
@@ -120,7 +204,8 @@ export async function readMultipartUpload(
   } catch {
     throw new AppError('bad_request', 'multipart body has no valid boundary');
   }
-  if (!req.body) throw new AppError('bad_request', 'multipart body is empty');
+  const incoming = unreadIncoming(from);
+  if (!incoming && !req.body) throw new AppError('bad_request', 'multipart body is empty');
   let total = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -128,7 +213,15 @@ export async function readMultipartUpload(
       cb(total > limits.maxTotalBytes ? tooLarge(limits.maxTotalBytes) : null, chunk);
     },
   });
-  const source = Readable.fromWeb(req.body as import('node:stream/web').ReadableStream);
+  // The node request itself when there is one (no web stream in between), else the Request's body.
+  const source: Readable = incoming ?? Readable.fromWeb(req.body as import('node:stream/web').ReadableStream);
+  // Stops reading the body. The node request is paused, not destroyed (that would close the
+  // connection before the answer): the server drains or closes it after answering.
+  const stopSource = () => {
+    source.unpipe(counter);
+    if (incoming) incoming.pause();
+    else source.destroy();
+  };
   let observation: string | undefined;
   let filePart: Promise<Omit<MultipartUpload, 'observation'>> | undefined;
   let failure: unknown;
@@ -157,8 +250,7 @@ export async function readMultipartUpload(
         // Deferred: busboy is still inside its parser when it emits 'limit'.
         fail(tooLarge(limits.maxFileBytes));
         setImmediate(() => {
-          source.unpipe(counter);
-          source.destroy();
+          stopSource();
           bb.destroy();
         });
       });
@@ -178,8 +270,7 @@ export async function readMultipartUpload(
         // forever for this part to be consumed and the request would never be answered.
         fail(e);
         setImmediate(() => {
-          source.unpipe(counter);
-          source.destroy();
+          stopSource();
           bb.destroy();
         });
       });
@@ -194,7 +285,7 @@ export async function readMultipartUpload(
     bb.on('close', () => resolve());
     counter.on('error', (e) => {
       fail(e);
-      source.destroy();
+      stopSource();
       bb.destroy();
       resolve();
     });
@@ -208,8 +299,7 @@ export async function readMultipartUpload(
   const watchdog = minRate
     ? watchRate(minRate, () => total, () => {
         fail(watchdog!.error());
-        source.unpipe(counter);
-        source.destroy();
+        stopSource();
         bb.destroy();
       })
     : undefined;

@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import type { z } from 'zod';
 import { AppError } from '../errors.js';
 import type { AppEnv } from './auth.js';
-import { readLimitedBytes, type MinRate } from './body.js';
+import { readLimitedBytes, requestOf, type BodySource, type MinRate } from './body.js';
 import { isJsonType } from './browser-guard.js';
 import { validationError } from './problem.js';
 
@@ -39,7 +39,7 @@ export function parseParam<S extends z.ZodType>(c: Context, name: string, schema
  */
 export async function parseJsonBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S, limit: number): Promise<z.output<S>> {
   requireJsonType(c.req.raw);
-  return parseWith(schema, parseJson(await readLimitedBytes(c.req.raw, limit, c.get('bodyRate'))));
+  return parseWith(schema, parseJson(await readLimitedBytes(c, limit, c.get('bodyRate'))));
 }
 
 /** unsupported_media_type unless the request declares a JSON body (or declares no type and has none). */
@@ -49,9 +49,9 @@ export function requireJsonType(req: Request): void {
 }
 
 /** A JSON body that may be absent or empty (`{}` is assumed then), at `rate`; unsupported_media_type for another type, bad_request when it is not JSON. */
-export async function readOptionalJsonBody(req: Request, limit: number, rate?: MinRate): Promise<unknown> {
-  requireJsonType(req);
-  const bytes = await readLimitedBytes(req, limit, rate);
+export async function readOptionalJsonBody(from: BodySource, limit: number, rate?: MinRate): Promise<unknown> {
+  requireJsonType(requestOf(from));
+  const bytes = await readLimitedBytes(from, limit, rate);
   return bytes.length === 0 ? {} : parseJson(bytes);
 }
 

@@ -78,12 +78,32 @@ export function assertBytesMatch(mediaType: string, head: Buffer): void {
 
 /** Strict base64 (standard alphabet, padded, no whitespace) to bytes; bad_request otherwise. */
 export function decodeBase64Strict(s: string, field: string): Buffer {
-  const bad = () =>
-    new AppError('bad_request', `${field} is not valid base64 (standard alphabet, padded, no whitespace)`, { reason: 'invalid_base64' });
-  if (s.length % 4 !== 0) throw bad();
   const bytes = Buffer.from(s, 'base64');
-  // Node skips characters outside the alphabet and tolerates odd padding or trailing bits, so
-  // re-encoding differs from the input exactly when it was not strict, canonical base64.
-  if (bytes.toString('base64') !== s) throw bad();
+  if (!isStrictBase64Of(s, bytes)) {
+    throw new AppError('bad_request', `${field} is not valid base64 (standard alphabet, padded, no whitespace)`, { reason: 'invalid_base64' });
+  }
   return bytes;
+}
+
+const BASE64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/**
+ * True when `bytes` (Node's decoding of `s`) came from strict, canonical base64: the standard
+ * alphabet, padded, nothing else, zero trailing bits. Node's decoder skips characters outside
+ * its alphabet and stops at a misplaced `=`, either of which makes the result shorter than `s`
+ * promises; it also takes the URL alphabet (`-`, `_`) and ignores trailing bits, checked here.
+ * The same answer as re-encoding and comparing (a property test checks it), without building a
+ * second copy of a large string.
+ */
+export function isStrictBase64Of(s: string, bytes: Buffer): boolean {
+  const n = s.length;
+  if (n % 4 !== 0) return false;
+  if (n === 0) return bytes.length === 0;
+  const pads = s.charCodeAt(n - 1) === 61 ? (s.charCodeAt(n - 2) === 61 ? 2 : 1) : 0;
+  if (bytes.length !== (n / 4) * 3 - pads) return false;
+  if (s.includes('-') || s.includes('_')) return false;
+  if (pads === 0) return true;
+  // The last character before the padding carries bits that must be zero (2 of them, or 4).
+  const last = BASE64_ALPHABET.indexOf(s[n - 1 - pads]);
+  return last >= 0 && (last & (pads === 1 ? 0b11 : 0b1111)) === 0;
 }

@@ -96,24 +96,96 @@ export function toObservationView(r: ObservationRow): ObservationView {
 }
 
 /**
+ * The view's JSON built by SQLite, one text per row instead of two dozen values (most of a page's
+ * cost is making those values): the fields up to `request_fingerprint`, in the view's order.
+ * The rest is spliced on in JS (`viewJson`), because SQLite writes REALs differently from
+ * JavaScript (`5.0`, 17 digits) and `metadata` is stored as the JSON text JavaScript wrote
+ * (`processing_status` and `origin_url` follow it, in the view's order).
+ */
+const VIEW_JSON_HEAD = `json_object(${[
+  'observation_id',
+  'source_id',
+  'kind',
+  'sensitivity',
+  'retention_state',
+  'asset_id',
+  'canonical_text_asset_id',
+  'file_name',
+  'media_type',
+  'sha256',
+  'byte_length',
+  'captured_at_ms',
+  'received_at_ms',
+  'expires_at_ms',
+  'purged_at_ms',
+  'stream_id',
+  'seq_no',
+  'idempotency_key',
+  'request_fingerprint',
+]
+  .map((c) => `'${c}', ${c}`)
+  .join(', ')}) AS head, metadata, latitude, longitude, processing_status, origin_url, captured_at_ms, observation_id`;
+
+interface ViewJsonRow {
+  head: string;
+  metadata: string | null;
+  latitude: number | null;
+  longitude: number | null;
+  processing_status: string | null;
+  origin_url: string | null;
+  captured_at_ms: number;
+  observation_id: string;
+}
+
+/** A row's view as JSON text, exactly what `JSON.stringify(toObservationView(row))` writes. */
+function viewJson(r: ViewJsonRow): string {
+  return (
+    r.head.slice(0, -1) +
+    `,"metadata":${r.metadata ?? 'null'},"latitude":${JSON.stringify(r.latitude)},"longitude":${JSON.stringify(r.longitude)},"processing_status":${JSON.stringify(r.processing_status)},"origin_url":${JSON.stringify(r.origin_url)}}`
+  );
+}
+
+/**
  * Lists observations by capture time then id as keyset pages, so a walk sees each row once even
  * while uploads continue; bad_request on a cursor from another listing or order.
  */
 export function listObservations(db: Db, q: ObservationFilter): Listing<ObservationView> {
   const { where, args, order, scope } = observationFilterSql(q);
+  const cursorOf = (r: { captured_at_ms: number; observation_id: string }) => encodeCursor(scope, [r.captured_at_ms, r.observation_id]);
+  // A source's active observations are counted by the source row's own counter, which every
+  // upload, purge and delete moves in its transaction; counting them would read every row.
+  const sourceCounter = q.source_id !== undefined && where.length === 2 && !q.include_purged;
+  const select = (columns: string, cursor: string | undefined, limit: number): unknown[] => {
+    const { sql, args: all } = observationPageSql(q, cursor, limit, columns);
+    return stmt(db, sql).all(...all);
+  };
   return {
     order,
-    count: () => stmt(db, `SELECT COUNT(*) FROM observations ${where.length ? 'WHERE ' + where.join(' AND ') : ''}`).pluck().get(...args) as number,
+    count: () =>
+      sourceCounter
+        ? ((stmt(db, `SELECT active_observation_count FROM sources WHERE source_id = ?`).pluck().get(q.source_id) as number | undefined) ?? 0)
+        : (stmt(db, `SELECT COUNT(*) FROM observations ${where.length ? 'WHERE ' + where.join(' AND ') : ''}`).pluck().get(...args) as number),
     fetchPage(cursor, limit) {
-      const { sql, args: all } = observationPageSql(q, cursor, limit);
-      const rows = stmt(db, sql).all(...all) as ObservationRow[];
-      return toPage(rows, limit, toObservationView, (r) => encodeCursor(scope, [r.captured_at_ms, r.observation_id]));
+      const rows = select('*', cursor, limit) as ObservationRow[];
+      return toPage(rows, limit, toObservationView, cursorOf);
+    },
+    fetchJsonPage(cursor, limit) {
+      const rows = select(VIEW_JSON_HEAD, cursor, limit) as ViewJsonRow[];
+      return toPage(rows, limit, viewJson, cursorOf);
     },
   };
 }
 
-/** The statement one page of `listObservations` runs (exported so a test can check its plan); bad_request on a foreign cursor. */
-export function observationPageSql(q: ObservationFilter, cursor: string | undefined, limit: number): { sql: string; args: unknown[] } {
+/**
+ * The statement one page of `listObservations` runs, selecting `columns` (exported so a test
+ * can check its plan); bad_request on a foreign cursor.
+ */
+export function observationPageSql(
+  q: ObservationFilter,
+  cursor: string | undefined,
+  limit: number,
+  columns = '*',
+): { sql: string; args: unknown[] } {
   const { where, args, order, scope } = observationFilterSql(q);
   if (cursor) {
     const [at, id] = decodeCursor(scope, cursor, ['number', 'string']);
@@ -123,10 +195,11 @@ export function observationPageSql(q: ObservationFilter, cursor: string | undefi
     args.push(at, at, id);
   }
   const dir = order === 'asc' ? 'ASC' : 'DESC';
-  const sql = `SELECT * FROM observations ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
+  const sql = `SELECT ${columns} FROM observations ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
   return { sql, args: [...args, limit + 1] };
 }
 
+/** A listing's WHERE terms (source_id first when set, retention_state last unless include_purged), order and cursor scope. */
 function observationFilterSql(q: ObservationFilter) {
   const where: string[] = [];
   const args: unknown[] = [];

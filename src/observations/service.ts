@@ -13,7 +13,7 @@ import { redact } from '../privacy/redact.js';
 import { eraseMentions } from '../retention/erase.js';
 import { CANDIDATE_COLUMNS, purgeObservations, type PurgeCandidate } from '../retention/purge.js';
 import { indexText } from '../search/repo.js';
-import { adjustCounters, getSourceRow, touchSource, type SourceRow } from '../sources/repo.js';
+import { adjustCounters, getSourceWriteRow, touchSource, type SourceRow, type SourceWriteRow } from '../sources/repo.js';
 import type { SourceService } from '../sources/service.js';
 import { requestFingerprint } from './fingerprint.js';
 import { assertAllowedForKind, assertBytesMatch, inferMediaType, normalizeMediaType } from './media.js';
@@ -210,7 +210,7 @@ export class ObservationService {
     text?: string,
   ): Promise<IngestResult> {
     const { db, newId, blobs } = this.deps;
-    this.assertQuotaRoom(getSourceRow(db, sourceId), sourceId, staged.byteLength);
+    this.assertQuotaRoom(getSourceWriteRow(db, sourceId), sourceId, staged.byteLength);
     const publishing = [staged, ...(textStaged ? [textStaged] : [])];
     const pinned: string[] = [];
     try {
@@ -226,7 +226,7 @@ export class ObservationService {
     return this.committer.run(() => {
       const now = this.deps.now();
       // The source may have changed while the body was read; decide on its current settings.
-      const source = getSourceRow(db, sourceId);
+      const source = getSourceWriteRow(db, sourceId);
       this.assertQuotaRoom(source, sourceId, staged.byteLength);
       const evicted = source.quota_policy === 'evict_oldest' ? this.evictFor(source, staged.byteLength, now) : { freed: [], erased: 0 };
       const assetId = ensureAsset(db, staged.sha256, f.media_type, staged.byteLength, now);
@@ -293,7 +293,7 @@ export class ObservationService {
   }
 
   /** Refuses an upload a `reject`-policy source has no room for; not_found if the source is gone. */
-  private assertQuotaRoom(source: SourceRow | undefined, sourceId: string, bytes: number): asserts source is SourceRow {
+  private assertQuotaRoom(source: SourceWriteRow | undefined, sourceId: string, bytes: number): asserts source is SourceWriteRow {
     if (!source) throw notFound(`observation source "${sourceId}"`);
     if (source.quota_policy === 'reject' && !fitsQuota(source, bytes)) {
       throw new AppError(
@@ -315,7 +315,7 @@ export class ObservationService {
   }
 
   /** Purges the oldest active observations by receipt until one more of `bytes` fits; returns blobs freed and how many were erased. */
-  private evictFor(source: SourceRow, bytes: number, now: number): { freed: string[]; erased: number } {
+  private evictFor(source: SourceWriteRow, bytes: number, now: number): { freed: string[]; erased: number } {
     if (fitsQuota(source, bytes)) return { freed: [], erased: 0 };
     const rows = stmt(
         this.deps.db,
@@ -381,7 +381,7 @@ export class ObservationService {
   }
 }
 
-function fitsQuota(source: SourceRow, bytes: number): boolean {
+function fitsQuota(source: SourceWriteRow, bytes: number): boolean {
   return (
     source.active_observation_count + 1 <= source.max_active_observations &&
     source.active_byte_length + bytes <= source.max_active_bytes

@@ -40,6 +40,34 @@ export function getSourceRow(db: Db, sourceId: string): SourceRow | undefined {
   return stmt(db, `SELECT * FROM sources WHERE source_id = ?`).get(sourceId) as SourceRow | undefined;
 }
 
+/** What storing an upload needs of its source, read fresh inside the commit. */
+export type SourceWriteRow = Pick<
+  SourceRow,
+  | 'source_id'
+  | 'kind'
+  | 'sensitivity'
+  | 'retention_seconds'
+  | 'max_active_observations'
+  | 'max_active_bytes'
+  | 'quota_policy'
+  | 'auto_derive'
+  | 'token_version'
+  | 'active_observation_count'
+  | 'active_byte_length'
+>;
+
+/**
+ * Reads the columns of a source an upload's commit decides on (quota, kind, retention); cheaper
+ * than the whole row (no token hashes), and it runs once or twice per upload. Undefined if missing.
+ */
+export function getSourceWriteRow(db: Db, sourceId: string): SourceWriteRow | undefined {
+  return stmt(
+    db,
+    `SELECT source_id, kind, sensitivity, retention_seconds, max_active_observations, max_active_bytes, quota_policy, auto_derive,
+            token_version, active_observation_count, active_byte_length FROM sources WHERE source_id = ?`,
+  ).get(sourceId) as SourceWriteRow | undefined;
+}
+
 const COLUMNS = [
   'source_id',
   'display_name',

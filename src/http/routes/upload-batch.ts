@@ -42,7 +42,7 @@ export function uploadBatchRoutes({ services, config, logger, jsonBudget }: Rout
     uploadAdmission({ observations, accepts: ['json'], maxBytes: { json: limit }, jsonBudget }),
     async (c) => {
       const { source } = c.get('upload')!;
-      const items = parseWith(batchEnvelopeSchema, parseJson(await readLimitedBytes(c.req.raw, limit, jsonBodyRate(config)))).items;
+      const items = parseWith(batchEnvelopeSchema, parseJson(await readLimitedBytes(c, limit, jsonBodyRate(config)))).items;
       // Items with different keys run concurrently (so their commits share group commits); items
       // repeating a key run after the earlier one, in order, and so replay it.
       const byKey = new Map<string, Promise<unknown>>();

@@ -54,8 +54,9 @@ export function observationUploadRoutes({ services, config, jsonBudget }: RouteD
         const staged = await readMultipart(c, services, limits, jsonBodyRate(config));
         result = await observations.ingest(source, staged.fields, staged.blob);
       } else {
-        const json = parseWith(jsonUploadSchema, parseJson(await readLimitedBytes(c.req.raw, limits.json, jsonBodyRate(config))));
-        result = await ingestJsonUpload(services, source, json);
+        const bytes = await readLimitedBytes(c, limits.json, jsonBodyRate(config));
+        const { body, content } = parseJsonUpload(bytes);
+        result = await ingestJsonUpload(services, source, body, content);
       }
       const { observation, replayed } = result;
       c.header('location', `/v1/observations/${observation.observation_id}`);
@@ -67,6 +68,49 @@ export function observationUploadRoutes({ services, config, jsonBudget }: RouteD
   return app;
 }
 
+const CONTENT_KEY = Buffer.from('"content_base64"');
+const BACKSLASH = 0x5c;
+const QUOTE = 0x22;
+
+/**
+ * Parses and validates a JSON upload body. The common shape, one `"content_base64":"…"` with
+ * nothing escaped, is parsed without its base64: the envelope around it is parsed and validated
+ * alone, and the base64 is taken from the bytes (a flat one-byte string, no JSON string scan, no
+ * second copy) and decoded once, strictly (`content`). Anything else (escapes, the key twice or
+ * spelt with spaces, a body that does not validate, content that is not strict base64) goes
+ * through the plain `JSON.parse` of the whole body, so its errors are exactly that path's own.
+ */
+export function parseJsonUpload(bytes: Buffer): { body: JsonUpload; content?: Buffer } {
+  return parseJsonUploadFast(bytes) ?? { body: parseWith(jsonUploadSchema, parseJson(bytes)) };
+}
+
+function parseJsonUploadFast(bytes: Buffer): { body: JsonUpload; content: Buffer } | undefined {
+  const key = bytes.indexOf(CONTENT_KEY);
+  if (key <= 0 || bytes.lastIndexOf(CONTENT_KEY) !== key || bytes[key - 1] === BACKSLASH) return undefined;
+  const start = key + CONTENT_KEY.length + 2;
+  if (bytes[start - 2] !== 0x3a /* : */ || bytes[start - 1] !== QUOTE) return undefined;
+  const end = bytes.indexOf(QUOTE, start);
+  if (end < 0) return undefined;
+  // No escapes in the value, and no \u escape anywhere (a key could be spelt with one).
+  const slash = bytes.indexOf(BACKSLASH, start);
+  if ((slash >= 0 && slash < end) || bytes.indexOf('\\u') >= 0) return undefined;
+  let envelope: unknown;
+  try {
+    envelope = parseJson(Buffer.concat([bytes.subarray(0, start), bytes.subarray(end)]));
+  } catch {
+    return undefined;
+  }
+  const r = jsonUploadSchema.safeParse(envelope);
+  if (!r.success || r.data.upload.content_base64 !== '') return undefined;
+  const base64 = bytes.toString('latin1', start, end);
+  r.data.upload.content_base64 = base64;
+  try {
+    return { body: r.data, content: decodeBase64Strict(base64, 'upload.content_base64') };
+  } catch {
+    return undefined;
+  }
+}
+
 /** The pace every request body must keep (JSON bodies holding the memory budget, multipart uploads, admin bodies). */
 export function jsonBodyRate(config: RouteDeps['config']): MinRate {
   return { bytesPerSecond: config.limits.json_body_min_bytes_per_s, graceMs: config.limits.json_body_rate_grace_ms };
@@ -76,12 +120,18 @@ export function jsonBodyRate(config: RouteDeps['config']): MinRate {
  * Stores one JSON upload body (the single route and each batch item): base64 content is decoded
  * and staged, a signed upload's `upload_id` uses the bytes already PUT, a `url` is fetched.
  */
-export async function ingestJsonUpload(services: RouteDeps['services'], source: SourceRow, body: JsonUpload): Promise<IngestResult> {
+export async function ingestJsonUpload(
+  services: RouteDeps['services'],
+  source: SourceRow,
+  body: JsonUpload,
+  /** The content already decoded from `upload.content_base64` (see `parseJsonUpload`). */
+  content?: Buffer,
+): Promise<IngestResult> {
   const { upload, ...rest } = body;
   if (upload.upload_id !== undefined) return services.signedUploads.ingest(source, upload.upload_id, rest);
   if (upload.url !== undefined) return services.urlImports.ingest(source, { ...upload, url: upload.url }, rest);
   // The schema guarantees file_name and content whenever upload_id is absent.
-  const bytes = decodeBase64Strict(upload.content_base64!, 'upload.content_base64');
+  const bytes = content ?? decodeBase64Strict(upload.content_base64!, 'upload.content_base64');
   const maxRaw = services.config.limits.max_raw_bytes;
   if (bytes.length > maxRaw) throw new AppError('payload_too_large', `upload content exceeds the limit of ${maxRaw} bytes`);
   const blob: StagedBlob = await services.blobs.stage(bytes);
@@ -90,7 +140,7 @@ export async function ingestJsonUpload(services: RouteDeps['services'], source: 
 
 async function readMultipart(c: Context, services: RouteDeps['services'], limits: ReturnType<typeof uploadLimits>, rate: MinRate) {
   const part = await readMultipartUpload(
-    c.req.raw,
+    c,
     services.blobs,
     { maxFileBytes: services.config.limits.max_raw_bytes, maxFieldBytes: limits.field, maxTotalBytes: limits.multipart },
     rate,
