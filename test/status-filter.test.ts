@@ -115,6 +115,9 @@ describe('GET /v1/observations?processing_status=', () => {
     expect(ids(desc)).toEqual(expected((o) => o.processing_status === 'completed' && o.source_id === 'b', true));
     const first = await (await d.req('/v1/observations?processing_status=failed&page=true&limit=3')).json();
     expect(first.pagination).toMatchObject({ limit: 3, total_count: expected((o) => o.processing_status === 'failed').length, has_more: true });
+    // With a source as well: counted over the filter, not the source's own counter of every active row.
+    const ofSource = await (await d.req('/v1/observations?processing_status=failed&source_id=a&page=true&limit=1')).json();
+    expect(ofSource.pagination.total_count).toBe(expected((o) => o.processing_status === 'failed' && o.source_id === 'a').length);
   });
 
   it('includes purged observations only with include_purged', async () => {
