@@ -35,6 +35,15 @@ export const selectionSchema = z.discriminatedUnion('type', [
     .superRefine((v, ctx) => {
       if (v.source_id === undefined) ctx.addIssue({ code: 'custom', path: ['source_id'], message: 'stream_id requires source_id' });
     }),
+  z
+    .object({
+      type: z.literal('observation_group'),
+      // The newest observations whose `metadata.capture_group_id` is exactly this string, across sources.
+      capture_group_id: z.string().max(256).refine((s) => s.trim() !== '', 'capture_group_id is required'),
+      max_observations: maxObservations,
+      lookback_seconds: lookbackSeconds,
+    })
+    .strict(),
 ]);
 export type Selection = z.output<typeof selectionSchema>;
 
