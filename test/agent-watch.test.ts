@@ -152,4 +152,4 @@ it('uploads new and changed files with their mtime, survives a daemon restart, n
   expect(await agent.exited).toBe(4);
   expect(agent.events.some((e) => e.event === 'credential_refused')).toBe(true);
   expect(await observations()).toHaveLength(7);
-});
+}, 180_000);

@@ -147,7 +147,7 @@ export class ObservdClient {
   async uploadSigned(
     sourceId: string,
     uploadToken: string,
-    bytes: () => Promise<BodyInit> | BodyInit,
+    bytes: () => Promise<BodyInit | Uint8Array> | BodyInit | Uint8Array,
     fields: UploadFields & { upload: { media_type: string; file_name: string } },
   ): Promise<UploadResult> {
     const { media_type, file_name } = fields.upload;
@@ -157,7 +157,16 @@ export class ObservdClient {
       bearer: uploadToken,
       retry: 'safe',
     });
-    await this.http.json<ReceivedUpload>('', { method: 'PUT', url: url.upload_url, body: bytes, bearer: null, headers: { 'content-type': media_type } });
+    await this.http.json<ReceivedUpload>('', {
+      method: 'PUT',
+      url: url.upload_url,
+      body: async () => {
+        const b = await bytes();
+        return (b instanceof Uint8Array ? new Blob([b as Uint8Array<ArrayBuffer>]) : b) as BodyInit;
+      },
+      bearer: null,
+      headers: { 'content-type': media_type },
+    });
     const { upload: _u, ...rest } = fields;
     return this.upload(sourceId, uploadToken, { ...rest, upload: { upload_id: url.upload_id } } as JsonUpload);
   }
