@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,10 +32,11 @@ function freePort(): Promise<number> {
 }
 
 /** The agent as a child process, with its JSON log lines and a way to wait for one. */
-function startAgent() {
-  const proc: ChildProcess = spawn(process.execPath, [BIN, 'agent', 'watch', watchDir, '--source', SOURCE, '--credentials', credentials, '--scan-interval-ms', '100'], {
+function startAgent(args = ['agent', 'watch', watchDir, '--source', SOURCE, '--credentials', credentials, '--scan-interval-ms', '100'], cwd?: string) {
+  const proc: ChildProcess = spawn(process.execPath, [BIN, ...args], {
     env: childEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
+    cwd,
   });
   const events: Array<Record<string, any>> = [];
   const waiters = new Set<() => void>();
@@ -153,3 +154,23 @@ it('uploads new and changed files with their mtime, survives a daemon restart, n
   expect(agent.events.some((e) => e.event === 'credential_refused')).toBe(true);
   expect(await observations()).toHaveLength(7);
 }, 180_000);
+
+it('runs as the README says: provision, then watch, in two commands', async () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const section = readme.split('## Capture agents')[1].split('\n## ')[0];
+  const [provision, watch] = /```sh\n([\s\S]*?)```/.exec(section)![1].trim().split('\n');
+  expect(watch).toMatch(/^bin\/observd agent watch ~\/Screenshots /);
+  const cwd = tmp('observd-readme-agent-');
+  const shots = tmp('observd-readme-shots-');
+  // On the running daemon's data directory, with its address as the configured bind.
+  const argv = (cmd: string) => cmd.replace(/^bin\/observd /, '').replace('~/Screenshots', shots).split(' ');
+  const env = { OBSERVD_DATA_DIR: dataDir, OBSERVD_BIND: `127.0.0.1:${port}` };
+  const r = await runCli(argv(provision), { cwd, env });
+  expect(r.code, r.stderr).toBe(0);
+  writeFileSync(join(shots, 'readme.png'), png(42));
+  const agent = startAgent(argv(watch), cwd);
+  await agent.until((e) => e.some((x) => x.event === 'uploaded' && x.file === 'readme.png'), 'the README upload');
+  await agent.until((e) => e.some((x) => x.event === 'heartbeat'), 'a heartbeat');
+  agent.proc.kill('SIGTERM');
+  expect(await agent.exited).toBe(0);
+}, 120_000);

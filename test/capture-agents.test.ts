@@ -342,6 +342,33 @@ describe('heartbeat deadlines on an injected clock', () => {
     expect(await alertsOf()).toEqual([]);
   });
 
+  it('an expired credential: heartbeats and uploads get 401 (expired_token), the agent stays active', async () => {
+    const r = await kheish('/v1/capture-agent-provisions', { method: 'POST', json: cliProvision('ttl-batch', ['short-lived'], { token_ttl_ms: 5000 }) }, CaptureAgentProvisionResponse);
+    const a = r.agents[0];
+    clock.set(a.token_expires_at_ms - 1);
+    expect((await post('/v1/capture-agents/short-lived/heartbeat', {}, a.heartbeat_token)).status).toBe(200);
+    clock.set(a.token_expires_at_ms);
+    await expectProblem(await post('/v1/capture-agents/short-lived/heartbeat', {}, a.heartbeat_token), 401, 'unauthorized');
+    const up = await d.req(`/v1/observation-sources/${a.sources[0].source_id}/observations`, {
+      method: 'POST',
+      token: a.sources[0].upload_token,
+      json: uploadBody(makePng(2, 2, 77), 'expired'),
+    });
+    await expectProblem(up, 401, 'unauthorized');
+    await new Promise((res) => setTimeout(res, 20));
+    const reasons = (d.daemon.services.db
+      .prepare(`SELECT detail FROM audit_events WHERE event = 'upload_rejected' AND source_id = ?`)
+      .pluck()
+      .all(a.sources[0].source_id) as string[]).map((x) => JSON.parse(x).reason);
+    expect(reasons).toEqual(['expired_token']);
+    expect((await kheish('/v1/capture-agents/short-lived', {}, CaptureAgentView)).status).toBe('active');
+    // After revoking, its sources may be deleted, and the id becomes an ordinary source again.
+    await post('/v1/capture-agents/short-lived/revoke', {});
+    expect((await d.req(`/v1/observation-sources/${a.sources[0].source_id}`, { method: 'DELETE', token: ADMIN })).status).toBe(204);
+    const again = await post('/v1/observation-sources', { source_id: a.sources[0].source_id, kind: 'screen_snapshot', display_name: 'plain', upload_token: 'plain-token-0000000001' });
+    expect(again.status).toBe(201);
+  });
+
   it('a read right after the deadline shows the alert without the periodic check', async () => {
     const r = await kheish('/v1/capture-agent-provisions', { method: 'POST', json: cliProvision('read-batch', ['reader-raised'], { heartbeat_interval_ms: 1, heartbeat_grace_ms: 1 }) }, CaptureAgentProvisionResponse);
     clock.set(r.agents[0].heartbeat_deadline_ms + 1);

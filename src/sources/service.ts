@@ -197,6 +197,8 @@ export class SourceService {
       const runAssets = eraseMentions(this.deps, observationIds);
       db.prepare(`DELETE FROM observations WHERE source_id = ?`).run(sourceId);
       db.prepare(`DELETE FROM sources WHERE source_id = ?`).run(sourceId);
+      // A revoked agent's leases on it go with it, so a new source of that id is an ordinary one.
+      if (owner) db.prepare(`DELETE FROM capture_leases WHERE source_id = ?`).run(sourceId);
       const freed = releaseWithDerivations(db, observationIds, [...assets.map((a) => a.id), ...runAssets]);
       this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'deleted', status: 'deleted' });
       recordAudit(db, newId, now(), 'source_deleted', {
