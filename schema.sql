@@ -44,7 +44,9 @@ CREATE TABLE capture_agents (
 ) STRICT;
 
 CREATE TABLE capture_leases (
-  lease_id TEXT PRIMARY KEY,
+  -- Issue order (history is listed oldest first).
+  seq INTEGER PRIMARY KEY,
+  lease_id TEXT NOT NULL UNIQUE,
   machine_id TEXT NOT NULL REFERENCES capture_agents(machine_id) ON DELETE CASCADE,
   source_id TEXT NOT NULL,
   kind TEXT NOT NULL,
@@ -53,8 +55,7 @@ CREATE TABLE capture_leases (
   issued_at_ms INTEGER NOT NULL,
   expires_at_ms INTEGER NOT NULL,
   revoked_at_ms INTEGER,
-  superseded_by TEXT,
-  seq INTEGER NOT NULL
+  superseded_by TEXT
 ) STRICT;
 
 CREATE TABLE capture_provision_batches (

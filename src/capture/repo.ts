@@ -94,9 +94,8 @@ export function leasesOf(db: Db, machineId: string): LeaseRow[] {
 export function insertLease(db: Db, lease: Omit<LeaseRow, 'seq'>): void {
   stmt(
     db,
-    `INSERT INTO capture_leases (lease_id, machine_id, source_id, kind, token_hash, upload_token_version, issued_at_ms, expires_at_ms, revoked_at_ms, superseded_by, seq)
-     VALUES (@lease_id, @machine_id, @source_id, @kind, @token_hash, @upload_token_version, @issued_at_ms, @expires_at_ms, @revoked_at_ms, @superseded_by,
-       (SELECT COALESCE(MAX(seq), 0) + 1 FROM capture_leases))`,
+    `INSERT INTO capture_leases (lease_id, machine_id, source_id, kind, token_hash, upload_token_version, issued_at_ms, expires_at_ms, revoked_at_ms, superseded_by)
+     VALUES (@lease_id, @machine_id, @source_id, @kind, @token_hash, @upload_token_version, @issued_at_ms, @expires_at_ms, @revoked_at_ms, @superseded_by)`,
   ).run(lease);
 }
 

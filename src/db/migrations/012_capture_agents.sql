@@ -30,7 +30,9 @@ CREATE INDEX capture_agents_deadline ON capture_agents(heartbeat_deadline_ms)
   WHERE status = 'active' AND heartbeat_state IN ('pending', 'healthy');
 
 CREATE TABLE capture_leases (
-  lease_id TEXT PRIMARY KEY,
+  -- Issue order (history is listed oldest first).
+  seq INTEGER PRIMARY KEY,
+  lease_id TEXT NOT NULL UNIQUE,
   machine_id TEXT NOT NULL REFERENCES capture_agents(machine_id) ON DELETE CASCADE,
   source_id TEXT NOT NULL,
   kind TEXT NOT NULL,
@@ -39,8 +41,7 @@ CREATE TABLE capture_leases (
   issued_at_ms INTEGER NOT NULL,
   expires_at_ms INTEGER NOT NULL,
   revoked_at_ms INTEGER,
-  superseded_by TEXT,
-  seq INTEGER NOT NULL
+  superseded_by TEXT
 ) STRICT;
 
 CREATE INDEX capture_leases_source ON capture_leases(source_id);
