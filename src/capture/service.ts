@@ -171,6 +171,12 @@ export class CaptureAgentService {
     for (const r of this.rowsAfter(sql, after)) yield toAlertView(r);
   }
 
+  /** How many agents there are (`alerts: true`: how many are missing). */
+  count(alerts = false): number {
+    const where = alerts ? `WHERE heartbeat_state = 'missing' AND status = 'active'` : '';
+    return stmt(this.deps.db, `SELECT COUNT(*) FROM capture_agents ${where}`).pluck().get() as number;
+  }
+
   /** Rows of a keyset query (`machine_id > ?`, `LIMIT ?`) fetched 200 at a time. */
   private *rowsAfter(sql: string, after = ''): Generator<AgentRow> {
     for (;;) {

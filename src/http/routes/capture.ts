@@ -32,7 +32,7 @@ export function captureRoutes({ services, config, auth }: RouteDeps) {
 
   app.get('/capture-agents', auth('read'), (c) => {
     const q = parseQuery(c, captureListQuerySchema);
-    return listResponse(c, q, 'capture-agents', (after) => agents.list(after), (v) => v.machine_id);
+    return listResponse(c, q, 'capture-agents', (after) => agents.list(after), (v) => v.machine_id, () => agents.count());
   });
 
   // Machine ids are not validated as such: an id that cannot exist is simply unknown (404).
@@ -53,7 +53,7 @@ export function captureRoutes({ services, config, auth }: RouteDeps) {
 
   app.get('/capture-alerts', auth('read'), (c) => {
     const q = parseQuery(c, captureListQuerySchema);
-    return listResponse(c, q, 'capture-alerts', (after) => agents.alerts(after), (v) => v.machine_id);
+    return listResponse(c, q, 'capture-alerts', (after) => agents.alerts(after), (v) => v.machine_id, () => agents.count(true));
   });
 
   return app;
@@ -75,6 +75,7 @@ function listResponse<T>(
   scope: string,
   rows: (after?: string) => Iterable<T>,
   key: (v: T) => string,
+  total: () => number,
 ): Response {
   const paged = q.page === 'true' || q.page === '1' || q.cursor !== undefined;
   const after = q.cursor !== undefined ? String(decodeCursor(scope, q.cursor, ['string'])[0]) : undefined;
@@ -89,13 +90,11 @@ function listResponse<T>(
     items.push(v);
   }
   if (!paged) return c.json(items);
-  let total = 0;
-  for (const _ of rows()) total++;
   return c.json({
     items,
     pagination: {
       limit,
-      total_count: total,
+      total_count: total(),
       has_more: more,
       next_cursor: more ? encodeCursor(scope, [key(items[items.length - 1])]) : null,
       order: 'asc',
