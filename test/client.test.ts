@@ -129,6 +129,23 @@ describe('the typed client', () => {
     expect(refused).toMatchObject({ status: 503 });
   });
 
+  it('reads server-sent events as an async iterator', async () => {
+    const abort = new AbortController();
+    await client.createSource({ source_id: 'evented', kind: 'screen_snapshot', display_name: 'e' });
+    // From the start of the outbox (Last-Event-ID 0), so nothing depends on when the stream opened.
+    const events = client.events({ types: ['source.updated'], last_event_id: '0' }, abort.signal);
+    let found;
+    for await (const ev of events) {
+      expect(ev.type).toBe('source.updated');
+      if (ev.data.source_id === 'evented') {
+        found = ev;
+        break;
+      }
+    }
+    expect(found).toMatchObject({ data: { type: 'source.updated', source_id: 'evented' } });
+    abort.abort();
+  });
+
   it('covers the capture plane: provision, list, heartbeat, alerts, revoke', async () => {
     const p = await client.provisionAgents({ batch_id: 'client-batch', daemon_base_url: d.url, agents: [{ machine_id: 'client-box' }] });
     const agent = p.agents[0];
