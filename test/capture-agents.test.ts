@@ -186,7 +186,7 @@ describe('provisioning, as the Kheish CLI sends it', () => {
       bodies.add(await res.text());
     }
     expect(bodies.size).toBe(1);
-    expect(JSON.parse([...bodies][0]).detail).toBe('missing or invalid capture agent bearer token');
+    expect(JSON.parse([...bodies][0])).toMatchObject({ detail: 'missing or invalid capture agent bearer token', domain: 'observation_ingress' });
     const bad = await post('/v1/capture-agents/lab-000/heartbeat', { observed_source_ids: ['macos-desk-mac-02-screen'] }, a.heartbeat_token);
     await expectProblem(bad, 400, 'validation_failed');
     const dup = await post('/v1/capture-agents/lab-000/heartbeat', { observed_source_ids: ['macos-lab-000-screen', 'macos-lab-000-screen'] }, a.heartbeat_token);

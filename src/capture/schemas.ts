@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { listParams } from '../pagination.js';
 import { SOURCE_KINDS } from '../sources/schemas.js';
 import { identifierProblem } from './identifiers.js';
 
@@ -173,15 +174,5 @@ export const alertViewSchema = z.object({
 });
 export type AlertView = z.output<typeof alertViewSchema>;
 
-/** Query of `GET /v1/capture-agents` and `/v1/capture-alerts`: bare array unless paging is asked for. */
-export const captureListQuerySchema = z.looseObject({
-  page: z.enum(['true', 'false', '1', '0']).optional(),
-  limit: z
-    .string()
-    .regex(/^\d{1,4}$/, 'must be an integer')
-    .transform(Number)
-    .pipe(z.number().int().min(1).max(1000))
-    .optional(),
-  cursor: z.string().max(1024).optional(),
-});
-export type CaptureListQuery = z.output<typeof captureListQuerySchema>;
+/** Query of `GET /v1/capture-agents` and `/v1/capture-alerts`: the list convention only. */
+export const captureListQuerySchema = z.object({ ...listParams });

@@ -2,6 +2,7 @@ import { recordAudit } from '../audit/repo.js';
 import { stmt } from '../db/open.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
+import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
 import { getSourceRow, saveSourceRow } from '../sources/repo.js';
 import type { SourceService } from '../sources/service.js';
 import { hashToken, tokenMatches } from '../sources/tokens.js';
@@ -150,12 +151,10 @@ export class CaptureAgentService {
     })();
   }
 
-  /** Every agent by machine id, after raising due alerts (an iterator: bounded memory for large fleets). */
-  *list(after?: string): Generator<AgentView> {
+  /** Every agent by machine id, as a listing (keyset pages); due alerts are raised first. */
+  list(): Listing<AgentView> {
     checkHeartbeats(this.deps, this.deps.now());
-    for (const r of this.rowsAfter(`SELECT * FROM capture_agents WHERE machine_id > ? ORDER BY machine_id LIMIT ?`, after)) {
-      yield toAgentView(r, leasesOf(this.deps.db, r.machine_id));
-    }
+    return this.listing('capture-agents', '', (r) => toAgentView(r, leasesOf(this.deps.db, r.machine_id)));
   }
 
   /** One agent, after raising due alerts; not_found "unknown capture agent". */
@@ -164,27 +163,25 @@ export class CaptureAgentService {
     return this.view(this.require(machineId));
   }
 
-  /** Agents in state `missing`, by machine id, after raising due alerts. */
-  *alerts(after?: string): Generator<AlertView> {
+  /** Agents in state `missing` by machine id, as a listing; due alerts are raised first. */
+  alerts(): Listing<AlertView> {
     checkHeartbeats(this.deps, this.deps.now());
-    const sql = `SELECT * FROM capture_agents WHERE heartbeat_state = 'missing' AND status = 'active' AND machine_id > ? ORDER BY machine_id LIMIT ?`;
-    for (const r of this.rowsAfter(sql, after)) yield toAlertView(r);
+    return this.listing('capture-alerts', `heartbeat_state = 'missing' AND status = 'active'`, toAlertView);
   }
 
-  /** How many agents there are (`alerts: true`: how many are missing). */
-  count(alerts = false): number {
-    const where = alerts ? `WHERE heartbeat_state = 'missing' AND status = 'active'` : '';
-    return stmt(this.deps.db, `SELECT COUNT(*) FROM capture_agents ${where}`).pluck().get() as number;
-  }
-
-  /** Rows of a keyset query (`machine_id > ?`, `LIMIT ?`) fetched 200 at a time. */
-  private *rowsAfter(sql: string, after = ''): Generator<AgentRow> {
-    for (;;) {
-      const rows = stmt(this.deps.db, sql).all(after, 200) as AgentRow[];
-      yield* rows;
-      if (rows.length < 200) return;
-      after = rows[rows.length - 1].machine_id;
-    }
+  /** A keyset listing by machine id over the agents matching `filter` (SQL, or '' for all). */
+  private listing<T>(scope: string, filter: string, view: (r: AgentRow) => T): Listing<T> {
+    const db = this.deps.db;
+    const and = filter ? `${filter} AND` : '';
+    return {
+      order: 'asc',
+      count: () => stmt(db, `SELECT COUNT(*) FROM capture_agents ${filter ? `WHERE ${filter}` : ''}`).pluck().get() as number,
+      fetchPage: (cursor, limit) => {
+        const after = cursor === undefined ? '' : String(decodeCursor(scope, cursor, ['string'])[0]);
+        const rows = stmt(db, `SELECT * FROM capture_agents WHERE ${and} machine_id > ? ORDER BY machine_id LIMIT ?`).all(after, limit + 1) as AgentRow[];
+        return toPage(rows, limit, view, (r) => encodeCursor(scope, [r.machine_id]));
+      },
+    };
   }
 
   /**

@@ -13,7 +13,13 @@ import type {
   provisionResponseSchema,
 } from '../capture/schemas.js';
 import type { derivationListQuerySchema, derivationRequestSchema, derivationViewSchema } from '../derivations/schemas.js';
-import type { completeRunSchema, materializationRequestSchema, runListQuerySchema, runViewSchema } from '../materialization/schemas.js';
+import type {
+  completeRunSchema,
+  materializationRequestSchema,
+  runListQuerySchema,
+  runViewSchema,
+} from '../materialization/schemas.js';
+import type { runtimeSettingsViewSchema } from '../materialization/runtime.js';
 import type { batchResultSchema, jsonUploadSchema, multipartObservationSchema, observationListQuerySchema, observationViewSchema } from '../observations/schemas.js';
 import type { rotateTokenSchema, sourceListQuerySchema, sourcePatchSchema, sourceUpsertSchema, sourceViewSchema } from '../sources/schemas.js';
 import type { receivedUploadSchema, uploadUrlSchema } from '../uploads/schemas.js';
@@ -28,23 +34,26 @@ export type SourcePatch = z.input<typeof sourcePatchSchema>;
 export type SourceView = z.output<typeof sourceViewSchema>;
 export type SourceWithToken = SourceView & { upload_token?: string };
 export type RotateToken = z.input<typeof rotateTokenSchema>;
-export type SourceListQuery = Partial<z.input<typeof sourceListQuerySchema>>;
+/** A list route's query as a caller writes it: its filters, with numbers where numbers are meant; `listAll` pages. */
+type ListQuery<S extends z.ZodType> = { [K in Exclude<keyof z.input<S>, 'page' | 'cursor'>]?: z.input<S>[K] | number };
+export type SourceListQuery = ListQuery<typeof sourceListQuerySchema>;
 export type JsonUpload = z.input<typeof jsonUploadSchema>;
 /** Upload fields without the content (multipart and signed uploads). */
 export type UploadFields = z.input<typeof multipartObservationSchema>;
 export type ObservationView = z.output<typeof observationViewSchema>;
-export type ObservationListQuery = Partial<z.input<typeof observationListQuerySchema>>;
+export type ObservationListQuery = ListQuery<typeof observationListQuerySchema>;
 export type BatchResult = z.output<typeof batchResultSchema>;
 export type UploadUrl = z.output<typeof uploadUrlSchema>;
 export type ReceivedUpload = z.output<typeof receivedUploadSchema>;
 export type DerivationRequest = z.input<typeof derivationRequestSchema>;
 export type DerivationView = z.output<typeof derivationViewSchema>;
-export type DerivationListQuery = Partial<z.input<typeof derivationListQuerySchema>>;
+export type DerivationListQuery = ListQuery<typeof derivationListQuerySchema>;
 export type MaterializationRequest = z.input<typeof materializationRequestSchema>;
 export type RunView = z.output<typeof runViewSchema>;
-export type RunListQuery = Partial<z.input<typeof runListQuerySchema>>;
+export type RunListQuery = ListQuery<typeof runListQuerySchema>;
 export type CompleteRun = z.input<typeof completeRunSchema>;
-export type AuditQuery = Partial<z.input<typeof auditQuerySchema>>;
+export type RuntimeSettingsView = z.output<typeof runtimeSettingsViewSchema>;
+export type AuditQuery = ListQuery<typeof auditQuerySchema>;
 export type ProvisionRequest = z.input<typeof provisionRequestSchema>;
 export type ProvisionResponse = z.output<typeof provisionResponseSchema>;
 export type CaptureAgentView = z.output<typeof agentViewSchema>;
@@ -112,7 +121,8 @@ export class ObservdClient {
   deleteSource = (id: string) => this.http.json<void>(`/v1/observation-sources/${seg(id)}`, { method: 'DELETE' });
   rotateToken = (id: string, body: RotateToken = {}) =>
     this.http.json<SourceWithToken>(`/v1/observation-sources/${seg(id)}/rotate-token`, { method: 'POST', json: body });
-  revokeToken = (id: string) => this.http.json<SourceView>(`/v1/observation-sources/${seg(id)}/revoke-token`, { method: 'POST', json: {} });
+  revokeToken = (id: string, reason?: string) =>
+    this.http.json<SourceView>(`/v1/observation-sources/${seg(id)}/revoke-token`, { method: 'POST', json: reason === undefined ? {} : { reason } });
 
   // Uploads (the source's upload token). Each is retried with the same idempotency key, so a
   // retry after a lost answer is a replay, never a second observation.
@@ -189,6 +199,8 @@ export class ObservdClient {
     this.http.json<DerivationView>('/v1/derivations', { method: 'POST', json: body, query: q });
   listDerivations = (q: DerivationListQuery = {}) => this.listAll<DerivationView>('/v1/derivations', q as Query);
   getDerivation = (id: string) => this.http.json<DerivationView>(`/v1/derivations/${seg(id)}`);
+  /** Kheish's RuntimeSettingsView of the run submitter. */
+  runtime = () => this.http.json<RuntimeSettingsView>('/v1/runtime');
   materialize = (body: MaterializationRequest) => this.http.json<RunView>('/v1/observation-materializations', { method: 'POST', json: body });
   listRuns = (q: RunListQuery = {}) => this.listAll<RunView>('/v1/runs', q as Query);
   getRun = (id: string) => this.http.json<RunView>(`/v1/runs/${seg(id)}`);

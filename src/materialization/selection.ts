@@ -42,7 +42,7 @@ export function resolveSelection(db: Db, selection: Selection, now: number): Sel
     return { observations, sources };
   }
   if (selection.type === 'observation_group') {
-    const since = selection.lookback_seconds === undefined ? Number.MIN_SAFE_INTEGER : now - selection.lookback_seconds * 1000;
+    const since = selection.lookback_seconds == null ? Number.MIN_SAFE_INTEGER : now - selection.lookback_seconds * 1000;
     const rows = stmt(db, LATEST_OF_GROUP).all(selection.capture_group_id, since, selection.max_observations) as ObservationRow[];
     const sources = new Map<string, SourceRow>();
     for (const o of rows) if (!sources.has(o.source_id)) sources.set(o.source_id, requireMaterializable(db, o.source_id));
