@@ -105,6 +105,7 @@ describe('the observation_group selection', () => {
     const r = await materialize(d, selection());
     expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
     expect(r.body.observation_ids).toEqual([ids.c, ids.d, ids.e]);
+    expect(r.body.request).toMatchObject({ source_kind: 'observation_materialization', actor_id: 'observation-group:g-call' });
     const five = await materialize(d, selection({ max_observations: 10, lookback_seconds: 100 }));
     expect(five.body.observation_ids).toEqual([ids.b, ids.c, ids.d, ids.e]);
   });
