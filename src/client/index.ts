@@ -23,7 +23,6 @@ import type { runtimeSettingsViewSchema } from '../materialization/runtime.js';
 import type { batchResultSchema, jsonUploadSchema, multipartObservationSchema, observationListQuerySchema, observationViewSchema } from '../observations/schemas.js';
 import type { rotateTokenSchema, sourceListQuerySchema, sourcePatchSchema, sourceUpsertSchema, sourceViewSchema } from '../sources/schemas.js';
 import type { receivedUploadSchema, uploadUrlSchema } from '../uploads/schemas.js';
-import { ObservdError } from './errors.js';
 import { Transport, type CallOptions, type TransportOptions } from './transport.js';
 
 export { ObservdError, isRetryable, type FieldProblem, type Problem } from './errors.js';
@@ -65,6 +64,11 @@ export interface UploadResult {
   observation: ObservationView;
   replayed: boolean;
 }
+/** Kheish's ListPage envelope (`page=true` or `cursor` on a list route). */
+export interface ListPage<T> {
+  items: T[];
+  pagination: { limit: number; total_count: number; has_more: boolean; next_cursor?: string | null; order: string };
+}
 /** One event of `GET /v1/events`. */
 export interface ObservdEvent {
   id: string;
@@ -88,28 +92,15 @@ export class ObservdClient {
    * iterator: memory stays bounded by one page whatever the listing holds.
    */
   async *listAll<T>(path: string, query: Query = {}): AsyncGenerator<T> {
+    const { cursor: _ignored, page: _page, ...filters } = query ?? {};
     let cursor: string | undefined;
-    const q = { ...query };
-    delete q.cursor;
-    let asPage = true;
     for (;;) {
-      let body: unknown;
-      try {
-        body = await this.http.json<unknown>(path, { query: { ...q, ...(cursor ? { cursor } : asPage ? { page: true } : {}) } });
-      } catch (e) {
-        // A daemon from before opt-in paging pages every list and refuses `page`.
-        if (!(e instanceof ObservdError && e.status === 400 && asPage && !cursor && /"page"/.test(e.detail))) throw e;
-        asPage = false;
-        continue;
-      }
-      if (Array.isArray(body)) {
-        yield* body as T[];
-        return;
-      }
-      const b = body as { items?: T[]; pagination?: { next_cursor: string | null }; data?: T[]; cursor?: { next: string | null } };
-      yield* (b.items ?? b.data ?? []) as T[];
-      cursor = (b.pagination?.next_cursor ?? b.cursor?.next) || undefined;
-      if (!cursor) return;
+      const body = await this.http.json<ListPage<T> | T[]>(path, { query: { ...filters, ...(cursor ? { cursor } : { page: true }) } });
+      // A bare array is a list that is not paged: it is all there is.
+      if (Array.isArray(body)) return yield* body;
+      yield* body.items;
+      cursor = body.pagination.next_cursor ?? undefined;
+      if (!body.pagination.has_more || !cursor) return;
     }
   }
 
