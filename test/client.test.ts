@@ -72,6 +72,22 @@ describe('the typed client', () => {
     expect(r.stdout.trim()).toBe('function function');
   });
 
+  it('bundles for a browser with no server code in it (types only come from the server)', async () => {
+    const { build } = await import('esbuild');
+    const out = await build({
+      entryPoints: [fileURLToPath(new URL('../dist/client/index.js', import.meta.url))],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      logLevel: 'silent',
+    });
+    const code = out.outputFiles[0].text;
+    expect(code).toContain('ObservdError');
+    for (const server of ['better-sqlite3', 'hono', 'zod']) expect(code).not.toContain(server);
+    expect(code).not.toMatch(/(import\s*\(?|from)\s*["']node:/);
+  });
+
   it('walks every page of a list with listAll', async () => {
     for (let i = 0; i < 5; i++) await client.createSource({ source_id: `paged-${i}`, kind: 'webcam_snapshot', display_name: `p${i}` });
     const ids: string[] = [];

@@ -126,9 +126,13 @@ export class ObservdClient {
 
   /** A multipart upload streamed from a file (never read whole into memory). */
   async uploadFile(sourceId: string, uploadToken: string, path: string, fields: UploadFields & { upload: { media_type: string; file_name?: string } }, signal?: AbortSignal) {
-    const { openAsBlob } = await import('node:fs');
-    const { basename } = await import('node:path');
-    const fileName = fields.upload.file_name ?? basename(path);
+    // Through getBuiltinModule, not an import: the client also bundles for browsers (the console).
+    const fs = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:fs') as
+      | typeof import('node:fs')
+      | undefined;
+    if (!fs) throw new Error('uploadFile reads a file from disk and needs Node.js 20.16 or later');
+    const { openAsBlob } = fs;
+    const fileName = fields.upload.file_name ?? path.split(/[\\/]/).pop()!;
     const res = await this.http.raw(`/v1/observation-sources/${seg(sourceId)}/observations`, {
       method: 'POST',
       bearer: uploadToken,
