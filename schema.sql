@@ -18,6 +18,52 @@ CREATE TABLE audit_events (
   detail TEXT NOT NULL
 ) STRICT;
 
+CREATE TABLE capture_agents (
+  machine_id TEXT PRIMARY KEY,
+  batch_id TEXT NOT NULL,
+  provision_fingerprint_sha256 TEXT,
+  os_profile TEXT NOT NULL,
+  status TEXT NOT NULL,
+  source_ids TEXT NOT NULL,
+  heartbeat_token_hash BLOB NOT NULL,
+  heartbeat_token_version INTEGER NOT NULL,
+  heartbeat_interval_ms INTEGER NOT NULL,
+  heartbeat_grace_ms INTEGER NOT NULL,
+  heartbeat_deadline_ms INTEGER NOT NULL,
+  heartbeat_state TEXT NOT NULL,
+  last_heartbeat_at_ms INTEGER,
+  last_heartbeat_agent_version TEXT,
+  last_heartbeat_observed_source_ids TEXT NOT NULL DEFAULT '[]',
+  last_heartbeat_unobserved_source_ids TEXT NOT NULL DEFAULT '[]',
+  heartbeat_missing_since_ms INTEGER,
+  token_expires_at_ms INTEGER,
+  revoked_at_ms INTEGER,
+  revoked_reason TEXT,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE capture_leases (
+  -- Issue order (history is listed oldest first).
+  seq INTEGER PRIMARY KEY,
+  lease_id TEXT NOT NULL UNIQUE,
+  machine_id TEXT NOT NULL REFERENCES capture_agents(machine_id) ON DELETE CASCADE,
+  source_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  token_hash BLOB NOT NULL,
+  upload_token_version INTEGER NOT NULL,
+  issued_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  revoked_at_ms INTEGER,
+  superseded_by TEXT
+) STRICT;
+
+CREATE TABLE capture_provision_batches (
+  batch_id TEXT PRIMARY KEY,
+  fingerprint_sha256 TEXT NOT NULL,
+  applied_at_ms INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE derivations (
   derivation_id TEXT PRIMARY KEY,
   -- sha256 over profile, profile version, subject, subject content and backend identity.
@@ -218,6 +264,13 @@ CREATE INDEX audit_events_event ON audit_events(event, audit_id);
 
 CREATE INDEX audit_events_source ON audit_events(source_id, audit_id);
 
+CREATE INDEX capture_agents_deadline ON capture_agents(heartbeat_deadline_ms)
+  WHERE status = 'active' AND heartbeat_state IN ('pending', 'healthy');
+
+CREATE INDEX capture_leases_agent ON capture_leases(machine_id, seq);
+
+CREATE INDEX capture_leases_source ON capture_leases(source_id);
+
 CREATE UNIQUE INDEX derivations_cache_key ON derivations(cache_key);
 
 CREATE INDEX derivations_observation ON derivations(subject_observation_id) WHERE subject_observation_id IS NOT NULL;
@@ -233,6 +286,10 @@ CREATE INDEX events_at ON events(at_ms);
 CREATE INDEX events_created_observation ON events(json_extract(data, '$.observation_id')) WHERE type = 'observation.created';
 
 CREATE INDEX observations_asset ON observations(asset_id) WHERE blobs_held = 1;
+
+CREATE INDEX observations_capture_group
+  ON observations(json_extract(metadata, '$.capture_group_id'), captured_at_ms, observation_id)
+  WHERE metadata IS NOT NULL;
 
 CREATE INDEX observations_captured ON observations(captured_at_ms, observation_id);
 

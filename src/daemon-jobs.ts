@@ -1,3 +1,4 @@
+import { checkHeartbeats } from './capture/heartbeats.js';
 import type { Deps } from './deps.js';
 import { pruneEvents } from './events/prune.js';
 import type { PeriodicJob } from './jobs.js';
@@ -56,6 +57,16 @@ export function daemonJobs(
         const r = backfillSearchIndex(deps);
         if (r.indexed) logger?.info(r, 'indexed earlier canonical text for search');
         return r;
+      },
+    },
+    {
+      // Capture agents past their heartbeat deadline become `missing`, with no traffic needed.
+      name: 'capture.heartbeat_deadlines',
+      intervalMs: config.capture.heartbeat_check_interval_ms,
+      run(now) {
+        const ids = checkHeartbeats(deps, now);
+        if (ids.length) logger?.info({ machine_ids: ids }, 'capture agents missed their heartbeat deadline');
+        return ids;
       },
     },
     {

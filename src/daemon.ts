@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { getRequestListener, RequestError, serve } from '@hono/node-server';
 import { BlobStore } from './assets/blob-store.js';
+import { CaptureAgentService } from './capture/service.js';
 import { assetIdOf } from './assets/repo.js';
 import { systemClock, type Clock } from './clock.js';
 import { isLoopback, parseBind } from './config/load.js';
@@ -71,7 +72,22 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
   const urlImports = new UrlImportService(deps, observations, opts.resolveHost, opts.fetchCa);
   const eventStreams = new EventHub(deps.events, config.events.heartbeat_ms);
   const search = new SearchService(deps);
-  const services: Services = { db, blobs, config, sources, observations, assets, derivations, materializations, signedUploads, urlImports, eventStreams, search };
+  const captureAgents = new CaptureAgentService(deps, sources);
+  const services: Services = {
+    db,
+    blobs,
+    config,
+    sources,
+    observations,
+    assets,
+    derivations,
+    materializations,
+    signedUploads,
+    urlImports,
+    eventStreams,
+    search,
+    captureAgents,
+  };
   /** Closes the store opened here (the CLI's and tests' counterpart of the daemon's `close`). */
   const close = async () => {
     await deps.wal.close();

@@ -16,6 +16,7 @@ describe('the periodic job registry', () => {
     const d = await startDaemon({}, { now: clock });
     open.push(d);
     expect(d.daemon.jobs.names().sort()).toEqual([
+      'capture.heartbeat_deadlines',
       'events.prune',
       'retention.history',
       'retention.sweep',

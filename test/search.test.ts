@@ -159,23 +159,26 @@ describe('the MCP tool search_observations', () => {
     d = await startDaemon({ admin_token: ADMIN, readonly_token: READER });
     const open = await createSource(d, { source_id: 'open', display_name: 'Open', kind: 'screen_snapshot', sensitivity: 'standard' }, ADMIN);
     const closed = await createSource(d, { source_id: 'closed', display_name: 'Closed', kind: 'screen_snapshot' }, ADMIN);
-    const a = await put(d, 'open', open, 'quarterly invoice due friday');
+    const a = await put(d, 'open', open, 'quarterly invoice due friday', { metadata: { window: 'editor' } });
+    const b = await put(d, 'open', open, 'quarterly report draft', { metadata: { window: 'mail' } });
     await put(d, 'closed', closed, 'quarterly salary review');
-    const hits = async (token: string) => {
+    const hits = async (token: string, args: Record<string, unknown> = {}) => {
       const client = new Client({ name: 'search-test', version: '1.0.0' });
       await client.connect(new StreamableHTTPClientTransport(new URL(`${d.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
       try {
-        const r = (await client.callTool({ name: 'search_observations', arguments: { query: 'quarterly' } })) as CallToolResult;
+        const r = (await client.callTool({ name: 'search_observations', arguments: { query: 'quarterly', ...args } })) as CallToolResult;
         expect(r.isError).toBeFalsy();
         return (r.structuredContent as { hits: SearchHit[] }).hits;
       } finally {
         await client.close();
       }
     };
-    expect((await hits(ADMIN)).length).toBe(2);
+    expect((await hits(ADMIN)).length).toBe(3);
     const reader = await hits(READER);
-    expect(ids(reader)).toEqual([a.observation_id]);
+    expect(ids(reader).sort()).toEqual([a.observation_id, b.observation_id].sort());
     expect(reader[0].snippet).toContain('«quarterly»');
+    // Metadata equality filters reach the route as metadata.<key>=value.
+    expect(ids(await hits(READER, { metadata: { window: 'editor' } }))).toEqual([a.observation_id]);
   });
 });
 

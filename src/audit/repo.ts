@@ -18,6 +18,13 @@ export const AUDIT_EVENTS = [
   'observation_deleted',
   'retention_purged_assets',
   'quota_evicted',
+  'source_batch_upserted',
+  'capture_agent_provisioned',
+  'capture_agent_heartbeat',
+  'capture_agent_heartbeat_recovered',
+  'capture_agent_heartbeat_missing',
+  'capture_agent_revoked',
+  'capture_agent_revoke_repaired',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, type ConfigFlags } from '../config/load.js';
 
 /** Parses the flags every command shares and loads the layered configuration. */
-export function commonArgs(argv: string[], extra: Record<string, { type: 'boolean' | 'string' }> = {}) {
+export function commonArgs(argv: string[], extra: Record<string, { type: 'boolean' | 'string'; multiple?: boolean }> = {}) {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

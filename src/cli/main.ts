@@ -1,3 +1,5 @@
+import { agentCommand } from './agent-watch.js';
+import { agentsCommand } from './agents.js';
 import { backupCommand } from './backup.js';
 import { mcpCommand } from './mcp.js';
 import { encryptCommand, rekeyCommand } from './encrypt.js';
@@ -17,6 +19,9 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   mcp: mcpCommand,
   encrypt: encryptCommand,
   rekey: rekeyCommand,
+  agents: (argv) => agentsCommand(argv),
+  alerts: (argv) => agentsCommand(argv, true),
+  agent: agentCommand,
 };
 
 const USAGE = `usage: observd [command] [flags]
@@ -37,6 +42,14 @@ commands:
   encrypt          encrypt a plain data directory in place with the configured key (daemon stopped)
   rekey --new-key-file FILE
                    re-encrypt an encrypted data directory under a new key (daemon stopped)
+  agents provision --batch-id B --agent-id ID [--out-dir DIR] [...]
+                   provision capture agents (credentials once; --out-dir writes <id>.capture.toml)
+  agents list | agents get ID | agents revoke ID [--reason R] | alerts
+                   capture agents and missed-heartbeat alerts (--url URL: a running daemon)
+  agent watch DIR --source ID [--credentials FILE] [--url URL] [--state FILE]
+                   upload every new or changed media file of DIR, with heartbeats
+                   (tokens from --credentials, a provisioned .capture.toml, or
+                   OBSERVD_UPLOAD_TOKEN / OBSERVD_HEARTBEAT_TOKEN / OBSERVD_MACHINE_ID)
 
 flags:
   --config FILE               config file (default ./config.toml if present)

@@ -230,6 +230,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    capture: z
+      .object({
+        /** How often the daemon looks for capture agents past their heartbeat deadline (reads also check). */
+        heartbeat_check_interval_ms: z.number().int().min(10).max(3_600_000).default(1_000),
+      })
+      .strict()
+      .prefault({}),
     webhooks: z
       .array(webhookSchema)
       .default(() => [])

@@ -13,6 +13,8 @@ export const EVENT_TYPES = [
   'run.queued',
   'run.completed',
   'run.failed',
+  'capture_agent.missing',
+  'capture_agent.recovered',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

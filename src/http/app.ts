@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { routePath } from 'hono/route';
 import type { BlobStore } from '../assets/blob-store.js';
+import type { CaptureAgentService } from '../capture/service.js';
 import type { Config } from '../config/schema.js';
 import type { Db } from '../db/open.js';
 import type { EventHub } from '../events/hub.js';
@@ -22,6 +23,7 @@ import { describeRoute } from 'hono-openapi';
 import { DOCS_HTML, buildOpenApi, doc } from './openapi.js';
 import { problemResponse, toProblem } from './problem.js';
 import { assetRoutes } from './routes/assets.js';
+import { captureRoutes } from './routes/capture.js';
 import { derivationRoutes } from './routes/derivations.js';
 import { eventRoutes } from './routes/events.js';
 import { mcpRoutes } from './routes/mcp.js';
@@ -54,6 +56,8 @@ export interface Services {
   materializations: MaterializationService;
   /** Full-text search over canonical text. */
   search: SearchService;
+  /** Capture agents: provisioning, heartbeats, alerts, revocation. */
+  captureAgents: CaptureAgentService;
 }
 
 export interface RouteDeps {
@@ -159,6 +163,7 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
   app.route('/v1/derivations', derivationRoutes(deps));
   app.route('/v1', runRoutes(deps));
   app.route('/v1/search', searchRoutes(deps));
+  app.route('/v1', captureRoutes(deps));
   app.route('/mcp', mcpRoutes(deps, async (req, env) => app.fetch(req, env)));
   return app;
 }

@@ -39,6 +39,21 @@ export function createMetrics(db?: Db, ocrStats?: () => { recognitions: number; 
     gauge('observd_active_bytes', 'Bytes of active observations over all sources', `SELECT COALESCE(SUM(active_byte_length), 0) FROM sources`);
     gauge('observd_assets', 'Stored assets (distinct blobs)', `SELECT COUNT(*) FROM assets`);
     gauge('observd_derivations_unsettled', 'Derivations pending or processing', `SELECT COUNT(*) FROM derivations WHERE status IN ('pending', 'processing')`);
+    new Gauge({
+      name: 'observd_capture_agents',
+      help: 'Capture agents by heartbeat state (pending, healthy, missing, revoked)',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        if (!db.open) return;
+        const counts = new Map(
+          (stmt(db, `SELECT heartbeat_state AS s, COUNT(*) AS n FROM capture_agents GROUP BY heartbeat_state`).all() as Array<{ s: string; n: number }>).map(
+            (r) => [r.s, r.n],
+          ),
+        );
+        for (const state of ['pending', 'healthy', 'missing', 'revoked']) this.set({ state }, counts.get(state) ?? 0);
+      },
+    });
     gauge('observd_runs_queued', 'Runs waiting for an agent runtime', `SELECT COUNT(*) FROM runs WHERE status = 'queued'`);
   }
   const jobLastRun = new Gauge({

@@ -9,7 +9,7 @@ export const MAX_SELECTED = 100;
 const maxObservations = z.number().int().gt(0, 'must be greater than zero').max(MAX_SELECTED).default(3);
 const lookbackSeconds = z.number().int().gt(0, 'must be greater than zero').max(10 * 365 * 24 * 3600).nullish();
 
-/** Which observations a materialization takes: explicit ids, or the newest of a source or a stream. */
+/** Which observations a materialization takes: explicit ids, or the newest of a source, a stream or a capture group. */
 export const selectionSchema = z.discriminatedUnion('type', [
   z
     .object({
@@ -34,6 +34,14 @@ export const selectionSchema = z.discriminatedUnion('type', [
     })
     .superRefine((v, ctx) => {
       if (v.source_id === undefined) ctx.addIssue({ code: 'custom', path: ['source_id'], message: 'stream_id requires source_id' });
+    }),
+  z
+    .object({
+      type: z.literal('observation_group'),
+      // The newest observations whose `metadata.capture_group_id` is exactly this string, across sources.
+      capture_group_id: z.string().max(256).refine((s) => s.trim() !== '', 'capture_group_id is required'),
+      max_observations: maxObservations,
+      lookback_seconds: lookbackSeconds,
     }),
 ]);
 export type Selection = z.output<typeof selectionSchema>;

@@ -19,6 +19,13 @@ const LATEST_FROM_STREAM = `SELECT * FROM observations
   WHERE source_id = ? AND stream_id = ? AND captured_at_ms >= ? AND retention_state = 'active'
   ORDER BY captured_at_ms DESC, observation_id DESC LIMIT ?`;
 
+// On the capture-group expression index; the exact-string rule (a number 5 is not the group "5")
+// is the json_type check on the few rows the index yields.
+const LATEST_OF_GROUP = `SELECT * FROM observations
+  WHERE json_extract(metadata, '$.capture_group_id') = ? AND metadata IS NOT NULL
+    AND json_type(metadata, '$.capture_group_id') = 'text' AND captured_at_ms >= ? AND retention_state = 'active'
+  ORDER BY captured_at_ms DESC, observation_id DESC LIMIT ?`;
+
 /**
  * Resolves a selection against the store at `now`: explicit ids in the caller's order
  * (duplicates dropped), latest-N selections newest N by capture time (ties by id) returned
@@ -33,6 +40,13 @@ export function resolveSelection(db: Db, selection: Selection, now: number): Sel
       if (!sources.has(o.source_id)) sources.set(o.source_id, requireMaterializable(db, o.source_id));
     }
     return { observations, sources };
+  }
+  if (selection.type === 'observation_group') {
+    const since = selection.lookback_seconds == null ? Number.MIN_SAFE_INTEGER : now - selection.lookback_seconds * 1000;
+    const rows = stmt(db, LATEST_OF_GROUP).all(selection.capture_group_id, since, selection.max_observations) as ObservationRow[];
+    const sources = new Map<string, SourceRow>();
+    for (const o of rows) if (!sources.has(o.source_id)) sources.set(o.source_id, requireMaterializable(db, o.source_id));
+    return { observations: rows.reverse(), sources };
   }
   const sourceId = selection.source_id!;
   const source = requireMaterializable(db, sourceId);

@@ -302,6 +302,7 @@ function actorOf(req: MaterializationRequest, observationIds: string[]): string 
   const s = req.selection;
   if (s.type === 'observation_ids') return s.observation_ids[0] ?? observationIds[0] ?? '';
   if (s.type === 'latest_from_stream') return `${s.source_id}:${s.stream_id}`;
+  if (s.type === 'observation_group') return `observation-group:${s.capture_group_id}`;
   return s.source_id;
 }
 

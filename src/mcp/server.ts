@@ -66,6 +66,10 @@ export function createMcpServer(api: DaemonApi, opts: McpOptions): McpServer {
         kind: z.enum(['screen_snapshot', 'webcam_snapshot', 'microphone_segment']).optional(),
         after_ms: z.number().int().min(0).optional().describe('captured at or after (Unix ms)'),
         before_ms: z.number().int().min(0).optional().describe('captured at or before (Unix ms)'),
+        metadata: z
+          .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), z.string().max(500))
+          .optional()
+          .describe('equality filters on top-level metadata keys, e.g. {"window": "editor"}'),
         limit: z.number().int().min(1).max(100).default(10),
       },
       outputSchema: { hits: z.array(searchHit) },
@@ -73,8 +77,9 @@ export function createMcpServer(api: DaemonApi, opts: McpOptions): McpServer {
     },
     (args) =>
       run(async () => {
-        const { query, ...filters } = args;
-        const body = await api.json('GET', '/v1/search', { query: { q: query, ...filters } });
+        const { query, metadata, ...filters } = args;
+        const meta = Object.fromEntries(Object.entries(metadata ?? {}).map(([k, v]) => [`metadata.${k}`, v]));
+        const body = await api.json('GET', '/v1/search', { query: { q: query, ...filters, ...meta } });
         const hits = listItems<z.output<typeof searchHit>>(body);
         return ok({ hits }, hits.length ? hits.map((h) => `${h.observation.observation_id} (${h.observation.source_id}, ${iso(h.observation.captured_at_ms)}): ${h.snippet}`).join('\n') : 'no observation matches');
       }),

@@ -20,6 +20,7 @@ import { assertAllowedForKind, assertBytesMatch, inferMediaType, normalizeMediaT
 import { GroupCommitter } from './group-commit.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RejectionAudit } from './rejections.js';
+import { captureGroupProblems } from '../capture/groups.js';
 import {
   findByIdempotencyKey,
   getObservationRow,
@@ -163,6 +164,7 @@ export class ObservationService {
     if (f.canonical_text && Buffer.byteLength(f.canonical_text) > limits.max_canonical_text_bytes) {
       problems.push({ path: 'canonical_text', message: `must be at most ${limits.max_canonical_text_bytes} bytes` });
     }
+    problems.push(...captureGroupProblems(source.source_id, f.metadata));
     if (problems.length) throw new AppError('validation_failed', 'upload fields are invalid', { errors: problems });
     if (staged.byteLength > source.max_active_bytes) {
       throw new AppError(

@@ -17,6 +17,8 @@ import {
   type rotateTokenSchema,
 } from './schemas.js';
 import { fingerprintOf, generateToken, hashToken, tokenMatches } from './tokens.js';
+import { checkLeaseToken, getAgentRow, ownerOfSource } from '../capture/repo.js';
+import type { AuditEvent } from '../audit/repo.js';
 import type { z } from 'zod';
 
 /** A source view plus, only when the daemon generated it, the one-time token. */
@@ -45,11 +47,15 @@ export class SourceService {
    * Creates a source, or updates it when `source_id` exists (omitted fields keep their values);
    * conflict if the kind would change. A token is generated when none is given on create.
    */
-  upsert(input: SourceUpsert): SourceWithToken & { created: boolean } {
+  upsert(
+    input: SourceUpsert,
+    opts: { auditEvent?: AuditEvent; captureProvisioning?: boolean } = {},
+  ): SourceWithToken & { created: boolean } {
     const { db, now, newId } = this.deps;
     return db.transaction(() => {
       const t = now();
       const existing = input.source_id ? getSourceRow(db, input.source_id) : undefined;
+      if (input.source_id && !opts.captureProvisioning) this.assertNotCaptureOwned(input.source_id);
       if (existing && existing.kind !== input.kind) {
         throw new AppError('conflict', `source "${existing.source_id}" is a ${existing.kind}; its kind cannot change`);
       }
@@ -83,7 +89,7 @@ export class SourceService {
       };
       saveSourceRow(db, row);
       this.deps.events.append('source.updated', row.source_id, { source_id: row.source_id, change: existing ? 'updated' : 'created', status: row.status });
-      recordAudit(db, newId, t, !existing ? 'source_created' : tokenChanged ? 'source_rotated' : 'source_updated', {
+      recordAudit(db, newId, t, opts.auditEvent ?? (!existing ? 'source_created' : tokenChanged ? 'source_rotated' : 'source_updated'), {
         source_id: row.source_id,
         detail: { fields: Object.keys(stripUndefined(settings)), upload_token_version: version, token_changed: tokenChanged },
       });
@@ -118,6 +124,7 @@ export class SourceService {
     const { db, now, newId } = this.deps;
     return db.transaction(() => {
       const existing = this.require(sourceId);
+      this.assertNotCaptureOwned(sourceId);
       const t = now();
       const generated = input.upload_token === undefined ? generateToken() : undefined;
       const keepPrev = input.grace_period_ms > 0 && existing.token_hash !== null;
@@ -148,6 +155,7 @@ export class SourceService {
     const { db, now, newId } = this.deps;
     return db.transaction(() => {
       const existing = this.require(sourceId);
+      this.assertNotCaptureOwned(sourceId);
       const t = now();
       saveSourceRow(db, {
         ...existing,
@@ -173,6 +181,10 @@ export class SourceService {
     let uploadFiles: string[] = [];
     commitThenErase(this.deps, () => {
       const existing = this.require(sourceId);
+      const owner = ownerOfSource(db, sourceId);
+      if (owner && getAgentRow(db, owner)?.status === 'active') {
+        throw new AppError('conflict', `capture-owned observation source ${sourceId} is managed by capture agent ${owner}; revoke the agent first`);
+      }
       const assets = db
         .prepare(
           `SELECT asset_id AS id FROM observations WHERE source_id = ? UNION SELECT canonical_text_asset_id FROM observations WHERE source_id = ? AND canonical_text_asset_id IS NOT NULL`,
@@ -185,6 +197,8 @@ export class SourceService {
       const runAssets = eraseMentions(this.deps, observationIds);
       db.prepare(`DELETE FROM observations WHERE source_id = ?`).run(sourceId);
       db.prepare(`DELETE FROM sources WHERE source_id = ?`).run(sourceId);
+      // A revoked agent's leases on it go with it, so a new source of that id is an ordinary one.
+      if (owner) db.prepare(`DELETE FROM capture_leases WHERE source_id = ?`).run(sourceId);
       const freed = releaseWithDerivations(db, observationIds, [...assets.map((a) => a.id), ...runAssets]);
       this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'deleted', status: 'deleted' });
       recordAudit(db, newId, now(), 'source_deleted', {
@@ -232,6 +246,14 @@ export class SourceService {
   authenticateUpload(sourceId: string, token: string | undefined): SourceRow {
     const row = getSourceRow(this.deps.db, sourceId);
     const presented = token ?? '';
+    // A capture-owned source: only the owning agent's live lease tokens count (Kheish's
+    // `authorize_capture_agent_lease`); a revoked, superseded or expired lease is unauthorized.
+    const lease = row ? checkLeaseToken(this.deps.db, sourceId, presented, this.deps.now()) : undefined;
+    if (row && lease !== undefined) {
+      if (lease !== null) throw new AppError('unauthorized', 'missing or invalid upload token for this source', { reason: lease });
+      if (row.status !== 'active') throw new AppError('forbidden', `source is ${row.status}; uploads are not accepted`, { reason: 'source_not_active' });
+      return row;
+    }
     const current = tokenMatches(presented, row?.token_hash);
     const previous =
       tokenMatches(presented, row?.prev_token_hash) && (row?.prev_token_expires_at_ms ?? 0) > this.deps.now();
@@ -241,6 +263,12 @@ export class SourceService {
     }
     if (row.status !== 'active') throw new AppError('forbidden', `source is ${row.status}; uploads are not accepted`);
     return row;
+  }
+
+  /** Refuses changing what a capture agent manages (its tokens, its settings); conflict naming the agent. */
+  assertNotCaptureOwned(sourceId: string): void {
+    const owner = ownerOfSource(this.deps.db, sourceId);
+    if (owner) throw new AppError('conflict', `capture-owned observation source ${sourceId} is managed by capture agent ${owner}`);
   }
 
   /** A short tag identifying which token was used, for the audit trail. */
