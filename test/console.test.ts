@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { createCanvas } from '@napi-rs/canvas';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_CSP } from '../src/http/routes/console.js';
@@ -11,6 +12,25 @@ const ADMIN = 'console-admin-token-0123456789';
 const READER = 'console-reader-token-0123456789';
 const SCREEN_TOKEN = 'screen-upload-token-0123456789';
 const T0 = Date.UTC(2026, 10, 30, 9, 0, 0);
+
+/** A screen-like PNG: a window with a title bar and a few lines of text. */
+function screenPng(title: string, lines: string[], hue: number): Buffer {
+  const c = createCanvas(640, 400);
+  const g = c.getContext('2d');
+  g.fillStyle = `hsl(${hue}, 35%, 88%)`;
+  g.fillRect(0, 0, 640, 400);
+  g.fillStyle = '#ffffff';
+  g.fillRect(30, 30, 580, 340);
+  g.fillStyle = `hsl(${hue}, 45%, 40%)`;
+  g.fillRect(30, 30, 580, 34);
+  g.fillStyle = '#ffffff';
+  g.font = 'bold 18px sans-serif';
+  g.fillText(title, 44, 54);
+  g.fillStyle = '#222222';
+  g.font = '20px sans-serif';
+  lines.forEach((l, i) => g.fillText(l, 50, 110 + i * 34));
+  return c.toBuffer('image/png');
+}
 
 /** Creates a source readable by the read-only token: `standard` (Kheish's value), or `public` on older daemons. */
 async function createStandardSource(d: TestDaemon, body: Record<string, unknown>, token?: string): Promise<string> {
@@ -48,7 +68,8 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     await createStandardSource(d, { source_id: 'screen-main', display_name: 'Main screen', kind: 'screen_snapshot', upload_token: SCREEN_TOKEN });
     const texts = ['quarterly revenue dashboard in the editor', 'terminal running the deploy script', 'design review of the console layout'];
     for (let i = 0; i < 3; i++) {
-      const obs = await upload(d, 'screen-main', SCREEN_TOKEN, makePng(96, 60, 1000 + i * 7), `seed-${i}`, 'image/png', {
+      const png = screenPng(['editor: report.md', 'terminal', 'console review'][i], texts[i].match(/.{1,34}(\s|$)/g)!, 40 + i * 90);
+      const obs = await upload(d, 'screen-main', SCREEN_TOKEN, png, `seed-${i}`, 'image/png', {
         captured_at_ms: T0 + i * 60_000,
         stream_id: 'call-7',
         seq_no: i + 1,
@@ -199,7 +220,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     await open(page, d, '#/timeline?source=screen-main');
     await page.locator('.tile').first().waitFor();
     await expect.poll(() => page.getByTestId('live').textContent()).toContain('live');
-    const obs = await upload(d, 'screen-main', SCREEN_TOKEN, makePng(120, 80, 4242), 'live-1', 'image/png', { captured_at_ms: T0 + 3_600_000 });
+    const obs = await upload(d, 'screen-main', SCREEN_TOKEN, screenPng('live upload', ['captured just now'], 300), 'live-1', 'image/png', { captured_at_ms: T0 + 3_600_000 });
     const tile = page.locator(`.tile[data-id="${obs.observation_id}"]`);
     await tile.waitFor();
     await tile.locator('img[src^="blob:"]').waitFor();
@@ -253,7 +274,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
   it('opens a timeline of 100,000 observations fast and scrolls with thumbnails only', async () => {
     const first = await (async () => {
       await createStandardSource(d, { source_id: 'big', display_name: 'Big', kind: 'screen_snapshot', upload_token: 'big-upload-token-0123456789', max_active_observations: 200_000 });
-      return upload(d, 'big', 'big-upload-token-0123456789', makePng(320, 200, 77), 'big-0', 'image/png', { captured_at_ms: T0 });
+      return upload(d, 'big', 'big-upload-token-0123456789', screenPng('one of 100,000', ['the same frame, many times'], 200), 'big-0', 'image/png', { captured_at_ms: T0 });
     })();
     const db = d.daemon.services.db;
     const cols = db
