@@ -109,17 +109,15 @@ export async function listPage(path, params = {}, cursor, signal) {
 
 /** Who the console talks as: `admin`, `readonly`, or throws unauthorized for a bad token. */
 export async function detectRole() {
-  await api('GET', '/v1/observation-sources' + qs({ limit: 1 }));
   // A write with an empty body: the read-only token is refused (403) by auth before the body is
   // read; the admin token gets past auth and the empty body is refused (400). Nothing changes.
-  try {
-    await api('POST', '/v1/derivations', {});
-    return 'admin';
-  } catch (err) {
-    if (err.status === 403) return 'readonly';
-    if (err.status === 401) throw err;
-    return 'admin';
-  }
+  // Sent beside a plain read, which tells a bad token (401) from an unreachable daemon.
+  const probe = api('POST', '/v1/derivations', {}).then(
+    () => 'admin',
+    (err) => (err.status === 403 ? 'readonly' : err.status === 401 ? Promise.reject(err) : 'admin'),
+  );
+  const [, role] = await Promise.all([api('GET', '/v1/observation-sources' + qs({ limit: 1 })), probe]);
+  return role;
 }
 
 // ---- media as blob: URLs (a token never goes into a URL, so <img src> cannot carry it) ----
