@@ -195,6 +195,41 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     await page.locator(`.observation[data-id="${seeded[0]}"]`).waitFor();
   }, 60_000);
 
+  it("shows each source's capture agent health (or that agents are not available)", async () => {
+    const probe = await d.req('/v1/capture-agents');
+    await probe.arrayBuffer();
+    if (probe.status === 404) {
+      await open(page, d, '#/sources');
+      await expect.poll(() => page.locator('article[data-source="screen-main"]').textContent()).toContain('Agentn/a');
+      return;
+    }
+    const prov = await d.req('/v1/capture-agent-provisions', {
+      method: 'POST',
+      json: {
+        batch_id: 'console-fleet',
+        daemon_base_url: d.url,
+        os_profile: 'linux',
+        agents: [{ machine_id: 'desk-linux' }],
+        sources: { screen: true, camera: false, system_audio: false, microphone: false },
+        interval_ms: 5000,
+        retention_seconds: 604800,
+        max_active_observations: 256,
+        max_active_bytes: 134217728,
+        token_ttl_ms: 604800000,
+        heartbeat_interval_ms: 30000,
+        heartbeat_grace_ms: 120000,
+      },
+    });
+    expect(prov.status, await prov.clone().text()).toBeLessThan(300);
+    await prov.arrayBuffer();
+    const agents = (await (await d.req('/v1/capture-agents')).json()) as Array<{ machine_id: string; source_ids: string[] }>;
+    const sourceId = agents.find((a) => a.machine_id === 'desk-linux')!.source_ids[0];
+    await open(page, d, '#/sources');
+    const card = page.locator(`article[data-source="${sourceId}"]`);
+    await card.waitFor();
+    await expect.poll(() => card.locator('.agent').textContent()).toMatch(/desk-linux: (pending|healthy)/);
+  }, 60_000);
+
   it('creates a source and shows its generated token once', async () => {
     await open(page, d, '#/sources');
     await page.getByLabel('Source id').fill('webcam-desk');

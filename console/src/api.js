@@ -88,19 +88,20 @@ export function pageOf(body) {
   throw new ApiError(200, null, 'the daemon answered a list in an unknown shape');
 }
 
-// Daemons before the bare-array list convention refuse the unknown `page` parameter; learn that once.
-let pageParam = true;
+// Daemons before the bare-array list convention refuse the unknown `page` parameter; learn that
+// once per route.
+const noPageParam = new Set();
 
 /** Fetches one page of a list route; `cursor` continues a previous page. */
 export async function listPage(path, params = {}, cursor, signal) {
-  const usedPage = !cursor && pageParam;
+  const usedPage = !cursor && !noPageParam.has(path);
   const q = { ...params, ...(cursor ? { cursor } : usedPage ? { page: 'true' } : {}) };
   try {
     return pageOf(await api('GET', path + qs(q), undefined, signal));
   } catch (err) {
     const paths = (err.problem?.errors || []).map((e) => e.path).join(' ') + ' ' + (err.problem?.detail || '');
     if (usedPage && err.status === 400 && /\bpage\b/.test(paths)) {
-      pageParam = false;
+      noPageParam.add(path);
       return listPage(path, params, cursor, signal);
     }
     throw err;

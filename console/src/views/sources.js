@@ -1,7 +1,7 @@
 // Sources: every source with its live counters against its quotas, its token and its capture
 // agent's health; create (token shown once), pause/resume/disable, rotate, revoke, delete.
 import { useEffect, useState } from 'preact/hooks';
-import { api, listPage } from '../api.js';
+import { api, listPage, pageOf } from '../api.js';
 import { Bar, ErrorBox, Loading, TypedConfirm, fmtAgo, fmtBytes, fmtTime, html, link, notAvailable, useAction, useAsync } from '../ui.js';
 
 const KINDS = ['screen_snapshot', 'webcam_snapshot', 'microphone_segment'];
@@ -20,7 +20,8 @@ async function listAll(path, params, signal) {
 /** Capture agents and alerts, or `{unavailable: true}` on a daemon without them. */
 async function loadAgents(signal) {
   try {
-    const [agents, alerts] = await Promise.all([listAll('/v1/capture-agents', {}, signal), listAll('/v1/capture-alerts', {}, signal)]);
+    // Kheish answers these as bare arrays, never paged.
+    const [agents, alerts] = await Promise.all(['/v1/capture-agents', '/v1/capture-alerts'].map((p) => api('GET', p, undefined, signal).then((b) => pageOf(b).items)));
     return { agents, alerts };
   } catch (err) {
     if (notAvailable(err)) return { unavailable: true };
