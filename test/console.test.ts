@@ -208,8 +208,8 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
       json: {
         batch_id: 'console-fleet',
         daemon_base_url: d.url,
-        os_profile: 'linux',
-        agents: [{ machine_id: 'desk-linux' }],
+        os_profile: 'macos',
+        agents: [{ machine_id: 'desk-mac' }],
         sources: { screen: true, camera: false, system_audio: false, microphone: false },
         interval_ms: 5000,
         retention_seconds: 604800,
@@ -223,11 +223,11 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     expect(prov.status, await prov.clone().text()).toBeLessThan(300);
     await prov.arrayBuffer();
     const agents = (await (await d.req('/v1/capture-agents')).json()) as Array<{ machine_id: string; source_ids: string[] }>;
-    const sourceId = agents.find((a) => a.machine_id === 'desk-linux')!.source_ids[0];
+    const sourceId = agents.find((a) => a.machine_id === 'desk-mac')!.source_ids[0];
     await open(page, d, '#/sources');
     const card = page.locator(`article[data-source="${sourceId}"]`);
     await card.waitFor();
-    await expect.poll(() => card.locator('.agent').textContent()).toMatch(/desk-linux: (pending|healthy)/);
+    await expect.poll(() => card.locator('.agent').textContent()).toMatch(/desk-mac: (pending|healthy)/);
   }, 60_000);
 
   it('creates a source and shows its generated token once', async () => {
