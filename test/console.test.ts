@@ -276,6 +276,19 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     await page.locator(`.observation[data-id="${ids[0]}"]`).waitFor();
   }, 60_000);
 
+  it('filters the timeline by stream and time range', async () => {
+    await open(page, d, '#/timeline?source=screen-main');
+    await page.locator('.tile').nth(3).waitFor();
+    await page.getByLabel('stream').fill('call-7');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await expect.poll(() => page.url()).toContain('stream=call-7');
+    await expect.poll(() => page.locator('.tile').evaluateAll((els) => els.map((e) => e.getAttribute('data-id')))).toEqual([...seeded].reverse());
+    await open(page, d, `#/timeline?source=screen-main&after=${T0 + 30_000}&before=${T0 + 90_000}`);
+    await expect.poll(() => page.locator('.tile').evaluateAll((els) => els.map((e) => e.getAttribute('data-id')))).toEqual([seeded[1]]);
+    await page.getByLabel('time range preset').selectOption('3600000');
+    await expect.poll(() => page.locator('.empty').textContent()).toContain('No observations in this time range');
+  }, 60_000);
+
   it('rotates a token with a grace period: the new one is shown once, the old one still works', async () => {
     const old = await createSource(d, { source_id: 'rotating', display_name: 'Rotating', kind: 'screen_snapshot' });
     await open(page, d, '#/sources');

@@ -112,6 +112,7 @@ export function Thumb({ obs, role }) {
   const ref = useRef(null);
   const [src, setSrc] = useState(null);
   const [state, setState] = useState('idle');
+  const [problem, setProblem] = useState('');
   useEffect(() => {
     if (!mediaVisible(obs, role)) {
       setState('hidden');
@@ -121,41 +122,56 @@ export function Thumb({ obs, role }) {
       setState('purged');
       return;
     }
-    const el = ref.current;
-    const ctrl = new AbortController();
-    let started = false;
+    // Requested while the tile is near the viewport; a tile scrolled past before its turn in the
+    // queue gives its place up (and asks again if it comes back).
+    let attempt = null;
+    let done = false;
     const io = new IntersectionObserver(
       (entries) => {
-        if (started || !entries.some((e) => e.isIntersecting)) return;
-        started = true;
-        io.disconnect();
-        setState('loading');
-        previewUrl(obs, role, ctrl.signal).then(
-          (url) => {
-            if (ctrl.signal.aborted) return;
-            setSrc(url);
-            setState(url ? 'ready' : 'none');
-          },
-          (err) => !ctrl.signal.aborted && setState(err?.name === 'AbortError' ? 'idle' : 'error'),
-        );
+        if (done) return;
+        const visible = entries[entries.length - 1].isIntersecting;
+        if (visible && !attempt) {
+          const ctrl = (attempt = new AbortController());
+          setState('loading');
+          previewUrl(obs, role, ctrl.signal).then(
+            (url) => {
+              if (ctrl.signal.aborted) return;
+              done = true;
+              io.disconnect();
+              setSrc(url);
+              setState(url ? 'ready' : 'none');
+            },
+            (err) => {
+              if (ctrl.signal.aborted) return;
+              done = true;
+              io.disconnect();
+              setProblem(err?.message || '');
+              setState('error');
+            },
+          );
+        } else if (!visible && attempt) {
+          attempt.abort();
+          attempt = null;
+          setState('idle');
+        }
       },
       { rootMargin: '200px' },
     );
-    io.observe(el);
+    io.observe(ref.current);
     return () => {
       io.disconnect();
-      ctrl.abort();
+      attempt?.abort();
     };
   }, [obs.asset_id, role]);
   const label = {
     hidden: 'sensitive: admin only',
     purged: 'purged',
     none: 'no preview yet',
-    error: 'preview failed',
+    error: problem ? `preview failed: ${problem}` : 'preview failed',
     loading: '',
     idle: '',
   }[state];
-  return html`<div class=${`thumb ${obs.kind === 'microphone_segment' ? 'audio' : ''}`} ref=${ref} data-state=${state}>
+  return html`<div class=${`thumb ${obs.kind === 'microphone_segment' ? 'audio' : ''}`} ref=${ref} data-state=${state} title=${problem || undefined}>
     ${src ? html`<img src=${src} alt=${`preview of ${obs.file_name}`} decoding="async" onLoad=${() => performance.mark('observd:thumb')} />` : html`<span class="thumb-note">${label}</span>`}
   </div>`;
 }

@@ -24,7 +24,7 @@ function go(params) {
   location.hash = link('timeline', null, params);
 }
 
-function Filters({ params, sources }) {
+function Filters({ params, sources, streams }) {
   const [after, setAfter] = useState(toLocalInput(params.after));
   const [before, setBefore] = useState(toLocalInput(params.before));
   const [stream, setStream] = useState(params.stream || '');
@@ -43,7 +43,8 @@ function Filters({ params, sources }) {
       ${(sources || []).map((s) => html`<option value=${s.source_id}>${s.display_name} (${s.source_id})</option>`)}
       ${params.source && !(sources || []).some((s) => s.source_id === params.source) ? html`<option value=${params.source}>${params.source}</option>` : null}
     </select></label>
-    <label>Stream <input aria-label="stream" value=${stream} disabled=${!params.source} placeholder=${params.source ? 'any' : 'pick a source'} onInput=${(e) => setStream(e.currentTarget.value)} /></label>
+    <datalist id="timeline-streams">${streams.map((x) => html`<option value=${x} />`)}</datalist>
+    <label>Stream <input aria-label="stream" list="timeline-streams" value=${stream} disabled=${!params.source} placeholder=${params.source ? 'any' : 'pick a source'} onInput=${(e) => setStream(e.currentTarget.value)} /></label>
     <label>Range <select aria-label="time range preset" onChange=${(e) => {
       const span = e.currentTarget.value;
       go({ ...params, after: span ? String(Date.now() - Number(span)) : '', before: '' });
@@ -185,7 +186,7 @@ export function TimelineView({ role, params }) {
       <span class=${`live ${live}`} role="status" data-testid="live">${live === 'live' ? '● live' : live === 'reconnecting' ? 'reconnecting…' : 'connecting…'}</span>
       ${state.total !== null ? html`<span class="muted" data-testid="total">${state.total} observations</span>` : null}
     </div>
-    <${Filters} params=${params} sources=${sources.data} />
+    <${Filters} params=${params} sources=${sources.data} streams=${[...new Set(state.items.slice(0, 600).map((o) => o.stream_id).filter(Boolean))].slice(0, 50)} />
     ${sources.error ? html`<${ErrorBox} error=${sources.error} />` : null}
     <p class="hint muted">Arrow keys (or h j k l) move, Enter opens, Home/End jump.</p>
     <div class="grid" ref=${gridRef} role="list" onKeyDown=${onKey} aria-label="observations, newest first">
