@@ -160,7 +160,6 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     await page.getByTestId('evidence').waitFor();
     expect(await page.getByTestId('evidence').textContent()).toContain('Untrusted evidence');
     expect(await page.getByTestId('request').textContent()).toContain('Summarize what changed');
-    await screenshot(page, 'run');
 
     await open(page, d, '#/audit');
     await page.locator('tr[data-event]').first().waitFor();
@@ -175,6 +174,25 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
       .toBe(true);
     await screenshot(page, 'audit');
   }, 90_000);
+
+  it('moves a run from the queue to finished live, with its output and usage', async () => {
+    await open(page, d, '#/runs');
+    const queued = page.locator('h2:text-is("Queue") + table tr[data-run]');
+    await queued.first().waitFor();
+    const runId = (await queued.first().getAttribute('data-run'))!;
+    const claim = await d.req(`/v1/runs/${runId}/claim`, { method: 'POST', json: {} });
+    expect(claim.status, await claim.clone().text()).toBe(200);
+    const done = await d.req(`/v1/runs/${runId}/complete`, {
+      method: 'POST',
+      json: { output: 'The revenue dashboard replaced the terminal.', usage: { input_tokens: 120, output_tokens: 9, total_tokens: 129 } },
+    });
+    expect(done.status, await done.clone().text()).toBe(200);
+    await page.locator(`h2:text-is("Finished") + table tr[data-run="${runId}"]`).waitFor();
+    await page.locator(`tr[data-run="${runId}"] a`).click();
+    await expect.poll(() => page.getByTestId('output').textContent()).toBe('The revenue dashboard replaced the terminal.');
+    expect(await page.getByTestId('usage').textContent()).toContain('120 in, 9 out, 129 total');
+    await screenshot(page, 'run', true);
+  }, 60_000);
 
   it('searches and opens a hit (or says search is not available)', async () => {
     const probe = await d.req('/v1/search?q=revenue');

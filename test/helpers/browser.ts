@@ -76,9 +76,9 @@ export async function launchBrowser(viewport = { width: 1280, height: 800 }): Pr
 }
 
 /** Saves a screenshot into docs/console/ when OBSERVD_SCREENSHOTS=1 (so CI does not dirty the tree). */
-export async function screenshot(page: Page, name: string): Promise<void> {
+export async function screenshot(page: Page, name: string, fullPage = false): Promise<void> {
   if (process.env.OBSERVD_SCREENSHOTS !== '1') return;
   const dir = join(process.cwd(), 'docs', 'console');
   mkdirSync(dir, { recursive: true });
-  await page.screenshot({ path: join(dir, `${name}.png`) });
+  await page.screenshot({ path: join(dir, `${name}.png`), fullPage });
 }

@@ -1,10 +1,25 @@
 // Runs: the queue and finished runs; a run's composed input shown as untrusted evidence, its
 // output and usage.
-import { useState } from 'preact/hooks';
-import { api, listPage } from '../api.js';
+import { useEffect, useState } from 'preact/hooks';
+import { api, followEvents, listPage } from '../api.js';
 import { ErrorBox, Loading, fmtAgo, fmtTime, html, link, useAsync } from '../ui.js';
 
 const STATUSES = ['', 'queued', 'running', 'completed', 'failed'];
+/** Statuses of runs still waiting for, or held by, an agent runtime (Kheish's waiting states too). */
+const PENDING = new Set(['queued', 'running', 'waiting_for_approval', 'waiting_for_user_question']);
+
+function RunTable({ items }) {
+  return html`<table class="table">
+    <thead><tr><th>Run</th><th>Status</th><th>Session</th><th>Submitter</th><th>Observations</th><th>Created</th></tr></thead>
+    <tbody>${items.map(
+      (r) => html`<tr data-run=${r.run_id}>
+        <td><a href=${link('runs', r.run_id)}><code>${r.run_id}</code></a></td>
+        <td><span class=${`badge st-${r.status}`}>${r.status}</span></td>
+        <td>${r.target_session_id ?? r.session_id}</td><td>${r.submitter ?? '—'}</td>
+        <td>${(r.observation_ids || []).length}</td><td title=${fmtTime(r.created_at_ms ?? r.submitted_at_ms)}>${fmtAgo(r.created_at_ms ?? r.submitted_at_ms)}</td>
+      </tr>`,
+    )}</tbody></table>`;
+}
 
 function RunList({ params }) {
   const status = params.status || '';
@@ -26,27 +41,21 @@ function RunList({ params }) {
     }
   };
   const items = (runs.data?.items || []).concat(extra.items);
+  const queue = items.filter((r) => PENDING.has(r.status));
+  const finished = items.filter((r) => !PENDING.has(r.status));
+  // New and finished runs show up without a refresh.
+  useEffect(() => followEvents({ types: 'run.queued,run.completed,run.failed' }, () => runs.reload()), []);
   return html`<section aria-label="runs">
     <div class="view-head"><h1>Runs</h1>
       <label>Status <select aria-label="run status" value=${status} onChange=${(e) => (location.hash = link('runs', null, { status: e.currentTarget.value }))}>
         ${STATUSES.map((s) => html`<option value=${s}>${s || 'all'}</option>`)}</select></label>
       <button type="button" onClick=${runs.reload}>Refresh</button>
     </div>
-    ${runs.loading ? html`<${Loading} label="Loading runs…" />` : null}
+    ${runs.loading && !runs.data ? html`<${Loading} label="Loading runs…" />` : null}
     <${ErrorBox} error=${runs.error} retry=${runs.reload} />
     ${runs.data && !items.length ? html`<p class="empty">No runs${status ? ` with status ${status}` : ''}.</p>` : null}
-    ${items.length
-      ? html`<table class="table">
-          <thead><tr><th>Run</th><th>Status</th><th>Session</th><th>Submitter</th><th>Observations</th><th>Created</th></tr></thead>
-          <tbody>${items.map(
-            (r) => html`<tr data-run=${r.run_id}>
-              <td><a href=${link('runs', r.run_id)}><code>${r.run_id}</code></a></td>
-              <td><span class=${`badge st-${r.status}`}>${r.status}</span></td>
-              <td>${r.target_session_id ?? r.session_id}</td><td>${r.submitter ?? '—'}</td>
-              <td>${(r.observation_ids || []).length}</td><td title=${fmtTime(r.created_at_ms ?? r.submitted_at_ms)}>${fmtAgo(r.created_at_ms ?? r.submitted_at_ms)}</td>
-            </tr>`,
-          )}</tbody></table>`
-      : null}
+    ${queue.length ? html`<h2>Queue</h2><${RunTable} items=${queue} />` : null}
+    ${finished.length ? html`<h2>Finished</h2><${RunTable} items=${finished} />` : null}
     ${next ? html`<button type="button" onClick=${loadMore} disabled=${more.loading}>${more.loading ? 'Loading…' : 'More'}</button>` : null}
     <${ErrorBox} error=${more.error} />
   </section>`;
