@@ -149,7 +149,9 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
   app.get('/docs', describeRoute(doc({ summary: 'API reference page (works offline)', auth: 'none', responseMedia: 'text/html' })), (c) =>
     c.html(DOCS_HTML),
   );
-  app.get('/console/', (c) => c.redirect('/console', 301));
+  app.get('/console/', describeRoute(doc({ summary: 'Redirects to the web console at /console', auth: 'none', status: 301 })), (c) =>
+    c.redirect('/console', 301),
+  );
   app.route('/console', consoleRoutes());
 
   app.route('/v1/observation-sources', observationUploadRoutes(deps));

@@ -3,8 +3,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
+import { describeRoute } from 'hono-openapi';
 import { notFound } from '../../errors.js';
 import type { AppEnv } from '../auth.js';
+import { doc } from '../openapi.js';
 
 /** Where `npm run build` (scripts/build-console.mjs) writes the console; the same from src/ and dist/. */
 export const CONSOLE_DIR = fileURLToPath(new URL('../../../console/dist/', import.meta.url));
@@ -92,8 +94,10 @@ export function consoleRoutes(files = loadConsoleFiles()) {
     return new Response(new Uint8Array(file.body), { status: 200, headers });
   };
 
-  app.get('/', (c) => serve('index.html', c.req.header('if-none-match')));
-  app.get('/:file', (c) => {
+  app.get('/', describeRoute(doc({ summary: 'The web console (HTML page; no token needed, it holds no data)', auth: 'none', responseMedia: 'text/html' })), (c) =>
+    serve('index.html', c.req.header('if-none-match')),
+  );
+  app.get('/:file', describeRoute(doc({ summary: "The web console's built script and stylesheet", auth: 'none', responseMedia: 'text/javascript' })), (c) => {
     const name = c.req.param('file');
     // Only names of built files: no nesting, no dot segments, nothing outside the build directory.
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) || name === 'index.html') throw notFound(`console file "${name}"`);
@@ -101,3 +105,4 @@ export function consoleRoutes(files = loadConsoleFiles()) {
   });
   return app;
 }
+
