@@ -490,6 +490,15 @@ describe.skipIf(!existsSync(CHROMIUM))('web console with tokens', () => {
     await page.close();
   }, 60_000);
 
+  it('goes back to the sign-in form when the token stops working', async () => {
+    const page = await signIn(ADMIN);
+    await page.locator('article[data-source="secret-cam"]').waitFor();
+    await page.evaluate(() => sessionStorage.setItem('observd.console.token', 'a-token-that-was-revoked'));
+    await page.goto(`${d.url}/console#/audit`);
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await page.close();
+  }, 60_000);
+
   it('never sent a request off the loopback interface, and the page had no errors', () => {
     expect(b.offLoopback).toEqual([]);
     expect(b.errors).toEqual([]);

@@ -60,6 +60,8 @@ async function send(method, path, body, signal) {
     } catch {
       /* not JSON */
     }
+    // A token that stopped working (changed or revoked config): back to the sign-in form.
+    if (res.status === 401 && getToken()) dispatchEvent(new CustomEvent('observd:unauthorized'));
     throw new ApiError(res.status, problem, `${method} ${path.split('?')[0]} answered ${res.status}`);
   }
   return res;

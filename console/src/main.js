@@ -78,6 +78,11 @@ function App() {
     );
   };
   useEffect(check, []);
+  useEffect(() => {
+    const expired = () => setAuth((a) => (a.state === 'ok' ? { state: 'signin', error: null } : a));
+    addEventListener('observd:unauthorized', expired);
+    return () => removeEventListener('observd:unauthorized', expired);
+  }, []);
 
   if (auth.state === 'checking') return html`<main><${Loading} label="Connecting to the daemon…" /></main>`;
   if (auth.state === 'error') return html`<main><${ErrorBox} error=${auth.error} retry=${check} /></main>`;
