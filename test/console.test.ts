@@ -393,9 +393,15 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     await page.setViewportSize({ width: 420, height: 800 });
     await open(page, d, '#/timeline?source=screen-main');
     await page.locator('.tile img').first().waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    expect(overflow).toBeLessThanOrEqual(1);
+    const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(await overflow()).toBeLessThanOrEqual(1);
     await screenshot(page, 'timeline-narrow');
+    await open(page, d, '#/sources');
+    await page.locator('article[data-source="screen-main"]').waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(1);
+    await open(page, d, `#/observations/${seeded[0]}`);
+    await page.getByTestId('full-image').waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(1);
     await page.setViewportSize({ width: 1280, height: 800 });
   }, 60_000);
 
