@@ -422,7 +422,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web console with tokens', () => {
   beforeAll(async () => {
     d = await startDaemon({ admin_token: ADMIN, readonly_token: READER });
     const secret = await createSource(d, { source_id: 'secret-cam', display_name: 'Secret webcam', kind: 'webcam_snapshot' }, ADMIN);
-    secretObs = (await upload(d, 'secret-cam', secret, makePng(64, 40, 9), 's-1', 'image/png', { captured_at_ms: T0 })).observation_id;
+    secretObs = (await upload(d, 'secret-cam', secret, makePng(64, 40, 9), 's-1', 'image/png', { captured_at_ms: T0, canonical_text: 'words only an admin reads' })).observation_id;
     const plain = await createStandardSource(d, { source_id: 'plain-screen', display_name: 'Plain screen', kind: 'screen_snapshot' }, ADMIN);
     plainObs = (await upload(d, 'plain-screen', plain, makePng(64, 40, 10), 'p-1', 'image/png', { captured_at_ms: T0 })).observation_id;
     // A preview a read-only reader can find (it cannot ask for one).
@@ -465,6 +465,9 @@ describe.skipIf(!existsSync(CHROMIUM))('web console with tokens', () => {
 
     await page.goto(`${d.url}/console#/observations/${secretObs}`);
     await page.getByTestId('media-hidden').waitFor();
+    await page.getByText('The text of sensitive sources is shown to admins only').waitFor();
+    expect(await page.getByRole('alert').count()).toBe(0);
+    expect(await page.content()).not.toContain('words only an admin reads');
     expect(await page.locator('[data-write]').count()).toBe(0);
     expect(await page.getByRole('button', { name: /Delete|Run / }).count()).toBe(0);
 

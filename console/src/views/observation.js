@@ -29,9 +29,14 @@ function Media({ obs, role }) {
   return html`<div class="media"><img class="full" src=${full.data} alt=${obs.file_name} data-testid="full-image" /></div>`;
 }
 
-function CanonicalText({ obs }) {
-  const text = useAsync((signal) => (obs.canonical_text_asset_id ? assetText(obs.canonical_text_asset_id, signal) : Promise.resolve(null)), [obs.canonical_text_asset_id]);
+function CanonicalText({ obs, role }) {
+  // The daemon serves the text of sensitive sources to the admin token only, like the media.
+  const readable = mediaVisible(obs, role) && obs.canonical_text_asset_id;
+  const text = useAsync((signal) => (readable ? assetText(obs.canonical_text_asset_id, signal) : Promise.resolve(null)), [obs.canonical_text_asset_id]);
   const title = obs.kind === 'microphone_segment' ? 'Transcript' : 'Canonical text';
+  if (!mediaVisible(obs, role)) {
+    return html`<section class="card"><h2>${title}</h2><p class="muted">The text of <strong>${obs.sensitivity}</strong> sources is shown to admins only.</p></section>`;
+  }
   return html`<section class="card"><h2>${title}</h2>
     ${!obs.canonical_text_asset_id ? html`<p class="muted">None yet. Run the canonical_text derivation to read it from the media.</p>` : null}
     ${text.loading && obs.canonical_text_asset_id ? html`<${Loading} />` : null}
@@ -135,7 +140,7 @@ export function ObservationView({ role, id }) {
     <div class="obs-layout">
       <div class="obs-main">
         <${Media} obs=${o} role=${role} />
-        <${CanonicalText} obs=${o} />
+        <${CanonicalText} obs=${o} role=${role} />
       </div>
       <aside class="obs-side">
         <section class="card"><h2>Details</h2>
