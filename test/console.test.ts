@@ -323,6 +323,34 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     expect(await uploadStatus(d, 'rotating', fresh, 3)).toBe(201);
   }, 60_000);
 
+  it('pauses, resumes, revokes and deletes a source (typed confirmation)', async () => {
+    const token = await createSource(d, { source_id: 'doomed', display_name: 'Doomed', kind: 'screen_snapshot' });
+    await open(page, d, '#/sources');
+    const card = page.locator('article[data-source="doomed"]');
+    await card.waitFor();
+    await card.getByRole('button', { name: 'Pause' }).click();
+    await card.locator('.badge.status-paused').waitFor();
+    expect([401, 403]).toContain(await uploadStatus(d, 'doomed', token, 10));
+    await card.getByRole('button', { name: 'Resume' }).click();
+    await card.locator('.badge.status-active').waitFor();
+    expect(await uploadStatus(d, 'doomed', token, 11)).toBe(201);
+    await card.getByRole('button', { name: 'Revoke token' }).click();
+    await card.getByRole('dialog', { name: 'revoke token' }).getByRole('button', { name: 'Revoke' }).click();
+    await expect.poll(() => card.getByTestId('token-state').textContent()).toContain('revoked');
+    expect(await uploadStatus(d, 'doomed', token, 12)).toBe(401);
+    await card.getByRole('button', { name: 'Delete' }).click();
+    const confirm = card.getByRole('button', { name: 'delete this source and everything it stored' });
+    expect(await confirm.isDisabled()).toBe(true);
+    await card.getByLabel('confirmation').fill('doome');
+    expect(await confirm.isDisabled()).toBe(true);
+    await card.getByLabel('confirmation').fill('doomed');
+    await confirm.click();
+    await card.waitFor({ state: 'detached' });
+    const r = await d.req('/v1/observation-sources/doomed');
+    await r.arrayBuffer();
+    expect(r.status).toBe(404);
+  }, 60_000);
+
   it('deletes an observation after a typed confirmation', async () => {
     const victim = seeded[2];
     await open(page, d, `#/observations/${victim}`);
