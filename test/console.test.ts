@@ -323,6 +323,16 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     expect(await uploadStatus(d, 'rotating', fresh, 3)).toBe(201);
   }, 60_000);
 
+  it('runs a derivation from the observation view and shows its progress and result', async () => {
+    await open(page, d, `#/observations/${seeded[1]}`);
+    await page.getByRole('heading', { name: 'Derivations' }).waitFor();
+    await page.getByRole('button', { name: 'Run canonical_text' }).click();
+    const item = page.locator('li[data-profile="canonical_text"]');
+    await item.locator('.badge', { hasText: 'completed' }).waitFor();
+    await expect.poll(() => item.locator('pre').textContent()).toBe('terminal running the deploy script');
+    await page.getByRole('button', { name: 'Run canonical_text' }).waitFor();
+  }, 60_000);
+
   it('pauses, resumes, revokes and deletes a source (typed confirmation)', async () => {
     const token = await createSource(d, { source_id: 'doomed', display_name: 'Doomed', kind: 'screen_snapshot' });
     await open(page, d, '#/sources');
