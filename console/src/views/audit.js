@@ -66,7 +66,7 @@ export function AuditView({ params }) {
               <td>${fmtTime(r.recorded_at_ms ?? r.at_ms)}</td><td><code>${r.event}</code></td>
               <td>${r.source_id ? html`<a href=${link('audit', null, { source: r.source_id })}>${r.source_id}</a>` : '—'}</td>
               <td>${r.observation_id ? html`<a href=${link('observations', r.observation_id)}><code>${r.observation_id}</code></a>` : '—'}</td>
-              <td class="details">${details(r)}</td>
+              <td><div class="details">${details(r)}</div></td>
             </tr>`,
           )}</tbody></table>`
       : null}
