@@ -1,7 +1,9 @@
-// The console's only door to the daemon: same-origin fetch() with the bearer token from
+// The console's only door to the daemon: same-origin requests (through the typed client) with the bearer token from
 // sessionStorage (never in a URL), JSON bodies with a JSON content type, problem+json errors
 // turned into ApiError, one adapter for both list shapes, media as blob: URLs, and the event
 // stream read with fetch() (EventSource cannot send an Authorization header).
+
+import { ObservdError, createClient } from '../../src/client/index.ts';
 
 const TOKEN_KEY = 'observd.console.token';
 
@@ -40,31 +42,37 @@ export function qs(params) {
   return s ? `?${s}` : '';
 }
 
+// Requests go through the typed client (`observd/client`) with retries off: the console shows
+// a failure to the user instead of repeating a write behind their back.
+let client = null;
+let clientToken = null;
+function transport() {
+  const token = getToken();
+  if (!client || clientToken !== token) {
+    // fetch is passed bound: a browser refuses `window.fetch` called as another object's method.
+    client = createClient({ baseUrl: location.origin, token: token || undefined, retries: 0, fetch: (input, init) => fetch(input, init) });
+    clientToken = token;
+  }
+  return client.http;
+}
+
 async function send(method, path, body, signal) {
-  const init = { method, headers: headers({ accept: 'application/json, application/problem+json' }), signal, credentials: 'same-origin' };
-  if (body !== undefined) {
-    init.headers.set('content-type', 'application/json');
-    init.body = JSON.stringify(body);
-  }
-  let res;
   try {
-    res = await fetch(path, init);
+    return await transport().raw(path, {
+      method,
+      signal,
+      retry: 'never',
+      headers: { accept: 'application/json, application/problem+json' },
+      ...(body !== undefined ? { json: body } : {}),
+    });
   } catch (err) {
-    if (err?.name === 'AbortError') throw err;
-    throw new ApiError(0, null, `the daemon cannot be reached (${err?.message || err})`);
-  }
-  if (!res.ok) {
-    let problem = null;
-    try {
-      problem = await res.json();
-    } catch {
-      /* not JSON */
-    }
+    if (err?.name === 'AbortError' || signal?.aborted) throw err;
+    if (!(err instanceof ObservdError)) throw err;
+    if (err.status === 0) throw new ApiError(0, null, `the daemon cannot be reached (${err.message})`);
     // A token that stopped working (changed or revoked config): back to the sign-in form.
-    if (res.status === 401 && getToken()) dispatchEvent(new CustomEvent('observd:unauthorized'));
-    throw new ApiError(res.status, problem, `${method} ${path.split('?')[0]} answered ${res.status}`);
+    if (err.status === 401 && getToken()) dispatchEvent(new CustomEvent('observd:unauthorized'));
+    throw new ApiError(err.status, err.problem ?? null, `${method} ${path.split('?')[0]} answered ${err.status}`);
   }
-  return res;
 }
 
 /** GET/POST/PATCH/DELETE a JSON route; resolves with the parsed body (null for 204). */
