@@ -39,7 +39,8 @@ export class Transport {
   private readonly fetchFn: typeof fetch;
 
   constructor(readonly opts: TransportOptions) {
-    this.fetchFn = opts.fetch ?? fetch;
+    // The global fetch bound to its global: a browser throws "Illegal invocation" when it is called as a method of another object.
+    this.fetchFn = opts.fetch ?? fetch.bind(globalThis);
   }
 
   /** URL of a path on the daemon with a query string (undefined and null values left out). */

@@ -24,6 +24,7 @@ import { DOCS_HTML, buildOpenApi, doc } from './openapi.js';
 import { problemResponse, toProblem } from './problem.js';
 import { assetRoutes } from './routes/assets.js';
 import { captureRoutes } from './routes/capture.js';
+import { consoleRoutes } from './routes/console.js';
 import { derivationRoutes } from './routes/derivations.js';
 import { eventRoutes } from './routes/events.js';
 import { mcpRoutes } from './routes/mcp.js';
@@ -151,6 +152,10 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
   app.get('/docs', describeRoute(doc({ summary: 'API reference page (works offline)', auth: 'none', responseMedia: 'text/html' })), (c) =>
     c.html(DOCS_HTML),
   );
+  app.get('/console/', describeRoute(doc({ summary: 'Redirects to the web console at /console', auth: 'none', status: 301 })), (c) =>
+    c.redirect('/console', 301),
+  );
+  app.route('/console', consoleRoutes());
 
   app.route('/v1/observation-sources', observationUploadRoutes(deps));
   app.route('/v1/observation-sources', uploadBatchRoutes(deps));
