@@ -103,7 +103,8 @@ function screenshot(seed) {
   ctx.fillRect(0, 0, 1920, 1080);
   ctx.fillStyle = '#1d2330';
   ctx.font = '24px DejaVu Sans';
-  for (let line = 0; line < 20; line++) ctx.fillText(`${seed}.${line} invoice review deploy status queue latency budget`, 80, 80 + line * 46);
+  for (let line = 0; line < 20; line++)
+    ctx.fillText(`${seed}.${line} invoice review deploy status queue latency budget`, 80, 80 + line * 46);
   return c.toBuffer('image/png');
 }
 
@@ -166,10 +167,15 @@ try {
         note: `p99 ${r.encrypted.p99_ms} vs ${r.plain.p99_ms} ms`,
       }),
     ),
-    row(`encryption: OCR path, ${results.ocr.images} 1080p screenshots uploaded to OCR'd text, encrypted (baseline: plain)`, results.ocr.encrypted_seconds, 's', {
-      baseline: results.ocr.plain_seconds,
-      ratio: results.ocr.time_ratio,
-    }),
+    row(
+      `encryption: OCR path, ${results.ocr.images} 1080p screenshots uploaded to OCR'd text, encrypted (baseline: plain)`,
+      results.ocr.encrypted_seconds,
+      's',
+      {
+        baseline: results.ocr.plain_seconds,
+        ratio: results.ocr.time_ratio,
+      },
+    ),
   ];
   saveResults('encryption', results);
   console.log(JSON.stringify(results, null, 2));

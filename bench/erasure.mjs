@@ -18,7 +18,14 @@ async function source(url, id, extra) {
   const res = await fetch(`${url}/v1/observation-sources`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ source_id: id, display_name: id, kind: 'screen_snapshot', upload_token: TOKEN, max_active_bytes: 2 ** 50, ...extra }),
+    body: JSON.stringify({
+      source_id: id,
+      display_name: id,
+      kind: 'screen_snapshot',
+      upload_token: TOKEN,
+      max_active_bytes: 2 ** 50,
+      ...extra,
+    }),
   });
   if (!res.ok) throw new Error(`creating source ${id}: ${res.status} ${await res.text()}`);
 }

@@ -8,8 +8,23 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { agent, arg, cpuTimesOf, createSource, flag, load, numArg, percentiles, round, row, rssOf, saveResults, startBaseline, startDaemon } from './lib.mjs';
+import Database from 'better-sqlite3-multiple-ciphers';
+import {
+  agent,
+  arg,
+  cpuTimesOf,
+  createSource,
+  flag,
+  load,
+  numArg,
+  percentiles,
+  round,
+  row,
+  rssOf,
+  saveResults,
+  startBaseline,
+  startDaemon,
+} from './lib.mjs';
 import { jsonBodies, multipartBodies, pngOfSize } from './payload.mjs';
 
 const QUICK = flag('quick');
@@ -156,7 +171,9 @@ function summarize(name, r, targets) {
     row(`ingest ${label}: uploads/s`, r.observd.ok_rps, '/s', {
       baseline: r.baseline.ok_rps,
       ratio: r.throughput_ratio,
-      ...(targets ? { target: `>= ${targets.throughputRatio * 100}% of baseline`, met: r.throughput_ratio >= targets.throughputRatio } : {}),
+      ...(targets
+        ? { target: `>= ${targets.throughputRatio * 100}% of baseline`, met: r.throughput_ratio >= targets.throughputRatio }
+        : {}),
     }),
     row(`ingest ${label}: p50`, r.observd.p50_ms, 'ms', { baseline: r.baseline.p50_ms, ratio: r.p50_ratio }),
     row(`ingest ${label}: p99`, r.observd.p99_ms, 'ms', {
@@ -177,7 +194,11 @@ for (const s of chosen) {
 }
 const first = results.scenarios['1k_json'] ?? Object.values(results.scenarios)[0];
 if (first?.observd_db_bytes_per_observation) {
-  results.summary.push(row('ingest: database bytes per uploaded observation', first.observd_db_bytes_per_observation, 'B', { note: 'with its audit and outbox rows' }));
+  results.summary.push(
+    row('ingest: database bytes per uploaded observation', first.observd_db_bytes_per_observation, 'B', {
+      note: 'with its audit and outbox rows',
+    }),
+  );
 }
 saveResults('ingest', results);
 console.log(JSON.stringify(results, null, 2));

@@ -25,7 +25,11 @@ export function startDaemon(dataDir, env = {}, args = []) {
 
 /** Starts the bare node:http baseline server (bench/baseline-server.mjs) writing into `dataDir`. */
 export function startBaseline(dataDir) {
-  return startListening([fileURLToPath(new URL('./baseline-server.mjs', import.meta.url)), '--data-dir', dataDir], {}, 'baseline listening');
+  return startListening(
+    [fileURLToPath(new URL('./baseline-server.mjs', import.meta.url)), '--data-dir', dataDir],
+    {},
+    'baseline listening',
+  );
 }
 
 /**
@@ -117,7 +121,8 @@ export async function load({ workers, durationMs, total, make, until, keepLatenc
         const r = await request(url, opts);
         latencies.push(r.ms);
         statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-        if (!(r.status >= 200 && r.status < 300) && errors.length < 5) errors.push({ status: r.status, body: r.body.toString('utf8', 0, 300) });
+        if (!(r.status >= 200 && r.status < 300) && errors.length < 5)
+          errors.push({ status: r.status, body: r.body.toString('utf8', 0, 300) });
       }
     }),
   );
@@ -193,7 +198,16 @@ export async function createSource(url, sourceId, token) {
 
 /** A one-line summary row for bench/run.mjs's table; `met` only when a target is given. */
 export function row(metric, value, unit, { baseline, ratio, target, met, note } = {}) {
-  return { metric, value, unit, baseline: baseline ?? null, ratio: ratio ?? null, target: target ?? null, met: met ?? null, ...(note ? { note } : {}) };
+  return {
+    metric,
+    value,
+    unit,
+    baseline: baseline ?? null,
+    ratio: ratio ?? null,
+    target: target ?? null,
+    met: met ?? null,
+    ...(note ? { note } : {}),
+  };
 }
 
 /** Peak and current RSS of a process, in MiB, from /proc (Linux). */
@@ -220,7 +234,7 @@ export function saveResults(name, results) {
   all.machine = machine();
   all.updated_at = new Date().toISOString();
   all[name] = results;
-  writeFileSync(file, JSON.stringify(all, null, 2) + '\n');
+  writeFileSync(file, `${JSON.stringify(all, null, 2)}\n`);
 }
 
 /** A distinct valid PNG of about `bytes` bytes (stored uncompressed so the size is predictable). */

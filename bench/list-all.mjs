@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { readFileSync } from 'node:fs';
 import { cpuSecondsOf, createSource, flag, numArg, request, round, row, rssOf, saveResults, startDaemon } from './lib.mjs';
 
@@ -49,7 +49,19 @@ function seed(dir, source, rows) {
   db.transaction(() => {
     for (let k = 0; k < rows; k++) {
       const at = now - rows + k;
-      insert.run(`obs_${String(k).padStart(26, '0')}`, source, `ast_${sha}`, `screen-${k}.png`, sha, at, at, now + 86_400_000, `key-${k}`, fp, k);
+      insert.run(
+        `obs_${String(k).padStart(26, '0')}`,
+        source,
+        `ast_${sha}`,
+        `screen-${k}.png`,
+        sha,
+        at,
+        at,
+        now + 86_400_000,
+        `key-${k}`,
+        fp,
+        k,
+      );
     }
   })();
   db.prepare(`UPDATE sources SET active_observation_count = ?, active_byte_length = ? WHERE source_id = ?`).run(rows, rows * 65536, source);
@@ -80,7 +92,15 @@ function readAll(url, pid) {
           clearInterval(sampler);
           rows += tail.split('"observation_id":').length - 1;
           const exact = (performance.now() - started) / 1000;
-          resolve({ status: res.statusCode, bytes, rows, seconds: round(exact), exact_seconds: exact, sampled_max_rss_mib: maxRss, json_array: true });
+          resolve({
+            status: res.statusCode,
+            bytes,
+            rows,
+            seconds: round(exact),
+            exact_seconds: exact,
+            sampled_max_rss_mib: maxRss,
+            json_array: true,
+          });
         });
         res.on('error', reject);
       })
@@ -126,7 +146,16 @@ const results = {
   answer,
   baseline,
   after,
-  small_source: { rows: SMALL_ROWS, runs: small.map(({ rows, bytes, exact_seconds, rows_per_s, server_cpu_ms }) => ({ rows, bytes, seconds: round(exact_seconds, 4), rows_per_s, server_cpu_ms })) },
+  small_source: {
+    rows: SMALL_ROWS,
+    runs: small.map(({ rows, bytes, exact_seconds, rows_per_s, server_cpu_ms }) => ({
+      rows,
+      bytes,
+      seconds: round(exact_seconds, 4),
+      rows_per_s,
+      server_cpu_ms,
+    })),
+  },
   baseline_peak_rss_mib: baseline.peak_rss_mib,
   peak_rss_mib: after.peak_rss_mib,
   summary: [

@@ -29,7 +29,12 @@ const SHARED_BLOBS = 16;
 const DAY = 86_400_000;
 
 const dataDir = mkdtempSync(join(tmpdir(), 'observd-bench-materialize-'));
-const config = parseConfig({ bind: '127.0.0.1:0', data_dir: dataDir, log_level: 'silent', retention: { min_free_bytes: 0, sweep_interval_ms: 3_600_000 } });
+const config = parseConfig({
+  bind: '127.0.0.1:0',
+  data_dir: dataDir,
+  log_level: 'silent',
+  retention: { min_free_bytes: 0, sweep_interval_ms: 3_600_000 },
+});
 const now = Date.now();
 
 /** Writes a blob straight into the store and returns its asset row values. */
@@ -80,7 +85,20 @@ function seed() {
       // Shuffled capture times within the last day; receipt order is insertion order.
       const captured = now - Math.floor(Math.random() * DAY);
       const id = `obs_${i.toString(32).toUpperCase().padStart(26, '0')}`;
-      insertObs.run(id, `src-${s}`, img.id, texts[i % SHARED_BLOBS].id, img.sha, img.size, captured, now - DAY + i, now + 365 * DAY, `stream-${k % STREAMS}`, k, `k-${k}`);
+      insertObs.run(
+        id,
+        `src-${s}`,
+        img.id,
+        texts[i % SHARED_BLOBS].id,
+        img.sha,
+        img.size,
+        captured,
+        now - DAY + i,
+        now + 365 * DAY,
+        `stream-${k % STREAMS}`,
+        k,
+        `k-${k}`,
+      );
       bytes += img.size;
     }
     db.prepare(`UPDATE sources SET active_observation_count = ?, active_byte_length = ?`).run(perSource, bytes / SOURCES);

@@ -91,7 +91,12 @@ async function runMode(mode, seq) {
       await sleep(due - performance.now());
       const bytes = readFileSync(join(seq.dir, seq.frames[i].file));
       ids.push((await upload(d.url, bytes, `frame-${i}`, 'main')).observation_id);
-      samples.push({ t: round((performance.now() - t0) / 1000), frame: i, cpu: round((await one(d.url, 'process_cpu_seconds_total')) - cpuStart, 3), backlog: await one(d.url, 'observd_derivations_unsettled') });
+      samples.push({
+        t: round((performance.now() - t0) / 1000),
+        frame: i,
+        cpu: round((await one(d.url, 'process_cpu_seconds_total')) - cpuStart, 3),
+        backlog: await one(d.url, 'observd_derivations_unsettled'),
+      });
     }
     await sleep(t0 + (seq.frames.length * 1000) / FPS - performance.now());
     const captureSeconds = (performance.now() - t0) / 1000;
@@ -124,14 +129,24 @@ async function runMode(mode, seq) {
       s.got += m.got;
       const how = view.text_from?.mode ?? 'full';
       modes[how] = (modes[how] ?? 0) + 1;
-      frames.push({ i, scenario: f.scenario, status: view.status, text_from: view.text_from ?? null, recall: round(m.hits / Math.max(1, m.truth), 3) });
+      frames.push({
+        i,
+        scenario: f.scenario,
+        status: view.status,
+        text_from: view.text_from ?? null,
+        recall: round(m.hits / Math.max(1, m.truth), 3),
+      });
     }
     // CPU by scenario: each second's CPU goes to the scenario of the frame uploaded in it.
     for (let k = 0; k < samples.length; k++) {
       const prev = k ? samples[k - 1].cpu : 0;
       perScenario[seq.frames[samples[k].frame].scenario].cpu_seconds += samples[k].cpu - prev;
     }
-    const total = Object.values(perScenario).reduce((a, s) => ({ hits: a.hits + s.hits, truth: a.truth + s.truth, got: a.got + s.got }), { hits: 0, truth: 0, got: 0 });
+    const total = Object.values(perScenario).reduce((a, s) => ({ hits: a.hits + s.hits, truth: a.truth + s.truth, got: a.got + s.got }), {
+      hits: 0,
+      truth: 0,
+      got: 0,
+    });
     const scenarios = Object.fromEntries(
       Object.entries(perScenario).map(([k, s]) => [
         k,
@@ -172,7 +187,11 @@ async function upload(url, bytes, key, stream) {
   const r = await fetch(`${url}/v1/observation-sources/screen/observations`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-    body: JSON.stringify({ upload: { file_name: 'frame.png', media_type: 'image/png', content_base64: bytes.toString('base64') }, idempotency_key: key, stream_id: stream }),
+    body: JSON.stringify({
+      upload: { file_name: 'frame.png', media_type: 'image/png', content_base64: bytes.toString('base64') },
+      idempotency_key: key,
+      stream_id: stream,
+    }),
   });
   if (r.status !== 201) throw new Error(`upload ${key}: ${r.status} ${await r.text()}`);
   return r.json();
@@ -195,7 +214,9 @@ for (const mode of MODES) {
   console.error(`ocr-screen: ${mode} OCR, ${seq.frames.length} frames at ${FPS}/s ...`);
   results.runs[mode] = await runMode(mode, seq);
   const r = results.runs[mode];
-  console.error(`ocr-screen: ${mode}: ${r.cpu_percent_of_one_core}% of a core, max backlog ${r.max_backlog}, recall ${r.recall}, precision ${r.precision}, drained ${r.drain_seconds_after_last_frame}s after the last frame`);
+  console.error(
+    `ocr-screen: ${mode}: ${r.cpu_percent_of_one_core}% of a core, max backlog ${r.max_backlog}, recall ${r.recall}, precision ${r.precision}, drained ${r.drain_seconds_after_last_frame}s after the last frame`,
+  );
 }
 const full = results.runs.full;
 const inc = results.runs.incremental;
@@ -209,14 +230,21 @@ if (inc) {
       met: inc.cpu_percent_of_one_core <= 15,
       note: `${inc.frames} frames; CPU over capture time incl. drain; baseline: every frame OCR'd whole`,
     }),
-    row('ocr screen: max derivation backlog', inc.max_backlog, 'frames', { baseline: full?.max_backlog, target: '<= 3', met: inc.max_backlog <= 3 }),
+    row('ocr screen: max derivation backlog', inc.max_backlog, 'frames', {
+      baseline: full?.max_backlog,
+      target: '<= 3',
+      met: inc.max_backlog <= 3,
+    }),
     row('ocr screen: word recall vs ground truth', inc.recall, '', {
       baseline: full?.recall,
       ratio: full ? round(inc.recall / full.recall, 3) : undefined,
       target: '>= 95% of full OCR',
       met: full ? inc.recall >= 0.95 * full.recall : undefined,
     }),
-    row('ocr screen: word precision vs ground truth', inc.precision, '', { baseline: full?.precision, ratio: full ? round(inc.precision / full.precision, 3) : undefined }),
+    row('ocr screen: word precision vs ground truth', inc.precision, '', {
+      baseline: full?.precision,
+      ratio: full ? round(inc.precision / full.precision, 3) : undefined,
+    }),
   );
   for (const [k, s] of Object.entries(inc.scenarios)) {
     const b = full?.scenarios[k];
@@ -230,5 +258,8 @@ if (inc) {
 }
 results.summary = summary;
 saveResults('ocr_screen', results);
-const brief = { ...results, runs: Object.fromEntries(Object.entries(results.runs).map(([k, r]) => [k, { ...r, frames_detail: undefined }])) };
+const brief = {
+  ...results,
+  runs: Object.fromEntries(Object.entries(results.runs).map(([k, r]) => [k, { ...r, frames_detail: undefined }])),
+};
 console.log(JSON.stringify(brief, null, 2));

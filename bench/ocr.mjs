@@ -64,7 +64,12 @@ async function closedLoop(images, clients, recognize) {
     }),
   );
   const seconds = (performance.now() - start) / 1000;
-  return { images: images.length, seconds: round(seconds, 2), images_per_s: round(images.length / seconds, 2), p50_latency_ms: Math.round(p50(latencies)) };
+  return {
+    images: images.length,
+    seconds: round(seconds, 2),
+    images_per_s: round(images.length / seconds, 2),
+    p50_latency_ms: Math.round(p50(latencies)),
+  };
 }
 
 async function benchPool(images, workers, cacheDir) {
@@ -81,7 +86,9 @@ async function benchPool(images, workers, cacheDir) {
 
 function tesseractCli() {
   try {
-    return execFileSync('tesseract', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0].trim();
+    return execFileSync('tesseract', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      .split('\n')[0]
+      .trim();
   } catch {
     return null;
   }
@@ -124,7 +131,7 @@ try {
   console.log(out);
   const resultsDir = new URL('./results/', import.meta.url);
   mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(new URL(`ocr-${result.at.replace(/[:.]/g, '-')}.json`, resultsDir), out + '\n');
+  writeFileSync(new URL(`ocr-${result.at.replace(/[:.]/g, '-')}.json`, resultsDir), `${out}\n`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -88,8 +88,11 @@ export function jsonBodies(png, workers, tag) {
  * media_type}}` then a `file` part with the raw PNG.
  */
 export function multipartBodies(png, workers, tag) {
-  const boundary = 'observdbench' + '7'.repeat(16);
-  const observation = JSON.stringify({ idempotency_key: `${tag}-${'0'.repeat(DIGITS)}`, upload: { file_name: 'bench.png', media_type: 'image/png' } });
+  const boundary = `observdbench${'7'.repeat(16)}`;
+  const observation = JSON.stringify({
+    idempotency_key: `${tag}-${'0'.repeat(DIGITS)}`,
+    upload: { file_name: 'bench.png', media_type: 'image/png' },
+  });
   const pre = Buffer.from(
     `--${boundary}\r\nContent-Disposition: form-data; name="observation"\r\nContent-Type: application/json\r\n\r\n${observation}\r\n` +
       `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="bench.png"\r\nContent-Type: image/png\r\n\r\n`,

@@ -15,7 +15,7 @@ for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 const name = (n) => {
   const cf = n.callFrame;
   const url = cf.url.replace(/.*node_modules\//, 'nm/').replace(/.*\/dist\//, 'dist/');
-  return `${cf.functionName || '(anon)'} ${url}${url ? ':' + (cf.lineNumber + 1) : ''}`;
+  return `${cf.functionName || '(anon)'} ${url}${url ? `:${cf.lineNumber + 1}` : ''}`;
 };
 const pkg = (n) => {
   const u = n.callFrame.url;
@@ -42,12 +42,13 @@ for (const [id, t] of sampleTime) {
     if (!seen.has(k)) incl.set(k, (incl.get(k) ?? 0) + t), seen.add(k);
     if (callersOf && byId.get(cur).callFrame.functionName === callersOf) {
       const chain = [];
-      for (let up = parent.get(cur), d = 0; up !== undefined && d < 4; up = parent.get(up), d++) chain.push(byId.get(up).callFrame.functionName || '(anon)');
+      for (let up = parent.get(cur), d = 0; up !== undefined && d < 4; up = parent.get(up), d++)
+        chain.push(byId.get(up).callFrame.functionName || '(anon)');
       callers.set(chain.join(' < '), (callers.get(chain.join(' < ')) ?? 0) + t);
     }
   }
 }
-const pct = (t) => ((t / busy) * 100).toFixed(1).padStart(5) + '%';
+const pct = (t) => `${((t / busy) * 100).toFixed(1).padStart(5)}%`;
 const top = (m, n) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
 console.log(`busy (non-idle) ${(busy / 1e3).toFixed(0)} ms of ${(p.timeDeltas.reduce((a, b) => a + b, 0) / 1e3).toFixed(0)} ms`);
 console.log('--- self time');

@@ -15,10 +15,15 @@ const sample = readFileSync(new URL('../test/fixtures/pii-sample.txt', import.me
   .filter((l) => !l.startsWith('#'))
   .join('\n')
   .replace(/⟦\w+:([^⟧]+)⟧/g, '$1');
-const words = 'search query index editor terminal build passed commit release window browser tab settings network version update file open save'.split(' ');
+const words =
+  'search query index editor terminal build passed commit release window browser tab settings network version update file open save'.split(
+    ' ',
+  );
 let seed = 7;
-const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-const plain = Array.from({ length: 1600 }, (_, i) => (i % 12 === 0 ? `${Math.floor(rnd() * 10000)}` : words[Math.floor(rnd() * words.length)])).join(' ');
+const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+const plain = Array.from({ length: 1600 }, (_, i) =>
+  i % 12 === 0 ? `${Math.floor(rnd() * 10000)}` : words[Math.floor(rnd() * words.length)],
+).join(' ');
 
 function measure(text, fn) {
   for (let i = 0; i < 20; i++) fn(text);

@@ -27,7 +27,14 @@ const BENCHES = [
   { name: 'search', file: 'search.mjs', key: 'search', quickArgs: ['--rows', '50000', '--requests', '300'] },
   { name: 'redact', file: 'redact.mjs', key: 'redact' },
   // The sweep's own default is 100,000 rows; 20,000 keeps the whole suite within a few minutes.
-  { name: 'sweep', file: 'sweep.mjs', key: 'sweep', args: ['--rows', '20000'], quickArgs: ['--rows', '5000', '--quiet-seconds', '3'], summarize: sweepRows },
+  {
+    name: 'sweep',
+    file: 'sweep.mjs',
+    key: 'sweep',
+    args: ['--rows', '20000'],
+    quickArgs: ['--rows', '5000', '--quiet-seconds', '3'],
+    summarize: sweepRows,
+  },
   {
     name: 'materialize',
     file: 'materialize.mjs',
@@ -81,7 +88,10 @@ function parseFlags(argv) {
 function gitState() {
   const git = (...a) => execFileSync('git', a, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
-    return { commit: git('rev-parse', '--short', 'HEAD'), src_uncommitted_changes: git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length };
+    return {
+      commit: git('rev-parse', '--short', 'HEAD'),
+      src_uncommitted_changes: git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length,
+    };
   } catch {
     return null;
   }
@@ -97,7 +107,10 @@ function readJson(file) {
 
 /** Runs one benchmark; its progress goes to stderr, its JSON (stdout) is kept only when captured. */
 function runChild(bench, quick, resultsFile) {
-  const args = [fileURLToPath(new URL(bench.file, import.meta.url)), ...(quick ? ['--quick', ...(bench.quickArgs ?? [])] : (bench.args ?? []))];
+  const args = [
+    fileURLToPath(new URL(bench.file, import.meta.url)),
+    ...(quick ? ['--quick', ...(bench.quickArgs ?? [])] : (bench.args ?? [])),
+  ];
   return new Promise((resolve) => {
     const started = performance.now();
     const child = spawn(process.execPath, args, {
@@ -107,14 +120,19 @@ function runChild(bench, quick, resultsFile) {
     });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-    child.on('exit', (code, signal) => resolve({ code: code ?? signal, seconds: Math.round((performance.now() - started) / 100) / 10, stdout: out }));
+    child.on('exit', (code, signal) =>
+      resolve({ code: code ?? signal, seconds: Math.round((performance.now() - started) / 100) / 10, stdout: out }),
+    );
   });
 }
 
 /** Rows for bench/sweep.mjs, whose results predate the `summary` convention. */
 function sweepRows(r) {
   const rows = [];
-  if (r.sweep) rows.push(row(`sweep: ${r.rows.toLocaleString('en')} expired rows purged`, r.sweep.rows_per_s, 'rows/s', { note: `${r.sweep.duration_ms} ms` }));
+  if (r.sweep)
+    rows.push(
+      row(`sweep: ${r.rows.toLocaleString('en')} expired rows purged`, r.sweep.rows_per_s, 'rows/s', { note: `${r.sweep.duration_ms} ms` }),
+    );
   else rows.push(row('sweep: no sweep report seen', null, ''));
   if (r.uploads_during_sweep && r.quiet_uploads) {
     rows.push(
@@ -136,7 +154,8 @@ function materializeRows(r) {
       met: r.target_met?.[k] ?? null,
     }),
   );
-  if (r.http_sequential) rows.push(row('materialize over HTTP, sequential: p50 / p99', `${r.http_sequential.p50_ms} / ${r.http_sequential.p99_ms}`, 'ms'));
+  if (r.http_sequential)
+    rows.push(row('materialize over HTTP, sequential: p50 / p99', `${r.http_sequential.p50_ms} / ${r.http_sequential.p99_ms}`, 'ms'));
   return rows;
 }
 
@@ -177,10 +196,18 @@ function table(benches, results, markdown) {
   }
   if (markdown) {
     const esc = (s) => String(s).replace(/\|/g, '\\|');
-    return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...lines.map((l) => `| ${l.map(esc).join(' | ')} |`)].join('\n');
+    return [
+      `| ${header.join(' | ')} |`,
+      `|${header.map(() => '---').join('|')}|`,
+      ...lines.map((l) => `| ${l.map(esc).join(' | ')} |`),
+    ].join('\n');
   }
   const widths = header.map((h, i) => Math.min(80, Math.max(h.length, ...lines.map((l) => l[i].length))));
-  const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (cells) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(line)].join('\n');
 }
 
@@ -210,20 +237,28 @@ if (opts.tableOnly) {
     }
     if (figures && r.code === 0) results[bench.key] = { ...figures, measured_at: new Date().toISOString(), quick: opts.quick };
     else console.error(`${bench.name} exited with ${r.code}; no figures from it in this run`);
-    writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n');
+    writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
   }
   run.finished_at = new Date().toISOString();
-  writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
   const latest = { ...readJson(RESULTS), ...results, updated_at: run.finished_at };
-  writeFileSync(RESULTS, JSON.stringify(latest, null, 2) + '\n');
+  writeFileSync(RESULTS, `${JSON.stringify(latest, null, 2)}\n`);
 }
 
 const m = results.machine ?? machine();
-console.log(`\nobservd benchmarks — ${m.cpus} x ${m.cpu_model}, ${m.mem_gib} GiB, node ${m.node}${opts.quick ? ' — QUICK run, not representative' : ''}`);
+console.log(
+  `\nobservd benchmarks — ${m.cpus} x ${m.cpu_model}, ${m.mem_gib} GiB, node ${m.node}${opts.quick ? ' — QUICK run, not representative' : ''}`,
+);
 if (results.run && !opts.tableOnly) {
   const g = results.run.git;
   if (g) console.log(`commit ${g.commit}${g.src_uncommitted_changes ? ` + ${g.src_uncommitted_changes} uncommitted file(s) in src/` : ''}`);
-  console.log(Object.entries(results.run.benches).map(([n, b]) => `${n}: ${b.seconds}s${b.exit_code !== 0 ? ` (exit ${b.exit_code})` : ''}`).join(', '));
+  console.log(
+    Object.entries(results.run.benches)
+      .map(([n, b]) => `${n}: ${b.seconds}s${b.exit_code !== 0 ? ` (exit ${b.exit_code})` : ''}`)
+      .join(', '),
+  );
 }
 console.log(table(selected, results, opts.markdown));
-console.log(`\nfull figures: ${relative(ROOT, resultsFile)}${resultsFile === RESULTS ? '' : ' (also merged into bench/results/latest.json)'}`);
+console.log(
+  `\nfull figures: ${relative(ROOT, resultsFile)}${resultsFile === RESULTS ? '' : ' (also merged into bench/results/latest.json)'}`,
+);

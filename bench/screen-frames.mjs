@@ -94,8 +94,12 @@ function pageScript() {
   window.__desk = { st };
   window.__init = (seedText) => {
     const w = seedText;
-    $('files').innerHTML = ['README.md', 'notes.md', 'plan.md', 'src/daemon.ts', 'src/queue.ts', 'test/ocr.test.ts'].map((f) => `<div>${f}</div>`).join('');
-    $('channels').innerHTML = ['# general', '# release', '# ops', '# random', 'Dana Lee', 'Omar Haddad'].map((c) => `<div>${c}</div>`).join('');
+    $('files').innerHTML = ['README.md', 'notes.md', 'plan.md', 'src/daemon.ts', 'src/queue.ts', 'test/ocr.test.ts']
+      .map((f) => `<div>${f}</div>`)
+      .join('');
+    $('channels').innerHTML = ['# general', '# release', '# ops', '# random', 'Dana Lee', 'Omar Haddad']
+      .map((c) => `<div>${c}</div>`)
+      .join('');
     for (let i = 0; i < 14; i++) st.code.push(w(100 + i, 7 + (i % 4)));
     for (let i = 0; i < 12; i++) st.chat.push([['Dana', 'Omar', 'Priya', 'Lukas'][i % 4], w(200 + i, 6 + (i % 5))]);
     for (let i = 0; i < 10; i++) st.term.push(`$ ${w(300 + i, 4)}`);
@@ -109,7 +113,7 @@ function pageScript() {
     const ss = String(t % 60).padStart(2, '0');
     $('clock').textContent = `${hh}:${mm}:${ss}`;
     const cursor = `<span class="cursor${st.tick % 2 ? ' off' : ''}"></span>`;
-    $('code').innerHTML = st.code.map(esc).join('\n') + '\n' + esc(st.typing) + cursor;
+    $('code').innerHTML = `${st.code.map(esc).join('\n')}\n${esc(st.typing)}${cursor}`;
     $('status').textContent = `Ln ${st.code.length + 1}, Col ${st.typing.length + 1}   UTF-8   Markdown`;
     $('messages').innerHTML = st.chat.map(([who, text]) => `<div class="msg"><b>${who}</b>${esc(text)}</div>`).join('');
     $('input').innerHTML = esc(st.draft || 'Message #release') + (st.draft ? cursor : '');
@@ -126,7 +130,12 @@ function pageScript() {
         if (cs.display === 'none' || cs.visibility === 'hidden') return null;
         if (cs.overflow !== 'visible') {
           const b = e.getBoundingClientRect();
-          r = { left: Math.max(r.left, b.left), top: Math.max(r.top, b.top), right: Math.min(r.right, b.right), bottom: Math.min(r.bottom, b.bottom) };
+          r = {
+            left: Math.max(r.left, b.left),
+            top: Math.max(r.top, b.top),
+            right: Math.min(r.right, b.right),
+            bottom: Math.min(r.bottom, b.bottom),
+          };
         }
       }
       return r;
@@ -215,7 +224,9 @@ export async function screenFrames({ frames = 120, out } = {}) {
     const page = context.pages()[0] ?? (await context.newPage());
     await page.setContent(PAGE);
     await page.evaluate(`(${pageScript.toString()})()`);
-    await page.evaluate(`(() => { const WORDS = ${JSON.stringify(WORDS)}; ${words.toString()}; window.__init(words); window.__render(); })()`);
+    await page.evaluate(
+      `(() => { const WORDS = ${JSON.stringify(WORDS)}; ${words.toString()}; window.__init(words); window.__render(); })()`,
+    );
     const plan = timeline(frames);
     const list = [];
     for (let i = 0; i < plan.length; i++) {
@@ -224,7 +235,7 @@ export async function screenFrames({ frames = 120, out } = {}) {
       writeFileSync(join(dir, file), await page.screenshot({ type: 'png' }));
       list.push({ file, scenario: plan[i], text: await page.evaluate('window.__visibleText()') });
     }
-    writeFileSync(manifestFile, JSON.stringify({ version: GENERATOR_VERSION, frames: list }, null, 1) + '\n');
+    writeFileSync(manifestFile, `${JSON.stringify({ version: GENERATOR_VERSION, frames: list }, null, 1)}\n`);
     return { dir, frames: list, cached: false };
   } finally {
     await context.close();

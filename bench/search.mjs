@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { agent, arg, cpuSecondsOf, createSource, flag, load, numArg, round, row, rssOf, saveResults, startDaemon } from './lib.mjs';
 
 const QUICK = flag('quick');
@@ -48,12 +48,12 @@ while (vocab.length < VOCABULARY) {
   let w = '';
   const n = 1 + Math.floor(rand() * 4);
   for (let i = 0; i < n; i++) w += SYLLABLES[Math.floor(rand() * SYLLABLES.length)];
-  if (!seen.has(w)) (seen.add(w), vocab.push(w));
+  if (!seen.has(w)) seen.add(w), vocab.push(w);
 }
 // Zipf (s = 1.07) over the vocabulary: a few very common words, a long tail of rare ones.
 const cdf = new Float64Array(VOCABULARY);
 let total = 0;
-for (let i = 0; i < VOCABULARY; i++) cdf[i] = total += 1 / Math.pow(i + 1, 1.07);
+for (let i = 0; i < VOCABULARY; i++) cdf[i] = total += 1 / (i + 1) ** 1.07;
 for (let i = 0; i < VOCABULARY; i++) cdf[i] /= total;
 function zipfIndex() {
   const u = rand();
@@ -128,8 +128,20 @@ function seedObservations(db) {
         const at = start + k * step;
         const textSha = rnd.slice(j * 192, j * 192 + 64);
         insertAsset.run(`ast_${textSha}`, textSha, 'text/plain; charset=utf-8', 400, at);
-        insert.run(obsId(k), sourceId(s), `ast_${imageSha}`, `ast_${textSha}`, `screen-${k}.png`, imageSha, at, at + 5, now + 30 * DAY,
-          rnd.slice(j * 192 + 64, j * 192 + 96), rnd.slice(j * 192 + 96, j * 192 + 160), `{"window":"${['editor', 'browser', 'terminal', 'chat'][k % 4]}"}`);
+        insert.run(
+          obsId(k),
+          sourceId(s),
+          `ast_${imageSha}`,
+          `ast_${textSha}`,
+          `screen-${k}.png`,
+          imageSha,
+          at,
+          at + 5,
+          now + 30 * DAY,
+          rnd.slice(j * 192 + 64, j * 192 + 96),
+          rnd.slice(j * 192 + 96, j * 192 + 160),
+          `{"window":"${['editor', 'browser', 'terminal', 'chat'][k % 4]}"}`,
+        );
       }
     })();
   }
@@ -235,7 +247,7 @@ if (REUSE) {
 }
 
 // ------------------------------------------------------------------ queries over HTTP
-let t = performance.now();
+const t = performance.now();
 const d = await startDaemon(dataDir, { OBSERVD_SWEEP_INTERVAL_MS: '3600000' });
 const startupMs = Math.round(performance.now() - t);
 /** Two words of the Zipf text distribution past the 50 most common ones (what someone would type to find a screen). */
@@ -325,19 +337,24 @@ for (const [name, label] of [
 }
 {
   const r = results.cases.common_words.c1;
-  results.summary.push(row(`search two of the 10 commonest words (${n} obs), concurrency 1: p50 / p99`, `${r.p50_ms} / ${r.p99_ms}`, 'ms', { note: 'worst case, no target; matches most of the store' }));
+  results.summary.push(
+    row(`search two of the 10 commonest words (${n} obs), concurrency 1: p50 / p99`, `${r.p50_ms} / ${r.p99_ms}`, 'ms', {
+      note: 'worst case, no target; matches most of the store',
+    }),
+  );
 }
-if (!REUSE) results.summary.push(
-  row('search index CPU per upload with text', results.index_cpu_ms_per_upload, 'ms', {
-    baseline: results.observation_row_cpu_ms_per_upload,
-    ratio: round(results.index_cpu_ms_per_upload / results.observation_row_cpu_ms_per_upload),
-    note: `baseline: committing the observation row alone; ~${avgTextBytes} B of text`,
-  }),
-  row('database bytes per observation with the index', results.db_bytes_per_observation_with_index, 'B', {
-    baseline: results.db_bytes_per_observation_without_index,
-    ratio: round(results.db_bytes_per_observation_with_index / results.db_bytes_per_observation_without_index),
-    note: 'baseline: without it; the index holds the text too (for snippets and exact deletes)',
-  }),
-);
+if (!REUSE)
+  results.summary.push(
+    row('search index CPU per upload with text', results.index_cpu_ms_per_upload, 'ms', {
+      baseline: results.observation_row_cpu_ms_per_upload,
+      ratio: round(results.index_cpu_ms_per_upload / results.observation_row_cpu_ms_per_upload),
+      note: `baseline: committing the observation row alone; ~${avgTextBytes} B of text`,
+    }),
+    row('database bytes per observation with the index', results.db_bytes_per_observation_with_index, 'B', {
+      baseline: results.db_bytes_per_observation_without_index,
+      ratio: round(results.db_bytes_per_observation_with_index / results.db_bytes_per_observation_without_index),
+      note: 'baseline: without it; the index holds the text too (for snippets and exact deletes)',
+    }),
+  );
 saveResults('search', results);
 console.log(JSON.stringify(results, null, 2));

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { agent, load, makePng, round, saveResults, startDaemon } from './lib.mjs';
 
 const arg = (name, def) => {
@@ -24,7 +24,7 @@ const png = (i) => makePng(16 * 1024, 1_000_000 + i);
 
 function uploader(url) {
   const ag = agent(UPLOADERS);
-  return (i) => {
+  return () => {
     const n = uploadSeq++;
     return {
       url: `${url}/v1/observation-sources/live/observations`,
@@ -112,7 +112,12 @@ const result = {
   uploaders: UPLOADERS,
   seed_seconds: seedSeconds,
   sweep: sweepReport
-    ? { purged: sweepReport.purged, duration_ms: sweepReport.duration_ms, rows_per_s: Math.round(sweepReport.purged / (sweepReport.duration_ms / 1000)), blobs_erased: sweepReport.blobs_erased }
+    ? {
+        purged: sweepReport.purged,
+        duration_ms: sweepReport.duration_ms,
+        rows_per_s: Math.round(sweepReport.purged / (sweepReport.duration_ms / 1000)),
+        blobs_erased: sweepReport.blobs_erased,
+      }
     : null,
   quiet_uploads: quiet,
   uploads_during_sweep: during,

@@ -11,8 +11,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'console', 'src');
 const out = join(root, 'console', 'dist');
 
-const hashName = (base, ext, body) =>
-  `${base}-${createHash('sha256').update(body).digest('hex').slice(0, 10).toUpperCase()}.${ext}`;
+const hashName = (base, ext, body) => `${base}-${createHash('sha256').update(body).digest('hex').slice(0, 10).toUpperCase()}.${ext}`;
 
 const result = await build({
   entryPoints: [join(src, 'main.js')],

@@ -1,6 +1,6 @@
 // Regenerates schema.sql from the migrations: `npm run schema`. The schema test proves they agree.
 import { writeFileSync } from 'node:fs';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { dumpSchema, migrate } from '../dist/db/migrate.js';
 
 const db = new Database(':memory:');

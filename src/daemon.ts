@@ -144,7 +144,8 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
   const jobs = new JobRegistry(deps.now, (run) => {
     metrics.recordJob(run);
     // A full disk is not a bug: the job runs again next time and succeeds once space is freed.
-    if (run.error !== undefined && isDiskFull(run.error)) logger.warn({ err: run.error, job: run.name }, 'periodic job postponed: disk full');
+    if (run.error !== undefined && isDiskFull(run.error))
+      logger.warn({ err: run.error, job: run.name }, 'periodic job postponed: disk full');
     else if (run.error !== undefined) logger.error({ err: run.error, job: run.name }, 'periodic job failed');
   });
   for (const job of daemonJobs(deps, services, logger)) jobs.add(job);
@@ -173,7 +174,10 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
             // hono's own listener answers a request it cannot build (backslash in the path, bad
             // Host) with a bare 400; this one says so as problem+json.
             createServer: ((opts: ServerOptions) =>
-              createServer(opts, getRequestListener(app.fetch, { hostname: host, errorHandler: requestErrorResponse }))) as typeof createServer,
+              createServer(
+                opts,
+                getRequestListener(app.fetch, { hostname: host, errorHandler: requestErrorResponse }),
+              )) as typeof createServer,
           },
           (info: AddressInfo) => {
             services.derivations.start();

@@ -63,7 +63,13 @@ export class JobRegistry {
   start(): void {
     for (const job of this.jobs.values()) {
       // runOnce has reported the error already; the schedule only keeps going.
-      this.schedules.push(startPeriodic(() => this.runOnce(job.name), job.intervalMs, () => {}));
+      this.schedules.push(
+        startPeriodic(
+          () => this.runOnce(job.name),
+          job.intervalMs,
+          () => {},
+        ),
+      );
     }
   }
 

@@ -32,7 +32,10 @@ function freePort(): Promise<number> {
 }
 
 /** The agent as a child process, with its JSON log lines and a way to wait for one. */
-function startAgent(args = ['agent', 'watch', watchDir, '--source', SOURCE, '--credentials', credentials, '--scan-interval-ms', '100'], cwd?: string) {
+function startAgent(
+  args = ['agent', 'watch', watchDir, '--source', SOURCE, '--credentials', credentials, '--scan-interval-ms', '100'],
+  cwd?: string,
+) {
   const proc: ChildProcess = spawn(process.execPath, [BIN, ...args], {
     env: childEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -83,7 +86,20 @@ beforeAll(async () => {
   watchDir = tmp('observd-watch-dir-');
   const credsDir = tmp('observd-watch-creds-');
   daemon = await spawnDaemon(dataDir, { args: ['--bind', `127.0.0.1:${port}`] });
-  const r = await runCli(['agents', 'provision', '--url', daemon.url, '--batch-id', 'watch', '--agent-id', 'Watch Box', '--heartbeat-interval-ms', '300', '--out-dir', credsDir]);
+  const r = await runCli([
+    'agents',
+    'provision',
+    '--url',
+    daemon.url,
+    '--batch-id',
+    'watch',
+    '--agent-id',
+    'Watch Box',
+    '--heartbeat-interval-ms',
+    '300',
+    '--out-dir',
+    credsDir,
+  ]);
   expect(r.code, r.stderr).toBe(0);
   // Printed without secrets; the credentials are in the 0600 file only.
   expect(r.stdout).not.toMatch(/khc_[0-9a-f]{64}/);
@@ -163,7 +179,11 @@ it('runs as the README says: provision, then watch, in two commands', async () =
   const cwd = tmp('observd-readme-agent-');
   const shots = tmp('observd-readme-shots-');
   // On the running daemon's data directory, with its address as the configured bind.
-  const argv = (cmd: string) => cmd.replace(/^bin\/observd /, '').replace('~/Screenshots', shots).split(' ');
+  const argv = (cmd: string) =>
+    cmd
+      .replace(/^bin\/observd /, '')
+      .replace('~/Screenshots', shots)
+      .split(' ');
   const env = { OBSERVD_DATA_DIR: dataDir, OBSERVD_BIND: `127.0.0.1:${port}` };
   const r = await runCli(argv(provision), { cwd, env });
   expect(r.code, r.stderr).toBe(0);

@@ -30,22 +30,47 @@ describe('admin auth with a configured admin token', () => {
   let assetId = '';
 
   beforeAll(async () => {
-    const res = await d.req(SRC, { method: 'POST', token: ADMIN, json: { source_id: 'auth-src', display_name: 'A', kind: 'screen_snapshot', upload_token: SOURCE_TOKEN } });
+    const res = await d.req(SRC, {
+      method: 'POST',
+      token: ADMIN,
+      json: { source_id: 'auth-src', display_name: 'A', kind: 'screen_snapshot', upload_token: SOURCE_TOKEN },
+    });
     expect(res.status).toBe(201);
-    const up = await d.req(`${SRC}/auth-src/observations`, { method: 'POST', token: SOURCE_TOKEN, json: uploadBody(makePng(2, 2, 1), 'k0') });
+    const up = await d.req(`${SRC}/auth-src/observations`, {
+      method: 'POST',
+      token: SOURCE_TOKEN,
+      json: uploadBody(makePng(2, 2, 1), 'k0'),
+    });
     expect(up.status).toBe(201);
     const obs = (await up.json()) as Json;
     obsId = obs.observation_id;
     assetId = obs.asset_id;
   });
 
-  type Row = { name: string; method: string; path: () => string; token?: string; auth?: string; json?: unknown; body?: string; status: number; code?: string };
+  type Row = {
+    name: string;
+    method: string;
+    path: () => string;
+    token?: string;
+    auth?: string;
+    json?: unknown;
+    body?: string;
+    status: number;
+    code?: string;
+  };
   const rows: Row[] = [
     { name: 'no token lists sources', method: 'GET', path: () => SRC, status: 401, code: 'unauthorized' },
     { name: 'no token reads a source', method: 'GET', path: () => `${SRC}/auth-src`, status: 401, code: 'unauthorized' },
     { name: 'no token reads the audit', method: 'GET', path: () => '/v1/observation-audit', status: 401, code: 'unauthorized' },
     { name: 'no token lists observations', method: 'GET', path: () => '/v1/observations', status: 401, code: 'unauthorized' },
-    { name: 'no token creates', method: 'POST', path: () => SRC, json: { display_name: 'X', kind: 'screen_snapshot' }, status: 401, code: 'unauthorized' },
+    {
+      name: 'no token creates',
+      method: 'POST',
+      path: () => SRC,
+      json: { display_name: 'X', kind: 'screen_snapshot' },
+      status: 401,
+      code: 'unauthorized',
+    },
     { name: 'no token, bad JSON: auth comes first', method: 'POST', path: () => SRC, body: '{oops', status: 401, code: 'unauthorized' },
     { name: 'wrong token', method: 'GET', path: () => SRC, token: 'not-the-admin-token-000000', status: 401, code: 'unauthorized' },
     { name: 'admin token prefix', method: 'GET', path: () => SRC, token: ADMIN.slice(0, -1), status: 401, code: 'unauthorized' },
@@ -60,21 +85,96 @@ describe('admin auth with a configured admin token', () => {
     { name: 'reader lists observations', method: 'GET', path: () => '/v1/observations', token: READER, status: 200 },
     { name: 'reader reads an observation', method: 'GET', path: () => `/v1/observations/${obsId}`, token: READER, status: 200 },
     { name: 'reader reads asset metadata', method: 'GET', path: () => `/v1/assets/${assetId}`, token: READER, status: 200 },
-    { name: 'reader reads content of a sensitive source', method: 'GET', path: () => `/v1/assets/${assetId}/content`, token: READER, status: 403, code: 'forbidden' },
-    { name: 'admin reads content of a sensitive source', method: 'GET', path: () => `/v1/assets/${assetId}/content`, token: ADMIN, status: 200 },
+    {
+      name: 'reader reads content of a sensitive source',
+      method: 'GET',
+      path: () => `/v1/assets/${assetId}/content`,
+      token: READER,
+      status: 403,
+      code: 'forbidden',
+    },
+    {
+      name: 'admin reads content of a sensitive source',
+      method: 'GET',
+      path: () => `/v1/assets/${assetId}/content`,
+      token: ADMIN,
+      status: 200,
+    },
     { name: 'no token reads content', method: 'GET', path: () => `/v1/assets/${assetId}/content`, status: 401, code: 'unauthorized' },
-    { name: 'reader creates', method: 'POST', path: () => SRC, token: READER, json: { source_id: 'by-reader', display_name: 'X', kind: 'screen_snapshot' }, status: 403, code: 'forbidden' },
-    { name: 'reader, invalid body: auth comes first', method: 'POST', path: () => SRC, token: READER, json: { nonsense: true }, status: 403, code: 'forbidden' },
-    { name: 'reader patches', method: 'PATCH', path: () => `${SRC}/auth-src`, token: READER, json: { display_name: 'Hijacked' }, status: 403, code: 'forbidden' },
+    {
+      name: 'reader creates',
+      method: 'POST',
+      path: () => SRC,
+      token: READER,
+      json: { source_id: 'by-reader', display_name: 'X', kind: 'screen_snapshot' },
+      status: 403,
+      code: 'forbidden',
+    },
+    {
+      name: 'reader, invalid body: auth comes first',
+      method: 'POST',
+      path: () => SRC,
+      token: READER,
+      json: { nonsense: true },
+      status: 403,
+      code: 'forbidden',
+    },
+    {
+      name: 'reader patches',
+      method: 'PATCH',
+      path: () => `${SRC}/auth-src`,
+      token: READER,
+      json: { display_name: 'Hijacked' },
+      status: 403,
+      code: 'forbidden',
+    },
     { name: 'reader deletes a source', method: 'DELETE', path: () => `${SRC}/auth-src`, token: READER, status: 403, code: 'forbidden' },
-    { name: 'reader rotates', method: 'POST', path: () => `${SRC}/auth-src/rotate-token`, token: READER, json: {}, status: 403, code: 'forbidden' },
+    {
+      name: 'reader rotates',
+      method: 'POST',
+      path: () => `${SRC}/auth-src/rotate-token`,
+      token: READER,
+      json: {},
+      status: 403,
+      code: 'forbidden',
+    },
     { name: 'reader revokes', method: 'POST', path: () => `${SRC}/auth-src/revoke-token`, token: READER, status: 403, code: 'forbidden' },
-    { name: 'reader deletes an observation', method: 'DELETE', path: () => `/v1/observations/${obsId}`, token: READER, status: 403, code: 'forbidden' },
-    { name: 'no token patches', method: 'PATCH', path: () => `${SRC}/auth-src`, json: { display_name: 'Hijacked' }, status: 401, code: 'unauthorized' },
+    {
+      name: 'reader deletes an observation',
+      method: 'DELETE',
+      path: () => `/v1/observations/${obsId}`,
+      token: READER,
+      status: 403,
+      code: 'forbidden',
+    },
+    {
+      name: 'no token patches',
+      method: 'PATCH',
+      path: () => `${SRC}/auth-src`,
+      json: { display_name: 'Hijacked' },
+      status: 401,
+      code: 'unauthorized',
+    },
     { name: 'no token deletes', method: 'DELETE', path: () => `${SRC}/auth-src`, status: 401, code: 'unauthorized' },
     { name: 'no token rotates', method: 'POST', path: () => `${SRC}/auth-src/rotate-token`, status: 401, code: 'unauthorized' },
-    { name: 'upload with the admin token', method: 'POST', path: () => `${SRC}/auth-src/observations`, token: ADMIN, json: uploadBody(makePng(2, 2, 2), 'k-admin'), status: 401, code: 'unauthorized' },
-    { name: 'upload with the reader token', method: 'POST', path: () => `${SRC}/auth-src/observations`, token: READER, json: uploadBody(makePng(2, 2, 2), 'k-reader'), status: 401, code: 'unauthorized' },
+    {
+      name: 'upload with the admin token',
+      method: 'POST',
+      path: () => `${SRC}/auth-src/observations`,
+      token: ADMIN,
+      json: uploadBody(makePng(2, 2, 2), 'k-admin'),
+      status: 401,
+      code: 'unauthorized',
+    },
+    {
+      name: 'upload with the reader token',
+      method: 'POST',
+      path: () => `${SRC}/auth-src/observations`,
+      token: READER,
+      json: uploadBody(makePng(2, 2, 2), 'k-reader'),
+      status: 401,
+      code: 'unauthorized',
+    },
     { name: 'liveness needs no token', method: 'GET', path: () => '/livez', status: 200 },
   ];
 
@@ -99,12 +199,20 @@ describe('admin auth with a configured admin token', () => {
   });
 
   it('upload routes take the source token without any admin token', async () => {
-    const res = await d.req(`${SRC}/auth-src/observations`, { method: 'POST', token: SOURCE_TOKEN, json: uploadBody(makePng(2, 2, 3), 'k-src') });
+    const res = await d.req(`${SRC}/auth-src/observations`, {
+      method: 'POST',
+      token: SOURCE_TOKEN,
+      json: uploadBody(makePng(2, 2, 3), 'k-src'),
+    });
     expect(res.status).toBe(201);
   });
 
   it('admin writes work end to end', async () => {
-    const created = await d.req(SRC, { method: 'POST', token: ADMIN, json: { source_id: 'admin-made', display_name: 'M', kind: 'webcam_snapshot' } });
+    const created = await d.req(SRC, {
+      method: 'POST',
+      token: ADMIN,
+      json: { source_id: 'admin-made', display_name: 'M', kind: 'webcam_snapshot' },
+    });
     expect(created.status).toBe(201);
     expect((await d.req(`${SRC}/admin-made`, { method: 'PATCH', token: ADMIN, json: { status: 'paused' } })).status).toBe(200);
     expect((await d.req(`${SRC}/admin-made/rotate-token`, { method: 'POST', token: ADMIN })).status).toBe(200);
@@ -118,7 +226,9 @@ describe('without an admin token (loopback only)', () => {
     const open = await startDaemon();
     try {
       expect((await open.req(SRC)).status).toBe(200);
-      expect((await open.req(SRC, { method: 'POST', json: { source_id: 'open', display_name: 'O', kind: 'screen_snapshot' } })).status).toBe(201);
+      expect(
+        (await open.req(SRC, { method: 'POST', json: { source_id: 'open', display_name: 'O', kind: 'screen_snapshot' } })).status,
+      ).toBe(201);
     } finally {
       await open.close();
     }
@@ -146,28 +256,59 @@ describe('tokens never leak; the audit trail records source changes', () => {
 
   beforeAll(async () => {
     t = await startDaemon({ admin_token: ADMIN, readonly_token: READER });
-    let r = await call('create chosen', SRC, { method: 'POST', json: { source_id: 'leak-a', display_name: 'Leak A', kind: 'screen_snapshot', upload_token: CHOSEN } });
+    let r = await call('create chosen', SRC, {
+      method: 'POST',
+      json: { source_id: 'leak-a', display_name: 'Leak A', kind: 'screen_snapshot', upload_token: CHOSEN },
+    });
     expect(r.status).toBe(201);
-    r = await call('create generated', SRC, { method: 'POST', json: { source_id: 'leak-b', display_name: 'Leak B', kind: 'screen_snapshot' } });
+    r = await call('create generated', SRC, {
+      method: 'POST',
+      json: { source_id: 'leak-b', display_name: 'Leak B', kind: 'screen_snapshot' },
+    });
     expect(r.status).toBe(201);
     generated.push(r.body.upload_token);
-    r = await call('short token', SRC, { method: 'POST', json: { source_id: 'leak-c', display_name: 'C', kind: 'screen_snapshot', upload_token: SHORT } });
+    r = await call('short token', SRC, {
+      method: 'POST',
+      json: { source_id: 'leak-c', display_name: 'C', kind: 'screen_snapshot', upload_token: SHORT },
+    });
     expect(r.status).toBe(400);
     r = await call('upload a', `${SRC}/leak-a/observations`, { method: 'POST', token: CHOSEN, json: uploadBody(makePng(3, 3, 1), 'k1') });
     expect(r.status).toBe(201);
-    r = await call('upsert token', SRC, { method: 'POST', json: { source_id: 'leak-a', display_name: 'Leak A', kind: 'screen_snapshot', upload_token: UPSERTED } });
+    r = await call('upsert token', SRC, {
+      method: 'POST',
+      json: { source_id: 'leak-a', display_name: 'Leak A', kind: 'screen_snapshot', upload_token: UPSERTED },
+    });
     expect(r.status).toBe(200);
-    r = await call('rotate chosen', `${SRC}/leak-a/rotate-token`, { method: 'POST', json: { upload_token: ROTATED, grace_period_ms: 60_000 } });
+    r = await call('rotate chosen', `${SRC}/leak-a/rotate-token`, {
+      method: 'POST',
+      json: { upload_token: ROTATED, grace_period_ms: 60_000 },
+    });
     expect(r.status).toBe(200);
-    r = await call('upload old in grace', `${SRC}/leak-a/observations`, { method: 'POST', token: UPSERTED, json: uploadBody(makePng(3, 3, 2), 'k2') });
+    r = await call('upload old in grace', `${SRC}/leak-a/observations`, {
+      method: 'POST',
+      token: UPSERTED,
+      json: uploadBody(makePng(3, 3, 2), 'k2'),
+    });
     expect(r.status).toBe(201);
-    r = await call('upload rotated', `${SRC}/leak-a/observations`, { method: 'POST', token: ROTATED, json: uploadBody(makePng(3, 3, 3), 'k3') });
+    r = await call('upload rotated', `${SRC}/leak-a/observations`, {
+      method: 'POST',
+      token: ROTATED,
+      json: uploadBody(makePng(3, 3, 3), 'k3'),
+    });
     expect(r.status).toBe(201);
     r = await call('replay', `${SRC}/leak-a/observations`, { method: 'POST', token: ROTATED, json: uploadBody(makePng(3, 3, 3), 'k3') });
     expect(r.status).toBe(200);
-    r = await call('upload wrong', `${SRC}/leak-a/observations`, { method: 'POST', token: WRONG, json: uploadBody(makePng(3, 3, 4), 'k4') });
+    r = await call('upload wrong', `${SRC}/leak-a/observations`, {
+      method: 'POST',
+      token: WRONG,
+      json: uploadBody(makePng(3, 3, 4), 'k4'),
+    });
     expect(r.status).toBe(401);
-    r = await call('upload b', `${SRC}/leak-b/observations`, { method: 'POST', token: generated[0], json: uploadBody(makePng(3, 3, 5), 'k1') });
+    r = await call('upload b', `${SRC}/leak-b/observations`, {
+      method: 'POST',
+      token: generated[0],
+      json: uploadBody(makePng(3, 3, 5), 'k1'),
+    });
     expect(r.status).toBe(201);
     r = await call('rotate generated', `${SRC}/leak-b/rotate-token`, { method: 'POST' });
     expect(r.status).toBe(200);
@@ -176,7 +317,11 @@ describe('tokens never leak; the audit trail records source changes', () => {
     expect(r.status).toBe(400);
     r = await call('revoke', `${SRC}/leak-a/revoke-token`, { method: 'POST' });
     expect(r.status).toBe(200);
-    r = await call('upload revoked', `${SRC}/leak-a/observations`, { method: 'POST', token: ROTATED, json: uploadBody(makePng(3, 3, 6), 'k6') });
+    r = await call('upload revoked', `${SRC}/leak-a/observations`, {
+      method: 'POST',
+      token: ROTATED,
+      json: uploadBody(makePng(3, 3, 6), 'k6'),
+    });
     expect(r.status).toBe(401);
     r = await call('patch', `${SRC}/leak-b`, { method: 'PATCH', json: { display_name: 'Leak B2' } });
     expect(r.status).toBe(200);
@@ -196,7 +341,10 @@ describe('tokens never leak; the audit trail records source changes', () => {
     let cursor: string | null = null;
     for (let i = 0; i < 100; i++) {
       const sep = query ? '&' : '';
-      const res = await t.req(`/v1/observation-audit?${query}${sep}limit=3&page=true${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: READER });
+      const res = await t.req(
+        `/v1/observation-audit?${query}${sep}limit=3&page=true${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        { token: READER },
+      );
       expect(res.status).toBe(200);
       const text = await res.text();
       bodies.push({ what: 'audit', text });

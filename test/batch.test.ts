@@ -3,7 +3,12 @@ import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { makePng, uploadBody } from './helpers/media.js';
 
 const TOKEN = 'batch-test-upload-token-01';
-type Result = { index: number; status: number; observation?: { observation_id: string; sha256: string }; error?: { code: string; status: number; errors?: Array<{ path: string }> } };
+type Result = {
+  index: number;
+  status: number;
+  observation?: { observation_id: string; sha256: string };
+  error?: { code: string; status: number; errors?: Array<{ path: string }> };
+};
 
 let d: TestDaemon;
 beforeAll(async () => {
@@ -55,7 +60,10 @@ describe('batch upload', () => {
     expect(results.map((x) => x.index)).toEqual([...Array(100).keys()]);
     for (const x of results) {
       if (BAD[x.index]) {
-        expect({ status: x.status, code: x.error?.code, errStatus: x.error?.status }).toEqual({ ...BAD[x.index], errStatus: BAD[x.index].status });
+        expect({ status: x.status, code: x.error?.code, errStatus: x.error?.status }).toEqual({
+          ...BAD[x.index],
+          errStatus: BAD[x.index].status,
+        });
         expect(x.observation).toBeUndefined();
       } else {
         expect(x.status, JSON.stringify(x.error)).toBe(201);

@@ -52,7 +52,12 @@ const post = (path: string, json: unknown, token = ADMIN) => d.req(path, { metho
 
 beforeAll(async () => {
   d = await startDaemon(
-    { admin_token: ADMIN, readonly_token: READER, capture: { heartbeat_check_interval_ms: 3_600_000 }, retention: { sweep_interval_ms: 3_600_000 } },
+    {
+      admin_token: ADMIN,
+      readonly_token: READER,
+      capture: { heartbeat_check_interval_ms: 3_600_000 },
+      retention: { sweep_interval_ms: 3_600_000 },
+    },
     { now: clock },
   );
 });
@@ -66,7 +71,12 @@ describe('provisioning, as the Kheish CLI sends it', () => {
   it('provisions a batch; every credential once, machine ids normalized, sources per agent', async () => {
     provisioned = await kheish(
       '/v1/capture-agent-provisions',
-      { method: 'POST', json: cliProvision('Fleet 2026.Q2', ['Desk Mac.02', 'lab-000'], { sources: { screen: true, camera: false, system_audio: true, microphone: true } }) },
+      {
+        method: 'POST',
+        json: cliProvision('Fleet 2026.Q2', ['Desk Mac.02', 'lab-000'], {
+          sources: { screen: true, camera: false, system_audio: true, microphone: true },
+        }),
+      },
       CaptureAgentProvisionResponse,
     );
     const t = clock();
@@ -96,7 +106,11 @@ describe('provisioning, as the Kheish CLI sends it', () => {
       'call:desk-mac-02-capture:microphone',
     ]);
     expect(config.sources[0].remote).toMatchObject({ ensure_exists: false, upload_token: a.sources[0].upload_token });
-    expect(config.sources[0].driver.metadata).toMatchObject({ schema: 'kheish.macos.capture.v1', capture_group_id: 'desk-mac-02-capture', role: 'screenshot' });
+    expect(config.sources[0].driver.metadata).toMatchObject({
+      schema: 'kheish.macos.capture.v1',
+      capture_group_id: 'desk-mac-02-capture',
+      role: 'screenshot',
+    });
     expect(a.config_toml).not.toContain(ADMIN);
   });
 
@@ -128,7 +142,12 @@ describe('provisioning, as the Kheish CLI sends it', () => {
   });
 
   it('refuses a replayed or conflicting batch id (409) and invalid requests (400)', async () => {
-    const replay = await post('/v1/capture-agent-provisions', cliProvision('Fleet 2026.Q2', ['Desk Mac.02', 'lab-000'], { sources: { screen: true, camera: false, system_audio: true, microphone: true } }));
+    const replay = await post(
+      '/v1/capture-agent-provisions',
+      cliProvision('Fleet 2026.Q2', ['Desk Mac.02', 'lab-000'], {
+        sources: { screen: true, camera: false, system_audio: true, microphone: true },
+      }),
+    );
     const p = await expectProblem(replay, 409, 'conflict');
     expect(p.detail).toMatch(/already applied; raw upload tokens are not replayable/);
     await expectProblem(await post('/v1/capture-agent-provisions', cliProvision('fleet-2026-q2', ['other'])), 409, 'conflict');
@@ -153,7 +172,11 @@ describe('provisioning, as the Kheish CLI sends it', () => {
   it('heartbeat: `{}` with the agent bearer; every auth failure is the same 401', async () => {
     const a = provisioned.agents[1];
     clock.advance(1000);
-    const hb = await kheish('/v1/capture-agents/lab-000/heartbeat', { method: 'POST', json: {}, token: a.heartbeat_token }, CaptureAgentHeartbeatResponse);
+    const hb = await kheish(
+      '/v1/capture-agents/lab-000/heartbeat',
+      { method: 'POST', json: {}, token: a.heartbeat_token },
+      CaptureAgentHeartbeatResponse,
+    );
     expect(hb).toEqual({
       machine_id: 'lab-000',
       status: 'active',
@@ -163,7 +186,11 @@ describe('provisioning, as the Kheish CLI sends it', () => {
     });
     const withSources = await kheish(
       '/v1/capture-agents/desk-mac-02/heartbeat',
-      { method: 'POST', json: { observed_source_ids: [' macos-desk-mac-02-screen '], agent_version: 'capture  1.2.3' }, token: provisioned.agents[0].heartbeat_token },
+      {
+        method: 'POST',
+        json: { observed_source_ids: [' macos-desk-mac-02-screen '], agent_version: 'capture  1.2.3' },
+        token: provisioned.agents[0].heartbeat_token,
+      },
       CaptureAgentHeartbeatResponse,
     );
     expect(withSources).toMatchObject({
@@ -186,12 +213,25 @@ describe('provisioning, as the Kheish CLI sends it', () => {
       bodies.add(await res.text());
     }
     expect(bodies.size).toBe(1);
-    expect(JSON.parse([...bodies][0])).toMatchObject({ detail: 'missing or invalid capture agent bearer token', domain: 'observation_ingress' });
-    const bad = await post('/v1/capture-agents/lab-000/heartbeat', { observed_source_ids: ['macos-desk-mac-02-screen'] }, a.heartbeat_token);
+    expect(JSON.parse([...bodies][0])).toMatchObject({
+      detail: 'missing or invalid capture agent bearer token',
+      domain: 'observation_ingress',
+    });
+    const bad = await post(
+      '/v1/capture-agents/lab-000/heartbeat',
+      { observed_source_ids: ['macos-desk-mac-02-screen'] },
+      a.heartbeat_token,
+    );
     await expectProblem(bad, 400, 'validation_failed');
-    const dup = await post('/v1/capture-agents/lab-000/heartbeat', { observed_source_ids: ['macos-lab-000-screen', 'macos-lab-000-screen'] }, a.heartbeat_token);
+    const dup = await post(
+      '/v1/capture-agents/lab-000/heartbeat',
+      { observed_source_ids: ['macos-lab-000-screen', 'macos-lab-000-screen'] },
+      a.heartbeat_token,
+    );
     await expectProblem(dup, 400, 'validation_failed');
-    const secret = await (await post('/v1/capture-agents/lab-000/heartbeat', { agent_version: `v1 token=${'a'.repeat(40)}` }, a.heartbeat_token)).json();
+    const secret = await (
+      await post('/v1/capture-agents/lab-000/heartbeat', { agent_version: `v1 token=${'a'.repeat(40)}` }, a.heartbeat_token)
+    ).json();
     expect(secret.agent_version).toBe('agent_version_redacted');
     // No body at all is `{}` too.
     const empty = await d.req('/v1/capture-agents/lab-000/heartbeat', { method: 'POST', token: a.heartbeat_token });
@@ -216,7 +256,10 @@ describe('provisioning, as the Kheish CLI sends it', () => {
     for (const [path, body] of [
       [`/v1/observation-sources/${src.source_id}/rotate-token`, { upload_token: 'a-new-token-of-sixteen-plus', grace_period_ms: 0 }],
       [`/v1/observation-sources/${src.source_id}/revoke-token`, {}],
-      ['/v1/observation-sources', { source_id: src.source_id, kind: 'screen_snapshot', display_name: 'hijack', upload_token: 'a-new-token-of-sixteen-plus' }],
+      [
+        '/v1/observation-sources',
+        { source_id: src.source_id, kind: 'screen_snapshot', display_name: 'hijack', upload_token: 'a-new-token-of-sixteen-plus' },
+      ],
     ] as const) {
       const p = await expectProblem(await post(path, body), 409, 'conflict');
       expect(p.detail).toMatch(/capture-owned observation source .* is managed by capture agent lab-000/);
@@ -228,10 +271,14 @@ describe('provisioning, as the Kheish CLI sends it', () => {
     const a = provisioned.agents[1];
     const src = a.sources[0];
     const before = await (await d.req(`/v1/observations?source_id=${src.source_id}`, { token: ADMIN })).json();
-    const listed = (Array.isArray(before) ? before : before.data ?? before.items) as Array<{ observation_id: string }>;
+    const listed = (Array.isArray(before) ? before : (before.data ?? before.items)) as Array<{ observation_id: string }>;
     expect(listed).toHaveLength(1);
     clock.advance(1000);
-    const view = await kheish('/v1/capture-agents/lab-000/revoke', { method: 'POST', json: { reason: '  laptop   stolen ' } }, CaptureAgentView);
+    const view = await kheish(
+      '/v1/capture-agents/lab-000/revoke',
+      { method: 'POST', json: { reason: '  laptop   stolen ' } },
+      CaptureAgentView,
+    );
     expect(view).toMatchObject({ status: 'revoked', heartbeat_state: 'revoked', revoked_at_ms: clock(), revoked_reason: 'laptop stolen' });
     expect(view.leases.every((l: any) => l.revoked_at_ms === clock())).toBe(true);
     const again = await kheish('/v1/capture-agents/lab-000/revoke', { method: 'POST', json: {} }, CaptureAgentView);
@@ -248,17 +295,26 @@ describe('provisioning, as the Kheish CLI sends it', () => {
     expect((await d.req(`/v1/observations/${listed[0].observation_id}`, { token: ADMIN })).status).toBe(200);
     await new Promise((r) => setTimeout(r, 20));
     const audit = d.daemon.services.db
-      .prepare(`SELECT event, source_id, detail FROM audit_events WHERE event IN ('capture_agent_revoked', 'upload_rejected') ORDER BY audit_id`)
+      .prepare(
+        `SELECT event, source_id, detail FROM audit_events WHERE event IN ('capture_agent_revoked', 'upload_rejected') ORDER BY audit_id`,
+      )
       .all() as Array<{ event: string; source_id: string; detail: string }>;
     expect(audit.find((r) => r.event === 'capture_agent_revoked')).toMatchObject({ source_id: 'lab-000' });
-    expect(JSON.parse(audit.find((r) => r.event === 'capture_agent_revoked')!.detail).purged_asset_ids).toEqual(['macos-lab-000-screen', 'macos-lab-000-call-audio']);
+    expect(JSON.parse(audit.find((r) => r.event === 'capture_agent_revoked')!.detail).purged_asset_ids).toEqual([
+      'macos-lab-000-screen',
+      'macos-lab-000-call-audio',
+    ]);
     expect(audit.filter((r) => r.event === 'upload_rejected').map((r) => JSON.parse(r.detail).reason)).toContain('revoked_token');
     await expectProblem(await post('/v1/capture-agents/nobody/revoke', {}), 404, 'not_found');
   });
 
   it('re-provisioning rotates: old leases superseded, the agent active again, its heartbeat version bumped', async () => {
     const old = provisioned.agents[1];
-    const again = await kheish('/v1/capture-agent-provisions', { method: 'POST', json: cliProvision('fleet-rotate', ['lab-000']) }, CaptureAgentProvisionResponse);
+    const again = await kheish(
+      '/v1/capture-agent-provisions',
+      { method: 'POST', json: cliProvision('fleet-rotate', ['lab-000']) },
+      CaptureAgentProvisionResponse,
+    );
     const fresh = again.agents[0];
     const view = await kheish('/v1/capture-agents/lab-000', {}, CaptureAgentView);
     expect(view).toMatchObject({ status: 'active', heartbeat_state: 'pending', heartbeat_token_version: 2, batch_id: 'fleet-rotate' });
@@ -274,13 +330,21 @@ describe('provisioning, as the Kheish CLI sends it', () => {
     const source = await (await d.req('/v1/observation-sources/macos-lab-000-screen', { token: ADMIN })).json();
     expect(source.status).toBe('active');
     const put = (token: string, key: string) =>
-      d.req(`/v1/observation-sources/macos-lab-000-screen/observations`, { method: 'POST', token, json: uploadBody(makePng(2, 2, 9), key) });
+      d.req(`/v1/observation-sources/macos-lab-000-screen/observations`, {
+        method: 'POST',
+        token,
+        json: uploadBody(makePng(2, 2, 9), key),
+      });
     await expectProblem(await put(old.sources[0].upload_token, 'old-lease'), 401, 'unauthorized');
     expect((await put(fresh.sources[0].upload_token, 'new-lease')).status).toBe(201);
     expect((await post('/v1/capture-agents/lab-000/heartbeat', {}, fresh.heartbeat_token)).status).toBe(200);
     await expectProblem(await post('/v1/capture-agents/lab-000/heartbeat', {}, old.heartbeat_token), 401, 'unauthorized');
     // Rotating a live agent supersedes its live lease with the new one of the same source.
-    const third = await kheish('/v1/capture-agent-provisions', { method: 'POST', json: cliProvision('fleet-rotate-2', ['lab-000']) }, CaptureAgentProvisionResponse);
+    const third = await kheish(
+      '/v1/capture-agent-provisions',
+      { method: 'POST', json: cliProvision('fleet-rotate-2', ['lab-000']) },
+      CaptureAgentProvisionResponse,
+    );
     const rotated = await kheish('/v1/capture-agents/lab-000', {}, CaptureAgentView);
     expect(rotated.heartbeat_state).toBe('healthy');
     expect(rotated.leases[2]).toMatchObject({ superseded_by: third.agents[0].sources[0].lease_id });
@@ -301,7 +365,10 @@ describe('heartbeat deadlines on an injected clock', () => {
     const deps = d.daemon.deps;
     clock.set(deadline);
     expect(checkHeartbeats(deps, clock())).not.toContain('clocked');
-    const alertsOf = async () => (await kheish('/v1/capture-alerts', { token: READER }, { array: CaptureAgentAlertView })).filter((x: any) => x.machine_id === 'clocked');
+    const alertsOf = async () =>
+      (await kheish('/v1/capture-alerts', { token: READER }, { array: CaptureAgentAlertView })).filter(
+        (x: any) => x.machine_id === 'clocked',
+      );
     expect(await alertsOf()).toEqual([]);
     clock.advance(1);
     // The daemon's own job (what the periodic schedule runs) raises it.
@@ -329,7 +396,9 @@ describe('heartbeat deadlines on an injected clock', () => {
     expect(after).toMatchObject({ heartbeat_state: 'healthy', heartbeat_deadline_ms: clock() + 1500 });
     expect(after.heartbeat_missing_since_ms).toBeUndefined();
 
-    const events = deps.events.readAfter(0, 1000, { types: ['capture_agent.missing', 'capture_agent.recovered'] }).filter((e) => e.data.machine_id === 'clocked');
+    const events = deps.events
+      .readAfter(0, 1000, { types: ['capture_agent.missing', 'capture_agent.recovered'] })
+      .filter((e) => e.data.machine_id === 'clocked');
     expect(events.map((e) => e.type)).toEqual(['capture_agent.missing', 'capture_agent.recovered']);
     const audit = d.daemon.services.db
       .prepare(`SELECT event FROM audit_events WHERE source_id = 'clocked' ORDER BY audit_id`)
@@ -344,7 +413,11 @@ describe('heartbeat deadlines on an injected clock', () => {
   });
 
   it('an expired credential: heartbeats and uploads get 401 (expired_token), the agent stays active', async () => {
-    const r = await kheish('/v1/capture-agent-provisions', { method: 'POST', json: cliProvision('ttl-batch', ['short-lived'], { token_ttl_ms: 5000 }) }, CaptureAgentProvisionResponse);
+    const r = await kheish(
+      '/v1/capture-agent-provisions',
+      { method: 'POST', json: cliProvision('ttl-batch', ['short-lived'], { token_ttl_ms: 5000 }) },
+      CaptureAgentProvisionResponse,
+    );
     const a = r.agents[0];
     clock.set(a.token_expires_at_ms - 1);
     expect((await post('/v1/capture-agents/short-lived/heartbeat', {}, a.heartbeat_token)).status).toBe(200);
@@ -357,21 +430,32 @@ describe('heartbeat deadlines on an injected clock', () => {
     });
     await expectProblem(up, 401, 'unauthorized');
     await new Promise((res) => setTimeout(res, 20));
-    const reasons = (d.daemon.services.db
-      .prepare(`SELECT detail FROM audit_events WHERE event = 'upload_rejected' AND source_id = ?`)
-      .pluck()
-      .all(a.sources[0].source_id) as string[]).map((x) => JSON.parse(x).reason);
+    const reasons = (
+      d.daemon.services.db
+        .prepare(`SELECT detail FROM audit_events WHERE event = 'upload_rejected' AND source_id = ?`)
+        .pluck()
+        .all(a.sources[0].source_id) as string[]
+    ).map((x) => JSON.parse(x).reason);
     expect(reasons).toEqual(['expired_token']);
     expect((await kheish('/v1/capture-agents/short-lived', {}, CaptureAgentView)).status).toBe('active');
     // After revoking, its sources may be deleted, and the id becomes an ordinary source again.
     await post('/v1/capture-agents/short-lived/revoke', {});
     expect((await d.req(`/v1/observation-sources/${a.sources[0].source_id}`, { method: 'DELETE', token: ADMIN })).status).toBe(204);
-    const again = await post('/v1/observation-sources', { source_id: a.sources[0].source_id, kind: 'screen_snapshot', display_name: 'plain', upload_token: 'plain-token-0000000001' });
+    const again = await post('/v1/observation-sources', {
+      source_id: a.sources[0].source_id,
+      kind: 'screen_snapshot',
+      display_name: 'plain',
+      upload_token: 'plain-token-0000000001',
+    });
     expect(again.status).toBe(201);
   });
 
   it('a read right after the deadline shows the alert without the periodic check', async () => {
-    const r = await kheish('/v1/capture-agent-provisions', { method: 'POST', json: cliProvision('read-batch', ['reader-raised'], { heartbeat_interval_ms: 1, heartbeat_grace_ms: 1 }) }, CaptureAgentProvisionResponse);
+    const r = await kheish(
+      '/v1/capture-agent-provisions',
+      { method: 'POST', json: cliProvision('read-batch', ['reader-raised'], { heartbeat_interval_ms: 1, heartbeat_grace_ms: 1 }) },
+      CaptureAgentProvisionResponse,
+    );
     clock.set(r.agents[0].heartbeat_deadline_ms + 1);
     const alerts = await kheish('/v1/capture-alerts', {}, { array: CaptureAgentAlertView });
     expect(alerts.map((a: any) => a.machine_id)).toContain('reader-raised');

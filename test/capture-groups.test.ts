@@ -23,13 +23,21 @@ const meta = (extra: Record<string, unknown> = {}) => ({
 function put(sourceId: string, metadata: unknown, extra: Record<string, unknown> = {}) {
   seq++;
   const audio = sourceId.endsWith('call-audio');
-  const body = uploadBody(audio ? makeWav(0.05, 8000) : makePng(2, 2, seq), `g-${seq}`, { metadata, canonical_text: `item ${seq}`, ...extra }, audio ? 'audio/wav' : 'image/png');
+  const body = uploadBody(
+    audio ? makeWav(0.05, 8000) : makePng(2, 2, seq),
+    `g-${seq}`,
+    { metadata, canonical_text: `item ${seq}`, ...extra },
+    audio ? 'audio/wav' : 'image/png',
+  );
   if (audio) body.upload.file_name = 'segment.wav';
   return d.req(`/v1/observation-sources/${sourceId}/observations`, { method: 'POST', token: tokens[sourceId], json: body });
 }
 
 beforeAll(async () => {
-  d = await startDaemon({ retention: { sweep_interval_ms: 3_600_000 }, capture: { heartbeat_check_interval_ms: 3_600_000 } }, { now: clock });
+  d = await startDaemon(
+    { retention: { sweep_interval_ms: 3_600_000 }, capture: { heartbeat_check_interval_ms: 3_600_000 } },
+    { now: clock },
+  );
   const res = await d.req('/v1/capture-agent-provisions', {
     method: 'POST',
     json: {
@@ -42,7 +50,11 @@ beforeAll(async () => {
   expect(res.status).toBe(201);
   const agent = (await res.json()).agents[0];
   tokens = Object.fromEntries(agent.sources.map((s: { source_id: string; upload_token: string }) => [s.source_id, s.upload_token]));
-  tokens['macos-free-screen'] = await createSource(d, { source_id: 'macos-free-screen', kind: 'screen_snapshot', display_name: 'unprovisioned' });
+  tokens['macos-free-screen'] = await createSource(d, {
+    source_id: 'macos-free-screen',
+    kind: 'screen_snapshot',
+    display_name: 'unprovisioned',
+  });
   tokens['desk-screen'] = await createSource(d, { source_id: 'desk-screen', kind: 'screen_snapshot', display_name: 'not macos-' });
 });
 afterAll(async () => {

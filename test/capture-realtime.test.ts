@@ -11,7 +11,13 @@ beforeAll(async () => {
   rcv = await startReceiver();
   d = await startDaemon({
     capture: { heartbeat_check_interval_ms: 50 },
-    webhooks: [{ url: rcv.url, secret: `whsec_${randomBytes(24).toString('base64')}`, event_types: ['capture_agent.missing', 'capture_agent.recovered'] }],
+    webhooks: [
+      {
+        url: rcv.url,
+        secret: `whsec_${randomBytes(24).toString('base64')}`,
+        event_types: ['capture_agent.missing', 'capture_agent.recovered'],
+      },
+    ],
   });
 });
 afterAll(async () => {
@@ -33,7 +39,12 @@ async function sseEvents(res: Response, want: number): Promise<Array<{ event: st
     while ((i = buffer.indexOf('\n\n')) >= 0) {
       const frame = buffer.slice(0, i);
       buffer = buffer.slice(i + 2);
-      const ev = Object.fromEntries(frame.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2)]));
+      const ev = Object.fromEntries(
+        frame
+          .split('\n')
+          .filter((l) => !l.startsWith(':'))
+          .map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2)]),
+      );
       if (ev.event) out.push({ event: ev.event, data: JSON.parse(ev.data) });
     }
   }
@@ -49,13 +60,22 @@ it('a missed heartbeat raises an alert, an SSE event and a webhook with no reque
   // The shortest deadline Kheish allows: 1 ms + 1 ms.
   const res = await d.req('/v1/capture-agent-provisions', {
     method: 'POST',
-    json: { batch_id: 'rt', daemon_base_url: 'http://127.0.0.1:4000', agents: [{ machine_id: 'silent' }], heartbeat_interval_ms: 1, heartbeat_grace_ms: 1 },
+    json: {
+      batch_id: 'rt',
+      daemon_base_url: 'http://127.0.0.1:4000',
+      agents: [{ machine_id: 'silent' }],
+      heartbeat_interval_ms: 1,
+      heartbeat_grace_ms: 1,
+    },
   });
   expect(res.status).toBe(201);
   const token = (await res.json()).agents[0].heartbeat_token;
   const [missing] = await got;
   expect(missing.event).toBe('capture_agent.missing');
-  expect(missing.data).toMatchObject({ type: 'capture_agent.missing', data: { machine_id: 'silent', source_ids: ['macos-silent-screen'] } });
+  expect(missing.data).toMatchObject({
+    type: 'capture_agent.missing',
+    data: { machine_id: 'silent', source_ids: ['macos-silent-screen'] },
+  });
   await rcv.waitFor(1);
   expect(JSON.parse(rcv.received[0].body)).toMatchObject({ type: 'capture_agent.missing', data: { machine_id: 'silent' } });
   // Only now a request: the alert is listed.

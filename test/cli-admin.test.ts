@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, spawnDaemon, type ChildDaemon } from './helpers/child.js';
 import { makePng } from './helpers/media.js';
@@ -15,7 +15,7 @@ const token = 'cli-admin-upload-token-1';
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'observd-cli-admin-'));
   dataDir = join(dir, 'data');
-  writeFileSync(join(dir, 'token'), token + '\n');
+  writeFileSync(join(dir, 'token'), `${token}\n`);
   daemon = await spawnDaemon(dataDir);
 });
 afterAll(async () => {
@@ -25,7 +25,18 @@ afterAll(async () => {
 
 describe('observd sources / upload / backup', () => {
   it('creates and lists sources beside a running daemon, uploads a file to it, and backs everything up', async () => {
-    const created = await runCli(['sources', 'create', '--data-dir', dataDir, '--id', 'cli-cam', '--kind', 'screen_snapshot', '--token-file', join(dir, 'token')]);
+    const created = await runCli([
+      'sources',
+      'create',
+      '--data-dir',
+      dataDir,
+      '--id',
+      'cli-cam',
+      '--kind',
+      'screen_snapshot',
+      '--token-file',
+      join(dir, 'token'),
+    ]);
     expect(created.code).toBe(0);
     const view = JSON.parse(created.stdout);
     expect(view).toMatchObject({ created: true, source_id: 'cli-cam', kind: 'screen_snapshot', upload_token_version: 1 });
@@ -35,19 +46,46 @@ describe('observd sources / upload / backup', () => {
     expect(JSON.parse(generated.stdout).upload_token).toMatch(/^obt_/);
 
     const listed = await runCli(['sources', 'list', '--data-dir', dataDir, '--query', 'cli-c']);
-    expect(listed.stdout.trim().split('\n').map((l) => JSON.parse(l).source_id)).toEqual(['cli-cam']);
+    expect(
+      listed.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).source_id),
+    ).toEqual(['cli-cam']);
     // The daemon sees what the CLI wrote.
     expect((await (await fetch(`${daemon.url}/v1/observation-sources/cli-cam`)).json()).display_name).toBe('cli-cam');
 
     const png = makePng(6, 6, 77);
     writeFileSync(join(dir, 'frame.png'), png);
-    const up = await runCli(['upload', '--url', daemon.url, '--source', 'cli-cam', '--token-file', join(dir, 'token'), '--stream', 's1', '--key', 'k1', join(dir, 'frame.png')]);
+    const up = await runCli([
+      'upload',
+      '--url',
+      daemon.url,
+      '--source',
+      'cli-cam',
+      '--token-file',
+      join(dir, 'token'),
+      '--stream',
+      's1',
+      '--key',
+      'k1',
+      join(dir, 'frame.png'),
+    ]);
     expect(up.code).toBe(0);
     const obs = JSON.parse(up.stdout);
     expect(obs).toMatchObject({ source_id: 'cli-cam', stream_id: 's1', media_type: 'image/png', byte_length: png.length });
     expect(obs.sha256).toBe(createHash('sha256').update(png).digest('hex'));
 
-    const refused = await runCli(['upload', '--url', daemon.url, '--source', 'cli-mic', '--token-file', join(dir, 'token'), join(dir, 'frame.png')]);
+    const refused = await runCli([
+      'upload',
+      '--url',
+      daemon.url,
+      '--source',
+      'cli-mic',
+      '--token-file',
+      join(dir, 'token'),
+      join(dir, 'frame.png'),
+    ]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('unauthorized');
 

@@ -12,12 +12,32 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 const cli = (...args: string[]) => runCli([...args, '--data-dir', dataDir]);
 
 it('observd agents provision|list|get|revoke and observd alerts work on the data directory', async () => {
-  const p = await cli('agents', 'provision', '--batch-id', 'lab', '--agent-prefix', 'lab', '--count', '2', '--enable-microphone', '--os-profile', 'linux', '--heartbeat-interval-ms', '1', '--heartbeat-grace-ms', '1', '--out-dir', outDir);
+  const p = await cli(
+    'agents',
+    'provision',
+    '--batch-id',
+    'lab',
+    '--agent-prefix',
+    'lab',
+    '--count',
+    '2',
+    '--enable-microphone',
+    '--os-profile',
+    'linux',
+    '--heartbeat-interval-ms',
+    '1',
+    '--heartbeat-grace-ms',
+    '1',
+    '--out-dir',
+    outDir,
+  );
   expect(p.code, p.stderr).toBe(0);
   const printed = JSON.parse(p.stdout);
   expect(printed.agents.map((a: { machine_id: string }) => a.machine_id)).toEqual(['lab-000', 'lab-001']);
   expect(printed.agents[0].heartbeat_token).toBe('<hidden>');
-  expect(printed.agents[0].sources).toMatchObject([{ source_id: 'linux-lab-000-call-audio', kind: 'microphone_segment', upload_token: '<hidden>' }]);
+  expect(printed.agents[0].sources).toMatchObject([
+    { source_id: 'linux-lab-000-call-audio', kind: 'microphone_segment', upload_token: '<hidden>' },
+  ]);
   const file = join(outDir, 'lab-000.capture.toml');
   expect(statSync(file).mode & 0o777).toBe(0o600);
   const config = parseToml(readFileSync(file, 'utf8')) as { capture_agent: { heartbeat_token: string; heartbeat_url: string } };
@@ -25,17 +45,41 @@ it('observd agents provision|list|get|revoke and observd alerts work on the data
   expect(config.capture_agent.heartbeat_url).toBe('http://127.0.0.1:4000/v1/capture-agents/lab-000/heartbeat');
 
   // The same batch again: Kheish's exit code for 409.
-  const replay = await cli('agents', 'provision', '--batch-id', 'lab', '--agent-prefix', 'lab', '--count', '2', '--enable-microphone', '--os-profile', 'linux', '--heartbeat-interval-ms', '1', '--heartbeat-grace-ms', '1');
+  const replay = await cli(
+    'agents',
+    'provision',
+    '--batch-id',
+    'lab',
+    '--agent-prefix',
+    'lab',
+    '--count',
+    '2',
+    '--enable-microphone',
+    '--os-profile',
+    'linux',
+    '--heartbeat-interval-ms',
+    '1',
+    '--heartbeat-grace-ms',
+    '1',
+  );
   expect(replay.code).toBe(6);
 
   const list = await cli('agents', 'list');
   expect(list.code, list.stderr).toBe(0);
-  const rows = list.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const rows = list.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   expect(rows.map((r) => r.machine_id)).toEqual(['lab-000', 'lab-001']);
   // Their 2 ms deadlines have passed: the read raised the alerts.
   expect(rows.every((r) => r.heartbeat_state === 'missing')).toBe(true);
   const alerts = await cli('alerts');
-  expect(alerts.stdout.trim().split('\n').map((l) => JSON.parse(l).kind)).toEqual(['missing_heartbeat', 'missing_heartbeat']);
+  expect(
+    alerts.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).kind),
+  ).toEqual(['missing_heartbeat', 'missing_heartbeat']);
 
   const get = await cli('agents', 'get', 'lab-001');
   expect(JSON.parse(get.stdout)).toMatchObject({ machine_id: 'lab-001', os_profile: 'linux' });
@@ -44,6 +88,11 @@ it('observd agents provision|list|get|revoke and observd alerts work on the data
   const revoke = await cli('agents', 'revoke', 'lab-001', '--reason', 'decommissioned');
   expect(JSON.parse(revoke.stdout)).toMatchObject({ status: 'revoked', revoked_reason: 'decommissioned' });
   const after = await cli('alerts');
-  expect(after.stdout.trim().split('\n').map((l) => JSON.parse(l).machine_id)).toEqual(['lab-000']);
+  expect(
+    after.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).machine_id),
+  ).toEqual(['lab-000']);
   expect((await cli('agents', 'frobnicate')).code).toBe(2);
 }, 120_000);

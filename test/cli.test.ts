@@ -4,7 +4,7 @@ import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, spawnDaemon, type ChildDaemon } from './helpers/child.js';
 import { startDaemon, testClock } from './helpers/daemon.js';
@@ -104,7 +104,11 @@ describe('observd sweep --once', () => {
     const { upload_token } = (await src.json()) as { upload_token: string };
     const pngs = [makePng(8, 8, 1), makePng(9, 9, 2)];
     for (const [i, png] of pngs.entries()) {
-      const up = await d.req('/v1/observation-sources/cam/observations', { method: 'POST', token: upload_token, json: uploadBody(png, `k${i}`) });
+      const up = await d.req('/v1/observation-sources/cam/observations', {
+        method: 'POST',
+        token: upload_token,
+        json: uploadBody(png, `k${i}`),
+      });
       expect(up.status).toBe(201);
     }
     await d.close();
@@ -164,7 +168,11 @@ describe('observd sweep --once beside a running daemon', () => {
           `${d.url}/v1/observation-sources/cam/observations`,
           {
             method: 'POST',
-            headers: { authorization: `Bearer ${upload_token}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' },
+            headers: {
+              authorization: `Bearer ${upload_token}`,
+              'content-type': `multipart/form-data; boundary=${boundary}`,
+              'transfer-encoding': 'chunked',
+            },
           },
           (res) => {
             let text = '';

@@ -64,10 +64,14 @@ afterAll(async () => {
 describe('the typed client', () => {
   it('is exported by the package as observd/client', () => {
     const root = fileURLToPath(new URL('..', import.meta.url));
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import('observd/client'); console.log(typeof m.createClient, typeof m.ObservdError)`], {
-      cwd: root,
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', `const m = await import('observd/client'); console.log(typeof m.createClient, typeof m.ObservdError)`],
+      {
+        cwd: root,
+        encoding: 'utf8',
+      },
+    );
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('function function');
   });
@@ -102,7 +106,9 @@ describe('the typed client', () => {
     const invalid = await client.createSource({ source_id: 'bad', kind: 'nope' as never, display_name: 'x' }).catch((e) => e);
     expect(invalid).toMatchObject({ status: 400, code: 'validation_failed' });
     expect(invalid.errors?.[0].path).toBe('kind');
-    const down = await createClient({ baseUrl: 'http://127.0.0.1:9', retries: 0 }).getSource('x').catch((e) => e);
+    const down = await createClient({ baseUrl: 'http://127.0.0.1:9', retries: 0 })
+      .getSource('x')
+      .catch((e) => e);
     expect(down).toMatchObject({ status: 0, code: 'network_error' });
   });
 
@@ -114,14 +120,22 @@ describe('the typed client', () => {
     expect(json.replayed).toBe(false);
     const file = join(work, 'b.png');
     writeFileSync(file, makePng(2, 2, 2));
-    const multi = await client.uploadFile('client-screen', token, file, { idempotency_key: 'multi-1', captured_at_ms: 1234, upload: { media_type: 'image/png' } });
+    const multi = await client.uploadFile('client-screen', token, file, {
+      idempotency_key: 'multi-1',
+      captured_at_ms: 1234,
+      upload: { media_type: 'image/png' },
+    });
     expect(multi.observation).toMatchObject({ file_name: 'b.png', captured_at_ms: 1234, byte_length: makePng(2, 2, 2).length });
     const signed = await client.uploadSigned('client-screen', token, () => makePng(2, 2, 3), {
       idempotency_key: 'signed-1',
       upload: { media_type: 'image/png', file_name: 'c.png' },
     });
     expect(signed.observation.file_name).toBe('c.png');
-    const again = await client.uploadFile('client-screen', token, file, { idempotency_key: 'multi-1', captured_at_ms: 1234, upload: { media_type: 'image/png' } });
+    const again = await client.uploadFile('client-screen', token, file, {
+      idempotency_key: 'multi-1',
+      captured_at_ms: 1234,
+      upload: { media_type: 'image/png' },
+    });
     expect(again).toMatchObject({ replayed: true, observation: { observation_id: multi.observation.observation_id } });
   });
 
@@ -150,7 +164,7 @@ describe('the typed client', () => {
     await client.createSource({ source_id: 'evented', kind: 'screen_snapshot', display_name: 'e' });
     // From the start of the outbox (Last-Event-ID 0), so nothing depends on when the stream opened.
     const events = client.events({ types: ['source.updated'], last_event_id: '0' }, abort.signal);
-    let found;
+    let found: unknown;
     for await (const ev of events) {
       expect(ev.type).toBe('source.updated');
       if (ev.data.source_id === 'evented') {

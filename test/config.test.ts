@@ -39,9 +39,19 @@ describe('parseConfig', () => {
     const c = parseConfig({});
     expect(c).toMatchObject({ bind: '127.0.0.1:4000', data_dir: './data', log_level: 'info' });
     expect(c.admin_token).toBeUndefined();
-    expect(c.limits).toMatchObject({ max_raw_bytes: 20 * 1024 * 1024, max_metadata_bytes: 16384, max_canonical_text_bytes: 1024 * 1024, max_admin_body_bytes: 256 * 1024 });
+    expect(c.limits).toMatchObject({
+      max_raw_bytes: 20 * 1024 * 1024,
+      max_metadata_bytes: 16384,
+      max_canonical_text_bytes: 1024 * 1024,
+      max_admin_body_bytes: 256 * 1024,
+    });
     expect(c.server).toEqual({ headers_timeout_ms: 10_000, request_timeout_ms: 120_000, shutdown_grace_ms: 10_000 });
-    expect(c.retention).toEqual({ sweep_interval_ms: 5_000, sweep_batch_size: 100, min_free_bytes: 1024 * 1024 * 1024, history_ms: 30 * 24 * 3600 * 1000 });
+    expect(c.retention).toEqual({
+      sweep_interval_ms: 5_000,
+      sweep_batch_size: 100,
+      min_free_bytes: 1024 * 1024 * 1024,
+      history_ms: 30 * 24 * 3600 * 1000,
+    });
     // A partial section keeps the other defaults of that section.
     expect(parseConfig({ limits: { max_raw_bytes: 10 } }).limits).toMatchObject({ max_raw_bytes: 10, max_metadata_bytes: 16384 });
   });
@@ -80,7 +90,12 @@ describe('loadConfig layering: TOML < OBSERVD_* env < flags', () => {
 
   it('lets env override the file, and flags override both', () => {
     const path = toml();
-    const env = { OBSERVD_BIND: '127.0.0.1:6000', OBSERVD_MAX_RAW_BYTES: '2000', OBSERVD_LOG_LEVEL: 'debug', OBSERVD_SWEEP_INTERVAL_MS: '250' };
+    const env = {
+      OBSERVD_BIND: '127.0.0.1:6000',
+      OBSERVD_MAX_RAW_BYTES: '2000',
+      OBSERVD_LOG_LEVEL: 'debug',
+      OBSERVD_SWEEP_INTERVAL_MS: '250',
+    };
     const fromEnv = loadConfig({ config: path }, env);
     expect(fromEnv).toMatchObject({ bind: '127.0.0.1:6000', data_dir: '/from/toml', log_level: 'debug' });
     expect(fromEnv.limits.max_raw_bytes).toBe(2000);
@@ -126,8 +141,12 @@ describe('loadConfig layering: TOML < OBSERVD_* env < flags', () => {
     expect(msg).not.toContain('short-secret');
     expect(thrown(() => loadConfig({ config: toml() }, { OBSERVD_READONLY_TOKEN_FILE: short }))).toContain('at least 16');
     // Whitespace does not count towards the length.
-    expect(thrown(() => loadConfig({ config: toml(), admin_token_file: file('   abc   \n'.padEnd(30, ' ')) }, {}))).toContain('at least 16');
-    expect(thrown(() => loadConfig({ config: toml(), admin_token_file: join(dir, 'no-such-token') }, {}))).toMatch(/^ENOENT: no such file or directory, open '.*no-such-token'$/);
+    expect(thrown(() => loadConfig({ config: toml(), admin_token_file: file('   abc   \n'.padEnd(30, ' ')) }, {}))).toContain(
+      'at least 16',
+    );
+    expect(thrown(() => loadConfig({ config: toml(), admin_token_file: join(dir, 'no-such-token') }, {}))).toMatch(
+      /^ENOENT: no such file or directory, open '.*no-such-token'$/,
+    );
     expect(thrown(() => loadConfig({ config: toml() }, { OBSERVD_ADMIN_TOKEN: 'short-secret' }))).not.toContain('short-secret');
   });
 
@@ -161,12 +180,21 @@ describe('parseBind and isLoopback', () => {
     expect(parseBind(bind)).toEqual({ host, port });
   });
 
-  it.each(['127.0.0.1', ':4000', '127.0.0.1:', '127.0.0.1:65536', '127.0.0.1:99999', '::1:4000', 'host:port', '127.0.0.1:-1', '', '[::1]', 'a:1:2'])(
-    'refuses %j',
-    (bind) => {
-      expect(() => parseBind(bind)).toThrow(/bind/);
-    },
-  );
+  it.each([
+    '127.0.0.1',
+    ':4000',
+    '127.0.0.1:',
+    '127.0.0.1:65536',
+    '127.0.0.1:99999',
+    '::1:4000',
+    'host:port',
+    '127.0.0.1:-1',
+    '',
+    '[::1]',
+    'a:1:2',
+  ])('refuses %j', (bind) => {
+    expect(() => parseBind(bind)).toThrow(/bind/);
+  });
 
   it.each([
     ['127.0.0.1', true],
@@ -184,7 +212,9 @@ describe('parseBind and isLoopback', () => {
 
   it('createDaemon refuses a non-loopback bind without an admin token, before touching the data dir', () => {
     const dataDir = join(dir, 'never-created');
-    expect(() => createDaemon(parseConfig({ bind: '0.0.0.0:0', data_dir: dataDir }))).toThrow(/refusing to listen on 0\.0\.0\.0[\s\S]*admin token/);
+    expect(() => createDaemon(parseConfig({ bind: '0.0.0.0:0', data_dir: dataDir }))).toThrow(
+      /refusing to listen on 0\.0\.0\.0[\s\S]*admin token/,
+    );
     expect(existsSync(dataDir)).toBe(false);
   });
 });
@@ -211,7 +241,11 @@ describe('observd serve as a child process', () => {
   /** Runs `observd` in a fresh temp cwd; resolves on exit, or lets the caller act once it listens. */
   function run(args: string[], env: Record<string, string>, onListening?: (port: number, child: ReturnType<typeof spawn>) => void) {
     const cwd = mkdtempSync(join(dir, 'cwd-'));
-    const child = spawn(process.execPath, [join(ROOT, 'bin/observd'), ...args], { cwd, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(ROOT, 'bin/observd'), ...args], {
+      cwd,
+      env: cleanEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     let listening = false;
@@ -294,7 +328,9 @@ describe('observd serve as a child process', () => {
     );
     const port = Number(/"address":"0\.0\.0\.0:(\d+)"/.exec(out)?.[1]);
     expect(port).toBeGreaterThan(0);
-    expect((await fetch(`http://127.0.0.1:${port}/v1/observation-sources`, { headers: { authorization: `Bearer ${ADMIN}` } })).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${port}/v1/observation-sources`, { headers: { authorization: `Bearer ${ADMIN}` } })).status).toBe(
+      200,
+    );
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     clearTimeout(timer);

@@ -45,7 +45,10 @@ async function uploadStatus(d: TestDaemon, sourceId: string, token: string, seed
   const r = await d.req(`/v1/observation-sources/${sourceId}/observations`, {
     method: 'POST',
     token,
-    json: { upload: { file_name: 'f.png', media_type: 'image/png', content_base64: makePng(8, 8, seed).toString('base64') }, idempotency_key: `k-${seed}` },
+    json: {
+      upload: { file_name: 'f.png', media_type: 'image/png', content_base64: makePng(8, 8, seed).toString('base64') },
+      idempotency_key: `k-${seed}`,
+    },
   });
   await r.arrayBuffer();
   return r.status;
@@ -65,8 +68,17 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
 
   beforeAll(async () => {
     d = await startDaemon({ retention: { sweep_interval_ms: 3_600_000 } });
-    await createStandardSource(d, { source_id: 'screen-main', display_name: 'Main screen', kind: 'screen_snapshot', upload_token: SCREEN_TOKEN });
-    const texts = ['quarterly revenue dashboard in the editor', 'terminal running the deploy script', 'design review of the console layout'];
+    await createStandardSource(d, {
+      source_id: 'screen-main',
+      display_name: 'Main screen',
+      kind: 'screen_snapshot',
+      upload_token: SCREEN_TOKEN,
+    });
+    const texts = [
+      'quarterly revenue dashboard in the editor',
+      'terminal running the deploy script',
+      'design review of the console layout',
+    ];
     for (let i = 0; i < 3; i++) {
       const png = screenPng(['editor: report.md', 'terminal', 'console review'][i], texts[i].match(/.{1,34}(\s|$)/g)!, 40 + i * 90);
       const obs = await upload(d, 'screen-main', SCREEN_TOKEN, png, `seed-${i}`, 'image/png', {
@@ -79,7 +91,10 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
       seeded.push(obs.observation_id);
     }
     const micToken = await createStandardSource(d, { source_id: 'mic', display_name: 'Microphone', kind: 'microphone_segment' });
-    await upload(d, 'mic', micToken, makeWav(0.5), 'mic-1', 'audio/wav', { captured_at_ms: T0, canonical_text: 'hello from the microphone' });
+    await upload(d, 'mic', micToken, makeWav(0.5), 'mic-1', 'audio/wav', {
+      captured_at_ms: T0,
+      canonical_text: 'hello from the microphone',
+    });
     const run = await d.req('/v1/observation-materializations', {
       method: 'POST',
       json: {
@@ -273,7 +288,9 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     await open(page, d, '#/timeline?source=screen-main');
     await page.locator('.tile').first().waitFor();
     await expect.poll(() => page.getByTestId('live').textContent()).toContain('live');
-    const obs = await upload(d, 'screen-main', SCREEN_TOKEN, screenPng('live upload', ['captured just now'], 300), 'live-1', 'image/png', { captured_at_ms: T0 + 3_600_000 });
+    const obs = await upload(d, 'screen-main', SCREEN_TOKEN, screenPng('live upload', ['captured just now'], 300), 'live-1', 'image/png', {
+      captured_at_ms: T0 + 3_600_000,
+    });
     const tile = page.locator(`.tile[data-id="${obs.observation_id}"]`);
     await tile.waitFor();
     await tile.locator('img[src^="blob:"]').waitFor();
@@ -300,7 +317,9 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     await page.getByLabel('stream').fill('call-7');
     await page.getByRole('button', { name: 'Apply' }).click();
     await expect.poll(() => page.url()).toContain('stream=call-7');
-    await expect.poll(() => page.locator('.tile').evaluateAll((els) => els.map((e) => e.getAttribute('data-id')))).toEqual([...seeded].reverse());
+    await expect
+      .poll(() => page.locator('.tile').evaluateAll((els) => els.map((e) => e.getAttribute('data-id'))))
+      .toEqual([...seeded].reverse());
     await open(page, d, `#/timeline?source=screen-main&after=${T0 + 30_000}&before=${T0 + 90_000}`);
     await expect.poll(() => page.locator('.tile').evaluateAll((els) => els.map((e) => e.getAttribute('data-id')))).toEqual([seeded[1]]);
     await page.getByLabel('time range preset').selectOption('3600000');
@@ -377,8 +396,22 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
 
   it('opens a timeline of 100,000 observations fast and scrolls with thumbnails only', async () => {
     const first = await (async () => {
-      await createStandardSource(d, { source_id: 'big', display_name: 'Big', kind: 'screen_snapshot', upload_token: 'big-upload-token-0123456789', max_active_observations: 200_000 });
-      return upload(d, 'big', 'big-upload-token-0123456789', screenPng('one of 100,000', ['the same frame, many times'], 200), 'big-0', 'image/png', { captured_at_ms: T0 });
+      await createStandardSource(d, {
+        source_id: 'big',
+        display_name: 'Big',
+        kind: 'screen_snapshot',
+        upload_token: 'big-upload-token-0123456789',
+        max_active_observations: 200_000,
+      });
+      return upload(
+        d,
+        'big',
+        'big-upload-token-0123456789',
+        screenPng('one of 100,000', ['the same frame, many times'], 200),
+        'big-0',
+        'image/png',
+        { captured_at_ms: T0 },
+      );
     })();
     const db = d.daemon.services.db;
     const cols = db
@@ -395,7 +428,9 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
       INSERT INTO observations (${cols.join(', ')})
       SELECT ${cols.map((c) => computed[c] ?? `t.${c}`).join(', ')} FROM n, observations t WHERE t.observation_id = '${first.observation_id}'`);
-    db.prepare(`UPDATE sources SET active_observation_count = 100000, active_byte_length = active_byte_length * 100000 WHERE source_id = 'big'`).run();
+    db.prepare(
+      `UPDATE sources SET active_observation_count = 100000, active_byte_length = active_byte_length * 100000 WHERE source_id = 'big'`,
+    ).run();
 
     const p = await b.newPage();
     const assetRequests: string[] = [];
@@ -404,16 +439,22 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
       if (m) assetRequests.push(m[1]);
     });
     await p.goto(`${d.url}/console#/timeline?source=big`);
-    await p.locator('.tile').nth(59).waitFor({ state: 'attached' }).catch(async (err) => {
-      throw new Error(`${err.message}\n${(await p.locator('#view').textContent())?.slice(0, 2000)}`);
-    });
+    await p
+      .locator('.tile')
+      .nth(59)
+      .waitFor({ state: 'attached' })
+      .catch(async (err) => {
+        throw new Error(`${err.message}\n${(await p.locator('#view').textContent())?.slice(0, 2000)}`);
+      });
     await p.locator('.tile img').nth(3).waitFor();
     const figures = await p.evaluate(() => ({
       firstPage: performance.getEntriesByName('observd:timeline-first-page')[0]?.startTime,
       firstThumb: performance.getEntriesByName('observd:thumb')[0]?.startTime,
     }));
     expect(figures.firstPage).toBeGreaterThan(0);
-    console.log(`console timeline of 100,000 observations: first page on screen ${figures.firstPage!.toFixed(0)} ms, first thumbnail ${figures.firstThumb?.toFixed(0)} ms after navigation`);
+    console.log(
+      `console timeline of 100,000 observations: first page on screen ${figures.firstPage!.toFixed(0)} ms, first thumbnail ${figures.firstThumb?.toFixed(0)} ms after navigation`,
+    );
     await screenshot(p, 'timeline-100k');
     for (let i = 0; i < 3; i++) {
       const before = await p.locator('.tile').count();
@@ -460,11 +501,24 @@ describe.skipIf(!existsSync(CHROMIUM))('web console with tokens', () => {
   beforeAll(async () => {
     d = await startDaemon({ admin_token: ADMIN, readonly_token: READER });
     const secret = await createSource(d, { source_id: 'secret-cam', display_name: 'Secret webcam', kind: 'webcam_snapshot' }, ADMIN);
-    secretObs = (await upload(d, 'secret-cam', secret, makePng(64, 40, 9), 's-1', 'image/png', { captured_at_ms: T0, canonical_text: 'words only an admin reads' })).observation_id;
-    const plain = await createStandardSource(d, { source_id: 'plain-screen', display_name: 'Plain screen', kind: 'screen_snapshot' }, ADMIN);
+    secretObs = (
+      await upload(d, 'secret-cam', secret, makePng(64, 40, 9), 's-1', 'image/png', {
+        captured_at_ms: T0,
+        canonical_text: 'words only an admin reads',
+      })
+    ).observation_id;
+    const plain = await createStandardSource(
+      d,
+      { source_id: 'plain-screen', display_name: 'Plain screen', kind: 'screen_snapshot' },
+      ADMIN,
+    );
     plainObs = (await upload(d, 'plain-screen', plain, makePng(64, 40, 10), 'p-1', 'image/png', { captured_at_ms: T0 })).observation_id;
     // A preview a read-only reader can find (it cannot ask for one).
-    const r = await d.req('/v1/derivations', { method: 'POST', token: ADMIN, json: { profile: 'visual_preview', subject: { type: 'observation', observation_id: plainObs } } });
+    const r = await d.req('/v1/derivations', {
+      method: 'POST',
+      token: ADMIN,
+      json: { profile: 'visual_preview', subject: { type: 'observation', observation_id: plainObs } },
+    });
     await r.arrayBuffer();
     b = await launchBrowser();
   }, 120_000);

@@ -48,7 +48,11 @@ describe('source counters', () => {
               const src = services.sources.require(o.source);
               const staged = await services.blobs.stage(makePng(2, 2, o.content));
               // Every upload here is one the daemon must take (quotas evict, none rejects): a failure fails the property.
-              const created = await services.observations.ingest(src, { file_name: 'f.png', media_type: 'image/png', idempotency_key: `k${n++}` }, staged);
+              const created = await services.observations.ingest(
+                src,
+                { file_name: 'f.png', media_type: 'image/png', idempotency_key: `k${n++}` },
+                staged,
+              );
               expect(created).toMatchObject({ replayed: false, observation: { source_id: o.source } });
               stored++;
               clock.advance(1000);

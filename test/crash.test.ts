@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnDaemon, type ChildDaemon } from './helpers/child.js';
 import { startDaemon } from './helpers/daemon.js';
@@ -347,7 +347,11 @@ describe('startup cleanup', () => {
       expect(existsSync(sibling)).toBe(false);
       expect(readdirSync(join(dataDir, 'tmp'))).toEqual([]);
       const textSha = obs.canonical_text_asset_id!.replace(/^ast_/, '');
-      expect(filesUnder(join(dataDir, 'blobs')).map((p) => p.split('/')[2]).sort()).toEqual([obs.sha256, textSha].sort());
+      expect(
+        filesUnder(join(dataDir, 'blobs'))
+          .map((p) => p.split('/')[2])
+          .sort(),
+      ).toEqual([obs.sha256, textSha].sort());
       const log = d.logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'removed stray temp files and orphan blobs');
       expect(log).toMatchObject({ temps: 2, orphans: 2 });
       const content = await d.req(`/v1/assets/${obs.asset_id}/content`);

@@ -21,7 +21,12 @@ const obsSubject = (o: { observation_id: string }) => ({ type: 'observation', ob
 describe('derivation errors', () => {
   const cases: Array<[string, unknown, number, string, RegExp?]> = [
     ['unknown asset', { profile: 'visual_preview', subject: { type: 'asset', asset_id: `ast_${'0'.repeat(64)}` } }, 404, 'not_found'],
-    ['unknown observation', { profile: 'canonical_text', subject: { type: 'observation', observation_id: 'obs_01J00000000000000000000000' } }, 404, 'not_found'],
+    [
+      'unknown observation',
+      { profile: 'canonical_text', subject: { type: 'observation', observation_id: 'obs_01J00000000000000000000000' } },
+      404,
+      'not_found',
+    ],
     [
       'unknown session input',
       { profile: 'canonical_text', subject: { type: 'session_input', session_id: 'demo', offset: 42 } },
@@ -33,7 +38,12 @@ describe('derivation errors', () => {
     ['unknown subject type', { profile: 'canonical_text', subject: { type: 'file', path: '/etc/passwd' } }, 400, 'validation_failed'],
     // Any id form is looked up, never used as a path: an unknown one is 404, as in Kheish.
     ['malformed asset id', { profile: 'canonical_text', subject: { type: 'asset', asset_id: '../x' } }, 404, 'not_found'],
-    ['Kheish-style observation id', { profile: 'canonical_text', subject: { type: 'observation', observation_id: 'observation-1' } }, 404, 'not_found'],
+    [
+      'Kheish-style observation id',
+      { profile: 'canonical_text', subject: { type: 'observation', observation_id: 'observation-1' } },
+      404,
+      'not_found',
+    ],
   ];
   for (const [name, body, status, code, detail] of cases) {
     it(`${name} -> ${status} ${code}`, async () => {
@@ -160,7 +170,9 @@ describe('durable queue', () => {
       });
       expect(done.result_asset_id).toMatch(/^ast_/);
       for (const o of [a, b]) {
-        await eventually(async () => (await (await p.req(`/v1/observations/${o.observation_id}`)).json()).processing_status === 'completed');
+        await eventually(
+          async () => (await (await p.req(`/v1/observations/${o.observation_id}`)).json()).processing_status === 'completed',
+        );
       }
       const unsettled = await (await p.req('/v1/derivations?status=pending')).json();
       expect(unsettled).toEqual([]);

@@ -63,7 +63,11 @@ describe('canonical_text by OCR (offline)', () => {
     expect(meta.media_type).toMatch(/^text\/plain/);
 
     const hit = await derive(d, 'canonical_text', subject);
-    expect(hit.body).toMatchObject({ derivation_id: first.body.derivation_id, cache_status: 'hit', result_asset_id: first.body.result_asset_id });
+    expect(hit.body).toMatchObject({
+      derivation_id: first.body.derivation_id,
+      cache_status: 'hit',
+      result_asset_id: first.body.result_asset_id,
+    });
 
     const again = await derive(d, 'canonical_text', subject, '?force_refresh=1');
     expect(again.body).toMatchObject({ derivation_id: first.body.derivation_id, cache_status: 'miss', status: 'completed' });
@@ -73,7 +77,9 @@ describe('canonical_text by OCR (offline)', () => {
   it('serves several images through the one warm worker', async () => {
     const lines = ['Invoice number 4471', 'Meeting moved to Thursday'];
     const obs = await Promise.all(lines.map(async (l, i) => upload(d, 'screen', token, await textPng([l]), `ocr-many-${i}`)));
-    const results = await Promise.all(obs.map((o) => derive(d, 'canonical_text', { type: 'observation', observation_id: o.observation_id })));
+    const results = await Promise.all(
+      obs.map((o) => derive(d, 'canonical_text', { type: 'observation', observation_id: o.observation_id })),
+    );
     for (const [i, r] of results.entries()) {
       expect(r.body.status).toBe('completed');
       expect(squash((await content(d, r.body.result_asset_id)).toString('utf8'))).toContain(lines[i]);

@@ -73,7 +73,11 @@ describe('ScreenText (in-process)', () => {
     // The same bytes, and the same pixels in other bytes (a PNG re-encoded with another filter setting).
     const sameBytes = await st.textOf(frame('s', 'obs_b', a));
     const reencoded = await screen(LINES);
-    const other = Buffer.concat([reencoded.subarray(0, reencoded.length - 12), pngTextChunk('Comment', 'x'), reencoded.subarray(reencoded.length - 12)]);
+    const other = Buffer.concat([
+      reencoded.subarray(0, reencoded.length - 12),
+      pngTextChunk('Comment', 'x'),
+      reencoded.subarray(reencoded.length - 12),
+    ]);
     expect(sha(other)).not.toBe(sha(a));
     const samePixels = await st.textOf(frame('s', 'obs_c', other));
     for (const r of [sameBytes, samePixels]) {
@@ -96,7 +100,7 @@ describe('ScreenText (in-process)', () => {
     expect(spliced.from.observation_id).toBe('obs_a');
     // One small region, about one text line high.
     expect(ocr.heights).toHaveLength(2);
-    const height = (60 + LINES.length * 64);
+    const height = 60 + LINES.length * 64;
     expect(ocr.heights[1]).toBeLessThan(height / 3);
     const full = (await pool.recognizeLines(b)).map((l) => l.text).join('\n');
     expect(words(spliced.text)).toEqual(words(full));
@@ -237,7 +241,12 @@ describe('screen text through the daemon', () => {
   beforeAll(async () => {
     d = await startDaemon({ derivations: { ocr_workers: 1 } });
     token = await createSource(d, { source_id: 'desk', display_name: 'Desk', kind: 'screen_snapshot', auto_derive: ['canonical_text'] });
-    token2 = await createSource(d, { source_id: 'laptop', display_name: 'Laptop', kind: 'screen_snapshot', auto_derive: ['canonical_text'] });
+    token2 = await createSource(d, {
+      source_id: 'laptop',
+      display_name: 'Laptop',
+      kind: 'screen_snapshot',
+      auto_derive: ['canonical_text'],
+    });
   });
   afterAll(async () => d?.close());
 
@@ -267,12 +276,18 @@ describe('screen text through the daemon', () => {
     // Another stream of the same source, and another source: their own OCR.
     const other = await upload(d, 'desk', token, a, 'g1', 'image/png', { stream_id: 'second-monitor' });
     const elsewhere = await upload(d, 'laptop', token2, a, 'h1', 'image/png', { stream_id: 'main' });
-    for (const o of [other, elsewhere]) expect((await settled(o.observation_id)).text_from).toEqual({ mode: 'full', observation_id: null, regions: null });
+    for (const o of [other, elsewhere])
+      expect((await settled(o.observation_id)).text_from).toEqual({ mode: 'full', observation_id: null, regions: null });
     expect(await recognitions()).toBe(before + 3);
 
     // Cached like any derivation: asking again is a hit with the same record.
     const hit = await derive(d, 'canonical_text', { type: 'observation', observation_id: third.observation_id });
-    expect(hit.body).toMatchObject({ cache_status: 'hit', derivation_id: t3.derivation_id, result_asset_id: t3.result_asset_id, text_from: t3.text_from });
+    expect(hit.body).toMatchObject({
+      cache_status: 'hit',
+      derivation_id: t3.derivation_id,
+      result_asset_id: t3.result_asset_id,
+      text_from: t3.text_from,
+    });
 
     // force_refresh: the frame's own whole OCR.
     const fresh = await derive(d, 'canonical_text', { type: 'observation', observation_id: third.observation_id }, '?force_refresh=1');
@@ -282,13 +297,23 @@ describe('screen text through the daemon', () => {
 
   it('forgets a deleted source: one created again under its id starts over', async () => {
     const a = await screen(LINES.slice(0, 2));
-    const t = await createSource(d, { source_id: 'kiosk', display_name: 'Kiosk', kind: 'screen_snapshot', auto_derive: ['canonical_text'] });
+    const t = await createSource(d, {
+      source_id: 'kiosk',
+      display_name: 'Kiosk',
+      kind: 'screen_snapshot',
+      auto_derive: ['canonical_text'],
+    });
     const o1 = await upload(d, 'kiosk', t, a, 'k1', 'image/png', { stream_id: 'main' });
     expect((await settled(o1.observation_id)).text_from?.mode).toBe('full');
     expect((await d.req('/v1/observation-sources/kiosk', { method: 'DELETE' })).status).toBe(204);
     // Created again in a later millisecond.
     await new Promise((r) => setTimeout(r, 5));
-    const t2 = await createSource(d, { source_id: 'kiosk', display_name: 'Kiosk', kind: 'screen_snapshot', auto_derive: ['canonical_text'] });
+    const t2 = await createSource(d, {
+      source_id: 'kiosk',
+      display_name: 'Kiosk',
+      kind: 'screen_snapshot',
+      auto_derive: ['canonical_text'],
+    });
     const o2 = await upload(d, 'kiosk', t2, a, 'k1', 'image/png', { stream_id: 'main' });
     expect((await settled(o2.observation_id)).text_from).toEqual({ mode: 'full', observation_id: null, regions: null });
   });

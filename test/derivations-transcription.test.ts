@@ -94,7 +94,11 @@ describe('canonical_text by transcription', () => {
     fake.reply = { status: 500 };
     const failed = await derive(d, 'canonical_text', observationSubject(obs));
     expect(failed.status).toBe(200);
-    expect(failed.body).toMatchObject({ status: 'failed', result_asset_id: '', backend: { kind: 'openai_compatible', model: 'whisper-a' } });
+    expect(failed.body).toMatchObject({
+      status: 'failed',
+      result_asset_id: '',
+      backend: { kind: 'openai_compatible', model: 'whisper-a' },
+    });
     expect(failed.body.error).toMatch(/500/);
     fake.reply = { text: 'second time lucky' };
     const calls = fake.calls.length;
@@ -102,7 +106,12 @@ describe('canonical_text by transcription', () => {
     expect(cached.body).toMatchObject({ derivation_id: failed.body.derivation_id, status: 'failed', cache_status: 'hit' });
     expect(fake.calls.length).toBe(calls);
     const retried = await derive(d, 'canonical_text', observationSubject(obs), '?retry_failed=true');
-    expect(retried.body).toMatchObject({ derivation_id: failed.body.derivation_id, status: 'completed', cache_status: 'miss', error: null });
+    expect(retried.body).toMatchObject({
+      derivation_id: failed.body.derivation_id,
+      status: 'completed',
+      cache_status: 'miss',
+      error: null,
+    });
     expect((await content(d, retried.body.result_asset_id)).toString()).toBe('second time lucky');
     // retry_failed leaves a completed record alone.
     const done = await derive(d, 'canonical_text', observationSubject(obs), '?retry_failed=true');
@@ -112,7 +121,13 @@ describe('canonical_text by transcription', () => {
   });
 
   it('moves processing_status pending -> processing -> completed for auto_derive', async () => {
-    const autoToken = await createSource(d, { source_id: 'mic-auto', display_name: 'Mic', kind: 'microphone_segment', auto_derive: ['canonical_text'], allow_external_processing: true });
+    const autoToken = await createSource(d, {
+      source_id: 'mic-auto',
+      display_name: 'Mic',
+      kind: 'microphone_segment',
+      auto_derive: ['canonical_text'],
+      allow_external_processing: true,
+    });
     fake.hold();
     const obs = await upload(d, 'mic-auto', autoToken, wav(4), 'auto-1', 'audio/wav');
     expect(obs.processing_status).toBe('pending');
@@ -143,14 +158,21 @@ describe('canonical_text without a usable transcription backend', () => {
   it('fails the derivation naming the missing settings, and fails auto_derive', async () => {
     const bare = await startDaemon();
     try {
-      const t = await createSource(bare, { source_id: 'mic', display_name: 'Mic', kind: 'microphone_segment', auto_derive: ['canonical_text'] });
+      const t = await createSource(bare, {
+        source_id: 'mic',
+        display_name: 'Mic',
+        kind: 'microphone_segment',
+        auto_derive: ['canonical_text'],
+      });
       const obs = await upload(bare, 'mic', t, wav(5), 'seg-1', 'audio/wav');
       const r = await derive(bare, 'canonical_text', observationSubject(obs));
       expect(r.status).toBe(200);
       expect(r.body).toMatchObject({ status: 'failed', backend: null, result_asset_id: '' });
       expect(r.body.error).toContain('transcription.base_url');
       expect(r.body.error).toContain('transcription.model');
-      await eventually(async () => (await (await bare.req(`/v1/observations/${obs.observation_id}`)).json()).processing_status === 'failed');
+      await eventually(
+        async () => (await (await bare.req(`/v1/observations/${obs.observation_id}`)).json()).processing_status === 'failed',
+      );
     } finally {
       await bare.close();
     }

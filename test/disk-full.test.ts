@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnDaemon, type ChildDaemon } from './helpers/child.js';
 import { eventually } from './helpers/derivations.js';
@@ -74,7 +74,12 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
     if (t) headers.set('authorization', `Bearer ${t}`);
     if (json !== undefined) headers.set('content-type', 'application/json');
     // A hung request fails the test instead of waiting for the daemon's request timeout.
-    return fetch(d.url + path, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body, signal: AbortSignal.timeout(10_000) });
+    return fetch(d.url + path, {
+      ...rest,
+      headers,
+      body: json !== undefined ? JSON.stringify(json) : rest.body,
+      signal: AbortSignal.timeout(10_000),
+    });
   };
   const multipart = (key: string, seed: number) => {
     const form = new FormData();
@@ -85,7 +90,12 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
   const materialize = () =>
     call('/v1/observation-materializations', {
       method: 'POST',
-      json: { target_session_id: 's', selection: { type: 'observation_ids', observation_ids: [obsId] }, raw_asset_policy: 'never', request: { content: 'x' } },
+      json: {
+        target_session_id: 's',
+        selection: { type: 'observation_ids', observation_ids: [obsId] },
+        raw_asset_policy: 'never',
+        request: { content: 'x' },
+      },
     });
   const expect507 = async (res: Response, what: string) => {
     const text = await res.text();
@@ -109,21 +119,37 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
         `[uploads.url_fetch]\nenabled = true\nallow_http = true\nallow_hosts = ["127.0.0.1"]\n`,
     );
     d = await spawnDaemon(dataDir, { args: ['--config', configFile] });
-    const src = (await (await call('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })).json()) as Json;
+    const src = (await (
+      await call('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })
+    ).json()) as Json;
     token = src.upload_token;
-    const up = await call('/v1/observation-sources/cam/observations', { method: 'POST', token, json: uploadBody(makePng(2, 2, 1), 'before', { canonical_text: 'hello' }) });
+    const up = await call('/v1/observation-sources/cam/observations', {
+      method: 'POST',
+      token,
+      json: uploadBody(makePng(2, 2, 1), 'before', { canonical_text: 'hello' }),
+    });
     expect(up.status).toBe(201);
     obsId = ((await up.json()) as Json).observation_id;
-    const minted = await call('/v1/observation-sources/cam/upload-urls', { method: 'POST', token, json: { media_type: 'image/png', file_name: 'a.png' } });
+    const minted = await call('/v1/observation-sources/cam/upload-urls', {
+      method: 'POST',
+      token,
+      json: { media_type: 'image/png', file_name: 'a.png' },
+    });
     expect(minted.status).toBe(201);
     signedUrl = ((await minted.json()) as Json).upload_url;
 
     // A transcription in flight at the backend when the disk fills: its result cannot be stored.
-    const mic = (await (await call('/v1/observation-sources', {
+    const mic = (await (
+      await call('/v1/observation-sources', {
+        method: 'POST',
+        json: { source_id: 'mic', display_name: 'mic', kind: 'microphone_segment', allow_external_processing: true },
+      })
+    ).json()) as Json;
+    const seg = await call('/v1/observation-sources/mic/observations', {
       method: 'POST',
-      json: { source_id: 'mic', display_name: 'mic', kind: 'microphone_segment', allow_external_processing: true },
-    })).json()) as Json;
-    const seg = await call('/v1/observation-sources/mic/observations', { method: 'POST', token: mic.upload_token, json: uploadBody(makeWav(0.3), 'seg', {}, 'audio/wav') });
+      token: mic.upload_token,
+      json: uploadBody(makeWav(0.3), 'seg', {}, 'audio/wav'),
+    });
     expect(seg.status).toBe(201);
     fake.hold();
     const der = await call('/v1/derivations?wait=false', {
@@ -150,7 +176,10 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
   });
 
   it('turns every write into 507 insufficient_storage, never a crash, a 500 or a hung request', async () => {
-    await expect507(await call('/v1/observation-sources/cam/observations', { method: 'POST', token, json: uploadBody(makePng(4, 4, 2), 'json-full') }), 'JSON upload');
+    await expect507(
+      await call('/v1/observation-sources/cam/observations', { method: 'POST', token, json: uploadBody(makePng(4, 4, 2), 'json-full') }),
+      'JSON upload',
+    );
     await expect507(await multipart('multipart-full', 3), 'multipart upload');
     const fromUrl = { idempotency_key: 'url-full', upload: { url: imageUrl } };
     await expect507(await call('/v1/observation-sources/cam/observations', { method: 'POST', token, json: fromUrl }), 'URL import');
@@ -163,20 +192,40 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
       const { results } = (await batch.json()) as { results: Json[] };
       for (const r of results) expect(r).toMatchObject({ status: 507, error: { code: 'insufficient_storage' } });
     } else await expect507(batch, 'batch upload');
-    await expect507(await call(signedUrl.replace(/^https?:\/\/[^/]+/, ''), { method: 'PUT', body: new Uint8Array(makePng(4, 4, 6)) }), 'signed upload PUT');
-    await expect507(await call('/v1/observation-sources/cam/upload-urls', { method: 'POST', token, json: { media_type: 'image/png', file_name: 'b.png' } }), 'minting an upload URL');
-    await expect507(await call('/v1/observation-sources', { method: 'POST', json: { source_id: 'new', display_name: 'n', kind: 'screen_snapshot' } }), 'source create');
+    await expect507(
+      await call(signedUrl.replace(/^https?:\/\/[^/]+/, ''), { method: 'PUT', body: new Uint8Array(makePng(4, 4, 6)) }),
+      'signed upload PUT',
+    );
+    await expect507(
+      await call('/v1/observation-sources/cam/upload-urls', {
+        method: 'POST',
+        token,
+        json: { media_type: 'image/png', file_name: 'b.png' },
+      }),
+      'minting an upload URL',
+    );
+    await expect507(
+      await call('/v1/observation-sources', { method: 'POST', json: { source_id: 'new', display_name: 'n', kind: 'screen_snapshot' } }),
+      'source create',
+    );
     await expect507(await call('/v1/observation-sources/cam', { method: 'PATCH', json: { display_name: 'renamed' } }), 'source patch');
     await expect507(await call('/v1/observation-sources/cam/rotate-token', { method: 'POST', json: {} }), 'token rotation');
     await expect507(await materialize(), 'materialization (run)');
     await expect507(
-      await call('/v1/derivations?wait=false', { method: 'POST', json: { profile: 'visual_preview', subject: { type: 'observation', observation_id: obsId } } }),
+      await call('/v1/derivations?wait=false', {
+        method: 'POST',
+        json: { profile: 'visual_preview', subject: { type: 'observation', observation_id: obsId } },
+      }),
       'derivation',
     );
 
     // Wrong tokens: each refusal is audited after the answer (a deferred write) — it must not crash the daemon.
     for (let i = 0; i < 5; i++) {
-      const r = await call('/v1/observation-sources/cam/observations', { method: 'POST', token: 'not-the-token-000000', json: uploadBody(makePng(2, 2, 7), `bad-${i}`) });
+      const r = await call('/v1/observation-sources/cam/observations', {
+        method: 'POST',
+        token: 'not-the-token-000000',
+        json: uploadBody(makePng(2, 2, 7), `bad-${i}`),
+      });
       expect(r.status).toBe(401);
     }
     await new Promise((r) => setTimeout(r, 300));
@@ -195,16 +244,26 @@ describe.runIf(disk)('a full disk (a real tmpfs, free-space floor 0, a child-pro
 
   it('recovers on its own once space is freed', async () => {
     unlinkSync(filler);
-    const up = await call('/v1/observation-sources/cam/observations', { method: 'POST', token, json: uploadBody(makePng(4, 4, 2), 'json-after') });
+    const up = await call('/v1/observation-sources/cam/observations', {
+      method: 'POST',
+      token,
+      json: uploadBody(makePng(4, 4, 2), 'json-after'),
+    });
     expect(up.status).toBe(201);
     expect((await multipart('multipart-after', 3)).status).toBe(201);
     const fromUrl = { idempotency_key: 'url-after', upload: { url: imageUrl } };
     expect((await call('/v1/observation-sources/cam/observations', { method: 'POST', token, json: fromUrl })).status).toBe(201);
     const put = await call(signedUrl.replace(/^https?:\/\/[^/]+/, ''), { method: 'PUT', body: new Uint8Array(makePng(4, 4, 6)) });
     expect(put.status).toBe(200);
-    expect((await call('/v1/observation-sources', { method: 'POST', json: { source_id: 'new', display_name: 'n', kind: 'screen_snapshot' } })).status).toBe(201);
+    expect(
+      (await call('/v1/observation-sources', { method: 'POST', json: { source_id: 'new', display_name: 'n', kind: 'screen_snapshot' } }))
+        .status,
+    ).toBe(201);
     expect((await materialize()).status).toBe(202);
-    const der = await call('/v1/derivations', { method: 'POST', json: { profile: 'visual_preview', subject: { type: 'observation', observation_id: obsId } } });
+    const der = await call('/v1/derivations', {
+      method: 'POST',
+      json: { profile: 'visual_preview', subject: { type: 'observation', observation_id: obsId } },
+    });
     expect(der.status).toBe(200);
     expect(((await der.json()) as Json).status).toBe('completed');
     // The postponed transcription is retried on its own and completes.

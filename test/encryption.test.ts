@@ -111,7 +111,13 @@ describe('encrypted blob store', () => {
       return Buffer.concat(parts);
     };
     expect((await collect(store.stream(sha))).equals(plain)).toBe(true);
-    for (const [start, end] of [[0, 0], [CHUNK - 3, CHUNK + 3], [CHUNK, 2 * CHUNK - 1], [2 * CHUNK + 5, plain.length - 1], [10, plain.length + 100]]) {
+    for (const [start, end] of [
+      [0, 0],
+      [CHUNK - 3, CHUNK + 3],
+      [CHUNK, 2 * CHUNK - 1],
+      [2 * CHUNK + 5, plain.length - 1],
+      [10, plain.length + 100],
+    ]) {
       expect((await collect(store.stream(sha, { start, end }))).equals(plain.subarray(start, end + 1))).toBe(true);
     }
     // The stored file is sealed and named by an HMAC, not by the hash.
@@ -134,7 +140,10 @@ describe('encryption at rest', () => {
       const dup = await d.req('/v1/observation-sources/cam-enc/observations', {
         method: 'POST',
         token: p.token,
-        json: { upload: { file_name: 'dup.png', media_type: 'image/png', content_base64: p.bytes.toString('base64') }, idempotency_key: 'dup' },
+        json: {
+          upload: { file_name: 'dup.png', media_type: 'image/png', content_base64: p.bytes.toString('base64') },
+          idempotency_key: 'dup',
+        },
       });
       expect(dup.status, await dup.clone().text()).toBe(201);
       expect((await dup.json()).asset_id).toBe(p.asset_id);
@@ -155,9 +164,15 @@ describe('encryption at rest', () => {
       expect(Buffer.from(await (await d.req(`/v1/assets/${mobs.asset_id}/content`)).arrayBuffer()).equals(mp)).toBe(true);
       const su = Buffer.concat([makePng(6, 6), Buffer.from(p.markers[0].replace('BYTES', 'SIGNED'))]);
       const minted = await (
-        await d.req('/v1/observation-sources/cam-enc/upload-urls', { method: 'POST', token: p.token, json: { media_type: 'image/png', file_name: 'su.png' } })
+        await d.req('/v1/observation-sources/cam-enc/upload-urls', {
+          method: 'POST',
+          token: p.token,
+          json: { media_type: 'image/png', file_name: 'su.png' },
+        })
       ).json();
-      expect((await fetch(minted.upload_url, { method: 'PUT', body: new Uint8Array(su), headers: { 'content-type': 'image/png' } })).status).toBeLessThan(300);
+      expect(
+        (await fetch(minted.upload_url, { method: 'PUT', body: new Uint8Array(su), headers: { 'content-type': 'image/png' } })).status,
+      ).toBeLessThan(300);
       expect(grepDir(join(dir, 'uploads'), [p.markers[0].replace('BYTES', 'SIGNED')])).toEqual([]);
       const sres = await d.req('/v1/observation-sources/cam-enc/observations', {
         method: 'POST',
@@ -183,7 +198,9 @@ describe('encryption at rest', () => {
     // Even without its marker the database is recognised as encrypted, and only the right key opens it.
     rmSync(join(dir, 'encryption.json'));
     await expect(startDaemon({ data_dir: dir }, { dataDir: dir })).rejects.toThrow(/is encrypted: configure its key/);
-    await expect(startDaemon({ data_dir: dir, encryption: { key_file: keyFile('wrong2') } }, { dataDir: dir })).rejects.toThrow(/wrong key/);
+    await expect(startDaemon({ data_dir: dir, encryption: { key_file: keyFile('wrong2') } }, { dataDir: dir })).rejects.toThrow(
+      /wrong key/,
+    );
     const again = await startDaemon({ data_dir: dir, encryption: { key_file: key } }, { dataDir: dir });
     try {
       await expectReadable(again, p);
@@ -196,12 +213,17 @@ describe('encryption at rest', () => {
     const dir = freshDir('plainkey');
     const d = await startDaemon({ data_dir: dir }, { dataDir: dir });
     await plant(d, 'pk');
-    const busy = await runCli(['encrypt', '--data-dir', dir], { env: { OBSERVD_ENCRYPTION_KEY_FILE: keyFile('k2busy') }, timeoutMs: 60_000 });
+    const busy = await runCli(['encrypt', '--data-dir', dir], {
+      env: { OBSERVD_ENCRYPTION_KEY_FILE: keyFile('k2busy') },
+      timeoutMs: 60_000,
+    });
     expect(busy.code).toBe(1);
     expect(busy.stderr).toMatch(/in use: stop observd first/);
     expect(existsSync(join(dir, '.convert'))).toBe(false);
     await d.close();
-    await expect(startDaemon({ data_dir: dir, encryption: { key_file: keyFile('k2') } }, { dataDir: dir })).rejects.toThrow(/observd encrypt/);
+    await expect(startDaemon({ data_dir: dir, encryption: { key_file: keyFile('k2') } }, { dataDir: dir })).rejects.toThrow(
+      /observd encrypt/,
+    );
   });
 
   it('observd encrypt then observd rekey keep the data readable through the API, and leave no plaintext', async () => {
@@ -224,7 +246,10 @@ describe('encryption at rest', () => {
       await e1.close();
     }
 
-    const rk = await runCli(['rekey', '--data-dir', dir, '--new-key-file', k2], { env: { OBSERVD_ENCRYPTION_KEY_FILE: k1 }, timeoutMs: 60_000 });
+    const rk = await runCli(['rekey', '--data-dir', dir, '--new-key-file', k2], {
+      env: { OBSERVD_ENCRYPTION_KEY_FILE: k1 },
+      timeoutMs: 60_000,
+    });
     expect(rk.code, rk.stderr).toBe(0);
     expect(grepDir(dir, p.markers)).toEqual([]);
     await expect(startDaemon({ data_dir: dir, encryption: { key_file: k1 } }, { dataDir: dir })).rejects.toThrow(/wrong key/);

@@ -103,7 +103,10 @@ describe('erasure leaves no byte of an observation in the data directory', () =>
     const retry = await d.req('/v1/observation-sources/short/observations', {
       method: 'POST',
       token,
-      json: { upload: { file_name: 'x.png', media_type: 'image/png', content_base64: makePng().toString('base64') }, idempotency_key: p.markers[3] },
+      json: {
+        upload: { file_name: 'x.png', media_type: 'image/png', content_base64: makePng().toString('base64') },
+        idempotency_key: p.markers[3],
+      },
     });
     expect(retry.status).toBe(422);
     expect((await retry.json()).code).toBe('idempotency_conflict');
@@ -111,12 +114,20 @@ describe('erasure leaves no byte of an observation in the data directory', () =>
   });
 
   it('a quota eviction erases the evicted observation (its log checkpoint follows the answer within ERASURE_CHECKPOINT_MS)', async () => {
-    const token = await source({ source_id: 'tiny', max_active_observations: 1, quota_policy: 'evict_oldest', purge_raw_on_retention: true });
+    const token = await source({
+      source_id: 'tiny',
+      max_active_observations: 1,
+      quota_policy: 'evict_oldest',
+      purge_raw_on_retention: true,
+    });
     const p = await plant('tiny', token, 'evict');
     const next = await d.req('/v1/observation-sources/tiny/observations', {
       method: 'POST',
       token,
-      json: { upload: { file_name: 'next.png', media_type: 'image/png', content_base64: makePng(3, 3).toString('base64') }, idempotency_key: 'next' },
+      json: {
+        upload: { file_name: 'next.png', media_type: 'image/png', content_base64: makePng(3, 3).toString('base64') },
+        idempotency_key: 'next',
+      },
     });
     expect(next.status).toBe(201);
     // Blobs and rows are gone at once; the log is checkpointed (coalesced on the upload path) just after.
@@ -134,7 +145,11 @@ describe('erasure leaves no byte of an observation in the data directory', () =>
     });
     expect(minted.status, await minted.clone().text()).toBe(201);
     const { upload_id, upload_url } = await minted.json();
-    const put = await fetch(upload_url, { method: 'PUT', body: Buffer.concat([makePng(4, 4), Buffer.from(m.bytes)]), headers: { 'content-type': 'image/png' } });
+    const put = await fetch(upload_url, {
+      method: 'PUT',
+      body: Buffer.concat([makePng(4, 4), Buffer.from(m.bytes)]),
+      headers: { 'content-type': 'image/png' },
+    });
     expect(put.status, await put.clone().text()).toBeLessThan(300);
     const made = await d.req('/v1/observation-sources/signed/observations', {
       method: 'POST',

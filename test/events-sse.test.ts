@@ -109,12 +109,17 @@ async function createSource(d: TestDaemon, id: string, token?: string) {
 let seed = 0;
 async function upload(d: TestDaemon, source: string): Promise<string> {
   seed++;
-  const r = await d.req(`/v1/observation-sources/${source}/observations`, { method: 'POST', token: TOKEN, json: uploadBody(makePng(2, 2, seed), `k${seed}`) });
+  const r = await d.req(`/v1/observation-sources/${source}/observations`, {
+    method: 'POST',
+    token: TOKEN,
+    json: uploadBody(makePng(2, 2, seed), `k${seed}`),
+  });
   expect(r.status).toBe(201);
   return (await r.json()).observation_id;
 }
 
-const parsed = (e: SseEvent) => JSON.parse(e.data!) as { event_id: string; type: string; source_id: string; at_ms: number; data: Record<string, unknown> };
+const parsed = (e: SseEvent) =>
+  JSON.parse(e.data!) as { event_id: string; type: string; source_id: string; at_ms: number; data: Record<string, unknown> };
 
 describe('GET /v1/events', () => {
   let d: TestDaemon;

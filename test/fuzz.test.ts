@@ -144,8 +144,15 @@ describe('fuzz: upload bodies', () => {
   /** Values that are certainly invalid for each field of the upload body. */
   const CORRUPT: Record<string, fc.Arbitrary<unknown>> = {
     upload: fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.array(fc.string(), { maxLength: 2 })),
-    'upload.file_name': fc.oneof(notString, fc.constant(null), fc.constant(''), fc.constant('x'.repeat(256)), fc.constant('a\u0000b'), fc.constant('a\nb')),
-    'upload.media_type': fc.oneof(notString, fc.constant(null), fc.string({ maxLength: 2 }), fc.constant('image/' + 'p'.repeat(130))),
+    'upload.file_name': fc.oneof(
+      notString,
+      fc.constant(null),
+      fc.constant(''),
+      fc.constant('x'.repeat(256)),
+      fc.constant('a\u0000b'),
+      fc.constant('a\nb'),
+    ),
+    'upload.media_type': fc.oneof(notString, fc.constant(null), fc.string({ maxLength: 2 }), fc.constant(`image/${'p'.repeat(130)}`)),
     'upload.content_base64': fc.oneof(notString, fc.constant(null)),
     idempotency_key: fc.oneof(notString, fc.constant(null), fc.constant(''), fc.constant('k'.repeat(257))),
     captured_at_ms: fc.oneof(fc.string(), fc.boolean(), fraction, negative, fc.constant(8_640_000_000_000_001)),
@@ -153,11 +160,23 @@ describe('fuzz: upload bodies', () => {
     seq_no: fc.oneof(fc.string(), fc.boolean(), fraction, negative, fc.constant(2 ** 53)),
     canonical_text: notString,
     metadata: fc.oneof(fc.array(fc.integer(), { maxLength: 2 }), fc.string(), fc.integer(), fc.boolean()),
-    latitude: fc.oneof(fc.double({ min: 90.001, max: 1e9, noNaN: true }), fc.double({ min: -1e9, max: -90.001, noNaN: true }), fc.string(), fc.boolean()),
-    longitude: fc.oneof(fc.double({ min: 180.001, max: 1e9, noNaN: true }), fc.double({ min: -1e9, max: -180.001, noNaN: true }), fc.string(), fc.boolean()),
+    latitude: fc.oneof(
+      fc.double({ min: 90.001, max: 1e9, noNaN: true }),
+      fc.double({ min: -1e9, max: -90.001, noNaN: true }),
+      fc.string(),
+      fc.boolean(),
+    ),
+    longitude: fc.oneof(
+      fc.double({ min: 180.001, max: 1e9, noNaN: true }),
+      fc.double({ min: -1e9, max: -180.001, noNaN: true }),
+      fc.string(),
+      fc.boolean(),
+    ),
   };
   const KNOWN_KEYS = new Set(Object.keys(CORRUPT).map((k) => k.split('.')[0]));
-  const unknownKey = fc.string({ minLength: 1, maxLength: 12 }).filter((k) => !KNOWN_KEYS.has(k) && k !== '__proto__' && k !== 'content_base64');
+  const unknownKey = fc
+    .string({ minLength: 1, maxLength: 12 })
+    .filter((k) => !KNOWN_KEYS.has(k) && k !== '__proto__' && k !== 'content_base64');
 
   /** A valid upload body, then some fields replaced by invalid values (and maybe an unknown key added). */
   const corrupted = (fields: string[]) =>
@@ -186,7 +205,10 @@ describe('fuzz: upload bodies', () => {
     expect(p.errors?.length ?? 0, JSON.stringify(p)).toBeGreaterThan(0);
     const paths = p.errors!.map((e) => e.path);
     for (const f of targets) {
-      expect(paths.some((x) => x === prefix + f || x.startsWith(`${prefix}${f}.`)), `${f} in ${paths.join(', ')}`).toBe(true);
+      expect(
+        paths.some((x) => x === prefix + f || x.startsWith(`${prefix}${f}.`)),
+        `${f} in ${paths.join(', ')}`,
+      ).toBe(true);
     }
     if (!targets.length) expect(extra).not.toBeNull();
   }
@@ -244,12 +266,55 @@ describe('fuzz: upload bodies', () => {
         ],
         'bad_request',
       ],
-      ['observation not JSON', [{ name: 'observation', data: '{nope' }, { name: 'file', filename: 'f.png', type: 'image/png', data: smallPng }], 'bad_request'],
-      ['unexpected field', [{ name: 'observation', data: obs }, { name: 'other', data: 'x' }, { name: 'file', filename: 'f.png', type: 'image/png', data: smallPng }], 'bad_request'],
-      ['file over the limit', [{ name: 'observation', data: obs }, { name: 'file', filename: 'f.png', type: 'image/png', data: Buffer.concat([PNG_SIG, Buffer.alloc(MAX_RAW + 10)]) }], 'payload_too_large'],
-      ['empty file', [{ name: 'observation', data: obs }, { name: 'file', filename: 'f.png', type: 'image/png', data: Buffer.alloc(0) }], 'bad_request'],
-      ['jpeg declared, png sent', [{ name: 'observation', data: obs }, { name: 'file', filename: 'f.jpg', type: 'image/jpeg', data: smallPng }], 'media_mismatch'],
-      ['audio to a screen source', [{ name: 'observation', data: obs }, { name: 'file', filename: 'f.wav', type: 'audio/wav', data: smallPng }], 'unsupported_media_type'],
+      [
+        'observation not JSON',
+        [
+          { name: 'observation', data: '{nope' },
+          { name: 'file', filename: 'f.png', type: 'image/png', data: smallPng },
+        ],
+        'bad_request',
+      ],
+      [
+        'unexpected field',
+        [
+          { name: 'observation', data: obs },
+          { name: 'other', data: 'x' },
+          { name: 'file', filename: 'f.png', type: 'image/png', data: smallPng },
+        ],
+        'bad_request',
+      ],
+      [
+        'file over the limit',
+        [
+          { name: 'observation', data: obs },
+          { name: 'file', filename: 'f.png', type: 'image/png', data: Buffer.concat([PNG_SIG, Buffer.alloc(MAX_RAW + 10)]) },
+        ],
+        'payload_too_large',
+      ],
+      [
+        'empty file',
+        [
+          { name: 'observation', data: obs },
+          { name: 'file', filename: 'f.png', type: 'image/png', data: Buffer.alloc(0) },
+        ],
+        'bad_request',
+      ],
+      [
+        'jpeg declared, png sent',
+        [
+          { name: 'observation', data: obs },
+          { name: 'file', filename: 'f.jpg', type: 'image/jpeg', data: smallPng },
+        ],
+        'media_mismatch',
+      ],
+      [
+        'audio to a screen source',
+        [
+          { name: 'observation', data: obs },
+          { name: 'file', filename: 'f.wav', type: 'audio/wav', data: smallPng },
+        ],
+        'unsupported_media_type',
+      ],
     ];
     for (const [name, parts, code] of shapes) {
       const { body, contentType } = multipart(parts);
@@ -257,7 +322,10 @@ describe('fuzz: upload bodies', () => {
       expect(p.code, name).toBe(code);
     }
     // A body cut short in the middle of the file part.
-    const { body, contentType } = multipart([{ name: 'observation', data: obs }, { name: 'file', filename: 'f.png', type: 'image/png', data: smallPng }]);
+    const { body, contentType } = multipart([
+      { name: 'observation', data: obs },
+      { name: 'file', filename: 'f.png', type: 'image/png', data: smallPng },
+    ]);
     await expectProblem(await postJson(body.subarray(0, body.length - 30), { 'content-type': contentType }), ['bad_request']);
     await expectStoreMatches();
   });
@@ -292,7 +360,10 @@ describe('fuzz: upload bodies', () => {
     ]);
     const res = await postJson(whole.body, { 'content-type': whole.contentType });
     expect(res.status).toBe(201);
-    expected.set((JSON.parse(whole.body.toString('latin1').match(/\{"idempotency_key":"[^"]+"\}/)![0]) as { idempotency_key: string }).idempotency_key, sha256(smallPng));
+    expected.set(
+      (JSON.parse(whole.body.toString('latin1').match(/\{"idempotency_key":"[^"]+"\}/)![0]) as { idempotency_key: string }).idempotency_key,
+      sha256(smallPng),
+    );
     expect(accepted).toBeLessThanOrEqual(120);
     await expectStoreMatches();
   });
@@ -332,7 +403,7 @@ describe('fuzz: base64 content', () => {
   /** Flips the unused low bits of the last data character (still decodes, no longer canonical). */
   function dirtyTail(s: string): string {
     const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
-    if (pad === 0) return s + '=';
+    if (pad === 0) return `${s}=`;
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
     const i = s.length - pad - 1;
     const v = alphabet.indexOf(s[i]);
@@ -347,29 +418,29 @@ describe('fuzz: base64 content', () => {
     // a real PNG truncated anywhere
     fc.tuple(fc.constantFrom(...pngB64), fc.nat()).map(([s, n]) => s.slice(0, n % (s.length + 1))),
     // non-canonical spellings of a real PNG
-    fc.tuple(fc.constantFrom(...pngB64), fc.nat(), fc.constantFrom('ws', 'nl', 'urlsafe', 'nopad', 'extrapad', 'tail', 'datauri', 'lower')).map(
-      ([s, n, how]) => {
+    fc
+      .tuple(fc.constantFrom(...pngB64), fc.nat(), fc.constantFrom('ws', 'nl', 'urlsafe', 'nopad', 'extrapad', 'tail', 'datauri', 'lower'))
+      .map(([s, n, how]) => {
         const at = n % (s.length + 1);
         switch (how) {
           case 'ws':
-            return s.slice(0, at) + ' ' + s.slice(at);
+            return `${s.slice(0, at)} ${s.slice(at)}`;
           case 'nl':
-            return s.slice(0, at) + '\r\n' + s.slice(at);
+            return `${s.slice(0, at)}\r\n${s.slice(at)}`;
           case 'urlsafe':
             return s.replace(/\+/g, '-').replace(/\//g, '_') + (/[+/]/.test(s) ? '' : '-');
           case 'nopad':
             return s.endsWith('=') ? s.replace(/=+$/, '') : s.slice(0, -1);
           case 'extrapad':
-            return s + '====';
+            return `${s}====`;
           case 'tail':
             return dirtyTail(s);
           case 'datauri':
-            return 'data:image/png;base64,' + s;
+            return `data:image/png;base64,${s}`;
           default:
             return s.toLowerCase();
         }
-      },
-    ),
+      }),
     fc.string({ maxLength: 60 }),
   );
 
@@ -425,7 +496,7 @@ describe('fuzz: path ids', () => {
       return s;
     }
   };
-  const urlChars = 'abcXYZ019._~-!$&\'()*+,;=:@%/';
+  const urlChars = "abcXYZ019._~-!$&'()*+,;=:@%/";
   const id = fc
     .oneof(
       fc.constantFrom(
@@ -454,8 +525,8 @@ describe('fuzz: path ids', () => {
         'a%20b',
         '\\..',
         'x'.repeat(129),
-        'obs_' + '0'.repeat(26),
-        'ast_' + 'a'.repeat(64),
+        `obs_${'0'.repeat(26)}`,
+        `ast_${'a'.repeat(64)}`,
       ),
       fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }).map(encodeURIComponent),
       fc.string({ unit: fc.constantFrom(...urlChars), minLength: 1, maxLength: 16 }),
@@ -463,7 +534,12 @@ describe('fuzz: path ids', () => {
     .filter((s) => decodes(s) !== SOURCE && s !== SOURCE);
 
   const routes: Array<{ method: string; path: (id: string) => string; token: () => string; body?: string }> = [
-    { method: 'POST', path: (i) => `/v1/observation-sources/${i}/observations`, token: () => uploadToken, body: JSON.stringify(uploadBody(smallPng, 'path-fuzz')) },
+    {
+      method: 'POST',
+      path: (i) => `/v1/observation-sources/${i}/observations`,
+      token: () => uploadToken,
+      body: JSON.stringify(uploadBody(smallPng, 'path-fuzz')),
+    },
     { method: 'GET', path: (i) => `/v1/observation-sources/${i}`, token: () => ADMIN },
     { method: 'PATCH', path: (i) => `/v1/observation-sources/${i}`, token: () => ADMIN, body: '{"display_name":"renamed"}' },
     { method: 'DELETE', path: (i) => `/v1/observation-sources/${i}`, token: () => ADMIN },
@@ -491,7 +567,10 @@ describe('fuzz: path ids', () => {
       { numRuns: 200 },
     );
     // The source is untouched: same name, token still works.
-    const src = (await (await d.req(`/v1/observation-sources/${SOURCE}`, { token: ADMIN })).json()) as { display_name: string; upload_token_version: number };
+    const src = (await (await d.req(`/v1/observation-sources/${SOURCE}`, { token: ADMIN })).json()) as {
+      display_name: string;
+      upload_token_version: number;
+    };
     expect(src.display_name).toBe('Fuzz cam');
     expect(src.upload_token_version).toBe(1);
     await expectStoreMatches();
@@ -499,7 +578,8 @@ describe('fuzz: path ids', () => {
 });
 
 describe('fuzz: headers', () => {
-  const printable = (max: number) => fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: max });
+  const printable = (max: number) =>
+    fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: max });
   const jsonish = (ct: string) => {
     const t = ct.trim().toLowerCase();
     return t.startsWith('application/json') || /^application\/[a-z0-9.+-]*\+json/.test(t);
@@ -524,12 +604,14 @@ describe('fuzz: headers', () => {
         'multipart/form-data; boundary=',
         'multipart/form-data; boundary=x',
         'multipart/form-data; boundary="a b"',
-        'multipart/form-data; boundary=' + 'b'.repeat(200),
+        `multipart/form-data; boundary=${'b'.repeat(200)}`,
         'multipart/mixed; boundary=x',
         'multipart/form-data; charset=utf-8',
       ),
       printable(40),
-      fc.tuple(fc.constantFrom('application', 'multipart', 'text', 'x'), printable(12), printable(20)).map(([a, b, c]) => `${a}/${b}; ${c}`),
+      fc
+        .tuple(fc.constantFrom('application', 'multipart', 'text', 'x'), printable(12), printable(20))
+        .map(([a, b, c]) => `${a}/${b}; ${c}`),
     );
     let accepted = 0;
     await fc.assert(
@@ -544,7 +626,8 @@ describe('fuzz: headers', () => {
           return;
         }
         const p = await expectProblem(res, ['unsupported_media_type', 'bad_request']);
-        if (p.code === 'unsupported_media_type') expect(jsonish(ct) || ct.trim().toLowerCase().startsWith('multipart/form-data')).toBe(false);
+        if (p.code === 'unsupported_media_type')
+          expect(jsonish(ct) || ct.trim().toLowerCase().startsWith('multipart/form-data')).toBe(false);
         else expect(ct.trim().toLowerCase().startsWith('multipart/form-data'), ct).toBe(true);
       }),
       RUNS,
@@ -563,9 +646,9 @@ describe('fuzz: headers', () => {
         case 1:
           return t.slice(0, i) + (t[i] === t[i].toUpperCase() ? t[i].toLowerCase() : t[i].toUpperCase()) + t.slice(i + 1);
         case 2:
-          return t + 'x';
+          return `${t}x`;
         case 3:
-          return 'x' + t;
+          return `x${t}`;
         default:
           return t.slice(0, i);
       }
@@ -573,15 +656,17 @@ describe('fuzz: headers', () => {
     const header = fc.oneof(
       printable(60),
       printable(60).map((s) => `Bearer ${s}`),
-      fc.tuple(fc.constantFrom('upload', 'admin', 'reader') as fc.Arbitrary<'upload' | 'admin' | 'reader'>, fc.nat(), fc.nat(4)).map(
-        ([which, n, how]) => `Bearer ${mutate(tokens()[which], n, how)}`,
-      ),
-      fc.tuple(
-        fc.constantFrom('upload', 'admin', 'reader') as fc.Arbitrary<'upload' | 'admin' | 'reader'>,
-        fc.constantFrom('Bearer ', 'bearer ', 'BEARER\t', 'Bearer  ', 'Basic ', 'Token ', '', 'Bearer:', 'Bearer=', 'Bearer ,'),
-        fc.constantFrom('', ' ', ' extra', ',x'),
-      ).map(([which, scheme, tail]) => scheme + tokens()[which] + tail),
-      fc.constantFrom('Bearer', 'Bearer ', 'Bearer null', 'Bearer undefined', 'Basic ' + Buffer.from('admin:' + ADMIN).toString('base64')),
+      fc
+        .tuple(fc.constantFrom('upload', 'admin', 'reader') as fc.Arbitrary<'upload' | 'admin' | 'reader'>, fc.nat(), fc.nat(4))
+        .map(([which, n, how]) => `Bearer ${mutate(tokens()[which], n, how)}`),
+      fc
+        .tuple(
+          fc.constantFrom('upload', 'admin', 'reader') as fc.Arbitrary<'upload' | 'admin' | 'reader'>,
+          fc.constantFrom('Bearer ', 'bearer ', 'BEARER\t', 'Bearer  ', 'Basic ', 'Token ', '', 'Bearer:', 'Bearer=', 'Bearer ,'),
+          fc.constantFrom('', ' ', ' extra', ',x'),
+        )
+        .map(([which, scheme, tail]) => scheme + tokens()[which] + tail),
+      fc.constantFrom('Bearer', 'Bearer ', 'Bearer null', 'Bearer undefined', `Basic ${Buffer.from(`admin:${ADMIN}`).toString('base64')}`),
     );
     const bearer = (h: string) => /^Bearer\s+(\S+)\s*$/i.exec(h.trim())?.[1];
     type Call = { name: string; access: 'upload' | 'read' | 'write'; send: (h: string) => Promise<Response>; ok: number };
@@ -594,12 +679,31 @@ describe('fuzz: headers', () => {
           const key = nextKey('auth');
           const png = makePng(2, 3, seq);
           lastUpload = { key, sha: sha256(png) };
-          return fetch(uploadUrl(), { method: 'POST', headers: { authorization: h, 'content-type': 'application/json' }, body: JSON.stringify(uploadBody(png, key)) });
+          return fetch(uploadUrl(), {
+            method: 'POST',
+            headers: { authorization: h, 'content-type': 'application/json' },
+            body: JSON.stringify(uploadBody(png, key)),
+          });
         },
       },
-      { name: 'list sources', access: 'read', ok: 200, send: (h) => fetch(`${d.url}/v1/observation-sources`, { headers: { authorization: h } }) },
-      { name: 'get source', access: 'read', ok: 200, send: (h) => fetch(`${d.url}/v1/observation-sources/${SOURCE}`, { headers: { authorization: h } }) },
-      { name: 'list observations', access: 'read', ok: 200, send: (h) => fetch(`${d.url}/v1/observations`, { headers: { authorization: h } }) },
+      {
+        name: 'list sources',
+        access: 'read',
+        ok: 200,
+        send: (h) => fetch(`${d.url}/v1/observation-sources`, { headers: { authorization: h } }),
+      },
+      {
+        name: 'get source',
+        access: 'read',
+        ok: 200,
+        send: (h) => fetch(`${d.url}/v1/observation-sources/${SOURCE}`, { headers: { authorization: h } }),
+      },
+      {
+        name: 'list observations',
+        access: 'read',
+        ok: 200,
+        send: (h) => fetch(`${d.url}/v1/observations`, { headers: { authorization: h } }),
+      },
       {
         name: 'patch source',
         access: 'write',
@@ -611,8 +715,18 @@ describe('fuzz: headers', () => {
             body: '{"display_name":"Fuzz cam"}',
           }),
       },
-      { name: 'delete ghost', access: 'write', ok: 404, send: (h) => fetch(`${d.url}/v1/observation-sources/ghost`, { method: 'DELETE', headers: { authorization: h } }) },
-      { name: 'rotate ghost', access: 'write', ok: 404, send: (h) => fetch(`${d.url}/v1/observation-sources/ghost/rotate-token`, { method: 'POST', headers: { authorization: h } }) },
+      {
+        name: 'delete ghost',
+        access: 'write',
+        ok: 404,
+        send: (h) => fetch(`${d.url}/v1/observation-sources/ghost`, { method: 'DELETE', headers: { authorization: h } }),
+      },
+      {
+        name: 'rotate ghost',
+        access: 'write',
+        ok: 404,
+        send: (h) => fetch(`${d.url}/v1/observation-sources/ghost/rotate-token`, { method: 'POST', headers: { authorization: h } }),
+      },
     ];
     let lastUpload: { key: string; sha: string } | undefined;
     let admitted = 0;
@@ -673,11 +787,26 @@ describe('fuzz: headers', () => {
 
   it('raw non-ASCII bytes in the path and hostile Host headers are 4xx problems', async () => {
     const requests: Array<[string, ErrorCode[]]> = [
-      [`GET /v1/observation-sources/caf\xc3\xa9 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['validation_failed', 'bad_request']],
-      [`GET /v1/observation-sources/\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['validation_failed', 'bad_request']],
-      [`GET /v1/observation-sources/${SOURCE} HTTP/1.1\r\nHost: evil@example.com\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['bad_request']],
-      [`GET /v1/observation-sources/${SOURCE} HTTP/1.1\r\nHost: [::1\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['bad_request']],
-      [`GET /v1/observation-sources\\${SOURCE} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`, ['bad_request']],
+      [
+        `GET /v1/observation-sources/caf\xc3\xa9 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`,
+        ['validation_failed', 'bad_request'],
+      ],
+      [
+        `GET /v1/observation-sources/\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`,
+        ['validation_failed', 'bad_request'],
+      ],
+      [
+        `GET /v1/observation-sources/${SOURCE} HTTP/1.1\r\nHost: evil@example.com\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`,
+        ['bad_request'],
+      ],
+      [
+        `GET /v1/observation-sources/${SOURCE} HTTP/1.1\r\nHost: [::1\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`,
+        ['bad_request'],
+      ],
+      [
+        `GET /v1/observation-sources\\${SOURCE} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`,
+        ['bad_request'],
+      ],
     ];
     for (const [payload, codes] of requests) {
       const out = await new Promise<string>((resolve, reject) => {

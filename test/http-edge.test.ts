@@ -13,7 +13,9 @@ beforeAll(async () => {
   // A body must average 64 KiB/s once its first second has passed.
   d = await startDaemon({ limits: { json_body_min_bytes_per_s: 65536, json_body_rate_grace_ms: 1000 } });
   port = Number(new URL(d.url).port);
-  const src = (await (await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })).json()) as { upload_token: string };
+  const src = (await (
+    await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })
+  ).json()) as { upload_token: string };
   token = src.upload_token;
 });
 afterAll(() => d.close());

@@ -48,11 +48,16 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? filesUnder(join(dir, n)) : [n]));
 }
 
-
 describe('idempotent uploads', () => {
   it('a replay answers 200 with Idempotent-Replayed and the stored observation', async () => {
     const png = makePng(2, 2, 1);
-    const body = uploadBody(png, 'frame-1', { captured_at_ms: 1_000, stream_id: 's1', seq_no: 1, canonical_text: 'hello', metadata: { a: 1, b: [1, 2] } });
+    const body = uploadBody(png, 'frame-1', {
+      captured_at_ms: 1_000,
+      stream_id: 's1',
+      seq_no: 1,
+      canonical_text: 'hello',
+      metadata: { a: 1, b: [1, 2] },
+    });
     const first = await upload('screen', body);
     expect(first.status).toBe(201);
     expect(first.headers.get('idempotent-replayed')).toBeNull();
@@ -151,9 +156,7 @@ describe('idempotent uploads', () => {
   });
 
   it('10 concurrent requests with the same key but different payloads: one wins, the rest 409/422', async () => {
-    const responses = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => upload('para', uploadBody(makePng(4, 4, 100 + i), 'race'))),
-    );
+    const responses = await Promise.all(Array.from({ length: 10 }, (_, i) => upload('para', uploadBody(makePng(4, 4, 100 + i), 'race'))));
     const statuses = responses.map((r) => r.status);
     expect(statuses.filter((s) => s === 201)).toHaveLength(1);
     for (const s of statuses) expect([201, 409, 422]).toContain(s);
@@ -163,8 +166,18 @@ describe('idempotent uploads', () => {
 
   it('a JSON upload and a multipart upload of the same content and fields are the same request', async () => {
     const png = makePng(3, 3, 6);
-    const fields = { idempotency_key: 'json-then-mp', captured_at_ms: 5_000, stream_id: 'cam:1', seq_no: 7, canonical_text: 'txt', metadata: { k: 'v' } };
-    const json = await upload('mixed', { ...fields, upload: { file_name: 'frame.png', media_type: 'image/png', content_base64: png.toString('base64') } });
+    const fields = {
+      idempotency_key: 'json-then-mp',
+      captured_at_ms: 5_000,
+      stream_id: 'cam:1',
+      seq_no: 7,
+      canonical_text: 'txt',
+      metadata: { k: 'v' },
+    };
+    const json = await upload('mixed', {
+      ...fields,
+      upload: { file_name: 'frame.png', media_type: 'image/png', content_base64: png.toString('base64') },
+    });
     expect(json.status).toBe(201);
     const obs = await json.json();
 

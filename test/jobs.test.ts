@@ -37,7 +37,10 @@ describe('the periodic job registry', () => {
     const runs: JobRun[] = [];
     let calls = 0;
     let finished = 0;
-    const jobs = new JobRegistry(() => 42, (r) => runs.push(r));
+    const jobs = new JobRegistry(
+      () => 42,
+      (r) => runs.push(r),
+    );
     jobs.add({
       name: 'flaky',
       intervalMs: 5,
@@ -65,9 +68,15 @@ describe('the periodic job registry', () => {
   it('runs on its own: a claimed run whose lease ran out is queued again with no request', async () => {
     const d = await startDaemon({ runs: { claim_lease_ms: 1000 } });
     open.push(d);
-    const src = await (await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })).json();
+    const src = await (
+      await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })
+    ).json();
     const obs = await (
-      await d.req('/v1/observation-sources/cam/observations', { method: 'POST', token: src.upload_token, json: uploadBody(makePng(2, 2, 1), 'k', { canonical_text: 'hi' }) })
+      await d.req('/v1/observation-sources/cam/observations', {
+        method: 'POST',
+        token: src.upload_token,
+        json: uploadBody(makePng(2, 2, 1), 'k', { canonical_text: 'hi' }),
+      })
     ).json();
     const { body: run } = await materialize(d, byIds([obs.observation_id]));
     expect((await runAction(d, run.run_id, 'claim')).body.status).toBe('running');

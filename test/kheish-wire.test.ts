@@ -33,7 +33,12 @@ beforeAll(async () => {
 afterAll(() => d.close());
 
 /** `cli/io.rs` url_encode_path_segment: keeps only A–Z a–z 0–9 - _ ~. */
-const seg = (s: string) => [...Buffer.from(s, 'utf8')].map((b) => (/[A-Za-z0-9_~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
+const seg = (s: string) =>
+  [...Buffer.from(s, 'utf8')]
+    .map((b) =>
+      /[A-Za-z0-9_~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`,
+    )
+    .join('');
 
 interface Answer {
   status: number;
@@ -117,7 +122,13 @@ describe('the Kheish CLI against observd', () => {
     const path = `/v1/observation-sources/${seg('screen-main')}/observations`;
     const inferred = `{"upload":{"file_name":"shot-1.png","content_base64":"${png1.toString('base64')}"},"idempotency_key":"frame-1","captured_at_ms":1767225600000,"stream_id":"display-1","seq_no":1,"canonical_text":"Build failed: 3 errors"}`;
     const a = ok<Obj>(await cli('POST', path, inferred, TOKEN), ObservationView);
-    expect(a).toMatchObject({ media_type: 'image/png', stream_id: 'display-1', seq_no: 1, sensitivity: 'standard', retention_state: 'active' });
+    expect(a).toMatchObject({
+      media_type: 'image/png',
+      stream_id: 'display-1',
+      seq_no: 1,
+      sensitivity: 'standard',
+      retention_state: 'active',
+    });
     const declared = `{"upload":{"file_name":"shot-2.png","media_type":"image/png","content_base64":"${png2.toString('base64')}"},"idempotency_key":"frame-2","stream_id":"display-1","seq_no":2}`;
     const b = ok<Obj>(await cli('POST', path, declared, TOKEN), ObservationView);
     ids.obs.push(a.observation_id, b.observation_id);
@@ -143,12 +154,16 @@ describe('the Kheish CLI against observd', () => {
     expect(bySource).toHaveLength(3);
     const byStream = ok<Obj[]>(await cli('GET', '/v1/observations?source_id=screen-main&stream_id=display-1'), Vec(ObservationView));
     expect(byStream.map((o) => o.observation_id)).toEqual([ids.obs[0], ids.obs[1]]);
-    const bounded = ok<Obj[]>(await cli('GET', '/v1/observations?source_id=screen-main&after_ms=1767225600000&before_ms=1767225600000'), Vec(ObservationView));
+    const bounded = ok<Obj[]>(
+      await cli('GET', '/v1/observations?source_id=screen-main&after_ms=1767225600000&before_ms=1767225600000'),
+      Vec(ObservationView),
+    );
     expect(bounded.map((o) => o.observation_id)).toEqual([ids.obs[0]]);
     ok(await cli('GET', '/v1/observations?source_id=screen-main&include_purged=true'), Vec(ObservationView));
     problem(await cli('GET', '/v1/observations?stream_id=display-1'), 400);
     ok(await cli('GET', `/v1/observations/${seg(ids.obs[0])}`), ObservationView);
-    for (const unknown of ['observation-1', 'obs_nope', 'obs_01J0000000000000000000000A']) problem(await cli('GET', `/v1/observations/${seg(unknown)}`), 404);
+    for (const unknown of ['observation-1', 'obs_nope', 'obs_01J0000000000000000000000A'])
+      problem(await cli('GET', `/v1/observations/${seg(unknown)}`), 404);
   });
 
   it('observation-audit with the CLI limit, source and event filters', async () => {
@@ -156,13 +171,28 @@ describe('the Kheish CLI against observd', () => {
     expect(all.length).toBeGreaterThan(3);
     const mine = ok<Obj[]>(await cli('GET', '/v1/observation-audit?source_id=screen-main&limit=100'), Vec(ObservationAuditRecord));
     expect(mine.every((e) => e.source_id === 'screen-main')).toBe(true);
-    const succeeded = ok<Obj[]>(await cli('GET', '/v1/observation-audit?source_id=screen-main&event=upload_succeeded&limit=100'), Vec(ObservationAuditRecord));
+    const succeeded = ok<Obj[]>(
+      await cli('GET', '/v1/observation-audit?source_id=screen-main&event=upload_succeeded&limit=100'),
+      Vec(ObservationAuditRecord),
+    );
     expect(succeeded).toHaveLength(3);
     expect(succeeded.every((e) => e.event === 'upload_succeeded' && e.media_type === 'image/png')).toBe(true);
     const replayed = ok<Obj[]>(await cli('GET', '/v1/observation-audit?event=upload_replayed&limit=100'), Vec(ObservationAuditRecord));
     expect(replayed.map((e) => e.observation_id)).toEqual([ids.obs[0]]);
     const rejected = ok<Obj[]>(await cli('GET', '/v1/observation-audit?event=upload_rejected&limit=100'), Vec(ObservationAuditRecord));
-    const reasons = ['invalid_source_id', 'missing_or_invalid_token', 'invalid_token', 'expired_token', 'revoked_token', 'source_not_active', 'idempotency_conflict', 'unsupported_media_type', 'invalid_base64', 'invalid_request', 'rate_limited'];
+    const reasons = [
+      'invalid_source_id',
+      'missing_or_invalid_token',
+      'invalid_token',
+      'expired_token',
+      'revoked_token',
+      'source_not_active',
+      'idempotency_conflict',
+      'unsupported_media_type',
+      'invalid_base64',
+      'invalid_request',
+      'rate_limited',
+    ];
     expect(rejected.map((e) => e.reason).sort()).toEqual(['invalid_token', 'unsupported_media_type', 'unsupported_media_type']);
     for (const e of rejected) expect(reasons).toContain(e.reason);
     const created = ok<Obj[]>(await cli('GET', '/v1/observation-audit?event=source_created&limit=100'), Vec(ObservationAuditRecord));
@@ -171,17 +201,29 @@ describe('the Kheish CLI against observd', () => {
 
   it('derivations create / get / list', async () => {
     const preview = ok<Obj>(
-      await cli('POST', '/v1/derivations', `{"profile":"visual_preview","subject":{"type":"observation","observation_id":"${ids.obs[0]}"}}`),
+      await cli(
+        'POST',
+        '/v1/derivations',
+        `{"profile":"visual_preview","subject":{"type":"observation","observation_id":"${ids.obs[0]}"}}`,
+      ),
       DerivationView,
     );
-    expect(preview).toMatchObject({ status: "completed", cache_status: "miss", profile_version: 1 });
+    expect(preview).toMatchObject({ status: 'completed', cache_status: 'miss', profile_version: 1 });
     const text = ok<Obj>(
-      await cli('POST', '/v1/derivations', `{"profile":"canonical_text","subject":{"type":"observation","observation_id":"${ids.obs[0]}"}}`),
+      await cli(
+        'POST',
+        '/v1/derivations',
+        `{"profile":"canonical_text","subject":{"type":"observation","observation_id":"${ids.obs[0]}"}}`,
+      ),
       DerivationView,
     );
     expect(text.status).toBe('completed');
     const hit = ok<Obj>(
-      await cli('POST', '/v1/derivations?force_refresh=false', `{"profile":"visual_preview","subject":{"type":"asset","asset_id":"${preview.result_asset_id}"}}`),
+      await cli(
+        'POST',
+        '/v1/derivations?force_refresh=false',
+        `{"profile":"visual_preview","subject":{"type":"asset","asset_id":"${preview.result_asset_id}"}}`,
+      ),
       DerivationView,
     );
     expect(hit.status).toBe('completed');
@@ -192,7 +234,14 @@ describe('the Kheish CLI against observd', () => {
     expect(listed.map((x) => x.derivation_id)).toEqual(expect.arrayContaining(ids.derivations));
     ok(await cli('GET', `/v1/derivations?query=${ids.obs[0]}`), Vec(DerivationView));
     problem(await cli('GET', '/v1/derivations/derivation-1'), 404);
-    problem(await cli('POST', '/v1/derivations', '{"profile":"canonical_text","subject":{"type":"observation","observation_id":"observation-1"}}'), 404);
+    problem(
+      await cli(
+        'POST',
+        '/v1/derivations',
+        '{"profile":"canonical_text","subject":{"type":"observation","observation_id":"observation-1"}}',
+      ),
+      404,
+    );
   });
 
   it('runtime, then materialize by ids and latest_from_stream, then poll the run', async () => {
@@ -242,7 +291,10 @@ describe('the Kheish CLI against observd', () => {
     ok(await cli('POST', `/v1/observation-sources/${seg(ids.generated)}/revoke-token`, '{"reason":"laptop lost"}'), ObservationSourceView);
     const events = ok<Obj[]>(await cli('GET', '/v1/observation-audit?event=source_token_revoked&limit=100'), Vec(ObservationAuditRecord));
     expect(events.map((e) => e.reason)).toContain('laptop lost');
-    const rejections = ok<Obj[]>(await cli('GET', '/v1/observation-audit?source_id=screen-main&event=upload_rejected&limit=1'), Vec(ObservationAuditRecord));
+    const rejections = ok<Obj[]>(
+      await cli('GET', '/v1/observation-audit?source_id=screen-main&event=upload_rejected&limit=1'),
+      Vec(ObservationAuditRecord),
+    );
     expect(rejections[0].reason).toBe('revoked_token');
   });
 

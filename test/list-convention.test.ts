@@ -84,7 +84,9 @@ describe('list convention', () => {
   it('streams an unlimited list over several internal pages as one valid array', async () => {
     // Enough audit records for several internal pages, written straight into the store.
     const db = d.daemon.services.db;
-    const insert = db.prepare(`INSERT INTO audit_events (audit_id, at_ms, event, source_id, observation_id, detail) VALUES (?, ?, 'source_updated', 'bulk', NULL, '{}')`);
+    const insert = db.prepare(
+      `INSERT INTO audit_events (audit_id, at_ms, event, source_id, observation_id, detail) VALUES (?, ?, 'source_updated', 'bulk', NULL, '{}')`,
+    );
     const total = STREAM_PAGE_ROWS * 2 + 7;
     db.transaction(() => {
       for (let i = 0; i < total; i++) insert.run(`aud_bulk_${String(i).padStart(6, '0')}`, 1_000 + i);

@@ -37,7 +37,11 @@ async function createSource(id: string, extra: Record<string, unknown> = {}) {
 }
 
 async function upload(sourceId: string, key: string, extra: Record<string, unknown> = {}, png = makePng(1, 1, 1)): Promise<Obs> {
-  const res = await d.req(`/v1/observation-sources/${sourceId}/observations`, { method: 'POST', token: TOKEN, json: uploadBody(png, key, extra) });
+  const res = await d.req(`/v1/observation-sources/${sourceId}/observations`, {
+    method: 'POST',
+    token: TOKEN,
+    json: uploadBody(png, key, extra),
+  });
   expect(res.status).toBe(201);
   return res.json();
 }
@@ -50,9 +54,9 @@ async function list(query: string): Promise<{ data: Obs[]; cursor: { next: strin
   return { data: page.items, cursor: { next: page.pagination.next_cursor ?? null } };
 }
 
-
 const ids = (rows: Obs[]) => rows.map((r) => r.observation_id);
-const byKey = (a: Obs, b: Obs) => a.captured_at_ms - b.captured_at_ms || (a.observation_id < b.observation_id ? -1 : a.observation_id > b.observation_id ? 1 : 0);
+const byKey = (a: Obs, b: Obs) =>
+  a.captured_at_ms - b.captured_at_ms || (a.observation_id < b.observation_id ? -1 : a.observation_id > b.observation_id ? 1 : 0);
 const blobPath = (sha: string) => join(d.dataDir, 'blobs', sha.slice(0, 2), sha.slice(2, 4), sha);
 
 async function counters(sourceId: string) {
@@ -109,7 +113,23 @@ describe('GET /v1/observations filters', () => {
   });
 
   it('refuses bad query parameters with 400', async () => {
-    for (const q of ['limit=abc', 'limit=1.5', 'order=sideways', 'after_ms=soon', 'before_ms=1e', 'after_ms=', 'after_ms=0x10', 'before_ms=1e3', 'after_ms=1.0', 'after_ms=%201', 'include_purged=yes', 'source_id=..', 'source_id=a%2Fb', 'limit=1&limit=2', 'page=maybe']) {
+    for (const q of [
+      'limit=abc',
+      'limit=1.5',
+      'order=sideways',
+      'after_ms=soon',
+      'before_ms=1e',
+      'after_ms=',
+      'after_ms=0x10',
+      'before_ms=1e3',
+      'after_ms=1.0',
+      'after_ms=%201',
+      'include_purged=yes',
+      'source_id=..',
+      'source_id=a%2Fb',
+      'limit=1&limit=2',
+      'page=maybe',
+    ]) {
       const res = await d.req(`/v1/observations?${q}`);
       expect({ q, status: res.status }).toEqual({ q, status: 400 });
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
@@ -178,7 +198,9 @@ describe('cursor pagination', () => {
     // Capture times repeat (3 per millisecond) so ties fall across page boundaries.
     for (let i = 0; i < N; i += 25) {
       const batch = await Promise.all(
-        Array.from({ length: Math.min(25, N - i) }, (_, j) => upload('pg', `p${i + j}`, { captured_at_ms: 100_000 + Math.floor(((i + j) * 7) % N / 3) })),
+        Array.from({ length: Math.min(25, N - i) }, (_, j) =>
+          upload('pg', `p${i + j}`, { captured_at_ms: 100_000 + Math.floor((((i + j) * 7) % N) / 3) }),
+        ),
       );
       all.push(...batch);
     }
@@ -305,9 +327,17 @@ describe('GET and DELETE /v1/observations/{id}', () => {
       made.push(o);
       bytes += png.length;
       // A replay and a rejected upload change nothing.
-      const replay = await d.req('/v1/observation-sources/cnt/observations', { method: 'POST', token: TOKEN, json: uploadBody(png, `c${i}`) });
+      const replay = await d.req('/v1/observation-sources/cnt/observations', {
+        method: 'POST',
+        token: TOKEN,
+        json: uploadBody(png, `c${i}`),
+      });
       expect(replay.status).toBe(200);
-      const rej = await d.req('/v1/observation-sources/cnt/observations', { method: 'POST', token: TOKEN, json: uploadBody(png, `bad${i}`, {}, 'image/jpeg') });
+      const rej = await d.req('/v1/observation-sources/cnt/observations', {
+        method: 'POST',
+        token: TOKEN,
+        json: uploadBody(png, `bad${i}`, {}, 'image/jpeg'),
+      });
       expect(rej.status).toBe(400);
     }
     expect(await counters('cnt')).toEqual({ count: 12, bytes });

@@ -44,7 +44,12 @@ beforeAll(async () => {
   await new Promise<void>((r) => runtime.listen(0, '127.0.0.1', r));
   url = `http://127.0.0.1:${(runtime.address() as AddressInfo).port}/runs`;
   d = await startDaemon({ runs: { submitter: 'http', http: { url, secret: SECRET, max_attempts: 3, backoff_ms: 10 } } });
-  const token = await createSource(d, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot', allow_external_processing: true });
+  const token = await createSource(d, {
+    source_id: 'screen',
+    display_name: 'Screen',
+    kind: 'screen_snapshot',
+    allow_external_processing: true,
+  });
   obs = await upload(d, 'screen', token, makePng(2, 2, 1), 'one', 'image/png', { canonical_text: 'hello' });
 });
 afterAll(async () => {

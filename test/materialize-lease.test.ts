@@ -14,9 +14,15 @@ describe('claim leases', () => {
     const lease = 60_000;
     const d = await startDaemon({ runs: { claim_lease_ms: lease } }, { now: clock });
     open.push(d);
-    const src = await (await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })).json();
+    const src = await (
+      await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })
+    ).json();
     const obs = await (
-      await d.req('/v1/observation-sources/cam/observations', { method: 'POST', token: src.upload_token, json: uploadBody(makePng(2, 2, 1), 'k', { canonical_text: 'hello' }) })
+      await d.req('/v1/observation-sources/cam/observations', {
+        method: 'POST',
+        token: src.upload_token,
+        json: uploadBody(makePng(2, 2, 1), 'k', { canonical_text: 'hello' }),
+      })
     ).json();
     const { body: run } = await materialize(d, byIds([obs.observation_id]));
     expect(run.status).toBe('queued');

@@ -42,7 +42,13 @@ beforeAll(async () => {
   d = await startDaemon({
     runs: { submitter: 'openai', openai: { base_url: fake.baseUrl, model: 'config-model', api_key_env: KEY_ENV, max_retries: 0 } },
   });
-  const token = await createSource(d, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot', allow_output_delivery: true, allow_external_processing: true });
+  const token = await createSource(d, {
+    source_id: 'screen',
+    display_name: 'Screen',
+    kind: 'screen_snapshot',
+    allow_output_delivery: true,
+    allow_external_processing: true,
+  });
   png = await textPng('The quick brown fox jumps over the lazy dog');
   // No uploader text: the run derives it by OCR on demand.
   shot = await upload(d, 'screen', token, png, 'fox', 'image/png', { stream_id: 'main', seq_no: 1 });
@@ -61,7 +67,13 @@ describe('the openai submitter', () => {
       selection: { type: 'latest_from_stream', source_id: 'screen', stream_id: 'main', max_observations: 2 },
       request: {
         content: 'What is on the screen?',
-        generation: { model: 'gpt-5.4', tool_choice: 'auto', allow_parallel_tool_calls: true, response_format: { type: 'text' }, temperature: 0.1 },
+        generation: {
+          model: 'gpt-5.4',
+          tool_choice: 'auto',
+          allow_parallel_tool_calls: true,
+          response_format: { type: 'text' },
+          temperature: 0.1,
+        },
       },
     });
     expect(r.status, JSON.stringify(r.body)).toBe(202);
@@ -82,7 +94,13 @@ describe('the openai submitter', () => {
     expect(fake.chatCalls).toHaveLength(1);
     const call = fake.chatCalls[0];
     expect(call.authorization).toBe(`Bearer ${process.env[KEY_ENV]}`);
-    const body = call.body as { model: string; messages: Array<{ role: string; content: Part[] }>; response_format?: unknown; temperature?: number; tool_choice?: unknown };
+    const body = call.body as {
+      model: string;
+      messages: Array<{ role: string; content: Part[] }>;
+      response_format?: unknown;
+      temperature?: number;
+      tool_choice?: unknown;
+    };
     expect(body.model).toBe('gpt-5.4');
     expect(body.response_format).toEqual({ type: 'text' });
     expect(body.temperature).toBe(0.1);
@@ -154,7 +172,12 @@ describe('a run cut off by a shutdown', () => {
     const config = { runs: { submitter: 'openai' as const, openai: { base_url: fake.baseUrl, api_key_env: KEY_ENV, max_retries: 0 } } };
     try {
       const first = await startDaemon(config, { dataDir });
-      const token = await createSource(first, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot', allow_external_processing: true });
+      const token = await createSource(first, {
+        source_id: 'screen',
+        display_name: 'Screen',
+        kind: 'screen_snapshot',
+        allow_external_processing: true,
+      });
       const o = await upload(first, 'screen', token, png, 'again', 'image/png', { canonical_text: 'words' });
       const calls = fake.chatCalls.length;
       fake.hold();

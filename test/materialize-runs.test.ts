@@ -15,7 +15,8 @@ let token: string;
 let n = 0;
 
 const blobExists = (sha: string) => existsSync(join(d.dataDir, 'blobs', sha.slice(0, 2), sha.slice(2, 4), sha));
-const shot = (extra: Record<string, unknown> = {}) => upload(d, 'cam', token, makePng(3, 3, ++n), `shot-${n}`, 'image/png', { canonical_text: `text ${n}`, ...extra });
+const shot = (extra: Record<string, unknown> = {}) =>
+  upload(d, 'cam', token, makePng(3, 3, ++n), `shot-${n}`, 'image/png', { canonical_text: `text ${n}`, ...extra });
 
 beforeAll(async () => {
   d = await startDaemon({ admin_token: ADMIN, readonly_token: READER, retention: { sweep_interval_ms: 3_600_000 } }, { now: clock });
@@ -81,7 +82,9 @@ describe('claim and complete', () => {
   it('needs the admin token to materialize, claim or complete; the read-only token reads runs without sensitive input', async () => {
     const o = await shot();
     const body = byIds([o.observation_id]);
-    expect((await d.req('/v1/observation-materializations', { method: 'POST', json: body, token: 'wrong-token-wrong-token' })).status).toBe(401);
+    expect((await d.req('/v1/observation-materializations', { method: 'POST', json: body, token: 'wrong-token-wrong-token' })).status).toBe(
+      401,
+    );
     expect((await d.req('/v1/observation-materializations', { method: 'POST', json: body, token: READER })).status).toBe(403);
     const run = (await materialize(d, body)).body;
     expect((await d.req(`/v1/runs/${run.run_id}/claim`, { method: 'POST', token: READER })).status).toBe(403);
@@ -145,10 +148,18 @@ describe('runs hold their blobs until they finish; erasing an observation cancel
 
 describe('session_input derivation subjects', () => {
   it('canonical_text of a session input is that input rendered as text', async () => {
-    const micToken = await createSource(d, { source_id: 'mic', display_name: 'Mic', kind: 'microphone_segment', sensitivity: 'public' }, ADMIN);
+    const micToken = await createSource(
+      d,
+      { source_id: 'mic', display_name: 'Mic', kind: 'microphone_segment', sensitivity: 'public' },
+      ADMIN,
+    );
     const seg = await upload(d, 'mic', micToken, makeWav(0.3), 'seg-1', 'audio/wav');
-    const first = (await materialize(d, byIds([seg.observation_id], { target_session_id: 'journal', request: { content: 'First question.' } }))).body;
-    const second = (await materialize(d, byIds([seg.observation_id], { target_session_id: 'journal', request: { content: 'Second question.' } }))).body;
+    const first = (
+      await materialize(d, byIds([seg.observation_id], { target_session_id: 'journal', request: { content: 'First question.' } }))
+    ).body;
+    const second = (
+      await materialize(d, byIds([seg.observation_id], { target_session_id: 'journal', request: { content: 'Second question.' } }))
+    ).body;
     expect([first.session_input_offset, second.session_input_offset]).toEqual([0, 1]);
     // The text is written just after the run commits.
     await d.daemon.services.materializations.flushJournal();

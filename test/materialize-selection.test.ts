@@ -29,7 +29,8 @@ describe('latest_from_stream: the seed example', () => {
     // Seconds before now, in upload order: shuffled, one outside the 300 s lookback.
     const ago = [50, 400, 5, 100, 10];
     const obs = [];
-    for (const [i, s] of ago.entries()) obs.push(await put('screen-main', screen, { stream_id: 'call-7', seq_no: i + 1, captured_at_ms: now - s * 1000 }));
+    for (const [i, s] of ago.entries())
+      obs.push(await put('screen-main', screen, { stream_id: 'call-7', seq_no: i + 1, captured_at_ms: now - s * 1000 }));
     // Newer, but another stream: never selected.
     await put('screen-main', screen, { stream_id: 'call-8', captured_at_ms: now - 1000 });
 
@@ -137,7 +138,12 @@ describe('refusals', () => {
     clock.advance(2_000);
     const { sweepOnce } = await import('../src/retention/sweep.js');
     expect((await sweepOnce(d.daemon.deps)).purged).toBeGreaterThanOrEqual(1);
-    const lockedToken = await createSource(d, { source_id: 'locked', display_name: 'Locked', kind: 'screen_snapshot', allow_materialization: false });
+    const lockedToken = await createSource(d, {
+      source_id: 'locked',
+      display_name: 'Locked',
+      kind: 'screen_snapshot',
+      allow_materialization: false,
+    });
     const locked = await put('locked', lockedToken);
     const offToken = await createSource(d, { source_id: 'off', display_name: 'Off', kind: 'screen_snapshot' });
     const off = await put('off', offToken);
@@ -161,11 +167,35 @@ describe('refusals', () => {
       ['nothing selected', latest('empty'), 422, 'empty_selection'],
       ['only purged in the source', latest('short'), 422, 'empty_selection'],
       ['unknown selection type', { ...byIds([]), selection: { type: 'everything' } }, 400, 'validation_failed', 'selection.type'],
-      ['stream_id without source_id', { ...byIds([]), selection: { type: 'latest_from_stream', stream_id: 'call-7' } }, 400, 'validation_failed', 'selection.source_id'],
-      ['max_observations 0', { ...byIds([]), selection: { type: 'latest_from_source', source_id: 'screen-main', max_observations: 0 } }, 400, 'validation_failed', 'selection.max_observations'],
+      [
+        'stream_id without source_id',
+        { ...byIds([]), selection: { type: 'latest_from_stream', stream_id: 'call-7' } },
+        400,
+        'validation_failed',
+        'selection.source_id',
+      ],
+      [
+        'max_observations 0',
+        { ...byIds([]), selection: { type: 'latest_from_source', source_id: 'screen-main', max_observations: 0 } },
+        400,
+        'validation_failed',
+        'selection.max_observations',
+      ],
       ['no observation ids', byIds([]), 400, 'validation_failed', 'selection.observation_ids'],
-      ['unknown raw_asset_policy', byIds([x.observation_id], { raw_asset_policy: 'sometimes' }), 400, 'validation_failed', 'raw_asset_policy'],
-      ['no request', { target_session_id: 's', selection: { type: 'observation_ids', observation_ids: [x.observation_id] } }, 400, 'validation_failed', 'request'],
+      [
+        'unknown raw_asset_policy',
+        byIds([x.observation_id], { raw_asset_policy: 'sometimes' }),
+        400,
+        'validation_failed',
+        'raw_asset_policy',
+      ],
+      [
+        'no request',
+        { target_session_id: 's', selection: { type: 'observation_ids', observation_ids: [x.observation_id] } },
+        400,
+        'validation_failed',
+        'request',
+      ],
       ['request content not a string', byIds([x.observation_id], { request: { content: 5 } }), 400, 'validation_failed', 'request.content'],
     ];
     const before = eventsOf(d, 'run.queued').length;
@@ -173,11 +203,19 @@ describe('refusals', () => {
       const r = await materialize(d, body);
       expect(r.status, `${name}: ${JSON.stringify(r.body)}`).toBe(status);
       expect(r.body.code, name).toBe(code);
-      if (path) expect(r.body.errors?.map((e) => e.path), name).toContain(path);
+      if (path)
+        expect(
+          r.body.errors?.map((e) => e.path),
+          name,
+        ).toContain(path);
     }
     // Refused materializations record nothing.
     expect(eventsOf(d, 'run.queued').length).toBe(before);
-    const bad = await d.req('/v1/observation-materializations', { method: 'POST', body: '{nope', headers: { 'content-type': 'application/json' } });
+    const bad = await d.req('/v1/observation-materializations', {
+      method: 'POST',
+      body: '{nope',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(bad.status).toBe(400);
     // As in Kheish, unknown fields are ignored and `request.content` defaults to "".
     for (const body of [

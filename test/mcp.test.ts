@@ -36,8 +36,9 @@ describe('MCP over Streamable HTTP (loopback-open daemon)', () => {
     d = await startDaemon();
     const token = await createSource(d, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot' });
     await upload(d, 'screen', token, makePng(8, 8, 1), 'k-old', 'image/png', { captured_at_ms: 1_000 });
-    obsId = (await upload(d, 'screen', token, png, 'k-new', 'image/png', { captured_at_ms: 2_000, canonical_text: 'quarterly invoice due friday' }))
-      .observation_id;
+    obsId = (
+      await upload(d, 'screen', token, png, 'k-new', 'image/png', { captured_at_ms: 2_000, canonical_text: 'quarterly invoice due friday' })
+    ).observation_id;
     client = await httpClient(d);
   });
   afterAll(async () => {
@@ -48,7 +49,13 @@ describe('MCP over Streamable HTTP (loopback-open daemon)', () => {
   it('lists its tools with descriptions, input and output schemas, and read-only/destructive annotations', async () => {
     const { tools } = await client.listTools();
     const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
-    expect(Object.keys(byName).sort()).toEqual(['get_observation', 'list_sources', 'materialize_observations', 'recent_observations', 'search_observations']);
+    expect(Object.keys(byName).sort()).toEqual([
+      'get_observation',
+      'list_sources',
+      'materialize_observations',
+      'recent_observations',
+      'search_observations',
+    ]);
     for (const t of tools) {
       expect(t.description, t.name).toBeTruthy();
       expect(t.inputSchema.type).toBe('object');
@@ -108,7 +115,11 @@ describe('MCP over Streamable HTTP (loopback-open daemon)', () => {
   });
 
   it('materialize_observations creates a run like the REST route', async () => {
-    const r = await call(client, 'materialize_observations', { target_session_id: 'sess-1', content: 'what is due?', observation_ids: [obsId] });
+    const r = await call(client, 'materialize_observations', {
+      target_session_id: 'sess-1',
+      content: 'what is due?',
+      observation_ids: [obsId],
+    });
     expect(r.isError, textOf(r)).toBeFalsy();
     const run = (r.structuredContent as { run: { run_id: string } }).run;
     const rest = await d.req(`/v1/runs/${run.run_id}`);
@@ -158,7 +169,12 @@ describe('MCP auth with tokens configured', () => {
   it('the admin token may materialize', async () => {
     const client = await httpClient(d, ADMIN);
     try {
-      const r = await call(client, 'materialize_observations', { target_session_id: 's', content: 'x', source_id: 'cam', max_observations: 1 });
+      const r = await call(client, 'materialize_observations', {
+        target_session_id: 's',
+        content: 'x',
+        source_id: 'cam',
+        max_observations: 1,
+      });
       expect(r.isError, textOf(r)).toBeFalsy();
     } finally {
       await client.close();
@@ -174,7 +190,8 @@ describe('MCP over stdio (observd mcp)', () => {
     assertBuilt();
     d = await startDaemon({ admin_token: ADMIN, readonly_token: READER });
     const token = await createSource(d, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot' }, ADMIN);
-    obsId = (await upload(d, 'screen', token, makePng(16, 16, 9), 'k1', 'image/png', { canonical_text: 'hello from stdio' })).observation_id;
+    obsId = (await upload(d, 'screen', token, makePng(16, 16, 9), 'k1', 'image/png', { canonical_text: 'hello from stdio' }))
+      .observation_id;
   });
   afterAll(async () => d?.close());
 

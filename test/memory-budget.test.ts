@@ -44,7 +44,11 @@ describe('JSON uploads under a tight memory budget', () => {
       const statuses = await Promise.all(
         Array.from({ length: 8 }, (_, i) =>
           d
-            .req('/v1/observation-sources/cam/observations', { method: 'POST', token: src.upload_token, json: uploadBody(makePng(64, 64, i), `k${i}`) })
+            .req('/v1/observation-sources/cam/observations', {
+              method: 'POST',
+              token: src.upload_token,
+              json: uploadBody(makePng(64, 64, i), `k${i}`),
+            })
             .then((r) => r.status),
         ),
       );

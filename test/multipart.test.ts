@@ -66,7 +66,6 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? filesUnder(join(dir, n)) : [n]));
 }
 
-
 async function observationCount() {
   return ((await (await d.req('/v1/observations?include_purged=true&limit=1000')).json()) as unknown[]).length;
 }
@@ -96,7 +95,10 @@ describe('multipart uploads', () => {
       longitude: 2.35,
       upload: { file_name: 'frame-mp.png', media_type: 'image/png' },
     };
-    const res = await postParts([{ kind: 'observation', json: fields }, { kind: 'file', bytes: png, filename: 'ignored.png' }]);
+    const res = await postParts([
+      { kind: 'observation', json: fields },
+      { kind: 'file', bytes: png, filename: 'ignored.png' },
+    ]);
     expect(res.status).toBe(201);
     const obs = await res.json();
     expect(obs).toMatchObject({
@@ -142,7 +144,13 @@ describe('multipart uploads', () => {
       { kind: 'observation', json: { idempotency_key: 'file-first', seq_no: 1 } },
     ]);
     expect(res.status).toBe(201);
-    expect(await res.json()).toMatchObject({ idempotency_key: 'file-first', seq_no: 1, media_type: 'image/jpeg', file_name: 'shot.jpg', sha256: sha256(jpeg) });
+    expect(await res.json()).toMatchObject({
+      idempotency_key: 'file-first',
+      seq_no: 1,
+      media_type: 'image/jpeg',
+      file_name: 'shot.jpg',
+      sha256: sha256(jpeg),
+    });
   });
 
   it('takes media type and file name from the file part headers when observation.upload is omitted', async () => {
@@ -180,15 +188,26 @@ describe('multipart uploads', () => {
       const png = makePng(4, 4, 50);
       writeFileSync(join(dir, 'shot.png'), png);
       const { stdout } = await promisify(execFile)('curl', [
-        '-sS', '-w', '\n%{http_code}',
-        '-H', `Authorization: Bearer ${TOKEN}`,
-        '-F', `observation=${JSON.stringify({ idempotency_key: 'curl-F', seq_no: 5 })};type=application/json`,
-        '-F', `file=@${join(dir, 'shot.png')};type=image/png`,
+        '-sS',
+        '-w',
+        '\n%{http_code}',
+        '-H',
+        `Authorization: Bearer ${TOKEN}`,
+        '-F',
+        `observation=${JSON.stringify({ idempotency_key: 'curl-F', seq_no: 5 })};type=application/json`,
+        '-F',
+        `file=@${join(dir, 'shot.png')};type=image/png`,
         `${d.url}${PATH}`,
       ]);
       const [body, code] = [stdout.slice(0, stdout.lastIndexOf('\n')), stdout.slice(stdout.lastIndexOf('\n') + 1)];
       expect(code).toBe('201');
-      expect(JSON.parse(body)).toMatchObject({ idempotency_key: 'curl-F', seq_no: 5, file_name: 'shot.png', media_type: 'image/png', sha256: sha256(png) });
+      expect(JSON.parse(body)).toMatchObject({
+        idempotency_key: 'curl-F',
+        seq_no: 5,
+        file_name: 'shot.png',
+        media_type: 'image/png',
+        sha256: sha256(png),
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -213,48 +232,136 @@ describe('multipart uploads', () => {
   const bad: Array<[string, () => Part[] | { body: Buffer; type: string }, number, string]> = [
     ['missing file part', () => [{ kind: 'observation', json: { idempotency_key: 'nofile' } }], 400, 'bad_request'],
     ['missing observation part', () => [{ kind: 'file', bytes: makePng(1, 1, 20) }], 400, 'bad_request'],
-    ['observation part is not JSON', () => [{ kind: 'observation', json: null, raw: '{not json' }, { kind: 'file', bytes: makePng(1, 1, 21) }], 400, 'bad_request'],
-    ['observation part with a wrongly typed field', () => [{ kind: 'observation', json: { idempotency_key: 'u', seq_no: 'one' } }, { kind: 'file', bytes: makePng(1, 1, 23) }], 400, 'validation_failed'],
-    ['observation part without idempotency_key', () => [{ kind: 'observation', json: { seq_no: 1 } }, { kind: 'file', bytes: makePng(1, 1, 24) }], 400, 'validation_failed'],
+    [
+      'observation part is not JSON',
+      () => [
+        { kind: 'observation', json: null, raw: '{not json' },
+        { kind: 'file', bytes: makePng(1, 1, 21) },
+      ],
+      400,
+      'bad_request',
+    ],
+    [
+      'observation part with a wrongly typed field',
+      () => [
+        { kind: 'observation', json: { idempotency_key: 'u', seq_no: 'one' } },
+        { kind: 'file', bytes: makePng(1, 1, 23) },
+      ],
+      400,
+      'validation_failed',
+    ],
+    [
+      'observation part without idempotency_key',
+      () => [
+        { kind: 'observation', json: { seq_no: 1 } },
+        { kind: 'file', bytes: makePng(1, 1, 24) },
+      ],
+      400,
+      'validation_failed',
+    ],
     // Without a media type it is inferred from the bytes: these are no accepted type.
-    ['no media type anywhere, and bytes of no accepted type', () => [
-      { kind: 'observation', json: { idempotency_key: 'nomt' } },
-      { kind: 'file', bytes: Buffer.from('plain words, not an image'), type: 'application/octet-stream' },
-    ], 415, 'unsupported_media_type'],
-    ['two file parts', () => [
-      { kind: 'observation', json: { idempotency_key: 'two' } },
-      { kind: 'file', bytes: makePng(1, 1, 26) },
-      { kind: 'file', bytes: makePng(1, 1, 27) },
-    ], 400, 'bad_request'],
-    ['a file part with another name', () => [
-      { kind: 'observation', json: { idempotency_key: 'named' } },
-      { kind: 'file', name: 'image', bytes: makePng(1, 1, 28) },
-    ], 400, 'bad_request'],
-    ['two observation parts', () => [
-      { kind: 'observation', json: { idempotency_key: 'first' } },
-      { kind: 'observation', json: { idempotency_key: 'second' } },
-      { kind: 'file', bytes: makePng(1, 1, 33) },
-    ], 400, 'bad_request'],
-    ['an unexpected field', () => [
-      { kind: 'observation', json: { idempotency_key: 'field' } },
-      { kind: 'field', name: 'tenant', value: 'x' },
-      { kind: 'file', bytes: makePng(1, 1, 29) },
-    ], 400, 'bad_request'],
-    ['an empty file', () => [{ kind: 'observation', json: { idempotency_key: 'empty' } }, { kind: 'file', bytes: Buffer.alloc(0) }], 400, 'bad_request'],
-    ['PNG bytes declared image/jpeg in the part header', () => [
-      { kind: 'observation', json: { idempotency_key: 'mm' } },
-      { kind: 'file', bytes: makePng(1, 1, 30), type: 'image/jpeg' },
-    ], 400, 'media_mismatch'],
-    ['WAV on a screen source', () => [
-      { kind: 'observation', json: { idempotency_key: 'wav' } },
-      { kind: 'file', bytes: makeWav(0.01), type: 'audio/wav', filename: 'a.wav' },
-    ], 415, 'unsupported_media_type'],
-    ['stream_id "a/b"', () => [{ kind: 'observation', json: { idempotency_key: 's', stream_id: 'a/b' } }, { kind: 'file', bytes: makePng(1, 1, 31) }], 400, 'validation_failed'],
-    ['body cut off before the closing boundary', () => {
-      const { body, type } = formBody([{ kind: 'observation', json: { idempotency_key: 'cut' } }, { kind: 'file', bytes: makePng(8, 8, 32) }]);
-      return { body: body.subarray(0, body.length - 60), type };
-    }, 400, 'bad_request'],
-    ['a boundary that never appears', () => ({ body: Buffer.from('just some bytes, no parts at all'), type: 'multipart/form-data; boundary=nowhere' }), 400, 'bad_request'],
+    [
+      'no media type anywhere, and bytes of no accepted type',
+      () => [
+        { kind: 'observation', json: { idempotency_key: 'nomt' } },
+        { kind: 'file', bytes: Buffer.from('plain words, not an image'), type: 'application/octet-stream' },
+      ],
+      415,
+      'unsupported_media_type',
+    ],
+    [
+      'two file parts',
+      () => [
+        { kind: 'observation', json: { idempotency_key: 'two' } },
+        { kind: 'file', bytes: makePng(1, 1, 26) },
+        { kind: 'file', bytes: makePng(1, 1, 27) },
+      ],
+      400,
+      'bad_request',
+    ],
+    [
+      'a file part with another name',
+      () => [
+        { kind: 'observation', json: { idempotency_key: 'named' } },
+        { kind: 'file', name: 'image', bytes: makePng(1, 1, 28) },
+      ],
+      400,
+      'bad_request',
+    ],
+    [
+      'two observation parts',
+      () => [
+        { kind: 'observation', json: { idempotency_key: 'first' } },
+        { kind: 'observation', json: { idempotency_key: 'second' } },
+        { kind: 'file', bytes: makePng(1, 1, 33) },
+      ],
+      400,
+      'bad_request',
+    ],
+    [
+      'an unexpected field',
+      () => [
+        { kind: 'observation', json: { idempotency_key: 'field' } },
+        { kind: 'field', name: 'tenant', value: 'x' },
+        { kind: 'file', bytes: makePng(1, 1, 29) },
+      ],
+      400,
+      'bad_request',
+    ],
+    [
+      'an empty file',
+      () => [
+        { kind: 'observation', json: { idempotency_key: 'empty' } },
+        { kind: 'file', bytes: Buffer.alloc(0) },
+      ],
+      400,
+      'bad_request',
+    ],
+    [
+      'PNG bytes declared image/jpeg in the part header',
+      () => [
+        { kind: 'observation', json: { idempotency_key: 'mm' } },
+        { kind: 'file', bytes: makePng(1, 1, 30), type: 'image/jpeg' },
+      ],
+      400,
+      'media_mismatch',
+    ],
+    [
+      'WAV on a screen source',
+      () => [
+        { kind: 'observation', json: { idempotency_key: 'wav' } },
+        { kind: 'file', bytes: makeWav(0.01), type: 'audio/wav', filename: 'a.wav' },
+      ],
+      415,
+      'unsupported_media_type',
+    ],
+    [
+      'stream_id "a/b"',
+      () => [
+        { kind: 'observation', json: { idempotency_key: 's', stream_id: 'a/b' } },
+        { kind: 'file', bytes: makePng(1, 1, 31) },
+      ],
+      400,
+      'validation_failed',
+    ],
+    [
+      'body cut off before the closing boundary',
+      () => {
+        const { body, type } = formBody([
+          { kind: 'observation', json: { idempotency_key: 'cut' } },
+          { kind: 'file', bytes: makePng(8, 8, 32) },
+        ]);
+        return { body: body.subarray(0, body.length - 60), type };
+      },
+      400,
+      'bad_request',
+    ],
+    [
+      'a boundary that never appears',
+      () => ({ body: Buffer.from('just some bytes, no parts at all'), type: 'multipart/form-data; boundary=nowhere' }),
+      400,
+      'bad_request',
+    ],
   ];
 
   it.each(bad)('%s → %i %s, nothing stored', async (_name, make, status, code) => {
@@ -268,8 +375,16 @@ describe('multipart uploads', () => {
   });
 
   it('authenticates before reading a multipart body', async () => {
-    const { body, type } = formBody([{ kind: 'observation', json: { idempotency_key: 'x' } }, { kind: 'file', bytes: makePng() }]);
-    const res = await d.req(PATH, { method: 'POST', token: 'not-the-token-0123', headers: { 'content-type': type }, body: new Uint8Array(body) });
+    const { body, type } = formBody([
+      { kind: 'observation', json: { idempotency_key: 'x' } },
+      { kind: 'file', bytes: makePng() },
+    ]);
+    const res = await d.req(PATH, {
+      method: 'POST',
+      token: 'not-the-token-0123',
+      headers: { 'content-type': type },
+      body: new Uint8Array(body),
+    });
     await expectProblem(res, 401, 'unauthorized');
   });
 
@@ -278,7 +393,10 @@ describe('multipart uploads', () => {
     const j = await d.req(PATH, { method: 'POST', token: TOKEN, json: uploadBody(png, 'seedshape') });
     expect(j.status).toBe(201);
     const before = await snapshot();
-    const m = await postParts([{ kind: 'observation', json: { idempotency_key: 'seedshape' } }, { kind: 'file', bytes: png, filename: 'frame.png' }]);
+    const m = await postParts([
+      { kind: 'observation', json: { idempotency_key: 'seedshape' } },
+      { kind: 'file', bytes: png, filename: 'frame.png' },
+    ]);
     expect(m.status).toBe(200);
     expect(m.headers.get('idempotent-replayed')).toBe('true');
     await expectNothingNew(before);

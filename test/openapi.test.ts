@@ -29,7 +29,7 @@ afterAll(async () => {
 function mounted(): string[] {
   const out = new Set<string>();
   for (const r of app.routes) {
-    if (r.path.endsWith("*")) continue;
+    if (r.path.endsWith('*')) continue;
     out.add(`${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, '{$1}')}`);
   }
   return [...out].sort();
@@ -57,11 +57,15 @@ describe('/openapi.json', () => {
     expect(JSON.stringify(list)).toContain('"type":"array"');
     expect(JSON.stringify(list)).toContain('next_cursor');
     const params = doc.paths['/v1/observations'].get.parameters.map((p: { name: string }) => p.name);
-    expect(params).toEqual(expect.arrayContaining(['source_id', 'stream_id', 'after_ms', 'before_ms', 'include_purged', 'limit', 'page', 'cursor']));
+    expect(params).toEqual(
+      expect.arrayContaining(['source_id', 'stream_id', 'after_ms', 'before_ms', 'include_purged', 'limit', 'page', 'cursor']),
+    );
     const upload = doc.paths['/v1/observation-sources/{source_id}/observations'].post.requestBody.content['application/json'].schema;
     expect(upload.properties.upload.required ?? []).not.toContain('media_type');
     const source = doc.paths['/v1/observation-sources'].post.requestBody.content['application/json'].schema;
-    expect(Object.keys(source.properties)).toEqual(expect.arrayContaining(['ingest_rate_limit_window_ms', 'ingest_rate_limit_burst', 'purge_raw_on_retention']));
+    expect(Object.keys(source.properties)).toEqual(
+      expect.arrayContaining(['ingest_rate_limit_window_ms', 'ingest_rate_limit_burst', 'purge_raw_on_retention']),
+    );
     expect(doc.paths['/v1/runtime'].get).toBeDefined();
     expect(doc.paths['/v1/runs/{run_id}'].get.parameters[0]).toMatchObject({ name: 'run_id', in: 'path' });
   });

@@ -53,7 +53,9 @@ describe('README', () => {
     expect((await d.req('/v1/observation-sources/screen-main')).status).toBe(404);
     const audit = await (await d.req('/v1/observation-audit?source_id=screen-main&limit=100')).json();
     const events = audit.map((e: { event: string }) => e.event);
-    expect(events).toEqual(expect.arrayContaining(['source_created', 'upload_succeeded', 'source_updated', 'source_token_rotated', 'source_deleted']));
+    expect(events).toEqual(
+      expect.arrayContaining(['source_created', 'upload_succeeded', 'source_updated', 'source_token_rotated', 'source_deleted']),
+    );
     expect(events.filter((e: string) => e === 'upload_succeeded')).toHaveLength(5);
   });
 

@@ -5,7 +5,7 @@ import { findPii, ibanValid, luhnValid, redact, REDACTION_TYPES, type RedactionT
 const ALL = REDACTION_TYPES;
 
 /** The labelled sample: text with `⟦type:value⟧` markers stripped, and the labelled spans. */
-export function loadSample(): { text: string; labels: Array<{ type: RedactionType; start: number; end: number; value: string }> } {
+function loadSample(): { text: string; labels: Array<{ type: RedactionType; start: number; end: number; value: string }> } {
   const raw = readFileSync(new URL('./fixtures/pii-sample.txt', import.meta.url), 'utf8')
     .split('\n')
     .filter((l) => !l.startsWith('#'))
@@ -27,7 +27,10 @@ function score() {
   const { text, labels } = loadSample();
   const found = findPii(text, ALL);
   const overlaps = (a: { start: number; end: number }, b: { start: number; end: number }) => a.start < b.end && b.start < a.end;
-  const perType: Record<string, { labelled: number; detected: number; tp: number; fp: string[]; fn: string[]; precision: number; recall: number }> = {};
+  const perType: Record<
+    string,
+    { labelled: number; detected: number; tp: number; fp: string[]; fn: string[]; precision: number; recall: number }
+  > = {};
   for (const t of ALL) {
     const l = labels.filter((x) => x.type === t);
     const f = found.filter((x) => x.type === t);
@@ -65,7 +68,9 @@ describe('PII detectors on the labelled screen-text sample', () => {
     );
     for (const t of ALL) {
       expect(perType[t].precision, `${t} precision (false positives: ${JSON.stringify(perType[t].fp)})`).toBeGreaterThanOrEqual(0.9);
-      expect(perType[t].recall, `${t} recall (missed: ${JSON.stringify(perType[t].fn)})`).toBeGreaterThanOrEqual(t === 'phone' ? 0.85 : 0.9);
+      expect(perType[t].recall, `${t} recall (missed: ${JSON.stringify(perType[t].fn)})`).toBeGreaterThanOrEqual(
+        t === 'phone' ? 0.85 : 0.9,
+      );
     }
   });
 

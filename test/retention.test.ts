@@ -138,7 +138,9 @@ describe('quotas', () => {
     const active = (await list(d, 'source_id=cam')).map((o) => o.observation_id).sort();
     expect(active).toEqual(ids.slice(2).sort());
     const audit = await (await d.req('/v1/observation-audit?event=quota_evicted')).json();
-    expect(audit.flatMap((e: { detail: { observation_ids: string[] } }) => e.detail.observation_ids).sort()).toEqual(ids.slice(0, 2).sort());
+    expect(audit.flatMap((e: { detail: { observation_ids: string[] } }) => e.detail.observation_ids).sort()).toEqual(
+      ids.slice(0, 2).sort(),
+    );
   });
 
   it('evict_oldest also holds max_active_bytes', async () => {

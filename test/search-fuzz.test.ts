@@ -12,14 +12,53 @@ beforeAll(async () => {
   d = await startDaemon({});
   const t = await createSource(d, { source_id: 'fz', display_name: 'F', kind: 'screen_snapshot' });
   const texts = ['alpha beta gamma', 'NEAR AND OR NOT delta', 'épée naïve café 東京 данные', 'x1 y2 "quoted" star* -minus (paren) col:on'];
-  for (const [i, text] of texts.entries()) await upload(d, 'fz', t, makePng(2, 2, 900 + i), `fz-${i}`, 'image/png', { canonical_text: text });
+  for (const [i, text] of texts.entries())
+    await upload(d, 'fz', t, makePng(2, 2, 900 + i), `fz-${i}`, 'image/png', { canonical_text: text });
 });
 afterAll(() => d?.close());
 
 /** Pieces of FTS5 syntax and ordinary words, glued into queries a fuzzer would not find alone. */
 const piece = fc.constantFrom(
-  '"', '""', '*', '-', '--', '(', ')', '^', '+', ':', '{', '}', ',', 'NEAR', 'NEAR(', 'AND', 'OR', 'NOT', 'body:', 'rank', 'bm25(',
-  'alpha', 'beta', 'delta', 'café', '東京', ' ', '  ', '\t', '\n', '\u0000', '\\', "'", '%', '_', '\u200b', '\u0301', '🙂', 'a*', '-"x y"',
+  '"',
+  '""',
+  '*',
+  '-',
+  '--',
+  '(',
+  ')',
+  '^',
+  '+',
+  ':',
+  '{',
+  '}',
+  ',',
+  'NEAR',
+  'NEAR(',
+  'AND',
+  'OR',
+  'NOT',
+  'body:',
+  'rank',
+  'bm25(',
+  'alpha',
+  'beta',
+  'delta',
+  'café',
+  '東京',
+  ' ',
+  '  ',
+  '\t',
+  '\n',
+  '\u0000',
+  '\\',
+  "'",
+  '%',
+  '_',
+  '\u200b',
+  '\u0301',
+  '🙂',
+  'a*',
+  '-"x y"',
 );
 const oddQuery = fc.oneof(
   fc.array(piece, { maxLength: 12 }).map((p) => p.join('')),

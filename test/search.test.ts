@@ -40,7 +40,11 @@ describe('GET /v1/search', () => {
 
   beforeAll(async () => {
     d = await startDaemon({ admin_token: ADMIN, readonly_token: READER }, { now: clock });
-    screen = await createSource(d, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot', sensitivity: 'standard' }, ADMIN);
+    screen = await createSource(
+      d,
+      { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot', sensitivity: 'standard' },
+      ADMIN,
+    );
     other = await createSource(d, { source_id: 'webcam', display_name: 'Cam', kind: 'webcam_snapshot', sensitivity: 'standard' }, ADMIN);
     obs.editor = await put(d, 'screen', screen, 'Editing search.ts in the editor: export function parseQuery', {
       captured_at_ms: 1000,
@@ -91,7 +95,18 @@ describe('GET /v1/search', () => {
   });
 
   it('treats FTS operators and stray syntax as words', async () => {
-    for (const odd of ['query OR nothing', 'NEAR(query syntax)', 'query AND', 'body:query', '(query', 'query"', '^query', '{query}', 'query*  *', '"unterminated query']) {
+    for (const odd of [
+      'query OR nothing',
+      'NEAR(query syntax)',
+      'query AND',
+      'body:query',
+      '(query',
+      'query"',
+      '^query',
+      '{query}',
+      'query*  *',
+      '"unterminated query',
+    ]) {
       const r = await d.req(`/v1/search?${q(odd)}`, { token: ADMIN });
       expect(r.status, odd).toBe(200);
     }
@@ -102,7 +117,9 @@ describe('GET /v1/search', () => {
     expect(new Set(ids(await search(d, `${q('query')}&source_id=webcam`)))).toEqual(new Set([obs.cam.observation_id]));
     expect(new Set(ids(await search(d, `${q('query')}&kind=webcam_snapshot`)))).toEqual(new Set([obs.cam.observation_id]));
     expect(new Set(ids(await search(d, `${q('query')}&source_id=screen&stream_id=side`)))).toEqual(new Set([obs.browser.observation_id]));
-    expect(new Set(ids(await search(d, `${q('query')}&after_ms=2000&before_ms=3000`)))).toEqual(new Set([obs.browser.observation_id, obs.terminal.observation_id]));
+    expect(new Set(ids(await search(d, `${q('query')}&after_ms=2000&before_ms=3000`)))).toEqual(
+      new Set([obs.browser.observation_id, obs.terminal.observation_id]),
+    );
     expect(ids(await search(d, `${q('query')}&metadata.window=terminal`))).toEqual([obs.terminal.observation_id]);
     expect(ids(await search(d, `${q('editor')}&metadata.monitor=2&metadata.focused=true`))).toEqual([obs.editor.observation_id]);
     expect(ids(await search(d, `${q('editor')}&metadata.monitor=1`))).toEqual([]);
@@ -134,7 +151,11 @@ describe('GET /v1/search', () => {
     expect(ids(second.items)).toEqual(ids(every).slice(2));
     expect(second.pagination).toMatchObject({ has_more: false });
     // A cursor belongs to its search.
-    await expectProblem(await d.req(`/v1/search?${q('zebra')}&cursor=${first.pagination.next_cursor}`, { token: ADMIN }), 400, 'bad_request');
+    await expectProblem(
+      await d.req(`/v1/search?${q('zebra')}&cursor=${first.pagination.next_cursor}`, { token: ADMIN }),
+      400,
+      'bad_request',
+    );
   });
 
   it('leaves an observation out once it is deleted, and its source with it', async () => {
@@ -155,16 +176,22 @@ describe('the MCP tool search_observations', () => {
   let d: TestDaemon;
   afterEach(() => d?.close());
 
-  it('calls the same search, with the caller\'s read rights', async () => {
+  it("calls the same search, with the caller's read rights", async () => {
     d = await startDaemon({ admin_token: ADMIN, readonly_token: READER });
-    const open = await createSource(d, { source_id: 'open', display_name: 'Open', kind: 'screen_snapshot', sensitivity: 'standard' }, ADMIN);
+    const open = await createSource(
+      d,
+      { source_id: 'open', display_name: 'Open', kind: 'screen_snapshot', sensitivity: 'standard' },
+      ADMIN,
+    );
     const closed = await createSource(d, { source_id: 'closed', display_name: 'Closed', kind: 'screen_snapshot' }, ADMIN);
     const a = await put(d, 'open', open, 'quarterly invoice due friday', { metadata: { window: 'editor' } });
     const b = await put(d, 'open', open, 'quarterly report draft', { metadata: { window: 'mail' } });
     await put(d, 'closed', closed, 'quarterly salary review');
     const hits = async (token: string, args: Record<string, unknown> = {}) => {
       const client = new Client({ name: 'search-test', version: '1.0.0' });
-      await client.connect(new StreamableHTTPClientTransport(new URL(`${d.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${d.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
+      );
       try {
         const r = (await client.callTool({ name: 'search_observations', arguments: { query: 'quarterly', ...args } })) as CallToolResult;
         expect(r.isError).toBeFalsy();
@@ -264,7 +291,11 @@ describe('sensitive sources', () => {
 
   it('are searchable with the admin token only (as their asset content is)', async () => {
     d = await startDaemon({ admin_token: ADMIN, readonly_token: READER });
-    const open = await createSource(d, { source_id: 'open', display_name: 'Open', kind: 'screen_snapshot', sensitivity: 'standard' }, ADMIN);
+    const open = await createSource(
+      d,
+      { source_id: 'open', display_name: 'Open', kind: 'screen_snapshot', sensitivity: 'standard' },
+      ADMIN,
+    );
     const secret = await createSource(d, { source_id: 'private', display_name: 'Private', kind: 'screen_snapshot' }, ADMIN); // sensitive by default
     const a = await put(d, 'open', open, 'quarterly roadmap draft');
     const b = await put(d, 'private', secret, 'quarterly salary review');
@@ -285,7 +316,13 @@ describe('the index follows the observation', () => {
   it('drops text when the retention sweep purges, when the quota evicts, and when the source is deleted', async () => {
     const clock = testClock();
     d = await startDaemon({ retention: { sweep_interval_ms: 60_000 } }, { now: clock });
-    const t = await createSource(d, { source_id: 'short', display_name: 'S', kind: 'screen_snapshot', retention_seconds: 10, max_active_observations: 2 });
+    const t = await createSource(d, {
+      source_id: 'short',
+      display_name: 'S',
+      kind: 'screen_snapshot',
+      retention_seconds: 10,
+      max_active_observations: 2,
+    });
     await put(d, 'short', t, 'evicted pelican');
     await put(d, 'short', t, 'retained heron');
     await put(d, 'short', t, 'retained heron again'); // evicts the pelican (max 2)
@@ -320,8 +357,15 @@ describe('no residue in the index (FTS5 secure-delete)', () => {
     expect(tables).toEqual(expect.arrayContaining(['search_documents', 'search_index_data', 'search_index_idx']));
     const holding = () =>
       tables.filter((tbl) => {
-        const cols = (db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(tbl) as string[]).map((c) => `instr(CAST("${c}" AS BLOB), CAST('markerqx' AS BLOB)) > 0`);
-        return (db.prepare(`SELECT count(*) FROM "${tbl}" WHERE ${cols.join(' OR ')}`).pluck().get() as number) > 0;
+        const cols = (db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(tbl) as string[]).map(
+          (c) => `instr(CAST("${c}" AS BLOB), CAST('markerqx' AS BLOB)) > 0`,
+        );
+        return (
+          (db
+            .prepare(`SELECT count(*) FROM "${tbl}" WHERE ${cols.join(' OR ')}`)
+            .pluck()
+            .get() as number) > 0
+        );
       });
     expect(holding()).toEqual(expect.arrayContaining(['search_documents', 'search_index_data']));
     expect((await d.req(`/v1/observations/${o.observation_id}`, { method: 'DELETE' })).status).toBe(204);
@@ -371,11 +415,17 @@ describe('PII redaction before storage and indexing', () => {
     expect((await content(d, o2.canonical_text_asset_id)).toString('utf8')).toBe('call +44 7700 900123');
     const r = await d.req('/v1/observation-sources/dflt', { method: 'PATCH', json: { redact: null } });
     expect((await r.json()).redact).toBeNull();
-    await expectProblem(await d.req('/v1/observation-sources/dflt', { method: 'PATCH', json: { redact: ['ssn'] } }), 400, 'validation_failed');
+    await expectProblem(
+      await d.req('/v1/observation-sources/dflt', { method: 'PATCH', json: { redact: ['ssn'] } }),
+      400,
+      'validation_failed',
+    );
   });
 
   it('redacts transcripts from auto_derive before they are stored and indexed', async () => {
-    fake.reply = { text: 'Sure, my email is erin@example.net and the token is ghp_1A2b3C4d5E6f7G8h9I0jK1lM2nO3pQ4rS5tU, see you at the standup' };
+    fake.reply = {
+      text: 'Sure, my email is erin@example.net and the token is ghp_1A2b3C4d5E6f7G8h9I0jK1lM2nO3pQ4rS5tU, see you at the standup',
+    };
     d = await startDaemon({ transcription: { base_url: fake.baseUrl, model: 'whisper-x', api_key_env: KEY_ENV, max_retries: 0 } });
     const t = await createSource(d, {
       source_id: 'mic',

@@ -39,7 +39,11 @@ async function mint(t: TestDaemon, source = 'cam', media_type = 'image/png', fil
 const put = (url: string, bytes: Buffer) => fetch(url, { method: 'PUT', body: new Uint8Array(bytes) });
 
 const create = (t: TestDaemon, uploadId: string, key: string, source = 'cam') =>
-  t.req(`/v1/observation-sources/${source}/observations`, { method: 'POST', token: TOKEN, json: { upload: { upload_id: uploadId }, idempotency_key: key } });
+  t.req(`/v1/observation-sources/${source}/observations`, {
+    method: 'POST',
+    token: TOKEN,
+    json: { upload: { upload_id: uploadId }, idempotency_key: key },
+  });
 
 async function count(t: TestDaemon, source = 'cam'): Promise<number> {
   return ((await (await t.req(`/v1/observations?source_id=${source}&limit=1000`)).json()) as unknown[]).length;
@@ -78,7 +82,10 @@ describe('signed upload', () => {
     const b64 = await d.req('/v1/observation-sources/cam/observations', {
       method: 'POST',
       token: TOKEN,
-      json: { ...uploadBody(png, 'signed-1'), upload: { file_name: 'shot.png', media_type: 'image/png', content_base64: png.toString('base64') } },
+      json: {
+        ...uploadBody(png, 'signed-1'),
+        upload: { file_name: 'shot.png', media_type: 'image/png', content_base64: png.toString('base64') },
+      },
     });
     expect(b64.status).toBe(200);
     expect((await b64.json()).observation_id).toBe(obs.observation_id);
@@ -106,7 +113,12 @@ describe('signed upload', () => {
     const r = await d.req('/v1/observation-sources/cam/observations/batch', {
       method: 'POST',
       token: TOKEN,
-      json: { items: [{ upload: { upload_id: m.upload_id }, idempotency_key: 'batch-a' }, { upload: { upload_id: m.upload_id }, idempotency_key: 'batch-b' }] },
+      json: {
+        items: [
+          { upload: { upload_id: m.upload_id }, idempotency_key: 'batch-a' },
+          { upload: { upload_id: m.upload_id }, idempotency_key: 'batch-b' },
+        ],
+      },
     });
     const { results } = await r.json();
     expect(results.map((x: { status: number; error?: { code: string } }) => [x.status, x.error?.code])).toEqual([
@@ -180,9 +192,16 @@ describe('signed upload', () => {
   });
 
   it('mints only media types the source kind accepts', async () => {
-    const r = await d.req('/v1/observation-sources/cam/upload-urls', { method: 'POST', token: TOKEN, json: { media_type: 'audio/wav', file_name: 'a.wav' } });
+    const r = await d.req('/v1/observation-sources/cam/upload-urls', {
+      method: 'POST',
+      token: TOKEN,
+      json: { media_type: 'audio/wav', file_name: 'a.wav' },
+    });
     await expectProblem(r, 415, 'unsupported_media_type');
-    const anon = await d.req('/v1/observation-sources/cam/upload-urls', { method: 'POST', json: { media_type: 'image/png', file_name: 'a.png' } });
+    const anon = await d.req('/v1/observation-sources/cam/upload-urls', {
+      method: 'POST',
+      json: { media_type: 'image/png', file_name: 'a.png' },
+    });
     await expectProblem(anon, 401, 'unauthorized');
   });
 

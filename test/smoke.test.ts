@@ -41,7 +41,11 @@ describe('metrics', () => {
       const src = await (
         await m.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'Cam', kind: 'webcam_snapshot' } })
       ).json();
-      const up = await m.req('/v1/observation-sources/cam/observations', { method: 'POST', token: src.upload_token, json: uploadBody(makePng(3, 3), 'm1') });
+      const up = await m.req('/v1/observation-sources/cam/observations', {
+        method: 'POST',
+        token: src.upload_token,
+        json: uploadBody(makePng(3, 3), 'm1'),
+      });
       expect(up.status).toBe(201);
       const res = await m.req('/metrics');
       expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
@@ -50,7 +54,9 @@ describe('metrics', () => {
       expect(text).toMatch(/^observd_active_observations 1$/m);
       expect(text).toMatch(/^observd_assets 1$/m);
       expect(text).toMatch(/^observd_runs_queued 0$/m);
-      expect(text).toMatch(/^observd_http_requests_total\{method="POST",route="\/v1\/observation-sources\/:source_id\/observations",status="201"\} 1$/m);
+      expect(text).toMatch(
+        /^observd_http_requests_total\{method="POST",route="\/v1\/observation-sources\/:source_id\/observations",status="201"\} 1$/m,
+      );
     } finally {
       await m.close();
     }

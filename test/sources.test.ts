@@ -137,7 +137,10 @@ describe('create and upsert', () => {
   });
 
   it('refuses a client token shorter than 16 characters with field errors, creating nothing', async () => {
-    const res = await d.req(SRC, { method: 'POST', json: { source_id: 'short-tok', display_name: 'S', kind: 'screen_snapshot', upload_token: 'fifteen-chars-x' } });
+    const res = await d.req(SRC, {
+      method: 'POST',
+      json: { source_id: 'short-tok', display_name: 'S', kind: 'screen_snapshot', upload_token: 'fifteen-chars-x' },
+    });
     const body = await problem(res, 400, 'validation_failed');
     expect(body.errors).toEqual([{ path: 'upload_token', message: expect.stringContaining('16') }]);
     expect(JSON.stringify(body)).not.toContain('fifteen-chars-x');
@@ -166,7 +169,10 @@ describe('create and upsert', () => {
       max_active_observations: 7,
       allow_output_delivery: true,
     });
-    const res = await d.req(SRC, { method: 'POST', json: { source_id: 'upsert-me', display_name: 'After', kind: 'screen_snapshot', retention_seconds: 60 } });
+    const res = await d.req(SRC, {
+      method: 'POST',
+      json: { source_id: 'upsert-me', display_name: 'After', kind: 'screen_snapshot', retention_seconds: 60 },
+    });
     expect(res.status).toBe(200);
     const updated = (await res.json()) as Json;
     expect(tokenKeys(updated)).toEqual([]);
@@ -185,7 +191,10 @@ describe('create and upsert', () => {
 
   it('upsert with a new upload_token replaces the old one at once and bumps the version', async () => {
     const created = await create(d, { source_id: 'upsert-tok', display_name: 'T', kind: 'screen_snapshot' });
-    const res = await d.req(SRC, { method: 'POST', json: { source_id: 'upsert-tok', display_name: 'T', kind: 'screen_snapshot', upload_token: 'replacement-token-123' } });
+    const res = await d.req(SRC, {
+      method: 'POST',
+      json: { source_id: 'upsert-tok', display_name: 'T', kind: 'screen_snapshot', upload_token: 'replacement-token-123' },
+    });
     expect(res.status).toBe(200);
     const view = (await res.json()) as Json;
     expect(view.upload_token_version).toBe(2);
@@ -201,7 +210,11 @@ describe('create and upsert', () => {
       409,
       'conflict',
     );
-    await problem(await d.req(`${SRC}/kind-fixed`, { method: 'PATCH', json: { kind: 'microphone_segment', display_name: 'Renamed' } }), 409, 'conflict');
+    await problem(
+      await d.req(`${SRC}/kind-fixed`, { method: 'PATCH', json: { kind: 'microphone_segment', display_name: 'Renamed' } }),
+      409,
+      'conflict',
+    );
     const view = (await (await d.req(`${SRC}/kind-fixed`)).json()) as Json;
     expect(view).toMatchObject({ kind: 'screen_snapshot', display_name: 'K' });
     // Naming the same kind is fine.
@@ -244,7 +257,11 @@ describe('path-unsafe source ids', () => {
     ['empty', ''],
   ])('refuses %s as a source_id on create with 400 and creates nothing', async (_name, id) => {
     const before = (await (await d.req(`${SRC}?limit=1000`)).json()) as Json[];
-    const body = await problem(await d.req(SRC, { method: 'POST', json: { source_id: id, display_name: 'X', kind: 'screen_snapshot' } }), 400, 'validation_failed');
+    const body = await problem(
+      await d.req(SRC, { method: 'POST', json: { source_id: id, display_name: 'X', kind: 'screen_snapshot' } }),
+      400,
+      'validation_failed',
+    );
     expect(body.errors[0].path).toBe('source_id');
     const after = (await (await d.req(`${SRC}?limit=1000`)).json()) as Json[];
     expect(after.length).toBe(before.length);
@@ -365,10 +382,20 @@ describe("Kheish's flat rate-limit fields", () => {
       ingest_rate_limit_window_ms: 60000,
       ingest_rate_limit_burst: 120,
     });
-    expect(both).toMatchObject({ ingest_rate_limit: { burst: 5, window_ms: 1000 }, ingest_rate_limit_burst: 5, ingest_rate_limit_window_ms: 1000 });
+    expect(both).toMatchObject({
+      ingest_rate_limit: { burst: 5, window_ms: 1000 },
+      ingest_rate_limit_burst: 5,
+      ingest_rate_limit_window_ms: 1000,
+    });
     const flat = await create(d, { source_id: 'rl-flat', display_name: 'R', kind: 'screen_snapshot', ingest_rate_limit_burst: 7 });
-    expect(flat).toMatchObject({ ingest_rate_limit: { burst: 7, window_ms: 60000 }, ingest_rate_limit_burst: 7, ingest_rate_limit_window_ms: 60000 });
-    const patched = (await (await d.req(`${SRC}/rl-flat`, { method: 'PATCH', json: { ingest_rate_limit_window_ms: 2000 } })).json()) as Json;
+    expect(flat).toMatchObject({
+      ingest_rate_limit: { burst: 7, window_ms: 60000 },
+      ingest_rate_limit_burst: 7,
+      ingest_rate_limit_window_ms: 60000,
+    });
+    const patched = (await (
+      await d.req(`${SRC}/rl-flat`, { method: 'PATCH', json: { ingest_rate_limit_window_ms: 2000 } })
+    ).json()) as Json;
     expect(patched.ingest_rate_limit).toEqual({ burst: 7, window_ms: 2000 });
     await problem(await d.req(`${SRC}/rl-flat`, { method: 'PATCH', json: { ingest_rate_limit_burst: 0 } }), 400, 'validation_failed');
   });
@@ -376,7 +403,12 @@ describe("Kheish's flat rate-limit fields", () => {
 
 describe('PATCH', () => {
   it('changes display name, status, limits and policies, and keeps everything else', async () => {
-    const created = await create(d, { source_id: 'patch-me', display_name: 'Old', kind: 'screen_snapshot', upload_token: 'patch-me-token-0001' });
+    const created = await create(d, {
+      source_id: 'patch-me',
+      display_name: 'Old',
+      kind: 'screen_snapshot',
+      upload_token: 'patch-me-token-0001',
+    });
     const res = await d.req(`${SRC}/patch-me`, {
       method: 'PATCH',
       json: {
@@ -421,7 +453,9 @@ describe('PATCH', () => {
     expect((await (await d.req(`${SRC}/patch-me`)).json()) as Json).toMatchObject(expected);
 
     // A partial patch touches only what it names; null clears the rate limit.
-    const again = (await (await d.req(`${SRC}/patch-me`, { method: 'PATCH', json: { status: 'active', ingest_rate_limit: null } })).json()) as Json;
+    const again = (await (
+      await d.req(`${SRC}/patch-me`, { method: 'PATCH', json: { status: 'active', ingest_rate_limit: null } })
+    ).json()) as Json;
     expect(again).toMatchObject({
       ...expected,
       status: 'active',
@@ -450,13 +484,25 @@ describe('PATCH', () => {
     expect(unknown.status).toBe(200);
     expect((await unknown.json()) as Json).not.toHaveProperty('colour');
     // Tokens are managed by rotate-token, not PATCH.
-    await problem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { upload_token: 'a-token-of-enough-length' } }), 400, 'validation_failed');
+    await problem(
+      await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { upload_token: 'a-token-of-enough-length' } }),
+      400,
+      'validation_failed',
+    );
     await problem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { status: 'sleeping' } }), 400, 'validation_failed');
     await problem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { max_active_bytes: -1 } }), 400, 'validation_failed');
     await problem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { display_name: '   ' } }), 400, 'validation_failed');
-    await problem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { ingest_rate_limit: { burst: 0, window_ms: 10 } } }), 400, 'validation_failed');
+    await problem(
+      await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { ingest_rate_limit: { burst: 0, window_ms: 10 } } }),
+      400,
+      'validation_failed',
+    );
     await problem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: [] }), 400, 'validation_failed');
-    await problem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', body: 'x', headers: { 'content-type': 'application/json' } }), 400, 'bad_request');
+    await problem(
+      await d.req(`${SRC}/patch-bad`, { method: 'PATCH', body: 'x', headers: { 'content-type': 'application/json' } }),
+      400,
+      'bad_request',
+    );
     expect((await (await d.req(`${SRC}/patch-bad`)).json()) as Json).toMatchObject({ display_name: 'Keep', status: 'active' });
   });
 
@@ -522,12 +568,18 @@ describe('upload tokens', () => {
     const chosenView = (await chosen.json()) as Json;
     expect(tokenKeys(chosenView)).toEqual([]);
     expect(chosenView.upload_token_version).toBe(3);
-    await problem(await d.req(`${SRC}/rot-now/rotate-token`, { method: 'POST', json: { upload_token: 'short' } }), 400, 'validation_failed');
+    await problem(
+      await d.req(`${SRC}/rot-now/rotate-token`, { method: 'POST', json: { upload_token: 'short' } }),
+      400,
+      'validation_failed',
+    );
     await problem(await d.req(`${SRC}/rot-now/rotate-token`, { method: 'POST', json: { grace_period_ms: -1 } }), 400, 'validation_failed');
     // Unknown fields are ignored, as Kheish ignores them: `{extra}` rotates to a generated token.
     const extra = (await (await d.req(`${SRC}/rot-now/rotate-token`, { method: 'POST', json: { extra: 1 } })).json()) as Json;
     expect(extra.upload_token_version).toBe(4);
-    expect((await d.req(`${SRC}/rot-now/rotate-token`, { method: 'POST', json: { upload_token: 'rot-now-token-000002' } })).status).toBe(200);
+    expect((await d.req(`${SRC}/rot-now/rotate-token`, { method: 'POST', json: { upload_token: 'rot-now-token-000002' } })).status).toBe(
+      200,
+    );
     expect(((await (await d.req(`${SRC}/rot-now`)).json()) as Json).upload_token_version).toBe(5);
     expect((await upload(d, 'rot-now', 'rot-now-token-000002', makePng(2, 2, 8), 'k3')).status).toBe(201);
   });
@@ -535,7 +587,9 @@ describe('upload tokens', () => {
   it('revoke-token makes every token fail with 401 until a rotation', async () => {
     const old = 'rev-token-0000000001';
     await create(d, { source_id: 'rev', display_name: 'R', kind: 'screen_snapshot', upload_token: old });
-    const rotated = (await (await d.req(`${SRC}/rev/rotate-token`, { method: 'POST', json: { grace_period_ms: 3_600_000 } })).json()) as Json;
+    const rotated = (await (
+      await d.req(`${SRC}/rev/rotate-token`, { method: 'POST', json: { grace_period_ms: 3_600_000 } })
+    ).json()) as Json;
     const png = makePng(2, 2, 10);
     expect((await upload(d, 'rev', old, png, 'k1')).status).toBe(201);
     const res = await d.req(`${SRC}/rev/revoke-token`, { method: 'POST' });
@@ -546,7 +600,11 @@ describe('upload tokens', () => {
     await problem(await upload(d, 'rev', old, png, 'k2'), 401, 'unauthorized');
     await problem(await upload(d, 'rev', rotated.upload_token, png, 'k3'), 401, 'unauthorized');
     // An empty-looking token does not match a revoked (null) hash either.
-    await problem(await d.req(`${SRC}/rev/observations`, { method: 'POST', headers: { authorization: 'Bearer ' }, json: uploadBody(png, 'k4') }), 401, 'unauthorized');
+    await problem(
+      await d.req(`${SRC}/rev/observations`, { method: 'POST', headers: { authorization: 'Bearer ' }, json: uploadBody(png, 'k4') }),
+      401,
+      'unauthorized',
+    );
     const fresh = (await (await d.req(`${SRC}/rev/rotate-token`, { method: 'POST' })).json()) as Json;
     expect(fresh.upload_token_active).toBe(true);
     expect((await upload(d, 'rev', fresh.upload_token, png, 'k5')).status).toBe(201);

@@ -33,7 +33,11 @@ beforeAll(async () => {
   const setStatus = d.daemon.services.db.prepare(`UPDATE observations SET processing_status = ? WHERE observation_id = ?`);
   for (let i = 0; i < 40; i++) {
     const source = i % 2 ? 'b' : 'a';
-    const extra = { captured_at_ms: 1_000 + i * 10, canonical_text: `shelf label number ${i}`, ...(source === 'a' ? { stream_id: i % 4 ? 's1' : 's2' } : {}) };
+    const extra = {
+      captured_at_ms: 1_000 + i * 10,
+      canonical_text: `shelf label number ${i}`,
+      ...(source === 'a' ? { stream_id: i % 4 ? 's1' : 's2' } : {}),
+    };
     const r = await d.req(`/v1/observation-sources/${source}/observations`, {
       method: 'POST',
       token: TOKEN,
@@ -114,7 +118,11 @@ describe('GET /v1/observations?processing_status=', () => {
     const desc = await walk('processing_status=completed&limit=2&order=desc&source_id=b');
     expect(ids(desc)).toEqual(expected((o) => o.processing_status === 'completed' && o.source_id === 'b', true));
     const first = await (await d.req('/v1/observations?processing_status=failed&page=true&limit=3')).json();
-    expect(first.pagination).toMatchObject({ limit: 3, total_count: expected((o) => o.processing_status === 'failed').length, has_more: true });
+    expect(first.pagination).toMatchObject({
+      limit: 3,
+      total_count: expected((o) => o.processing_status === 'failed').length,
+      has_more: true,
+    });
     // With a source as well: counted over the filter, not the source's own counter of every active row.
     const ofSource = await (await d.req('/v1/observations?processing_status=failed&source_id=a&page=true&limit=1')).json();
     expect(ofSource.pagination.total_count).toBe(expected((o) => o.processing_status === 'failed' && o.source_id === 'a').length);
@@ -122,13 +130,17 @@ describe('GET /v1/observations?processing_status=', () => {
 
   it('includes purged observations only with include_purged', async () => {
     const victim = made.find((o) => o.processing_status === 'failed')!;
-    const del = d.daemon.services.db.prepare(`UPDATE observations SET retention_state = 'purged', purged_at_ms = 1 WHERE observation_id = ?`);
+    const del = d.daemon.services.db.prepare(
+      `UPDATE observations SET retention_state = 'purged', purged_at_ms = 1 WHERE observation_id = ?`,
+    );
     del.run(victim.observation_id);
     try {
       expect(ids(await list('processing_status=failed'))).not.toContain(victim.observation_id);
       expect(ids(await list('processing_status=failed&include_purged=true'))).toContain(victim.observation_id);
     } finally {
-      d.daemon.services.db.prepare(`UPDATE observations SET retention_state = 'active', purged_at_ms = NULL WHERE observation_id = ?`).run(victim.observation_id);
+      d.daemon.services.db
+        .prepare(`UPDATE observations SET retention_state = 'active', purged_at_ms = NULL WHERE observation_id = ?`)
+        .run(victim.observation_id);
     }
   });
 

@@ -12,7 +12,11 @@ const referenceStrict = (s: string) => s.length % 4 === 0 && Buffer.from(s, 'bas
 const nearBase64 = fc.oneof(
   fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('base64')),
   fc
-    .tuple(fc.uint8Array({ minLength: 1, maxLength: 40 }), fc.nat(), fc.constantFrom('=', '-', '_', ' ', '\n', '!', 'é', '==', 'A', '\u0000'))
+    .tuple(
+      fc.uint8Array({ minLength: 1, maxLength: 40 }),
+      fc.nat(),
+      fc.constantFrom('=', '-', '_', ' ', '\n', '!', 'é', '==', 'A', '\u0000'),
+    )
     .map(([b, at, junk]) => {
       const s = Buffer.from(b).toString('base64');
       const i = at % (s.length + 1);
@@ -42,7 +46,8 @@ describe('strict base64', () => {
 function slowPath(bytes: Buffer) {
   try {
     const body = parseWith(jsonUploadSchema, parseJson(bytes));
-    const content = body.upload.content_base64 !== undefined ? decodeBase64Strict(body.upload.content_base64, 'upload.content_base64') : undefined;
+    const content =
+      body.upload.content_base64 !== undefined ? decodeBase64Strict(body.upload.content_base64, 'upload.content_base64') : undefined;
     return { body, content };
   } catch (e) {
     return { error: `${(e as { code?: string }).code}: ${(e as Error).message}` };
@@ -52,7 +57,9 @@ function slowPath(bytes: Buffer) {
 function fastPath(bytes: Buffer) {
   try {
     const { body, content } = parseJsonUpload(bytes);
-    const decoded = content ?? (body.upload.content_base64 !== undefined ? decodeBase64Strict(body.upload.content_base64, 'upload.content_base64') : undefined);
+    const decoded =
+      content ??
+      (body.upload.content_base64 !== undefined ? decodeBase64Strict(body.upload.content_base64, 'upload.content_base64') : undefined);
     return { body, content: decoded };
   } catch (e) {
     return { error: `${(e as { code?: string }).code}: ${(e as Error).message}` };
@@ -84,13 +91,15 @@ const uploadBody = fc
     if (o.keyElsewhere === 'metadata') body += `,"metadata":{"content_base64":"QQ=="}`;
     if (o.keyElsewhere === 'fake-escaped-quote') body += `,"metadata":{"x\\"content_base64":"QQ=="}`;
     body += '}';
-    if (o.keyElsewhere === 'metadata-first') body = `{"metadata":{"content_base64":"QQ=="},` + body.slice(1);
+    if (o.keyElsewhere === 'metadata-first') body = `{"metadata":{"content_base64":"QQ=="},${body.slice(1)}`;
     return Buffer.from(o.truncate ? body.slice(0, body.length - 2) : body);
   });
 
 describe('parsing a JSON upload without its base64', () => {
   it('decodes the content of the usual compact body itself, once', () => {
-    const body = Buffer.from(JSON.stringify({ upload: { file_name: 'a.png', content_base64: png.toString('base64') }, idempotency_key: 'k' }));
+    const body = Buffer.from(
+      JSON.stringify({ upload: { file_name: 'a.png', content_base64: png.toString('base64') }, idempotency_key: 'k' }),
+    );
     const { body: parsed, content } = parseJsonUpload(body);
     expect(content).toEqual(png);
     expect(parsed.upload.content_base64).toBe(png.toString('base64'));

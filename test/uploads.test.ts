@@ -26,7 +26,6 @@ function upload(d: TestDaemon, sourceId: string, token: string, body: unknown) {
   return d.req(`/v1/observation-sources/${sourceId}/observations`, { method: 'POST', token, json: body });
 }
 
-
 /** Every regular file below `dir` (relative paths). */
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -49,7 +48,13 @@ async function assertNothingStored(d: TestDaemon) {
 async function audit(d: TestDaemon, query = '') {
   const res = await d.req(`/v1/observation-audit?limit=1000${query}`);
   expect(res.status).toBe(200);
-  return (await res.json()) as Array<{ event: string; reason?: string; source_id: string | null; observation_id: string | null; detail: Record<string, unknown> }>;
+  return (await res.json()) as Array<{
+    event: string;
+    reason?: string;
+    source_id: string | null;
+    observation_id: string | null;
+    detail: Record<string, unknown>;
+  }>;
 }
 
 /** A request through node:http, whose path is sent exactly as given (fetch would normalise `%2E%2E`). */
@@ -128,10 +133,11 @@ function rawExchange(base: string, head: string, nextChunk?: () => Buffer | null
         if (c === null) break;
         sent += c.length;
         const ok = sock.write(Buffer.concat([Buffer.from(`${c.length.toString(16)}\r\n`), c, Buffer.from('\r\n')]));
-        if (!ok) await new Promise<void>((r) => {
-          const t = setTimeout(r, 50);
-          sock.once('drain', () => (clearTimeout(t), r()));
-        });
+        if (!ok)
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, 50);
+            sock.once('drain', () => (clearTimeout(t), r()));
+          });
         else await new Promise((r) => setImmediate(r));
       }
       if (!answered && !sock.destroyed) sock.write('0\r\n\r\n');
@@ -190,10 +196,15 @@ describe('the seed curl example', () => {
     }
   }`;
     const curlArgs = [
-      '-X', 'POST', `${d.url}/v1/observation-sources/screen-main/observations`,
-      '-H', 'Authorization: Bearer screen-upload-token',
-      '-H', 'Content-Type: application/json',
-      '-d', data,
+      '-X',
+      'POST',
+      `${d.url}/v1/observation-sources/screen-main/observations`,
+      '-H',
+      'Authorization: Bearer screen-upload-token',
+      '-H',
+      'Content-Type: application/json',
+      '-d',
+      data,
     ];
     const before = Date.now();
     const first = await run('curl', ['-sS', '-i', ...curlArgs]);
@@ -203,9 +214,26 @@ describe('the seed curl example', () => {
     expect(head.toLowerCase()).not.toContain('idempotent-replayed');
     const obs = JSON.parse(body);
     const expectedKeys = [
-      'observation_id', 'source_id', 'kind', 'sensitivity', 'retention_state', 'asset_id', 'canonical_text_asset_id',
-      'media_type', 'sha256', 'byte_length', 'captured_at_ms', 'received_at_ms', 'stream_id', 'seq_no',
-      'idempotency_key', 'request_fingerprint', 'metadata', 'latitude', 'longitude', 'processing_status',
+      'observation_id',
+      'source_id',
+      'kind',
+      'sensitivity',
+      'retention_state',
+      'asset_id',
+      'canonical_text_asset_id',
+      'media_type',
+      'sha256',
+      'byte_length',
+      'captured_at_ms',
+      'received_at_ms',
+      'stream_id',
+      'seq_no',
+      'idempotency_key',
+      'request_fingerprint',
+      'metadata',
+      'latitude',
+      'longitude',
+      'processing_status',
     ];
     for (const k of expectedKeys) expect(obs).toHaveProperty(k);
     expect(obs.observation_id).toMatch(/^obs_[0-9A-HJKMNP-TV-Z]{26}$/);
@@ -254,10 +282,22 @@ describe('the seed curl example', () => {
   });
 
   it('stores latitude and longitude', async () => {
-    const res = await upload(d, 'screen-main', 'screen-upload-token', uploadBody(makePng(1, 1, 7), 'geo', { latitude: -33.5, longitude: 151.25 }));
+    const res = await upload(
+      d,
+      'screen-main',
+      'screen-upload-token',
+      uploadBody(makePng(1, 1, 7), 'geo', { latitude: -33.5, longitude: 151.25 }),
+    );
     expect(res.status).toBe(201);
     const obs = await res.json();
-    expect(obs).toMatchObject({ latitude: -33.5, longitude: 151.25, canonical_text_asset_id: null, stream_id: null, seq_no: null, metadata: null });
+    expect(obs).toMatchObject({
+      latitude: -33.5,
+      longitude: 151.25,
+      canonical_text_asset_id: null,
+      stream_id: null,
+      seq_no: null,
+      metadata: null,
+    });
     const got = await (await d.req(`/v1/observations/${obs.observation_id}`)).json();
     expect(got).toMatchObject({ latitude: -33.5, longitude: 151.25 });
   });
@@ -297,11 +337,39 @@ describe('hostile uploads: typed 4xx, problem+json, nothing stored', () => {
   const b64 = makePng(8, 8, 5).toString('base64');
   const ok = () => uploadBody(makePng(8, 8, 5), 'k');
   const cases: Array<[string, () => unknown, number, string]> = [
-    ['truncated base64', () => ({ ...ok(), upload: { file_name: 'a.png', media_type: 'image/png', content_base64: b64.slice(0, -1) } }), 400, 'bad_request'],
-    ['base64 cut inside a quantum', () => ({ ...ok(), upload: { file_name: 'a.png', media_type: 'image/png', content_base64: b64.slice(0, -3) + '=' } }), 400, 'bad_request'],
-    ['base64 with line breaks', () => ({ ...ok(), upload: { file_name: 'a.png', media_type: 'image/png', content_base64: b64.replace(/(.{16})/g, '$1\n') } }), 400, 'bad_request'],
-    ['base64 with spaces', () => ({ ...ok(), upload: { file_name: 'a.png', media_type: 'image/png', content_base64: ' ' + b64 } }), 400, 'bad_request'],
-    ['url-safe base64 alphabet', () => ({ ...ok(), upload: { file_name: 'a.png', media_type: 'image/png', content_base64: Buffer.from([0xfb, 0xff, 0xfe]).toString('base64url') } }), 400, 'bad_request'],
+    [
+      'truncated base64',
+      () => ({ ...ok(), upload: { file_name: 'a.png', media_type: 'image/png', content_base64: b64.slice(0, -1) } }),
+      400,
+      'bad_request',
+    ],
+    [
+      'base64 cut inside a quantum',
+      () => ({ ...ok(), upload: { file_name: 'a.png', media_type: 'image/png', content_base64: `${b64.slice(0, -3)}=` } }),
+      400,
+      'bad_request',
+    ],
+    [
+      'base64 with line breaks',
+      () => ({ ...ok(), upload: { file_name: 'a.png', media_type: 'image/png', content_base64: b64.replace(/(.{16})/g, '$1\n') } }),
+      400,
+      'bad_request',
+    ],
+    [
+      'base64 with spaces',
+      () => ({ ...ok(), upload: { file_name: 'a.png', media_type: 'image/png', content_base64: ` ${b64}` } }),
+      400,
+      'bad_request',
+    ],
+    [
+      'url-safe base64 alphabet',
+      () => ({
+        ...ok(),
+        upload: { file_name: 'a.png', media_type: 'image/png', content_base64: Buffer.from([0xfb, 0xff, 0xfe]).toString('base64url') },
+      }),
+      400,
+      'bad_request',
+    ],
     ['empty content', () => ({ ...ok(), upload: { file_name: 'a.png', media_type: 'image/png', content_base64: '' } }), 400, 'bad_request'],
     ['PNG bytes declared image/jpeg', () => uploadBody(makePng(2, 2), 'k', {}, 'image/jpeg'), 400, 'media_mismatch'],
     ['JPEG bytes declared image/png', () => uploadBody(makeJpegBytes(), 'k', {}, 'image/png'), 400, 'media_mismatch'],
@@ -322,7 +390,12 @@ describe('hostile uploads: typed 4xx, problem+json, nothing stored', () => {
     ['missing idempotency_key', () => ({ upload: ok().upload }), 400, 'validation_failed'],
     ['empty idempotency_key', () => ({ ...ok(), idempotency_key: '' }), 400, 'validation_failed'],
     ['missing upload', () => ({ idempotency_key: 'k' }), 400, 'validation_failed'],
-    ['file_name with a control character', () => ({ ...ok(), upload: { file_name: 'a\nb.png', media_type: 'image/png', content_base64: b64 } }), 400, 'validation_failed'],
+    [
+      'file_name with a control character',
+      () => ({ ...ok(), upload: { file_name: 'a\nb.png', media_type: 'image/png', content_base64: b64 } }),
+      400,
+      'validation_failed',
+    ],
     ['negative seq_no', () => ({ ...ok(), seq_no: -1 }), 400, 'validation_failed'],
     ['fractional captured_at_ms', () => ({ ...ok(), captured_at_ms: 1.5 }), 400, 'validation_failed'],
     ['a JSON array body', () => [ok()], 400, 'validation_failed'],
@@ -343,7 +416,13 @@ describe('hostile uploads: typed 4xx, problem+json, nothing stored', () => {
     ['malformed JSON', { 'content-type': 'application/json' }, '{"upload": {', 400, 'bad_request'],
     ['JSON with a trailing comma', { 'content-type': 'application/json' }, '{"idempotency_key": "k",}', 400, 'bad_request'],
     ['empty body', { 'content-type': 'application/json' }, '', 400, 'bad_request'],
-    ['wrong Content-Type (text/plain)', { 'content-type': 'text/plain' }, JSON.stringify(uploadBody(PNG, 'k')), 415, 'unsupported_media_type'],
+    [
+      'wrong Content-Type (text/plain)',
+      { 'content-type': 'text/plain' },
+      JSON.stringify(uploadBody(PNG, 'k')),
+      415,
+      'unsupported_media_type',
+    ],
     ['no Content-Type at all', {}, JSON.stringify(uploadBody(PNG, 'k')), 415, 'unsupported_media_type'],
     ['form-urlencoded', { 'content-type': 'application/x-www-form-urlencoded' }, 'a=b', 415, 'unsupported_media_type'],
     ['multipart without a boundary', { 'content-type': 'multipart/form-data' }, 'x', 400, 'bad_request'],
@@ -363,40 +442,39 @@ describe('hostile uploads: typed 4xx, problem+json, nothing stored', () => {
     expect(after[0]).toMatchObject({ source_id: 'screen', detail: { code } });
   });
 
-  it.each([
-    ['%2E%2E'],
-    ['%2e.'],
-    ['a%2Fb'],
-    ['a%5Cb'],
-    ['%2E'],
-    ['a%20b'],
-    ['x'.repeat(129)],
-  ])('path-unsafe source id %s → 400 (dot segments) or the 401 of an unknown source, before anything else', async (id) => {
-    const res = await rawRequest(
-      d.url,
-      'POST',
-      `/v1/observation-sources/${id}/observations`,
-      { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      JSON.stringify(uploadBody(PNG, 'k')),
-    );
-    const dots = /^%2e/i.test(id);
-    expect(res.status).toBe(dots ? 400 : 401);
-    expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
-    const body = JSON.parse(res.body);
-    expect(body.status).toBe(dots ? 400 : 401);
-    // Dot segments are refused by the router (bad_request); any other unsafe id is an unknown
-    // source, which looks like a wrong token (as in Kheish), in Kheish's ingress domain.
-    expect(body.code).toBe(dots ? 'bad_request' : 'unauthorized');
-    if (!dots) expect(body.domain).toBe('observation_ingress');
-    for (const k of ['type', 'title', 'detail']) expect(typeof body[k]).toBe('string');
-    await assertNothingStored(d);
-  });
+  it.each([['%2E%2E'], ['%2e.'], ['a%2Fb'], ['a%5Cb'], ['%2E'], ['a%20b'], ['x'.repeat(129)]])(
+    'path-unsafe source id %s → 400 (dot segments) or the 401 of an unknown source, before anything else',
+    async (id) => {
+      const res = await rawRequest(
+        d.url,
+        'POST',
+        `/v1/observation-sources/${id}/observations`,
+        { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        JSON.stringify(uploadBody(PNG, 'k')),
+      );
+      const dots = /^%2e/i.test(id);
+      expect(res.status).toBe(dots ? 400 : 401);
+      expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
+      const body = JSON.parse(res.body);
+      expect(body.status).toBe(dots ? 400 : 401);
+      // Dot segments are refused by the router (bad_request); any other unsafe id is an unknown
+      // source, which looks like a wrong token (as in Kheish), in Kheish's ingress domain.
+      expect(body.code).toBe(dots ? 'bad_request' : 'unauthorized');
+      if (!dots) expect(body.domain).toBe('observation_ingress');
+      for (const k of ['type', 'title', 'detail']) expect(typeof body[k]).toBe('string');
+      await assertNothingStored(d);
+    },
+  );
 
   it('unknown source, wrong token and missing token all look the same (401) and nothing is stored', async () => {
     const a = await upload(d, 'nope', TOKEN, uploadBody(PNG, 'k'));
     const b = await upload(d, 'screen', 'wrong-token-0123456789', uploadBody(PNG, 'k'));
     const c = await d.req('/v1/observation-sources/screen/observations', { method: 'POST', json: uploadBody(PNG, 'k') });
-    const bodies = [await expectProblem(a, 401, 'unauthorized'), await expectProblem(b, 401, 'unauthorized'), await expectProblem(c, 401, 'unauthorized')];
+    const bodies = [
+      await expectProblem(a, 401, 'unauthorized'),
+      await expectProblem(b, 401, 'unauthorized'),
+      await expectProblem(c, 401, 'unauthorized'),
+    ];
     expect(bodies[0].detail).toBe(bodies[1].detail);
     await assertNothingStored(d);
   });
@@ -448,7 +526,10 @@ describe('size limits', () => {
     expect(res.head).toMatch(/\r\ncontent-type: application\/problem\+json/i);
     expect(JSON.parse(res.body)).toMatchObject({ status: 413, code: 'payload_too_large' });
     await assertNothingStored(d);
-    expect((await audit(d, '&event=upload_rejected'))[0]).toMatchObject({ reason: 'payload_too_large', detail: { code: 'payload_too_large' } });
+    expect((await audit(d, '&event=upload_rejected'))[0]).toMatchObject({
+      reason: 'payload_too_large',
+      detail: { code: 'payload_too_large' },
+    });
   });
 
   it('answers 413 from Content-Length on the multipart route too', async () => {
@@ -573,7 +654,10 @@ describe('size limits', () => {
     const res = await d.req('/v1/observation-sources/screen/observations', { method: 'POST', token: TOKEN, body: form });
     await expectProblem(res, 413, 'payload_too_large');
     await assertNothingStored(d);
-    expect((await audit(d, '&event=upload_rejected'))[0]).toMatchObject({ reason: 'payload_too_large', detail: { code: 'payload_too_large' } });
+    expect((await audit(d, '&event=upload_rejected'))[0]).toMatchObject({
+      reason: 'payload_too_large',
+      detail: { code: 'payload_too_large' },
+    });
   });
 
   it('canonical_text over its limit is refused and nothing is stored', async () => {
@@ -612,7 +696,10 @@ describe('content addressing, rate limits and the audit trail', () => {
     expect(o1.canonical_text_asset_id).toBe(o2.canonical_text_asset_id);
     const blobs = filesUnder(join(d.dataDir, 'blobs'));
     expect(blobs.sort()).toEqual(
-      [join(sha256(png).slice(0, 2), sha256(png).slice(2, 4), sha256(png)), join(sha256('shared text').slice(0, 2), sha256('shared text').slice(2, 4), sha256('shared text'))].sort(),
+      [
+        join(sha256(png).slice(0, 2), sha256(png).slice(2, 4), sha256(png)),
+        join(sha256('shared text').slice(0, 2), sha256('shared text').slice(2, 4), sha256('shared text')),
+      ].sort(),
     );
     expect(filesUnder(join(d.dataDir, 'tmp'))).toEqual([]);
   });
@@ -668,7 +755,11 @@ describe('content addressing, rate limits and the audit trail', () => {
     expect(byEvent('upload_replayed')).toHaveLength(1);
     expect(byEvent('upload_replayed')[0]).toMatchObject({ observation_id: obs.observation_id });
     // Kheish's rejection reasons, with observd's own code beside them.
-    expect(byEvent('upload_rejected').map((e) => [e.reason, e.detail.code]).sort()).toEqual(
+    expect(
+      byEvent('upload_rejected')
+        .map((e) => [e.reason, e.detail.code])
+        .sort(),
+    ).toEqual(
       [
         ['idempotency_conflict', 'idempotency_conflict'],
         ['unsupported_media_type', 'media_mismatch'],

@@ -36,8 +36,23 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'observd-tls-'));
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=images.test', '-addext', 'subjectAltName=DNS:images.test',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=images.test',
+      '-addext',
+      'subjectAltName=DNS:images.test',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
     { stdio: 'ignore' },
   );
   const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
@@ -69,7 +84,11 @@ describe.skipIf(!hasOpenssl)('URL import over https (pinned address, name kept f
   it('fetches https from a name pinned to its checked address, verifying the certificate for the name', async () => {
     const r = await fromUrl(`https://images.test:${port}/shelves/aisle-4.png?token=secret`, 'tls-1');
     expect(r.status, await r.clone().text()).toBe(201);
-    expect(await r.json()).toMatchObject({ file_name: 'aisle-4.png', origin_url: `https://images.test:${port}/shelves/aisle-4.png`, byte_length: PNG.length });
+    expect(await r.json()).toMatchObject({
+      file_name: 'aisle-4.png',
+      origin_url: `https://images.test:${port}/shelves/aisle-4.png`,
+      byte_length: PNG.length,
+    });
   });
 
   it('fails when the certificate does not name the host (here: the bare address)', async () => {

@@ -181,7 +181,11 @@ describe('creating an observation from a URL', () => {
   });
 
   it('shares the asset with an upload of the same bytes (content addressing)', async () => {
-    const direct = await d.req('/v1/observation-sources/cam/observations', { method: 'POST', token: TOKEN, json: uploadBody(PNG, 'direct-same') });
+    const direct = await d.req('/v1/observation-sources/cam/observations', {
+      method: 'POST',
+      token: TOKEN,
+      json: uploadBody(PNG, 'direct-same'),
+    });
     const fetched = await fromUrl(d, `${base}/shot.png`, 'json-same');
     const [a, b] = [await direct.json(), await fetched.json()];
     expect(b.asset_id).toBe(a.asset_id);
@@ -260,7 +264,11 @@ describe('creating an observation from a URL', () => {
       { url: `${base}/shot.png`, upload_id: 'upl_01HZZZZZZZZZZZZZZZZZZZZZZZ' },
       { url: 'not a url' },
     ]) {
-      const r = await d.req('/v1/observation-sources/cam/observations', { method: 'POST', token: TOKEN, json: { upload, idempotency_key: 'shape' } });
+      const r = await d.req('/v1/observation-sources/cam/observations', {
+        method: 'POST',
+        token: TOKEN,
+        json: { upload, idempotency_key: 'shape' },
+      });
       await expectProblem(r, 400, 'validation_failed');
     }
   });
@@ -268,14 +276,56 @@ describe('creating an observation from a URL', () => {
 
 describe('URL fetch refusals (each stores nothing and never echoes the fetched body)', () => {
   const cases: Array<{ name: string; daemon: () => TestDaemon; url: () => string; status: number; code: string }> = [
-    { name: 'a loopback URL without the allow-list', daemon: () => strict, url: () => `${base}/shot.png`, status: 403, code: 'fetch_refused' },
-    { name: 'a short-form loopback (127.1) without the allow-list', daemon: () => strict, url: () => `http://127.1:${port}/shot.png`, status: 403, code: 'fetch_refused' },
-    { name: 'a decimal-integer loopback host', daemon: () => strict, url: () => `http://2130706433:${port}/shot.png`, status: 403, code: 'fetch_refused' },
+    {
+      name: 'a loopback URL without the allow-list',
+      daemon: () => strict,
+      url: () => `${base}/shot.png`,
+      status: 403,
+      code: 'fetch_refused',
+    },
+    {
+      name: 'a short-form loopback (127.1) without the allow-list',
+      daemon: () => strict,
+      url: () => `http://127.1:${port}/shot.png`,
+      status: 403,
+      code: 'fetch_refused',
+    },
+    {
+      name: 'a decimal-integer loopback host',
+      daemon: () => strict,
+      url: () => `http://2130706433:${port}/shot.png`,
+      status: 403,
+      code: 'fetch_refused',
+    },
     { name: 'IPv6 loopback', daemon: () => d, url: () => `http://[::1]:${port}/shot.png`, status: 403, code: 'fetch_refused' },
-    { name: 'IPv4-mapped IPv6 loopback', daemon: () => strict, url: () => `http://[::ffff:127.0.0.1]:${port}/`, status: 403, code: 'fetch_refused' },
-    { name: 'IPv4-mapped loopback in hex', daemon: () => strict, url: () => `http://[::ffff:7f00:1]:${port}/`, status: 403, code: 'fetch_refused' },
-    { name: 'NAT64 of the metadata address', daemon: () => d, url: () => 'http://[64:ff9b::a9fe:a9fe]/', status: 403, code: 'fetch_refused' },
-    { name: 'the metadata address', daemon: () => d, url: () => 'http://169.254.169.254/latest/meta-data/', status: 403, code: 'fetch_refused' },
+    {
+      name: 'IPv4-mapped IPv6 loopback',
+      daemon: () => strict,
+      url: () => `http://[::ffff:127.0.0.1]:${port}/`,
+      status: 403,
+      code: 'fetch_refused',
+    },
+    {
+      name: 'IPv4-mapped loopback in hex',
+      daemon: () => strict,
+      url: () => `http://[::ffff:7f00:1]:${port}/`,
+      status: 403,
+      code: 'fetch_refused',
+    },
+    {
+      name: 'NAT64 of the metadata address',
+      daemon: () => d,
+      url: () => 'http://[64:ff9b::a9fe:a9fe]/',
+      status: 403,
+      code: 'fetch_refused',
+    },
+    {
+      name: 'the metadata address',
+      daemon: () => d,
+      url: () => 'http://169.254.169.254/latest/meta-data/',
+      status: 403,
+      code: 'fetch_refused',
+    },
     { name: 'a private address', daemon: () => d, url: () => 'http://192.168.0.1/x.png', status: 403, code: 'fetch_refused' },
     { name: 'CGNAT', daemon: () => d, url: () => 'http://100.64.0.1/x.png', status: 403, code: 'fetch_refused' },
     { name: '0.0.0.0', daemon: () => d, url: () => `http://0.0.0.0:${port}/shot.png`, status: 403, code: 'fetch_refused' },
@@ -283,15 +333,45 @@ describe('URL fetch refusals (each stores nothing and never echoes the fetched b
     { name: 'multicast', daemon: () => d, url: () => 'http://224.0.0.1/x.png', status: 403, code: 'fetch_refused' },
     { name: 'a ULA IPv6 address', daemon: () => d, url: () => 'http://[fd00::1]/x.png', status: 403, code: 'fetch_refused' },
     { name: 'an IPv6 link-local address', daemon: () => d, url: () => 'http://[fe80::1]/x.png', status: 403, code: 'fetch_refused' },
-    { name: 'a name resolving to a private address', daemon: () => d, url: () => `http://internal.test:${port}/shot.png`, status: 403, code: 'fetch_refused' },
-    { name: 'a name resolving to an IPv4-mapped loopback', daemon: () => strict, url: () => `http://mapped.test:${port}/shot.png`, status: 403, code: 'fetch_refused' },
+    {
+      name: 'a name resolving to a private address',
+      daemon: () => d,
+      url: () => `http://internal.test:${port}/shot.png`,
+      status: 403,
+      code: 'fetch_refused',
+    },
+    {
+      name: 'a name resolving to an IPv4-mapped loopback',
+      daemon: () => strict,
+      url: () => `http://mapped.test:${port}/shot.png`,
+      status: 403,
+      code: 'fetch_refused',
+    },
     { name: 'a name resolving to NAT64 metadata', daemon: () => d, url: () => 'http://nat64.test/', status: 403, code: 'fetch_refused' },
-    { name: 'a name with one public and one private answer', daemon: () => d, url: () => 'http://mixed.test/x.png', status: 403, code: 'fetch_refused' },
+    {
+      name: 'a name with one public and one private answer',
+      daemon: () => d,
+      url: () => 'http://mixed.test/x.png',
+      status: 403,
+      code: 'fetch_refused',
+    },
     { name: 'a redirect to a private address', daemon: () => d, url: () => `${base}/to-private`, status: 403, code: 'fetch_refused' },
     { name: 'a redirect to the metadata address', daemon: () => d, url: () => `${base}/to-metadata`, status: 403, code: 'fetch_refused' },
-    { name: 'a redirect to a name resolving inside', daemon: () => d, url: () => `${base}/to-internal-name`, status: 403, code: 'fetch_refused' },
+    {
+      name: 'a redirect to a name resolving inside',
+      daemon: () => d,
+      url: () => `${base}/to-internal-name`,
+      status: 403,
+      code: 'fetch_refused',
+    },
     { name: 'too many redirects', daemon: () => d, url: () => `${base}/r/4`, status: 403, code: 'fetch_refused' },
-    { name: 'credentials in the URL', daemon: () => d, url: () => `http://user:pw@127.0.0.1:${port}/shot.png`, status: 403, code: 'fetch_refused' },
+    {
+      name: 'credentials in the URL',
+      daemon: () => d,
+      url: () => `http://user:pw@127.0.0.1:${port}/shot.png`,
+      status: 403,
+      code: 'fetch_refused',
+    },
     { name: 'a non-http scheme', daemon: () => d, url: () => 'file:///etc/passwd', status: 403, code: 'fetch_refused' },
     { name: 'an oversized body (Content-Length)', daemon: () => d, url: () => `${base}/big`, status: 413, code: 'payload_too_large' },
     { name: 'an oversized body (chunked)', daemon: () => d, url: () => `${base}/big-chunked`, status: 413, code: 'payload_too_large' },
@@ -317,7 +397,9 @@ describe('URL fetch refusals (each stores nothing and never echoes the fetched b
       const audit = await (await d.req('/v1/observation-audit?source_id=cam&event=upload_rejected&limit=1000')).json();
       return new Set(audit.map((e: { detail: { code: string } }) => e.detail.code));
     };
-    await expect.poll(async () => [...(await reasons())]).toEqual(expect.arrayContaining(['fetch_refused', 'fetch_failed', 'payload_too_large']));
+    await expect
+      .poll(async () => [...(await reasons())])
+      .toEqual(expect.arrayContaining(['fetch_refused', 'fetch_failed', 'payload_too_large']));
   });
 
   it('leaves no temp file behind after the refusals', async () => {

@@ -48,7 +48,11 @@ async function createSource(d: TestDaemon, id = 'cam') {
 }
 
 async function upload(d: TestDaemon, key: string, seed: number): Promise<string> {
-  const r = await d.req('/v1/observation-sources/cam/observations', { method: 'POST', token: TOKEN, json: uploadBody(makePng(2, 2, seed), key) });
+  const r = await d.req('/v1/observation-sources/cam/observations', {
+    method: 'POST',
+    token: TOKEN,
+    json: uploadBody(makePng(2, 2, seed), key),
+  });
   expect(r.status).toBe(201);
   return (await r.json()).observation_id;
 }
@@ -77,7 +81,9 @@ describe('webhooks', () => {
       expect(h.body).not.toContain('content_base64');
     }
     // The check is real: another secret does not verify.
-    expect(() => new Webhook(`whsec_${randomBytes(24).toString('base64')}`).verify(rcv.received[0].body, rcv.received[0].headers as never)).toThrow();
+    expect(() =>
+      new Webhook(`whsec_${randomBytes(24).toString('base64')}`).verify(rcv.received[0].body, rcv.received[0].headers as never),
+    ).toThrow();
   });
 
   it('retries a failing receiver with backoff and delivers exactly once after it recovers', async () => {
@@ -153,7 +159,10 @@ describe('webhooks', () => {
     await upload(again, 'k3', 6);
     await sleep(400);
     expect(rcv.received).toHaveLength(1);
-    const ep = again.daemon.deps.db.prepare(`SELECT disabled_at_ms, disabled_reason FROM webhook_endpoints`).get() as Record<string, unknown>;
+    const ep = again.daemon.deps.db.prepare(`SELECT disabled_at_ms, disabled_reason FROM webhook_endpoints`).get() as Record<
+      string,
+      unknown
+    >;
     expect(ep.disabled_at_ms).toEqual(expect.any(Number));
     expect(ep.disabled_reason).toMatch(/410/);
   });

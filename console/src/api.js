@@ -20,7 +20,7 @@ export class ApiError extends Error {
   constructor(status, problem, fallback) {
     super(problem?.detail || problem?.title || fallback || `HTTP ${status}`);
     this.status = status;
-    this.code = problem?.code || (status === 0 ? 'network' : 'http_' + status);
+    this.code = problem?.code || (status === 0 ? 'network' : `http_${status}`);
     this.problem = problem || null;
   }
 }
@@ -109,7 +109,7 @@ export async function listPage(path, params = {}, cursor, signal) {
   try {
     return pageOf(await api('GET', path + qs(q), undefined, signal));
   } catch (err) {
-    const paths = (err.problem?.errors || []).map((e) => e.path).join(' ') + ' ' + (err.problem?.detail || '');
+    const paths = `${(err.problem?.errors || []).map((e) => e.path).join(' ')} ${err.problem?.detail || ''}`;
     if (usedPage && err.status === 400 && /\bpage\b/.test(paths)) {
       noPageParam.add(path);
       return listPage(path, params, cursor, signal);
@@ -127,7 +127,7 @@ export async function detectRole() {
     () => 'admin',
     (err) => (err.status === 403 ? 'readonly' : err.status === 401 ? Promise.reject(err) : 'admin'),
   );
-  const [, role] = await Promise.all([api('GET', '/v1/observation-sources' + qs({ limit: 1 })), probe]);
+  const [, role] = await Promise.all([api('GET', `/v1/observation-sources${qs({ limit: 1 })}`), probe]);
   return role;
 }
 
@@ -203,7 +203,12 @@ export function previewUrl(obs, role, signal) {
     let resultId = previewIds.get(obs.asset_id);
     if (!resultId) {
       if (role === 'admin') {
-        const view = await api('POST', '/v1/derivations', { profile: 'visual_preview', subject: { type: 'asset', asset_id: obs.asset_id } }, signal);
+        const view = await api(
+          'POST',
+          '/v1/derivations',
+          { profile: 'visual_preview', subject: { type: 'asset', asset_id: obs.asset_id } },
+          signal,
+        );
         if (view.status === 'failed') throw new ApiError(200, null, view.error || 'preview failed');
         resultId = view.result_asset_id;
       } else {
@@ -236,7 +241,7 @@ export function followEvents(params, onEvent, onState = () => {}) {
       try {
         const h = headers({ accept: 'text/event-stream' });
         if (lastId) h.set('last-event-id', lastId);
-        const res = await fetch('/v1/events' + qs(params), { headers: h, signal: ctrl.signal });
+        const res = await fetch(`/v1/events${qs(params)}`, { headers: h, signal: ctrl.signal });
         if (!res.ok || !res.body) throw new ApiError(res.status, await res.json().catch(() => null));
         onState('live');
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -208,6 +208,5 @@ export function link(name, id, params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params || {})) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
   const s = q.toString();
-  return `#/${name}${id ? '/' + encodeURIComponent(id) : ''}${s ? '?' + s : ''}`;
+  return `#/${name}${id ? `/${encodeURIComponent(id)}` : ''}${s ? `?${s}` : ''}`;
 }
-

@@ -17,9 +17,13 @@ export function assetIdOf(sha256: string): string {
 /** Records an asset row for published bytes; a row for the same bytes is kept as it is. */
 export function ensureAsset(db: Db, sha256: string, mediaType: string, byteLength: number, now: number): string {
   const id = assetIdOf(sha256);
-  stmt(db, 
-    `INSERT OR IGNORE INTO assets (asset_id, sha256, media_type, byte_length, created_at_ms) VALUES (?, ?, ?, ?, ?)`,
-  ).run(id, sha256, mediaType, byteLength, now);
+  stmt(db, `INSERT OR IGNORE INTO assets (asset_id, sha256, media_type, byte_length, created_at_ms) VALUES (?, ?, ?, ?, ?)`).run(
+    id,
+    sha256,
+    mediaType,
+    byteLength,
+    now,
+  );
   return id;
 }
 
@@ -45,7 +49,7 @@ const HOLDERS = [
 
 /** True when anything still needs this asset's bytes. */
 export function isAssetHeld(db: Db, assetId: string): boolean {
-  return HOLDERS.some((sql) => stmt(db, sql + ' LIMIT 1').get(assetId) !== undefined);
+  return HOLDERS.some((sql) => stmt(db, `${sql} LIMIT 1`).get(assetId) !== undefined);
 }
 
 /**

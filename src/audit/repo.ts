@@ -103,12 +103,15 @@ function toAuditView(r: AuditRow): AuditRecordView {
 export function listAudit(db: Db, q: { source_id?: string; event?: string }): Listing<AuditRecordView> {
   const where: string[] = [];
   const args: unknown[] = [];
-  if (q.source_id) (where.push('source_id = ?'), args.push(q.source_id));
-  if (q.event) (where.push('event = ?'), args.push(q.event));
-  const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
+  if (q.source_id) where.push('source_id = ?'), args.push(q.source_id);
+  if (q.event) where.push('event = ?'), args.push(q.event);
+  const filter = (extra: string[]) => ([...where, ...extra].length ? `WHERE ${[...where, ...extra].join(' AND ')}` : '');
   return {
     order: 'desc',
-    count: () => stmt(db, `SELECT COUNT(*) FROM audit_events ${filter([])}`).pluck().get(...args) as number,
+    count: () =>
+      stmt(db, `SELECT COUNT(*) FROM audit_events ${filter([])}`)
+        .pluck()
+        .get(...args) as number,
     fetchPage(cursor, limit) {
       const extra: string[] = [];
       const cargs: unknown[] = [];

@@ -5,8 +5,11 @@
  * `macos-<machine_id>-` and the group id with `<machine_id>-`. Kheish answers a failure with a
  * 500; here it is a field problem (validation_failed, 400). Returns the problems.
  */
-export function captureGroupProblems(sourceId: string, metadata: Record<string, unknown> | null | undefined): Array<{ path: string; message: string }> {
-  if (!metadata || metadata.schema !== 'kheish.macos.capture.v1') return [];
+export function captureGroupProblems(
+  sourceId: string,
+  metadata: Record<string, unknown> | null | undefined,
+): Array<{ path: string; message: string }> {
+  if (metadata?.schema !== 'kheish.macos.capture.v1') return [];
   const group = metadata.capture_group_id;
   if (typeof group !== 'string' || group.trim() === '' || !sourceId.startsWith('macos-')) return [];
   const machine = metadata.machine_id;

@@ -54,14 +54,21 @@ export function provisionProblems(req: ProvisionRequest): Array<{ path: string; 
     const os = a.os_profile ?? req.os_profile;
     for (const k of ['screen', 'camera', 'system_audio'] as const) {
       if (s[k] && os !== 'macos') {
-        problems.push({ path: `agents.${i}.os_profile`, message: `os_profile ${os} does not support ${k.replace('_', ' ')} capture provisioning` });
+        problems.push({
+          path: `agents.${i}.os_profile`,
+          message: `os_profile ${os} does not support ${k.replace('_', ' ')} capture provisioning`,
+        });
       }
     }
     const uid = a.camera_unique_id?.trim();
     const name = a.camera_name?.trim();
-    if (uid && name) problems.push({ path: `agents.${i}`, message: `agent ${a.machine_id} cannot set both camera_unique_id and camera_name` });
+    if (uid && name)
+      problems.push({ path: `agents.${i}`, message: `agent ${a.machine_id} cannot set both camera_unique_id and camera_name` });
     if (s.camera && !uid && !name) {
-      problems.push({ path: `agents.${i}`, message: `agent ${a.machine_id} requires camera_unique_id or camera_name when camera source is enabled` });
+      problems.push({
+        path: `agents.${i}`,
+        message: `agent ${a.machine_id} requires camera_unique_id or camera_name when camera source is enabled`,
+      });
     }
   });
   return problems;
@@ -84,7 +91,12 @@ export function provisionFingerprint(req: ProvisionRequest): string {
     daemon_base_url: req.daemon_base_url.trim().replace(/\/+$/, ''),
     os_profile: req.os_profile,
     agents,
-    sources: { screen: req.sources.screen, camera: req.sources.camera, system_audio: req.sources.system_audio, microphone: req.sources.microphone },
+    sources: {
+      screen: req.sources.screen,
+      camera: req.sources.camera,
+      system_audio: req.sources.system_audio,
+      microphone: req.sources.microphone,
+    },
     interval_ms: req.interval_ms,
     max_runs: req.max_runs ?? null,
     duration_ms: req.duration_ms ?? null,

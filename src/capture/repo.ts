@@ -77,10 +77,12 @@ const AGENT_COLUMNS = [
 
 /** Inserts or rewrites an agent row inside the caller's transaction. */
 export function saveAgentRow(db: Db, row: AgentRow): void {
-  const updates = AGENT_COLUMNS.filter((c) => c !== 'machine_id').map((c) => `${c} = excluded.${c}`).join(', ');
+  const updates = AGENT_COLUMNS.filter((c) => c !== 'machine_id')
+    .map((c) => `${c} = excluded.${c}`)
+    .join(', ');
   stmt(
     db,
-    `INSERT INTO capture_agents (${AGENT_COLUMNS.join(', ')}) VALUES (${AGENT_COLUMNS.map((c) => '@' + c).join(', ')})
+    `INSERT INTO capture_agents (${AGENT_COLUMNS.join(', ')}) VALUES (${AGENT_COLUMNS.map((c) => `@${c}`).join(', ')})
      ON CONFLICT(machine_id) DO UPDATE SET ${updates}`,
   ).run(row);
 }

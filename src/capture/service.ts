@@ -9,16 +9,7 @@ import { hashToken, tokenMatches } from '../sources/tokens.js';
 import { checkHeartbeats } from './heartbeats.js';
 import { normalizeIdentifier, sanitizeText } from './identifiers.js';
 import { planProvision, provisionFingerprint, provisionProblems } from './provision.js';
-import {
-  getAgentRow,
-  insertLease,
-  leasesOf,
-  revokeLease,
-  saveAgentRow,
-  toAgentView,
-  toAlertView,
-  type AgentRow,
-} from './repo.js';
+import { getAgentRow, insertLease, leasesOf, revokeLease, saveAgentRow, toAgentView, toAlertView, type AgentRow } from './repo.js';
 import type { AgentView, AlertView, HeartbeatRequest, HeartbeatResponse, ProvisionRequest, ProvisionResponse } from './schemas.js';
 
 /** The one answer to every failed heartbeat authentication (unknown agent included). */
@@ -51,12 +42,19 @@ export class CaptureAgentService {
         | string
         | undefined;
       if (applied === fingerprint) {
-        throw new AppError('conflict', `capture provisioning batch_id ${batchKey} was already applied; raw upload tokens are not replayable`);
+        throw new AppError(
+          'conflict',
+          `capture provisioning batch_id ${batchKey} was already applied; raw upload tokens are not replayable`,
+        );
       }
       if (applied !== undefined) {
         throw new AppError('conflict', `capture provisioning batch_id ${batchKey} was already applied with a different request`);
       }
-      stmt(db, `INSERT INTO capture_provision_batches (batch_id, fingerprint_sha256, applied_at_ms) VALUES (?, ?, ?)`).run(batchKey, fingerprint, t);
+      stmt(db, `INSERT INTO capture_provision_batches (batch_id, fingerprint_sha256, applied_at_ms) VALUES (?, ?, ?)`).run(
+        batchKey,
+        fingerprint,
+        t,
+      );
       const plans = planProvision(req, t);
       for (const plan of plans) {
         const existing = getAgentRow(db, plan.machine_id);
@@ -125,7 +123,12 @@ export class CaptureAgentService {
         }
         recordAudit(db, newId, t, 'capture_agent_provisioned', {
           source_id: plan.machine_id,
-          detail: { batch_id: req.batch_id, provision_fingerprint_sha256: fingerprint, source_ids: plan.sources.map((s) => s.source_id), reprovisioned: !!existing },
+          detail: {
+            batch_id: req.batch_id,
+            provision_fingerprint_sha256: fingerprint,
+            source_ids: plan.sources.map((s) => s.source_id),
+            reprovisioned: !!existing,
+          },
         });
       }
       return {
@@ -175,10 +178,16 @@ export class CaptureAgentService {
     const and = filter ? `${filter} AND` : '';
     return {
       order: 'asc',
-      count: () => stmt(db, `SELECT COUNT(*) FROM capture_agents ${filter ? `WHERE ${filter}` : ''}`).pluck().get() as number,
+      count: () =>
+        stmt(db, `SELECT COUNT(*) FROM capture_agents ${filter ? `WHERE ${filter}` : ''}`)
+          .pluck()
+          .get() as number,
       fetchPage: (cursor, limit) => {
         const after = cursor === undefined ? '' : String(decodeCursor(scope, cursor, ['string'])[0]);
-        const rows = stmt(db, `SELECT * FROM capture_agents WHERE ${and} machine_id > ? ORDER BY machine_id LIMIT ?`).all(after, limit + 1) as AgentRow[];
+        const rows = stmt(db, `SELECT * FROM capture_agents WHERE ${and} machine_id > ? ORDER BY machine_id LIMIT ?`).all(
+          after,
+          limit + 1,
+        ) as AgentRow[];
         return toPage(rows, limit, view, (r) => encodeCursor(scope, [r.machine_id]));
       },
     };
@@ -254,18 +263,21 @@ export class CaptureAgentService {
     const { db, now, newId } = this.deps;
     return db.transaction(() => {
       const a = getAgentRow(db, machineId);
-      if (!a || a.status !== 'active') throw new AppError('unauthorized', HEARTBEAT_UNAUTHORIZED);
+      if (a?.status !== 'active') throw new AppError('unauthorized', HEARTBEAT_UNAUTHORIZED);
       const owned = JSON.parse(a.source_ids) as string[];
       const observed = (body.observed_source_ids ?? []).map((s) => s.trim());
       const problems: Array<{ path: string; message: string }> = [];
       observed.forEach((id, i) => {
         if (!id) problems.push({ path: `observed_source_ids.${i}`, message: 'must not be blank' });
         else if (observed.indexOf(id) !== i) problems.push({ path: `observed_source_ids.${i}`, message: `duplicate source id ${id}` });
-        else if (!owned.includes(id)) problems.push({ path: `observed_source_ids.${i}`, message: `source ${id} is not owned by capture agent ${machineId}` });
+        else if (!owned.includes(id))
+          problems.push({ path: `observed_source_ids.${i}`, message: `source ${id} is not owned by capture agent ${machineId}` });
       });
       if (problems.length) throw new AppError('validation_failed', problems.map((p) => p.message).join('; '), { errors: problems });
       const unobserved = observed.length ? owned.filter((id) => !observed.includes(id)) : [];
-      const version = body.agent_version ? sanitizeText(body.agent_version, { max: 128, redacted: 'agent_version_redacted', redactLong: false }) : undefined;
+      const version = body.agent_version
+        ? sanitizeText(body.agent_version, { max: 128, redacted: 'agent_version_redacted', redactLong: false })
+        : undefined;
       const t = now();
       const recovered = a.heartbeat_state === 'missing';
       const deadline = t + a.heartbeat_interval_ms + a.heartbeat_grace_ms;

@@ -25,8 +25,19 @@ interface Credentials {
 
 /** Reads a provisioned `.capture.toml` for one of its sources. */
 function fromCaptureToml(file: string, sourceId: string): Credentials {
-  const t = parseToml(readFileSync(file, 'utf8')) as any;
-  const source = (t.sources ?? []).find((s: any) => s.source_id === sourceId);
+  // The provisioned file's shape (Kheish's capture_provision.rs); every field read is optional.
+  type CaptureToml = {
+    daemon?: { base_url?: string };
+    capture_agent?: { machine_id?: string; heartbeat_token?: string; heartbeat_interval_ms?: number };
+    sources?: Array<{
+      source_id?: string;
+      stream_id?: string;
+      remote?: { upload_token?: string };
+      driver?: { metadata?: Record<string, unknown> };
+    }>;
+  };
+  const t = parseToml(readFileSync(file, 'utf8')) as CaptureToml;
+  const source = (t.sources ?? []).find((s) => s.source_id === sourceId);
   if (!source) throw new Error(`${file} has no source "${sourceId}"`);
   return {
     url: t.daemon?.base_url,

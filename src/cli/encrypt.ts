@@ -22,7 +22,9 @@ export async function encryptCommand(argv: string[]): Promise<number> {
   const config = commonArgs(argv).config();
   const keyFile = config.encryption.key_file;
   if (!keyFile) {
-    console.error('observd encrypt needs the key: set encryption.key_file or OBSERVD_ENCRYPTION_KEY_FILE (create it with: head -c 32 /dev/urandom > FILE)');
+    console.error(
+      'observd encrypt needs the key: set encryption.key_file or OBSERVD_ENCRYPTION_KEY_FILE (create it with: head -c 32 /dev/urandom > FILE)',
+    );
     return 2;
   }
   if (existsSync(join(config.data_dir, MARKER_FILE))) {

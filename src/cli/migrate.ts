@@ -15,7 +15,9 @@ export async function migrateCommand(argv: string[]): Promise<number> {
   try {
     const applied = migrate(db);
     const version = db.pragma('user_version', { simple: true });
-    console.log(JSON.stringify({ applied: applied.map((m) => `${String(m.version).padStart(3, '0')}_${m.name}`), schema_version: version }));
+    console.log(
+      JSON.stringify({ applied: applied.map((m) => `${String(m.version).padStart(3, '0')}_${m.name}`), schema_version: version }),
+    );
   } finally {
     db.close();
   }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { openStore } from '../daemon.js';
-import { sourceListQuerySchema, sourceUpsertSchema } from '../sources/schemas.js';
+import { sourceUpsertSchema } from '../sources/schemas.js';
 import { commonArgs } from './args.js';
 
 /**

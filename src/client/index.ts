@@ -13,15 +13,22 @@ import type {
   provisionResponseSchema,
 } from '../capture/schemas.js';
 import type { derivationListQuerySchema, derivationRequestSchema, derivationViewSchema } from '../derivations/schemas.js';
-import type {
-  completeRunSchema,
-  materializationRequestSchema,
-  runListQuerySchema,
-  runViewSchema,
-} from '../materialization/schemas.js';
+import type { completeRunSchema, materializationRequestSchema, runListQuerySchema, runViewSchema } from '../materialization/schemas.js';
 import type { runtimeSettingsViewSchema } from '../materialization/runtime.js';
-import type { batchResultSchema, jsonUploadSchema, multipartObservationSchema, observationListQuerySchema, observationViewSchema } from '../observations/schemas.js';
-import type { rotateTokenSchema, sourceListQuerySchema, sourcePatchSchema, sourceUpsertSchema, sourceViewSchema } from '../sources/schemas.js';
+import type {
+  batchResultSchema,
+  jsonUploadSchema,
+  multipartObservationSchema,
+  observationListQuerySchema,
+  observationViewSchema,
+} from '../observations/schemas.js';
+import type {
+  rotateTokenSchema,
+  sourceListQuerySchema,
+  sourcePatchSchema,
+  sourceUpsertSchema,
+  sourceViewSchema,
+} from '../sources/schemas.js';
 import type { receivedUploadSchema, uploadUrlSchema } from '../uploads/schemas.js';
 import { Transport, type CallOptions, type TransportOptions } from './transport.js';
 
@@ -108,24 +115,40 @@ export class ObservdClient {
   listSources = (q: SourceListQuery = {}) => this.listAll<SourceView>('/v1/observation-sources', q as Query);
   createSource = (body: SourceUpsert) => this.http.json<SourceWithToken>('/v1/observation-sources', { method: 'POST', json: body });
   getSource = (id: string) => this.http.json<SourceView>(`/v1/observation-sources/${seg(id)}`);
-  patchSource = (id: string, body: SourcePatch) => this.http.json<SourceView>(`/v1/observation-sources/${seg(id)}`, { method: 'PATCH', json: body });
+  patchSource = (id: string, body: SourcePatch) =>
+    this.http.json<SourceView>(`/v1/observation-sources/${seg(id)}`, { method: 'PATCH', json: body });
   deleteSource = (id: string) => this.http.json<void>(`/v1/observation-sources/${seg(id)}`, { method: 'DELETE' });
   rotateToken = (id: string, body: RotateToken = {}) =>
     this.http.json<SourceWithToken>(`/v1/observation-sources/${seg(id)}/rotate-token`, { method: 'POST', json: body });
   revokeToken = (id: string, reason?: string) =>
-    this.http.json<SourceView>(`/v1/observation-sources/${seg(id)}/revoke-token`, { method: 'POST', json: reason === undefined ? {} : { reason } });
+    this.http.json<SourceView>(`/v1/observation-sources/${seg(id)}/revoke-token`, {
+      method: 'POST',
+      json: reason === undefined ? {} : { reason },
+    });
 
   // Uploads (the source's upload token). Each is retried with the same idempotency key, so a
   // retry after a lost answer is a replay, never a second observation.
   /** A JSON upload (`upload.content_base64`, or `upload.upload_id` of a signed upload). */
   async upload(sourceId: string, uploadToken: string, body: JsonUpload, signal?: AbortSignal): Promise<UploadResult> {
     return this.uploadResult(
-      await this.http.raw(`/v1/observation-sources/${seg(sourceId)}/observations`, { method: 'POST', json: body, bearer: uploadToken, retry: 'safe', signal }),
+      await this.http.raw(`/v1/observation-sources/${seg(sourceId)}/observations`, {
+        method: 'POST',
+        json: body,
+        bearer: uploadToken,
+        retry: 'safe',
+        signal,
+      }),
     );
   }
 
   /** A multipart upload streamed from a file (never read whole into memory). */
-  async uploadFile(sourceId: string, uploadToken: string, path: string, fields: UploadFields & { upload: { media_type: string; file_name?: string } }, signal?: AbortSignal) {
+  async uploadFile(
+    sourceId: string,
+    uploadToken: string,
+    path: string,
+    fields: UploadFields & { upload: { media_type: string; file_name?: string } },
+    signal?: AbortSignal,
+  ) {
     // Through getBuiltinModule, not an import: the client also bundles for browsers (the console).
     const fs = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:fs') as
       | typeof import('node:fs')
@@ -178,7 +201,12 @@ export class ObservdClient {
 
   /** Up to 100 JSON uploads in one request; each item is idempotent on its own key. */
   uploadBatch = (sourceId: string, uploadToken: string, items: JsonUpload[]) =>
-    this.http.json<BatchResult>(`/v1/observation-sources/${seg(sourceId)}/observations/batch`, { method: 'POST', json: { items }, bearer: uploadToken, retry: 'safe' });
+    this.http.json<BatchResult>(`/v1/observation-sources/${seg(sourceId)}/observations/batch`, {
+      method: 'POST',
+      json: { items },
+      bearer: uploadToken,
+      retry: 'safe',
+    });
 
   // Observations and assets
   listObservations = (q: ObservationListQuery = {}) => this.listAll<ObservationView>('/v1/observations', q as Query);
@@ -196,7 +224,8 @@ export class ObservdClient {
   getDerivation = (id: string) => this.http.json<DerivationView>(`/v1/derivations/${seg(id)}`);
   /** Kheish's RuntimeSettingsView of the run submitter. */
   runtime = () => this.http.json<RuntimeSettingsView>('/v1/runtime');
-  materialize = (body: MaterializationRequest) => this.http.json<RunView>('/v1/observation-materializations', { method: 'POST', json: body });
+  materialize = (body: MaterializationRequest) =>
+    this.http.json<RunView>('/v1/observation-materializations', { method: 'POST', json: body });
   listRuns = (q: RunListQuery = {}) => this.listAll<RunView>('/v1/runs', q as Query);
   getRun = (id: string) => this.http.json<RunView>(`/v1/runs/${seg(id)}`);
   claimRun = (id: string) => this.http.json<RunView>(`/v1/runs/${seg(id)}/claim`, { method: 'POST' });
@@ -205,18 +234,32 @@ export class ObservdClient {
 
   // Capture agents
   /** Provisions a batch; the credentials in the answer are shown once (never retried: a replay is a 409). */
-  provisionAgents = (body: ProvisionRequest) => this.http.json<ProvisionResponse>('/v1/capture-agent-provisions', { method: 'POST', json: body });
+  provisionAgents = (body: ProvisionRequest) =>
+    this.http.json<ProvisionResponse>('/v1/capture-agent-provisions', { method: 'POST', json: body });
   listAgents = () => this.listAll<CaptureAgentView>('/v1/capture-agents');
   getAgent = (machineId: string) => this.http.json<CaptureAgentView>(`/v1/capture-agents/${seg(machineId)}`);
   revokeAgent = (machineId: string, reason?: string) =>
-    this.http.json<CaptureAgentView>(`/v1/capture-agents/${seg(machineId)}/revoke`, { method: 'POST', json: reason === undefined ? {} : { reason }, retry: 'safe' });
+    this.http.json<CaptureAgentView>(`/v1/capture-agents/${seg(machineId)}/revoke`, {
+      method: 'POST',
+      json: reason === undefined ? {} : { reason },
+      retry: 'safe',
+    });
   listAlerts = () => this.listAll<CaptureAlertView>('/v1/capture-alerts');
   /** A heartbeat with the agent's own token. */
   heartbeat = (machineId: string, heartbeatToken: string, body: HeartbeatRequest = {}, signal?: AbortSignal) =>
-    this.http.json<HeartbeatResponse>(`/v1/capture-agents/${seg(machineId)}/heartbeat`, { method: 'POST', json: body, bearer: heartbeatToken, retry: 'safe', signal });
+    this.http.json<HeartbeatResponse>(`/v1/capture-agents/${seg(machineId)}/heartbeat`, {
+      method: 'POST',
+      json: body,
+      bearer: heartbeatToken,
+      retry: 'safe',
+      signal,
+    });
 
   /** Server-sent events (`GET /v1/events`) as an async iterator; ends when `signal` aborts or the daemon closes the stream. */
-  async *events(q: { types?: string[]; source_id?: string; last_event_id?: string } = {}, signal?: AbortSignal): AsyncGenerator<ObservdEvent> {
+  async *events(
+    q: { types?: string[]; source_id?: string; last_event_id?: string } = {},
+    signal?: AbortSignal,
+  ): AsyncGenerator<ObservdEvent> {
     const res = await this.http.raw('/v1/events', {
       query: { types: q.types?.join(','), source_id: q.source_id, last_event_id: q.last_event_id },
       signal,
@@ -246,7 +289,10 @@ export class ObservdClient {
   }
 
   private async uploadResult(res: Response): Promise<UploadResult> {
-    return { observation: (await res.json()) as ObservationView, replayed: res.headers.get('idempotent-replayed') === 'true' || res.status === 200 };
+    return {
+      observation: (await res.json()) as ObservationView,
+      replayed: res.headers.get('idempotent-replayed') === 'true' || res.status === 200,
+    };
   }
 }
 

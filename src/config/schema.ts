@@ -24,7 +24,10 @@ export const openAiBackendSchema = z
     base_url: z.url({ protocol: /^https?$/ }).optional(),
     model: z.string().min(1).max(200).optional(),
     /** Name of the environment variable holding the API key (never the key itself). */
-    api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+    api_key_env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+      .optional(),
     timeout_ms: z.number().int().positive().default(120_000),
     max_retries: z.number().int().min(0).max(10).default(2),
   })
@@ -43,18 +46,50 @@ export const configSchema = z
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     limits: z
       .object({
-        max_raw_bytes: z.number().int().positive().default(20 * MiB),
-        max_metadata_bytes: z.number().int().positive().default(16 * 1024),
-        max_canonical_text_bytes: z.number().int().positive().default(1 * MiB),
-        max_admin_body_bytes: z.number().int().positive().default(256 * 1024),
+        max_raw_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(20 * MiB),
+        max_metadata_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(16 * 1024),
+        max_canonical_text_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(1 * MiB),
+        max_admin_body_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(256 * 1024),
         /** Largest body of a batch upload (`POST .../observations/batch`). */
-        max_batch_bytes: z.number().int().positive().default(64 * MiB),
-        json_body_memory_bytes: z.number().int().positive().default(256 * MiB),
+        max_batch_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(64 * MiB),
+        json_body_memory_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(256 * MiB),
         /** A JSON upload body holding the memory budget must average at least this rate once the grace has passed (else 408). */
-        json_body_min_bytes_per_s: z.number().int().positive().default(64 * 1024),
+        json_body_min_bytes_per_s: z
+          .number()
+          .int()
+          .positive()
+          .default(64 * 1024),
         json_body_rate_grace_ms: z.number().int().positive().default(5_000),
         /** Largest original image the MCP `get_observation` tool returns inline (else the preview). */
-        mcp_max_image_bytes: z.number().int().positive().default(5 * MiB),
+        mcp_max_image_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(5 * MiB),
       })
       .strict()
       .prefault({}),
@@ -77,7 +112,9 @@ export const configSchema = z
           .default(() => []),
         /** Web origins (`scheme://host[:port]`) allowed to change state and sent CORS headers; never `*`. */
         allowed_origins: z
-          .array(z.string().regex(/^https?:\/\/(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/, 'must be an origin: scheme://host[:port]'))
+          .array(
+            z.string().regex(/^https?:\/\/(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/, 'must be an origin: scheme://host[:port]'),
+          )
           .default(() => []),
       })
       .strict()
@@ -86,9 +123,17 @@ export const configSchema = z
       .object({
         sweep_interval_ms: z.number().int().positive().default(5_000),
         sweep_batch_size: z.number().int().positive().default(100),
-        min_free_bytes: z.number().int().nonnegative().default(1024 * MiB),
+        min_free_bytes: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(1024 * MiB),
         /** Purged observation rows and audit records are forgotten this long after the fact (30 days). */
-        history_ms: z.number().int().positive().default(30 * 24 * 3600 * 1000),
+        history_ms: z
+          .number()
+          .int()
+          .positive()
+          .default(30 * 24 * 3600 * 1000),
       })
       .strict()
       .prefault({}),
@@ -128,7 +173,12 @@ export const configSchema = z
         /** Runs the openai and http submitters carry at once. */
         concurrency: z.number().int().min(1).max(64).default(2),
         /** A run claimed by an agent runtime goes back to the queue unless completed or heartbeated within this time. */
-        claim_lease_ms: z.number().int().min(1000).max(7 * 24 * 3600 * 1000).default(600_000),
+        claim_lease_ms: z
+          .number()
+          .int()
+          .min(1000)
+          .max(7 * 24 * 3600 * 1000)
+          .default(600_000),
         /** The chat API of the `openai` submitter; the SDK's default (api.openai.com) when `base_url` is unset, `model` when the request has none. */
         openai: openAiBackendSchema,
         http: z
@@ -136,7 +186,10 @@ export const configSchema = z
             /** The agent runtime's URL; each run is POSTed there, signed like Standard Webhooks. */
             url: z.url({ protocol: /^https?$/ }).optional(),
             /** Signing secret: `whsec_` + base64. */
-            secret: z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64').optional(),
+            secret: z
+              .string()
+              .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
+              .optional(),
             timeout_ms: z.number().int().positive().default(10_000),
             max_attempts: z.number().int().min(1).max(100).default(5),
             /** First retry delay; doubles per attempt. */
@@ -155,7 +208,12 @@ export const configSchema = z
     uploads: z
       .object({
         /** Signed upload URLs (and bytes PUT to them but not yet used) expire this long after minting. */
-        url_ttl_ms: z.number().int().min(1_000).max(7 * 24 * 3_600_000).default(15 * 60_000),
+        url_ttl_ms: z
+          .number()
+          .int()
+          .min(1_000)
+          .max(7 * 24 * 3_600_000)
+          .default(15 * 60_000),
         /** How often expired signed uploads and their bytes are removed (also done at start). */
         cleanup_interval_ms: z.number().int().positive().default(60_000),
         /** HMAC key for upload URLs; default: a random key kept in <data_dir>/upload-signing.key (mode 0600). */
@@ -178,7 +236,11 @@ export const configSchema = z
             /** The whole fetch (redirects and body included). */
             total_timeout_ms: z.number().int().positive().default(60_000),
             /** The body must average at least this rate once the grace has passed (else fetch_failed). */
-            min_bytes_per_s: z.number().int().positive().default(16 * 1024),
+            min_bytes_per_s: z
+              .number()
+              .int()
+              .positive()
+              .default(16 * 1024),
             rate_grace_ms: z.number().int().positive().default(5_000),
             /** URL fetches in progress at once, daemon-wide (more wait their turn). */
             max_concurrent: z.number().int().min(1).max(256).default(8),
@@ -193,7 +255,11 @@ export const configSchema = z
         /** SSE comment lines sent on an idle `GET /v1/events` stream, so proxies keep it open. */
         heartbeat_ms: z.number().int().min(100).default(15_000),
         /** Outbox events older than this are deleted (SSE resumption and webhooks work within it). */
-        retention_ms: z.number().int().positive().default(7 * 24 * 3_600_000),
+        retention_ms: z
+          .number()
+          .int()
+          .positive()
+          .default(7 * 24 * 3_600_000),
         /** How often old outbox events and finished webhook deliveries are deleted. */
         prune_interval_ms: z.number().int().positive().default(60_000),
         /** One webhook delivery attempt may take this long. */

@@ -56,6 +56,6 @@ export function dumpSchema(db: Db, pretty = false): string {
       )
       .all() as Array<{ name: string; sql: string }>
   ).filter((r) => !shadow.has(r.name));
-  if (pretty) return rows.map((r) => r.sql.trim() + ';').join('\n\n') + '\n';
-  return rows.map((r) => r.sql.replace(/\s+/g, ' ').trim() + ';').join('\n') + '\n';
+  if (pretty) return `${rows.map((r) => `${r.sql.trim()};`).join('\n\n')}\n`;
+  return `${rows.map((r) => `${r.sql.replace(/\s+/g, ' ').trim()};`).join('\n')}\n`;
 }

@@ -67,7 +67,7 @@ const text = (s: string, backend: DerivationBackend | null): Extract<Outcome, { 
 function screenLane(ctx: ComputeContext, subject: ResolvedSubject): string | undefined {
   if (!ctx.engines.screen || !subject.observationId) return undefined;
   const obs = getObservationRow(ctx.deps.db, subject.observationId);
-  if (!obs || obs.kind !== 'screen_snapshot') return undefined;
+  if (obs?.kind !== 'screen_snapshot') return undefined;
   // The source's creation time too: a source deleted and created again under its id is another source.
   const source = getSourceRow(ctx.deps.db, obs.source_id);
   if (!source) return undefined;
@@ -115,7 +115,9 @@ export async function computeDerivation(ctx: ComputeContext, row: DerivationRow)
       return redacted(recognized);
     }
     case 'transcribe':
-      return redacted(await transcribe(ctx.engines.transcriber, row, subject, bytes, ctx.signal, externalProcessingDeniedBy(db, subject.asset.asset_id)));
+      return redacted(
+        await transcribe(ctx.engines.transcriber, row, subject, bytes, ctx.signal, externalProcessingDeniedBy(db, subject.asset.asset_id)),
+      );
     case 'image_preview': {
       const p = await imagePreview(bytes, config.derivations.max_image_pixels);
       return { kind: 'produced', bytes: p.bytes, mediaType: p.mediaType, backend: null };

@@ -5,11 +5,7 @@ import type { ResolvedSubject } from './subjects.js';
 /** How a derivation is made for one subject. */
 export type Plan =
   /** The result is an asset the subject already has (uploader text, or a text asset itself). */
-  | { kind: 'reuse'; assetId: string }
-  | { kind: 'ocr' }
-  | { kind: 'transcribe' }
-  | { kind: 'image_preview' }
-  | { kind: 'waveform' };
+  { kind: 'reuse'; assetId: string } | { kind: 'ocr' } | { kind: 'transcribe' } | { kind: 'image_preview' } | { kind: 'waveform' };
 
 export const IMAGE_TYPES = ['image/png', 'image/jpeg'];
 /** What the transcription backend is sent; observd can also hold assets of these types. */

@@ -23,7 +23,7 @@ export function fitWithin(w: number, h: number, max: number): { width: number; h
 /** A PNG of a PNG or JPEG image, downscaled to at most 512 px on its longest edge; throws on undecodable input. */
 export async function imagePreview(bytes: Buffer, maxPixels: number): Promise<Preview> {
   assertDecodable(bytes, maxPixels);
-  let img;
+  let img: Awaited<ReturnType<typeof loadImage>>;
   try {
     img = await loadImage(bytes);
   } catch (e) {

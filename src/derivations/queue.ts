@@ -32,6 +32,7 @@ export class JobQueue {
   constructor(
     private concurrency: number,
     private run: (id: string, park: () => void) => Promise<void>,
+    // biome-ignore lint/suspicious/noConfusingVoidType: a plain logging handler (returning nothing) is the common case.
     private onError: (id: string, e: unknown) => number | void,
   ) {}
 

@@ -40,7 +40,7 @@ export function findByCacheKey(db: Db, key: string): DerivationRow | undefined {
 /** Inserts a new derivation inside the caller's transaction. */
 export function insertDerivation(db: Db, row: DerivationRow): void {
   const cols = Object.keys(row);
-  db.prepare(`INSERT INTO derivations (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')})`).run(row);
+  db.prepare(`INSERT INTO derivations (${cols.join(', ')}) VALUES (${cols.map((c) => `@${c}`).join(', ')})`).run(row);
 }
 
 /** Updates some columns of a derivation inside the caller's transaction; false if it no longer exists. */
@@ -96,12 +96,16 @@ export function listDerivations(db: Db, q: DerivationListQuery): Listing<Derivat
     );
     args.push(q.query, q.query, q.query, q.query);
   }
-  if (q.profile) (where.push('profile = ?'), args.push(q.profile));
-  if (q.status) (where.push('status = ?'), args.push(q.status));
-  const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
+  if (q.profile) where.push('profile = ?'), args.push(q.profile);
+  if (q.status) where.push('status = ?'), args.push(q.status);
+  const filter = (extra: string[]) => ([...where, ...extra].length ? `WHERE ${[...where, ...extra].join(' AND ')}` : '');
   return {
     order: 'asc',
-    count: () => db.prepare(`SELECT COUNT(*) FROM derivations ${filter([])}`).pluck().get(...args) as number,
+    count: () =>
+      db
+        .prepare(`SELECT COUNT(*) FROM derivations ${filter([])}`)
+        .pluck()
+        .get(...args) as number,
     fetchPage(cursor, limit) {
       const extra: string[] = [];
       const cargs: unknown[] = [];
@@ -113,7 +117,12 @@ export function listDerivations(db: Db, q: DerivationListQuery): Listing<Derivat
       const rows = db
         .prepare(`SELECT * FROM derivations ${filter(extra)} ORDER BY derivation_id LIMIT ?`)
         .all(...args, ...cargs, limit + 1) as DerivationRow[];
-      return toPage(rows, limit, (r) => toDerivationView(r), (r) => encodeCursor('derivations', [r.derivation_id]));
+      return toPage(
+        rows,
+        limit,
+        (r) => toDerivationView(r),
+        (r) => encodeCursor('derivations', [r.derivation_id]),
+      );
     },
   };
 }

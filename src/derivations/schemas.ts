@@ -45,8 +45,7 @@ const flag = z
   .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1'));
 
 /** Query of `POST /v1/derivations`. */
-export const derivationPostQuerySchema = z
-  .object({ wait: flag, force_refresh: flag, retry_failed: flag });
+export const derivationPostQuerySchema = z.object({ wait: flag, force_refresh: flag, retry_failed: flag });
 
 export interface DerivationOptions {
   /** Wait (up to the configured timeout) for the result; default true. */
@@ -58,13 +57,12 @@ export interface DerivationOptions {
 }
 
 /** Query of `GET /v1/derivations`. */
-export const derivationListQuerySchema = z
-  .object({
-    query: z.string().max(200).optional(),
-    profile: z.enum(DERIVATION_PROFILES).optional(),
-    status: z.enum(DERIVATION_STATUSES).optional(),
-    ...listParams,
-  });
+export const derivationListQuerySchema = z.object({
+  query: z.string().max(200).optional(),
+  profile: z.enum(DERIVATION_PROFILES).optional(),
+  status: z.enum(DERIVATION_STATUSES).optional(),
+  ...listParams,
+});
 export type DerivationListQuery = Pick<z.output<typeof derivationListQuerySchema>, 'query' | 'profile' | 'status'>;
 
 /** A derivation on the wire: the reference's fields plus status, error, backend and cache status. */
@@ -95,7 +93,9 @@ export const derivationViewSchema = z.object({
     .object({
       mode: z.enum(['full', 'reused', 'region', 'coalesced']),
       observation_id: z.string().nullable(),
-      regions: z.array(z.object({ left: z.number().int(), top: z.number().int(), width: z.number().int(), height: z.number().int() })).nullable(),
+      regions: z
+        .array(z.object({ left: z.number().int(), top: z.number().int(), width: z.number().int(), height: z.number().int() }))
+        .nullable(),
       /** With `region`: vertical shifts (pixels, up positive) of content that scrolled; its lines were moved, not OCR'd again. */
       scrolled: z.array(z.number().int()).optional(),
     })

@@ -236,7 +236,13 @@ export class ScreenText {
       result = { text: linesText(r.lines), from: r.from };
       decoded.image = null;
       const from = r.from.mode === 'region' ? lane.bases.find((b) => b.observationId === r.from.observation_id) : undefined;
-      const base: Base = { view: from?.view ?? frame.observationId, observationId: frame.observationId, sha256: frame.sha256, decoded, lines: r.lines };
+      const base: Base = {
+        view: from?.view ?? frame.observationId,
+        observationId: frame.observationId,
+        sha256: frame.sha256,
+        decoded,
+        lines: r.lines,
+      };
       lane.recent = [base, ...lane.recent].slice(0, 2);
       lane.views = [base, ...lane.views.filter((b) => b.view !== base.view)].slice(0, this.opts.history);
       lane.bases = [...lane.recent, ...lane.views.filter((b) => !lane.recent.includes(b))];
@@ -448,7 +454,12 @@ export function widenToLines(boxes: Box[], lines: OcrLine[], width: number, heig
     for (const r of rects) {
       const o = merged.find((x) => intersects(x, r));
       if (o) {
-        Object.assign(o, { left: Math.min(o.left, r.left), top: Math.min(o.top, r.top), right: Math.max(o.right, r.right), bottom: Math.max(o.bottom, r.bottom) });
+        Object.assign(o, {
+          left: Math.min(o.left, r.left),
+          top: Math.min(o.top, r.top),
+          right: Math.max(o.right, r.right),
+          bottom: Math.max(o.bottom, r.bottom),
+        });
         changed = true;
       } else merged.push({ ...r });
     }
@@ -604,7 +615,12 @@ function columnClusters(boxes: Box[]): Array<{ box: Box; members: Box[] }> {
     if (!c) out.push({ box: { ...b }, members: [b] });
     else {
       c.members.push(b);
-      c.box = { left: Math.min(c.box.left, b.left), top: Math.min(c.box.top, b.top), right: Math.max(c.box.right, b.right), bottom: Math.max(c.box.bottom, b.bottom) };
+      c.box = {
+        left: Math.min(c.box.left, b.left),
+        top: Math.min(c.box.top, b.top),
+        right: Math.max(c.box.right, b.right),
+        bottom: Math.max(c.box.bottom, b.bottom),
+      };
     }
   }
   return out;

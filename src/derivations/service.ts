@@ -9,7 +9,14 @@ import type { ObservationView } from '../observations/schemas.js';
 import { redactionForSubject } from '../privacy/policy.js';
 import { indexText, unindexComputedText } from '../search/repo.js';
 import { getSourceRow } from '../sources/repo.js';
-import { BackendFailure, computeDerivation, ExternalProcessingWithheld, messageOf, type DerivationEngines, type Outcome } from './compute.js';
+import {
+  BackendFailure,
+  computeDerivation,
+  ExternalProcessingWithheld,
+  messageOf,
+  type DerivationEngines,
+  type Outcome,
+} from './compute.js';
 import { availableParallelism } from 'node:os';
 import { OcrPool } from './ocr.js';
 import { ScreenText, type ScreenTextStats } from './screen-text.js';
@@ -61,7 +68,12 @@ const isSettled = (s: DerivationRow['status']) => s === 'completed' || s === 'fa
  * and, for text observd computes, the PII detectors applied to it (only when there are some, so
  * keys made before redaction existed still hit).
  */
-export function cacheKey(profile: DerivationProfile, s: ResolvedSubject, backendIdentity: string | null, redaction: readonly string[] = []): string {
+export function cacheKey(
+  profile: DerivationProfile,
+  s: ResolvedSubject,
+  backendIdentity: string | null,
+  redaction: readonly string[] = [],
+): string {
   const parts: unknown[] = [profile, PROFILE_VERSIONS[profile], s.key, s.contentHash, backendIdentity];
   if (redaction.length) parts.push(redaction);
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
@@ -86,14 +98,18 @@ export class DerivationService {
     private logger?: Pick<Logger, 'error' | 'info' | 'warn'>,
     private hooks: DerivationHooks = {},
   ) {
-    this.queue = new JobQueue(deps.config.derivations.queue_concurrency, (id, park) => this.runJob(id, park), (id, err) => {
-      if (isDiskFull(err)) {
-        // Not the derivation's fault: it stays pending/processing and runs again once there is room.
-        this.logger?.warn({ err, derivation_id: id, retry_in_ms: DISK_FULL_RETRY_MS }, 'derivation postponed: disk full');
-        return DISK_FULL_RETRY_MS;
-      }
-      this.logger?.error({ err, derivation_id: id }, 'derivation job crashed');
-    });
+    this.queue = new JobQueue(
+      deps.config.derivations.queue_concurrency,
+      (id, park) => this.runJob(id, park),
+      (id, err) => {
+        if (isDiskFull(err)) {
+          // Not the derivation's fault: it stays pending/processing and runs again once there is room.
+          this.logger?.warn({ err, derivation_id: id, retry_in_ms: DISK_FULL_RETRY_MS }, 'derivation postponed: disk full');
+          return DISK_FULL_RETRY_MS;
+        }
+        this.logger?.error({ err, derivation_id: id }, 'derivation job crashed');
+      },
+    );
     this.closedSignal = new Promise((r) => (this.signalClosed = r));
   }
 
@@ -137,7 +153,9 @@ export class DerivationService {
     if (observation.processing_status === null) return;
     const id = observation.observation_id;
     const setStatus = (s: 'completed' | 'failed') =>
-      this.deps.db.prepare(`UPDATE observations SET processing_status = ? WHERE observation_id = ? AND processing_status IS NOT NULL`).run(s, id);
+      this.deps.db
+        .prepare(`UPDATE observations SET processing_status = ? WHERE observation_id = ? AND processing_status IS NOT NULL`)
+        .run(s, id);
     try {
       const source = getSourceRow(this.deps.db, observation.source_id);
       const profiles = source ? (JSON.parse(source.auto_derive) as DerivationProfile[]) : [];
@@ -173,7 +191,8 @@ export class DerivationService {
       )
       .all() as Array<Pick<ObservationView, 'observation_id' | 'source_id' | 'processing_status'>>;
     for (const o of orphans) this.autoDerive(o);
-    if (ids.length || orphans.length) this.logger?.info({ derivations: ids.length, observations: orphans.length }, 'resumed derivation backlog');
+    if (ids.length || orphans.length)
+      this.logger?.info({ derivations: ids.length, observations: orphans.length }, 'resumed derivation backlog');
   }
 
   /**
@@ -272,7 +291,11 @@ export class DerivationService {
     } catch (e) {
       // A full disk is retried (by the queue), not recorded as the derivation's failure.
       if (isDiskFull(e)) throw e;
-      failure = { message: messageOf(e), backend: e instanceof BackendFailure ? e.backend : null, withheld: e instanceof ExternalProcessingWithheld };
+      failure = {
+        message: messageOf(e),
+        backend: e instanceof BackendFailure ? e.backend : null,
+        withheld: e instanceof ExternalProcessingWithheld,
+      };
     }
     if (this.closed) {
       // Left as processing: the next start runs it again.
@@ -297,7 +320,7 @@ export class DerivationService {
     try {
       return commitThenErase(this.deps, () => {
         const current = getDerivationRow(db, id);
-        if (!current || current.status !== 'processing') {
+        if (current?.status !== 'processing') {
           // Its subject was erased while it ran: keep nothing it made.
           const orphan = staged && !getAsset(db, assetIdOf(staged.sha256)) ? [staged.sha256] : [];
           return { result: undefined, freed: orphan };
@@ -312,7 +335,10 @@ export class DerivationService {
             result_asset_id: reused ? outcome.assetId : ensureAsset(db, staged!.sha256, outcome.mediaType, staged!.byteLength, t),
             reused_subject_asset: reused ? 1 : 0,
             // Where screen text came from is stored beside the backend that made it.
-            backend: !reused && outcome.backend ? JSON.stringify(outcome.textFrom ? { ...outcome.backend, text_from: outcome.textFrom } : outcome.backend) : null,
+            backend:
+              !reused && outcome.backend
+                ? JSON.stringify(outcome.textFrom ? { ...outcome.backend, text_from: outcome.textFrom } : outcome.backend)
+                : null,
             external_processing_withheld: 0,
             updated_at_ms: t,
           };
@@ -360,7 +386,9 @@ export function createDerivationService(deps: Deps, logger?: Pick<Logger, 'error
   const d = deps.config.derivations;
   const ocr = new OcrPool({ size: ocrWorkers(d.ocr_workers), cachePath: join(deps.config.data_dir, 'cache', 'ocr') });
   const s = d.screen_ocr;
-  const screen = s.incremental ? new ScreenText(ocr, { history: s.history, maxRegionFraction: s.max_region_fraction, maxLanes: 32 }) : undefined;
+  const screen = s.incremental
+    ? new ScreenText(ocr, { history: s.history, maxRegionFraction: s.max_region_fraction, maxLanes: 32 })
+    : undefined;
   return new DerivationService(deps, { ocr, transcriber: new Transcriber(deps.config.transcription), screen }, logger, hooks);
 }
 

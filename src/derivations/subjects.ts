@@ -71,7 +71,10 @@ function resolveSessionInput(db: Db, subject: Extract<Subject, { type: 'session_
   const entry = getSessionInput(db, subject.session_id, subject.offset);
   if (!entry) throw new AppError('not_found', `session input ${subject.session_id}@${subject.offset} not found`);
   if (entry.text_asset_id === null) {
-    throw new AppError('conflict', `the text of session input ${subject.session_id}@${subject.offset} is still being written; retry shortly`);
+    throw new AppError(
+      'conflict',
+      `the text of session input ${subject.session_id}@${subject.offset} is still being written; retry shortly`,
+    );
   }
   const asset = getAsset(db, entry.text_asset_id);
   if (!asset) throw new AppError('gone', `the text of session input ${subject.session_id}@${subject.offset} is no longer stored`);

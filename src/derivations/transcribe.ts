@@ -55,7 +55,8 @@ export class Transcriber {
       const r = await this.client.audio.transcriptions.create({ file, model: this.settings.model! }, { signal });
       return typeof r === 'string' ? r : r.text;
     } catch (e) {
-      if (e instanceof OpenAI.APIError && e.status !== undefined) throw new Error(`transcription backend answered ${e.status}: ${e.message}`);
+      if (e instanceof OpenAI.APIError && e.status !== undefined)
+        throw new Error(`transcription backend answered ${e.status}: ${e.message}`);
       throw new Error(`transcription backend failed: ${(e as Error).message}`);
     }
   }

@@ -8,10 +8,18 @@ export const eventsQuerySchema = z
     types: z
       .string()
       .max(1000)
-      .transform((s) => s.split(',').map((t) => t.trim()).filter(Boolean))
+      .transform((s) =>
+        s
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean),
+      )
       .pipe(z.array(z.enum(EVENT_TYPES)))
       .optional(),
     source_id: sourceIdSchema.optional(),
-    last_event_id: z.string().regex(/^\d{1,15}$/, 'must be an event id (a sequence number)').optional(),
+    last_event_id: z
+      .string()
+      .regex(/^\d{1,15}$/, 'must be an event id (a sequence number)')
+      .optional(),
   })
   .strict();

@@ -180,7 +180,10 @@ export class WebhookDeliverer {
       // Shutting down: leave the delivery as it was; the next start sends it again.
       if (this.aborter.signal.aborted) return false;
       const err = e as Error & { cause?: { code?: string; message?: string } };
-      error = err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${err.message}${err.cause ? `: ${err.cause.code ?? err.cause.message}` : ''}`;
+      error =
+        err.name === 'TimeoutError'
+          ? `no answer within ${timeoutMs} ms`
+          : `${err.message}${err.cause ? `: ${err.cause.code ?? err.cause.message}` : ''}`;
     }
     const attempts = d.attempts + 1;
     if (status !== null && status >= 200 && status < 300) {
@@ -213,7 +216,14 @@ export class WebhookDeliverer {
     return true;
   }
 
-  private finish(d: DeliveryRow, state: 'pending' | 'delivered' | 'failed', attempts: number, status: number | null, error: string | null, next?: number) {
+  private finish(
+    d: DeliveryRow,
+    state: 'pending' | 'delivered' | 'failed',
+    attempts: number,
+    status: number | null,
+    error: string | null,
+    next?: number,
+  ) {
     const t = this.deps.now();
     stmt(
       this.deps.db,

@@ -169,7 +169,10 @@ export function createApp({ services, logger, metrics, version, ready }: AppOpti
   app.route('/v1', runRoutes(deps));
   app.route('/v1/search', searchRoutes(deps));
   app.route('/v1', captureRoutes(deps));
-  app.route('/mcp', mcpRoutes(deps, async (req, env) => app.fetch(req, env)));
+  app.route(
+    '/mcp',
+    mcpRoutes(deps, async (req, env) => app.fetch(req, env)),
+  );
   return app;
 }
 

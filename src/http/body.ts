@@ -50,7 +50,13 @@ export async function readLimitedBytes(from: BodySource, limit: number, minRate?
   if (incoming) return readIncoming(incoming, collector, minRate);
   if (!req.body) return Buffer.alloc(0);
   const reader = req.body.getReader();
-  const watchdog = minRate ? watchRate(minRate, () => collector.size, () => void reader.cancel().catch(() => {})) : undefined;
+  const watchdog = minRate
+    ? watchRate(
+        minRate,
+        () => collector.size,
+        () => void reader.cancel().catch(() => {}),
+      )
+    : undefined;
   try {
     for (;;) {
       const { done, value } = await reader.read().catch((e: Error) => {
@@ -110,7 +116,13 @@ class Collector {
 function readIncoming(incoming: IncomingMessage, collector: Collector, minRate?: MinRate): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     let settled = false;
-    const watchdog = minRate ? watchRate(minRate, () => collector.size, () => fail(watchdog!.error())) : undefined;
+    const watchdog = minRate
+      ? watchRate(
+          minRate,
+          () => collector.size,
+          () => fail(watchdog!.error()),
+        )
+      : undefined;
     const cleanup = () => {
       settled = true;
       watchdog?.stop();
@@ -157,17 +169,19 @@ export interface MinRate {
 function watchRate(rate: MinRate, received: () => number, cancel: () => void) {
   const started = performance.now();
   let tripped = false;
-  const timer = setInterval(() => {
-    const elapsed = performance.now() - started;
-    if (elapsed < rate.graceMs || received() >= (rate.bytesPerSecond * elapsed) / 1000) return;
-    tripped = true;
-    clearInterval(timer);
-    cancel();
-  }, Math.min(1000, rate.graceMs));
+  const timer = setInterval(
+    () => {
+      const elapsed = performance.now() - started;
+      if (elapsed < rate.graceMs || received() >= (rate.bytesPerSecond * elapsed) / 1000) return;
+      tripped = true;
+      clearInterval(timer);
+      cancel();
+    },
+    Math.min(1000, rate.graceMs),
+  );
   return {
     tripped: () => tripped,
-    error: () =>
-      new AppError('request_timeout', `request body arrived slower than ${rate.bytesPerSecond} bytes/s; send it faster`),
+    error: () => new AppError('request_timeout', `request body arrived slower than ${rate.bytesPerSecond} bytes/s; send it faster`),
     stop: () => clearInterval(timer),
   };
 }
@@ -297,11 +311,15 @@ export async function readMultipartUpload(
     });
   });
   const watchdog = minRate
-    ? watchRate(minRate, () => total, () => {
-        fail(watchdog!.error());
-        stopSource();
-        bb.destroy();
-      })
+    ? watchRate(
+        minRate,
+        () => total,
+        () => {
+          fail(watchdog!.error());
+          stopSource();
+          bb.destroy();
+        },
+      )
     : undefined;
   source.pipe(counter).pipe(bb);
   await done.finally(() => watchdog?.stop());

@@ -73,7 +73,10 @@ export function browserGuard(opts: BrowserGuardOptions): MiddlewareHandler {
       if (hasBody(c.req.raw) && !opts.ownBodyAdmission(c.req.path)) {
         const type = (c.req.header('content-type') ?? '').toLowerCase();
         if (!isJsonType(type) && !type.trim().startsWith('multipart/form-data')) {
-          throw new AppError('unsupported_media_type', 'send the body as application/json (or multipart/form-data where a route takes files)');
+          throw new AppError(
+            'unsupported_media_type',
+            'send the body as application/json (or multipart/form-data where a route takes files)',
+          );
         }
       }
     }

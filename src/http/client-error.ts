@@ -19,7 +19,8 @@ export function clientErrorResponse(nodeCode: string | undefined): string {
 }
 
 function classify(nodeCode: string | undefined): [ErrorCode, string] {
-  if (nodeCode === 'HPE_HEADER_OVERFLOW') return ['headers_too_large', 'the request line and headers exceed the server limit; send a shorter URL or fewer headers'];
+  if (nodeCode === 'HPE_HEADER_OVERFLOW')
+    return ['headers_too_large', 'the request line and headers exceed the server limit; send a shorter URL or fewer headers'];
   if (nodeCode === 'ERR_HTTP_REQUEST_TIMEOUT') return ['request_timeout', 'the request did not arrive in time'];
   return ['bad_request', 'the HTTP request could not be parsed'];
 }

@@ -35,10 +35,22 @@ export function createMetrics(db?: Db, ocrStats?: () => { recognitions: number; 
         },
       });
     gauge('observd_sources', 'Observation sources', `SELECT COUNT(*) FROM sources`);
-    gauge('observd_active_observations', 'Active observations over all sources', `SELECT COALESCE(SUM(active_observation_count), 0) FROM sources`);
-    gauge('observd_active_bytes', 'Bytes of active observations over all sources', `SELECT COALESCE(SUM(active_byte_length), 0) FROM sources`);
+    gauge(
+      'observd_active_observations',
+      'Active observations over all sources',
+      `SELECT COALESCE(SUM(active_observation_count), 0) FROM sources`,
+    );
+    gauge(
+      'observd_active_bytes',
+      'Bytes of active observations over all sources',
+      `SELECT COALESCE(SUM(active_byte_length), 0) FROM sources`,
+    );
     gauge('observd_assets', 'Stored assets (distinct blobs)', `SELECT COUNT(*) FROM assets`);
-    gauge('observd_derivations_unsettled', 'Derivations pending or processing', `SELECT COUNT(*) FROM derivations WHERE status IN ('pending', 'processing')`);
+    gauge(
+      'observd_derivations_unsettled',
+      'Derivations pending or processing',
+      `SELECT COUNT(*) FROM derivations WHERE status IN ('pending', 'processing')`,
+    );
     new Gauge({
       name: 'observd_capture_agents',
       help: 'Capture agents by heartbeat state (pending, healthy, missing, revoked)',
@@ -47,9 +59,12 @@ export function createMetrics(db?: Db, ocrStats?: () => { recognitions: number; 
       collect() {
         if (!db.open) return;
         const counts = new Map(
-          (stmt(db, `SELECT heartbeat_state AS s, COUNT(*) AS n FROM capture_agents GROUP BY heartbeat_state`).all() as Array<{ s: string; n: number }>).map(
-            (r) => [r.s, r.n],
-          ),
+          (
+            stmt(db, `SELECT heartbeat_state AS s, COUNT(*) AS n FROM capture_agents GROUP BY heartbeat_state`).all() as Array<{
+              s: string;
+              n: number;
+            }>
+          ).map((r) => [r.s, r.n]),
         );
         for (const state of ['pending', 'healthy', 'missing', 'revoked']) this.set({ state }, counts.get(state) ?? 0);
       },

@@ -107,6 +107,7 @@ export function listOf(item: z.ZodType) {
 }
 
 /** The OpenAPI 3.1 document of an app, generated from its routes' `describeRoute` decorations. */
+// biome-ignore lint/suspicious/noExplicitAny: any app, whatever its environment type.
 export async function buildOpenApi(app: Hono<any>, version: string): Promise<Record<string, unknown>> {
   return generateSpecs(app, {
     excludeStaticFile: false,

@@ -42,7 +42,10 @@ export function uploadAdmission(opts: UploadAdmissionOptions): MiddlewareHandler
     if (!kind || !opts.accepts.includes(kind)) {
       // Authenticate first: an unauthenticated caller learns nothing about accepted shapes.
       observations.admit(sourceId, token, undefined, Infinity);
-      const e = new AppError('unsupported_media_type', `send ${opts.accepts.map((k) => (k === 'json' ? 'application/json' : 'multipart/form-data')).join(' or ')}`);
+      const e = new AppError(
+        'unsupported_media_type',
+        `send ${opts.accepts.map((k) => (k === 'json' ? 'application/json' : 'multipart/form-data')).join(' or ')}`,
+      );
       observations.recordRejection(sourceId, e);
       throw e;
     }

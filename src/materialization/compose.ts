@@ -91,7 +91,13 @@ export function composeInput(
     // Withheld (its source keeps its data on the machine): neither its text nor its media go out.
     if (t.origin !== 'withheld' && wantsRawAsset(policy, o.media_type)) {
       attached = o.asset_id;
-      attachments.push({ observation_id: o.observation_id, asset_id: o.asset_id, media_type: o.media_type, byte_length: o.byte_length, sha256: o.sha256 });
+      attachments.push({
+        observation_id: o.observation_id,
+        asset_id: o.asset_id,
+        media_type: o.media_type,
+        byte_length: o.byte_length,
+        sha256: o.sha256,
+      });
       lines.push(`(raw ${o.media_type} attached: ${o.asset_id}, ${o.byte_length} bytes)`);
     }
     blocks.push(lines.join('\n'));
@@ -132,5 +138,5 @@ export function inputItemText(item: Record<string, unknown>): string {
 export function renderInputText(input: ComposedInput): string {
   const parts = [input.evidence_text, input.footer, `Request:\n${input.request.content}`];
   for (const item of input.request.input_items ?? []) parts.push(inputItemText(item));
-  return parts.join('\n\n') + '\n';
+  return `${parts.join('\n\n')}\n`;
 }

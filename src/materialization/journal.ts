@@ -17,7 +17,9 @@ export interface SessionInputRow {
  * caller's transaction, and returns that offset.
  */
 export function appendSessionInput(db: Db, entry: Omit<SessionInputRow, 'offset' | 'text_asset_id'>): number {
-  const offset = stmt(db, `SELECT COALESCE(MAX(offset) + 1, 0) FROM session_inputs WHERE session_id = ?`).pluck().get(entry.session_id) as number;
+  const offset = stmt(db, `SELECT COALESCE(MAX(offset) + 1, 0) FROM session_inputs WHERE session_id = ?`)
+    .pluck()
+    .get(entry.session_id) as number;
   stmt(
     db,
     `INSERT INTO session_inputs (session_id, offset, run_id, content, created_at_ms) VALUES (@session_id, @offset, @run_id, @content, @created_at_ms)`,

@@ -69,7 +69,7 @@ export class RunLifecycle {
   extendLease(runId: string, leaseMs: number): RunRow | undefined {
     const { db, now } = this.deps;
     const row = getRunRow(db, runId);
-    if (!row || row.status !== 'running' || row.lease_expires_at_ms === null) return undefined;
+    if (row?.status !== 'running' || row.lease_expires_at_ms === null) return undefined;
     const t = now();
     return transitionRun(db, runId, ['running'], { lease_expires_at_ms: t + leaseMs, updated_at_ms: t }) ? getRunRow(db, runId) : undefined;
   }
@@ -134,7 +134,11 @@ export class RunLifecycle {
 /** Usage as stored: every count present (null when unknown), or SQL null when none was reported. */
 function normalizeUsage(u: Partial<Usage> | null | undefined): string | null {
   if (!u) return null;
-  const full: Usage = { input_tokens: u.input_tokens ?? null, output_tokens: u.output_tokens ?? null, total_tokens: u.total_tokens ?? null };
+  const full: Usage = {
+    input_tokens: u.input_tokens ?? null,
+    output_tokens: u.output_tokens ?? null,
+    total_tokens: u.total_tokens ?? null,
+  };
   return JSON.stringify(full);
 }
 

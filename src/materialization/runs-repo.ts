@@ -43,7 +43,7 @@ export function getRunRow(db: Db, runId: string): RunRow | undefined {
 /** Inserts a new run and the raw assets it holds, inside the caller's transaction. */
 export function insertRun(db: Db, row: RunRow, heldAssetIds: string[]): void {
   const cols = Object.keys(row);
-  stmt(db, `INSERT INTO runs (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')})`).run(row);
+  stmt(db, `INSERT INTO runs (${cols.join(', ')}) VALUES (${cols.map((c) => `@${c}`).join(', ')})`).run(row);
   const hold = stmt(db, `INSERT OR IGNORE INTO run_assets (run_id, asset_id) VALUES (?, ?)`);
   for (const id of heldAssetIds) hold.run(row.run_id, id);
   // So erasing an observation finds the runs that involved it (src/retention/erase.ts).
@@ -118,16 +118,19 @@ export function toRunView(r: RunRow, withInput: boolean): RunView {
 export function listRuns(db: Db, q: RunFilter): Listing<RunView> {
   const where: string[] = [];
   const args: unknown[] = [];
-  if (q.status) (where.push('status = ?'), args.push(q.status));
-  if (q.target_session_id) (where.push('target_session_id = ?'), args.push(q.target_session_id));
-  const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
+  if (q.status) where.push('status = ?'), args.push(q.status);
+  if (q.target_session_id) where.push('target_session_id = ?'), args.push(q.target_session_id);
+  const filter = (extra: string[]) => ([...where, ...extra].length ? `WHERE ${[...where, ...extra].join(' AND ')}` : '');
   // Never the input column: listings leave it out, and it can be large.
   const cols = `run_id, kind, status, submitter, target_session_id, session_input_offset, observation_ids, asset_ids, source_ids,
     stream_ids, sensitivity, output_delivery_allowed, raw_asset_policy, external_processing_withheld, '' AS input, output, usage, error, attempts,
     created_at_ms, updated_at_ms, started_at_ms, submitted_at_ms, finished_at_ms, lease_expires_at_ms, actor_id`;
   return {
     order: 'asc',
-    count: () => stmt(db, `SELECT COUNT(*) FROM runs ${filter([])}`).pluck().get(...args) as number,
+    count: () =>
+      stmt(db, `SELECT COUNT(*) FROM runs ${filter([])}`)
+        .pluck()
+        .get(...args) as number,
     fetchPage(cursor, limit) {
       const extra: string[] = [];
       const cargs: unknown[] = [];
@@ -136,8 +139,17 @@ export function listRuns(db: Db, q: RunFilter): Listing<RunView> {
         extra.push('run_id > ?');
         cargs.push(after);
       }
-      const rows = stmt(db, `SELECT ${cols} FROM runs ${filter(extra)} ORDER BY run_id LIMIT ?`).all(...args, ...cargs, limit + 1) as RunRow[];
-      return toPage(rows, limit, (r) => toRunView(r, false), (r) => encodeCursor('runs', [r.run_id]));
+      const rows = stmt(db, `SELECT ${cols} FROM runs ${filter(extra)} ORDER BY run_id LIMIT ?`).all(
+        ...args,
+        ...cargs,
+        limit + 1,
+      ) as RunRow[];
+      return toPage(
+        rows,
+        limit,
+        (r) => toRunView(r, false),
+        (r) => encodeCursor('runs', [r.run_id]),
+      );
     },
   };
 }

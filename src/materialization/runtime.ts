@@ -68,7 +68,8 @@ export function runtimeSettings(config: Config): RuntimeSettingsView {
         permission_mode: 'default',
         submitter: {
           name: 'queue',
-          description: 'runs are queued for an agent runtime to claim (POST /v1/runs/{id}/claim) and complete; observd executes nothing itself',
+          description:
+            'runs are queued for an agent runtime to claim (POST /v1/runs/{id}/claim) and complete; observd executes nothing itself',
           url: null,
         },
       };

@@ -7,22 +7,25 @@ import { SENSITIVITIES, SOURCE_KINDS } from '../sources/schemas.js';
 export const MAX_SELECTED = 100;
 
 const maxObservations = z.number().int().gt(0, 'must be greater than zero').max(MAX_SELECTED).default(3);
-const lookbackSeconds = z.number().int().gt(0, 'must be greater than zero').max(10 * 365 * 24 * 3600).nullish();
+const lookbackSeconds = z
+  .number()
+  .int()
+  .gt(0, 'must be greater than zero')
+  .max(10 * 365 * 24 * 3600)
+  .nullish();
 
 /** Which observations a materialization takes: explicit ids, or the newest of a source, a stream or a capture group. */
 export const selectionSchema = z.discriminatedUnion('type', [
-  z
-    .object({
-      type: z.literal('observation_ids'),
-      observation_ids: z.array(z.string().min(1).max(128)).min(1, 'must contain at least one identifier').max(MAX_SELECTED),
-    }),
-  z
-    .object({
-      type: z.literal('latest_from_source'),
-      source_id: sourceIdSchema,
-      max_observations: maxObservations,
-      lookback_seconds: lookbackSeconds,
-    }),
+  z.object({
+    type: z.literal('observation_ids'),
+    observation_ids: z.array(z.string().min(1).max(128)).min(1, 'must contain at least one identifier').max(MAX_SELECTED),
+  }),
+  z.object({
+    type: z.literal('latest_from_source'),
+    source_id: sourceIdSchema,
+    max_observations: maxObservations,
+    lookback_seconds: lookbackSeconds,
+  }),
   z
     .object({
       type: z.literal('latest_from_stream'),
@@ -35,14 +38,16 @@ export const selectionSchema = z.discriminatedUnion('type', [
     .superRefine((v, ctx) => {
       if (v.source_id === undefined) ctx.addIssue({ code: 'custom', path: ['source_id'], message: 'stream_id requires source_id' });
     }),
-  z
-    .object({
-      type: z.literal('observation_group'),
-      // The newest observations whose `metadata.capture_group_id` is exactly this string, across sources.
-      capture_group_id: z.string().max(256).refine((s) => s.trim() !== '', 'capture_group_id is required'),
-      max_observations: maxObservations,
-      lookback_seconds: lookbackSeconds,
-    }),
+  z.object({
+    type: z.literal('observation_group'),
+    // The newest observations whose `metadata.capture_group_id` is exactly this string, across sources.
+    capture_group_id: z
+      .string()
+      .max(256)
+      .refine((s) => s.trim() !== '', 'capture_group_id is required'),
+    max_observations: maxObservations,
+    lookback_seconds: lookbackSeconds,
+  }),
 ]);
 export type Selection = z.output<typeof selectionSchema>;
 
@@ -62,15 +67,14 @@ export const RAW_ASSET_POLICIES = ['auto', 'never', 'always'] as const;
 export type RawAssetPolicy = (typeof RAW_ASSET_POLICIES)[number];
 
 /** Body of `POST /v1/observation-materializations`. */
-export const materializationRequestSchema = z
-  .object({
-    target_session_id: z.string().min(1).max(256),
-    selection: selectionSchema,
-    request: submitInputRequestSchema,
-    include_raw_assets: z.boolean().default(true),
-    raw_asset_policy: z.enum(RAW_ASSET_POLICIES).nullish(),
-    fail_when_empty: z.boolean().default(true),
-  });
+export const materializationRequestSchema = z.object({
+  target_session_id: z.string().min(1).max(256),
+  selection: selectionSchema,
+  request: submitInputRequestSchema,
+  include_raw_assets: z.boolean().default(true),
+  raw_asset_policy: z.enum(RAW_ASSET_POLICIES).nullish(),
+  fail_when_empty: z.boolean().default(true),
+});
 export type MaterializationRequest = z.output<typeof materializationRequestSchema>;
 
 export const RUN_STATUSES = ['queued', 'running', 'completed', 'failed'] as const;
@@ -99,7 +103,8 @@ export const completeRunSchema = z
     if ((v.output === undefined) === (v.error === undefined)) {
       ctx.addIssue({ code: 'custom', path: [], message: 'exactly one of output or error is required' });
     }
-    if (v.error !== undefined && v.usage !== undefined) ctx.addIssue({ code: 'custom', path: ['usage'], message: 'usage goes with output' });
+    if (v.error !== undefined && v.usage !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['usage'], message: 'usage goes with output' });
   });
 export type CompleteRun = z.output<typeof completeRunSchema>;
 

@@ -270,7 +270,9 @@ export class MaterializationService {
         sensitivity: mostRestrictive([...observations.map((o) => o.sensitivity), ...sources.map((s) => s.sensitivity)]),
         output_delivery_allowed: sources.every((s) => s.allow_output_delivery === 1) ? 1 : 0,
         raw_asset_policy: effectivePolicy(req),
-        external_processing_withheld: JSON.stringify(input.observations.filter((o) => o.text_origin === 'withheld').map((o) => o.observation_id)),
+        external_processing_withheld: JSON.stringify(
+          input.observations.filter((o) => o.text_origin === 'withheld').map((o) => o.observation_id),
+        ),
         input: content,
         output: null,
         usage: null,
@@ -282,9 +284,16 @@ export class MaterializationService {
         submitted_at_ms: null,
         finished_at_ms: null,
         lease_expires_at_ms: null,
-        actor_id: actorOf(req, observations.map((o) => o.observation_id)),
+        actor_id: actorOf(
+          req,
+          observations.map((o) => o.observation_id),
+        ),
       };
-      insertRun(db, row, input.attachments.map((a) => a.asset_id));
+      insertRun(
+        db,
+        row,
+        input.attachments.map((a) => a.asset_id),
+      );
       appendRunEvent(this.deps, 'run.queued', row);
       return row;
     })();

@@ -81,7 +81,16 @@ export function createMcpServer(api: DaemonApi, opts: McpOptions): McpServer {
         const meta = Object.fromEntries(Object.entries(metadata ?? {}).map(([k, v]) => [`metadata.${k}`, v]));
         const body = await api.json('GET', '/v1/search', { query: { q: query, ...filters, ...meta } });
         const hits = listItems<z.output<typeof searchHit>>(body);
-        return ok({ hits }, hits.length ? hits.map((h) => `${h.observation.observation_id} (${h.observation.source_id}, ${iso(h.observation.captured_at_ms)}): ${h.snippet}`).join('\n') : 'no observation matches');
+        return ok(
+          { hits },
+          hits.length
+            ? hits
+                .map(
+                  (h) => `${h.observation.observation_id} (${h.observation.source_id}, ${iso(h.observation.captured_at_ms)}): ${h.snippet}`,
+                )
+                .join('\n')
+            : 'no observation matches',
+        );
       }),
   );
 
@@ -89,7 +98,8 @@ export function createMcpServer(api: DaemonApi, opts: McpOptions): McpServer {
     'recent_observations',
     {
       title: 'Recent observations',
-      description: 'The newest observations of a source (or one stream of it), newest first, optionally only those captured in the last N seconds.',
+      description:
+        'The newest observations of a source (or one stream of it), newest first, optionally only those captured in the last N seconds.',
       inputSchema: {
         source_id: z.string().min(1),
         stream_id: z.string().optional(),
@@ -104,7 +114,10 @@ export function createMcpServer(api: DaemonApi, opts: McpOptions): McpServer {
         const after_ms = lookback_seconds === undefined ? undefined : Date.now() - lookback_seconds * 1000;
         const body = await api.json('GET', '/v1/observations', { query: { source_id, stream_id, after_ms, order: 'desc', limit } });
         const observations = listItems<ObservationView>(body);
-        return ok({ observations }, observations.map((o) => `${o.observation_id} ${o.kind} ${iso(o.captured_at_ms as number)}`).join('\n') || 'none');
+        return ok(
+          { observations },
+          observations.map((o) => `${o.observation_id} ${o.kind} ${iso(o.captured_at_ms as number)}`).join('\n') || 'none',
+        );
       }),
   );
 
@@ -132,14 +145,18 @@ export function createMcpServer(api: DaemonApi, opts: McpOptions): McpServer {
         const obs = await api.json<ObservationView>('GET', `/v1/observations/${encodeURIComponent(observation_id)}`);
         const notes: string[] = [];
         const canonical_text = await readText(api, obs, notes);
-        const picture = IMAGE_KINDS.has(obs.kind) && image !== 'none' ? await readImage(api, obs, image, opts.maxRawImageBytes, notes) : null;
+        const picture =
+          IMAGE_KINDS.has(obs.kind) && image !== 'none' ? await readImage(api, obs, image, opts.maxRawImageBytes, notes) : null;
         const structured = {
           observation: obs,
           canonical_text,
           image: picture && { source: picture.source, media_type: picture.mediaType, byte_length: picture.bytes.length },
           notes,
         };
-        const result = ok(structured, `${obs.observation_id} (${obs.kind}, ${iso(obs.captured_at_ms as number)})\n\n${canonical_text ?? '(no text)'}`);
+        const result = ok(
+          structured,
+          `${obs.observation_id} (${obs.kind}, ${iso(obs.captured_at_ms as number)})\n\n${canonical_text ?? '(no text)'}`,
+        );
         if (picture) result.content.push({ type: 'image', data: picture.bytes.toString('base64'), mimeType: picture.mediaType });
         return result;
       }),
@@ -156,7 +173,9 @@ export function createMcpServer(api: DaemonApi, opts: McpOptions): McpServer {
     },
     ({ query }) =>
       run(async () => {
-        const sources = listItems<{ source_id: string; kind: string; status: string }>(await api.json('GET', '/v1/observation-sources', { query: { query } }));
+        const sources = listItems<{ source_id: string; kind: string; status: string }>(
+          await api.json('GET', '/v1/observation-sources', { query: { query } }),
+        );
         return ok({ sources }, sources.map((s) => `${s.source_id} ${s.kind} ${s.status}`).join('\n') || 'no sources');
       }),
   );
@@ -186,8 +205,19 @@ export function createMcpServer(api: DaemonApi, opts: McpOptions): McpServer {
         const selection = a.observation_ids
           ? { type: 'observation_ids', observation_ids: a.observation_ids }
           : a.stream_id
-            ? { type: 'latest_from_stream', source_id: a.source_id, stream_id: a.stream_id, max_observations: a.max_observations, lookback_seconds: a.lookback_seconds }
-            : { type: 'latest_from_source', source_id: a.source_id, max_observations: a.max_observations, lookback_seconds: a.lookback_seconds };
+            ? {
+                type: 'latest_from_stream',
+                source_id: a.source_id,
+                stream_id: a.stream_id,
+                max_observations: a.max_observations,
+                lookback_seconds: a.lookback_seconds,
+              }
+            : {
+                type: 'latest_from_source',
+                source_id: a.source_id,
+                max_observations: a.max_observations,
+                lookback_seconds: a.lookback_seconds,
+              };
         if (!a.observation_ids && !a.source_id) throw new ApiProblem(400, 'validation_failed', 'give observation_ids or source_id');
         const runView = await api.json<{ run_id: string; status: string }>('POST', '/v1/observation-materializations', {
           body: {

@@ -48,7 +48,10 @@ export function inferMediaType(fileName: string, head: Buffer): string {
   const ext = /\.([A-Za-z0-9]+)$/.exec(fileName)?.[1]?.toLowerCase();
   const named = ext ? BY_EXTENSION[ext] : undefined;
   if (!sniffed) {
-    throw new AppError('unsupported_media_type', `no media_type was given and the bytes of "${fileName}" are not an accepted media type (png, jpeg, wav, webm)`);
+    throw new AppError(
+      'unsupported_media_type',
+      `no media_type was given and the bytes of "${fileName}" are not an accepted media type (png, jpeg, wav, webm)`,
+    );
   }
   if (named && named !== sniffed) {
     throw new AppError('media_mismatch', `the file name "${fileName}" says ${named} but the bytes are ${sniffed}`);
@@ -67,12 +70,9 @@ export function assertAllowedForKind(kind: SourceKind, mediaType: string): void 
 /** Refuses bytes whose magic number is not the declared type's; media_mismatch. */
 export function assertBytesMatch(mediaType: string, head: Buffer): void {
   const check = MAGIC[mediaType];
-  if (!check || !check(head)) {
+  if (!check?.(head)) {
     const seen = sniffMediaType(head);
-    throw new AppError(
-      'media_mismatch',
-      `declared ${mediaType} but the bytes are ${seen ? `${seen}` : 'not a recognised media type'}`,
-    );
+    throw new AppError('media_mismatch', `declared ${mediaType} but the bytes are ${seen ? `${seen}` : 'not a recognised media type'}`);
   }
 }
 
@@ -80,7 +80,9 @@ export function assertBytesMatch(mediaType: string, head: Buffer): void {
 export function decodeBase64Strict(s: string, field: string): Buffer {
   const bytes = Buffer.from(s, 'base64');
   if (!isStrictBase64Of(s, bytes)) {
-    throw new AppError('bad_request', `${field} is not valid base64 (standard alphabet, padded, no whitespace)`, { reason: 'invalid_base64' });
+    throw new AppError('bad_request', `${field} is not valid base64 (standard alphabet, padded, no whitespace)`, {
+      reason: 'invalid_base64',
+    });
   }
   return bytes;
 }

@@ -24,8 +24,9 @@ export function erasedKey(key: string): string {
  * scrubbed) row that keeps only the key's hash; undefined if none.
  */
 export function findByIdempotencyKey(db: Db, sourceId: string, key: string): ObservationRow | undefined {
-  return stmt(db, `SELECT * FROM observations WHERE source_id = ? AND idempotency_key IN (?, ?)`)
-    .get(sourceId, key, erasedKey(key)) as ObservationRow | undefined;
+  return stmt(db, `SELECT * FROM observations WHERE source_id = ? AND idempotency_key IN (?, ?)`).get(sourceId, key, erasedKey(key)) as
+    | ObservationRow
+    | undefined;
 }
 
 const INSERT_COLUMNS = [
@@ -58,9 +59,7 @@ const INSERT_COLUMNS = [
 
 /** Inserts a new observation row inside the caller's transaction. */
 export function insertObservation(db: Db, row: ObservationRow): void {
-  stmt(db, 
-    `INSERT INTO observations (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map((c) => '@' + c).join(', ')})`,
-  ).run(row);
+  stmt(db, `INSERT INTO observations (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map((c) => `@${c}`).join(', ')})`).run(row);
 }
 
 /** Converts a row to its wire view. */
@@ -163,8 +162,11 @@ export function listObservations(db: Db, q: ObservationFilter): Listing<Observat
     order,
     count: () =>
       sourceCounter
-        ? ((stmt(db, `SELECT active_observation_count FROM sources WHERE source_id = ?`).pluck().get(q.source_id) as number | undefined) ?? 0)
-        : (stmt(db, `SELECT COUNT(*) FROM observations ${where.length ? 'WHERE ' + where.join(' AND ') : ''}`).pluck().get(...args) as number),
+        ? ((stmt(db, `SELECT active_observation_count FROM sources WHERE source_id = ?`).pluck().get(q.source_id) as number | undefined) ??
+          0)
+        : (stmt(db, `SELECT COUNT(*) FROM observations ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`)
+            .pluck()
+            .get(...args) as number),
     fetchPage(cursor, limit) {
       const rows = select('*', cursor, limit) as ObservationRow[];
       return toPage(rows, limit, toObservationView, cursorOf);
@@ -195,7 +197,7 @@ export function observationPageSql(
     args.push(at, at, id);
   }
   const dir = order === 'asc' ? 'ASC' : 'DESC';
-  const sql = `SELECT ${columns} FROM observations ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
+  const sql = `SELECT ${columns} FROM observations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY captured_at_ms ${dir}, observation_id ${dir} LIMIT ?`;
   return { sql, args: [...args, limit + 1] };
 }
 
@@ -203,10 +205,10 @@ export function observationPageSql(
 function observationFilterSql(q: ObservationFilter) {
   const where: string[] = [];
   const args: unknown[] = [];
-  if (q.source_id !== undefined) (where.push('source_id = ?'), args.push(q.source_id));
-  if (q.stream_id !== undefined) (where.push('stream_id = ?'), args.push(q.stream_id));
-  if (q.after_ms !== undefined) (where.push('captured_at_ms >= ?'), args.push(q.after_ms));
-  if (q.before_ms !== undefined) (where.push('captured_at_ms <= ?'), args.push(q.before_ms));
+  if (q.source_id !== undefined) where.push('source_id = ?'), args.push(q.source_id);
+  if (q.stream_id !== undefined) where.push('stream_id = ?'), args.push(q.stream_id);
+  if (q.after_ms !== undefined) where.push('captured_at_ms >= ?'), args.push(q.after_ms);
+  if (q.before_ms !== undefined) where.push('captured_at_ms <= ?'), args.push(q.before_ms);
   if (q.processing_status?.length) {
     // Literal values (the schema admits only the four statuses, in one order): SQLite can then
     // prove the partial status index applies, and there are at most 15 statement shapes.

@@ -54,25 +54,31 @@ const jsonUploadRef = z
     }
     if (u.upload_id !== undefined) {
       for (const k of ['file_name', 'media_type', 'content_base64'] as const) {
-        if (u[k] != null) ctx.addIssue({ code: 'custom', path: [k], message: 'must be omitted with upload_id (the signed upload fixed it)' });
+        if (u[k] != null)
+          ctx.addIssue({ code: 'custom', path: [k], message: 'must be omitted with upload_id (the signed upload fixed it)' });
       }
       return;
     }
     if (u.url !== undefined) {
-      if (u.content_base64 !== undefined) ctx.addIssue({ code: 'custom', path: ['content_base64'], message: 'must be omitted with url (observd fetches the content)' });
+      if (u.content_base64 !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['content_base64'], message: 'must be omitted with url (observd fetches the content)' });
       return;
     }
     for (const k of ['file_name', 'content_base64'] as const) {
-      if (u[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'Invalid input: expected string, received undefined (or send upload_id or url)' });
+      if (u[k] === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message: 'Invalid input: expected string, received undefined (or send upload_id or url)',
+        });
     }
   });
 
 /** The seed's JSON upload body: media as base64 inside `upload` (or `upload.upload_id` of a signed upload). */
-export const jsonUploadSchema = z
-  .object({
-    upload: jsonUploadRef,
-    ...commonFields,
-  });
+export const jsonUploadSchema = z.object({
+  upload: jsonUploadRef,
+  ...commonFields,
+});
 export type JsonUpload = z.output<typeof jsonUploadSchema>;
 
 /** Most items a batch upload may carry. */
@@ -88,11 +94,10 @@ export const batchUploadSchema = z.object({ items: z.array(jsonUploadSchema).min
 export const uploadUrlRequestSchema = z.object({ media_type: mediaType, file_name: fileName });
 
 /** The `observation` part of a multipart upload: the same fields, without the content. */
-export const multipartObservationSchema = z
-  .object({
-    upload: z.object({ file_name: fileName, media_type: mediaType }).partial().optional(),
-    ...commonFields,
-  });
+export const multipartObservationSchema = z.object({
+  upload: z.object({ file_name: fileName, media_type: mediaType }).partial().optional(),
+  ...commonFields,
+});
 
 /** Upload fields once the content is on disk, whatever shape they arrived in. */
 export interface UploadFields {
@@ -126,20 +131,18 @@ export type ProcessingStatus = (typeof PROCESSING_STATUSES)[number];
  * `parseQuery`'s repeatable keys) several values; to the distinct statuses asked for. Shared by
  * every listing that filters on it.
  */
-export const processingStatusFilterSchema = z
-  .union([z.string(), z.array(z.string())])
-  .transform((v, ctx) => {
-    const parts = (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim());
-    const out = new Set<ProcessingStatus>();
-    for (const p of parts) {
-      if ((PROCESSING_STATUSES as readonly string[]).includes(p)) out.add(p as ProcessingStatus);
-      else {
-        ctx.addIssue({ code: 'custom', message: `must be ${PROCESSING_STATUSES.join(', ')} (comma-separated or repeated); got "${p}"` });
-        return z.NEVER;
-      }
+export const processingStatusFilterSchema = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
+  const parts = (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim());
+  const out = new Set<ProcessingStatus>();
+  for (const p of parts) {
+    if ((PROCESSING_STATUSES as readonly string[]).includes(p)) out.add(p as ProcessingStatus);
+    else {
+      ctx.addIssue({ code: 'custom', message: `must be ${PROCESSING_STATUSES.join(', ')} (comma-separated or repeated); got "${p}"` });
+      return z.NEVER;
     }
-    return PROCESSING_STATUSES.filter((st) => out.has(st));
-  });
+  }
+  return PROCESSING_STATUSES.filter((st) => out.has(st));
+});
 
 /** Query keys that may be repeated (`?processing_status=failed&processing_status=pending`). */
 export const REPEATABLE_LIST_KEYS = ['processing_status'] as const;

@@ -186,7 +186,9 @@ export class ObservationService {
         source_id: existing.source_id,
         observation_id: existing.observation_id,
         detail: {
-          idempotency_key_sha256: existing.idempotency_key.startsWith('erased:') ? existing.idempotency_key.slice(7) : sha256(existing.idempotency_key),
+          idempotency_key_sha256: existing.idempotency_key.startsWith('erased:')
+            ? existing.idempotency_key.slice(7)
+            : sha256(existing.idempotency_key),
           request_fingerprint: existing.request_fingerprint,
           media_type: existing.media_type,
           byte_length: existing.byte_length,
@@ -320,8 +322,8 @@ export class ObservationService {
   private evictFor(source: SourceWriteRow, bytes: number, now: number): { freed: string[]; erased: number } {
     if (fitsQuota(source, bytes)) return { freed: [], erased: 0 };
     const rows = stmt(
-        this.deps.db,
-        `SELECT ${CANDIDATE_COLUMNS} FROM observations o JOIN sources s ON s.source_id = o.source_id
+      this.deps.db,
+      `SELECT ${CANDIDATE_COLUMNS} FROM observations o JOIN sources s ON s.source_id = o.source_id
          WHERE o.source_id = ? AND o.retention_state = 'active' ORDER BY o.received_at_ms, o.observation_id`,
     ).iterate(source.source_id) as IterableIterator<PurgeCandidate>;
     const victims: PurgeCandidate[] = [];
@@ -362,11 +364,11 @@ export class ObservationService {
       stmt(db, `DELETE FROM observations WHERE observation_id = ?`).run(id);
       if (row.retention_state === 'active') adjustCounters(db, row.source_id, -1, -row.byte_length);
       const runAssets = eraseMentions(this.deps, [id]);
-      const freed = releaseWithDerivations(db, [id], [
-        row.asset_id,
-        ...(row.canonical_text_asset_id ? [row.canonical_text_asset_id] : []),
-        ...runAssets,
-      ]);
+      const freed = releaseWithDerivations(
+        db,
+        [id],
+        [row.asset_id, ...(row.canonical_text_asset_id ? [row.canonical_text_asset_id] : []), ...runAssets],
+      );
       recordAudit(db, newId, this.deps.now(), 'observation_deleted', {
         source_id: row.source_id,
         observation_id: id,
@@ -385,8 +387,7 @@ export class ObservationService {
 
 function fitsQuota(source: SourceWriteRow, bytes: number): boolean {
   return (
-    source.active_observation_count + 1 <= source.max_active_observations &&
-    source.active_byte_length + bytes <= source.max_active_bytes
+    source.active_observation_count + 1 <= source.max_active_observations && source.active_byte_length + bytes <= source.max_active_bytes
   );
 }
 

@@ -39,6 +39,12 @@ export function redactionForObservation(db: Db, config: Config, observationId: s
 }
 
 /** The detectors for text derived from a subject: its observation's source, else every source holding its asset. */
-export function redactionForSubject(db: Db, config: Config, subject: { observationId: string | null; asset: { asset_id: string } }): RedactionType[] {
-  return subject.observationId ? redactionForObservation(db, config, subject.observationId) : redactionForAsset(db, config, subject.asset.asset_id);
+export function redactionForSubject(
+  db: Db,
+  config: Config,
+  subject: { observationId: string | null; asset: { asset_id: string } },
+): RedactionType[] {
+  return subject.observationId
+    ? redactionForObservation(db, config, subject.observationId)
+    : redactionForAsset(db, config, subject.asset.asset_id);
 }

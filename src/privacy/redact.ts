@@ -20,8 +20,34 @@ type Detector = (text: string, out: PiiSpan[]) => void;
 // ---------------------------------------------------------------- email
 
 /** Extensions that follow `@` in file names (`icon@2x.png`), never top-level domains people mail. */
-const FILE_TLDS = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'ico', 'js', 'mjs', 'ts', 'tsx', 'jsx', 'css', 'json', 'md', 'txt', 'py', 'rs', 'go', 'lock', 'yaml', 'yml', 'toml', 'map']);
-const EMAIL = /(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![\w-])/g;
+const FILE_TLDS = new Set([
+  'png',
+  'jpg',
+  'jpeg',
+  'gif',
+  'svg',
+  'webp',
+  'ico',
+  'js',
+  'mjs',
+  'ts',
+  'tsx',
+  'jsx',
+  'css',
+  'json',
+  'md',
+  'txt',
+  'py',
+  'rs',
+  'go',
+  'lock',
+  'yaml',
+  'yml',
+  'toml',
+  'map',
+]);
+const EMAIL =
+  /(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![\w-])/g;
 
 const email: Detector = (text, out) => {
   if (!text.includes('@')) return;
@@ -95,7 +121,8 @@ const iban: Detector = (text, out) => {
 
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IPV4 = new RegExp(`(?<![\\w.])${OCTET}(?:\\.${OCTET}){3}(?![\\w]|\\.\\d)`, 'g');
-const IPV6 = /(?<![\w:.])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}|(?:[0-9A-Fa-f]{1,4}:){2,7}:|::(?:[0-9A-Fa-f]{1,4}:){1,6}[0-9A-Fa-f]{1,4})(?![\w:])/g;
+const IPV6 =
+  /(?<![\w:.])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}|(?:[0-9A-Fa-f]{1,4}:){2,7}:|::(?:[0-9A-Fa-f]{1,4}:){1,6}[0-9A-Fa-f]{1,4})(?![\w:])/g;
 
 /** Addresses that name no one: unspecified, loopback, broadcast, netmasks. */
 function ipv4Exempt(ip: string): boolean {
@@ -172,7 +199,8 @@ const SECRET_SHAPES = new RegExp(
 const SECRET_SHAPE = new RegExp(`(?<![A-Za-z0-9_-])(?:${SECRET_SHAPES.source})(?![A-Za-z0-9_-])`, 'g');
 const PRIVATE_KEY = /-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|$)/g;
 /** Words that name a credential, also inside identifiers (`DB_PASSWORD`, `secretAccessKey`). */
-const KEYWORD = /pass(?:word|wd|phrase|code)?|pwd|secret|token|api[_ -]?key|apikey|access[_ -]?key|auth(?:orization)?|credentials?|private[_ -]?key/gi;
+const KEYWORD =
+  /pass(?:word|wd|phrase|code)?|pwd|secret|token|api[_ -]?key|apikey|access[_ -]?key|auth(?:orization)?|credentials?|private[_ -]?key/gi;
 const VALUE = String.raw`["'${'`'}]?([^\s"'${'`'},;<>()[\]{}]{6,})`;
 /** After a keyword: `label ...: value` / `label = value`, the separator a few words on, on one line. */
 const ASSIGNED = new RegExp(String.raw`[\w-]*[^\n:=]{0,24}?["']?[ \t]*(?::=|=>|[:=])[ \t]*(?:bearer[ \t]+)?${VALUE}`, 'iy');
@@ -194,7 +222,8 @@ export function entropy(s: string): number {
 
 /** True for a value that looks generated or chosen (a credential) rather than a word, path or code. */
 function credentialLike(v: string, isPassword: boolean): boolean {
-  if (/^(?:\*+|x+|\.+|•+|null|none|true|false|undefined|required|optional|redacted|hidden|changeme|example|string|number)$/i.test(v)) return false;
+  if (/^(?:\*+|x+|\.+|•+|null|none|true|false|undefined|required|optional|redacted|hidden|changeme|example|string|number)$/i.test(v))
+    return false;
   if (/^(?:\$|%|process\.|os\.|env\.|self\.|this\.|config\.|\[)/.test(v) || v.includes('(') || v.startsWith('[')) return false;
   if (/^[a-z][\w+.-]*:\/\/|^\/|^\.\.?\//i.test(v) || /^[^@\s]+@[^@\s]+\.[a-z]{2,}$/i.test(v)) return false; // URLs, paths, emails
   if (/^[A-Za-z_$][\w$]*(?:\??\.[A-Za-z_$][\w$]*)+$/.test(v)) return false; // member access: req.headers.authorization
@@ -207,7 +236,8 @@ function credentialLike(v: string, isPassword: boolean): boolean {
 
 const secret: Detector = (text, out) => {
   for (const m of text.matchAll(SECRET_SHAPE)) out.push({ type: 'secret', start: m.index, end: m.index + m[0].length });
-  if (text.includes('-----BEGIN')) for (const m of text.matchAll(PRIVATE_KEY)) out.push({ type: 'secret', start: m.index, end: m.index + m[0].length });
+  if (text.includes('-----BEGIN'))
+    for (const m of text.matchAll(PRIVATE_KEY)) out.push({ type: 'secret', start: m.index, end: m.index + m[0].length });
   for (const m of text.matchAll(BEARER)) {
     const start = m.index + m[0].length - m[1].length;
     out.push({ type: 'secret', start, end: start + m[1].length });
@@ -244,7 +274,8 @@ export function findPii(text: string, types: readonly RedactionType[]): PiiSpan[
     const last = kept[kept.length - 1];
     if (last && s.start < last.end) {
       // Overlap: keep the one that covers more; on a tie the higher-priority type.
-      const better = s.end - s.start > last.end - last.start || (s.end - s.start === last.end - last.start && PRIORITY[s.type] < PRIORITY[last.type]);
+      const better =
+        s.end - s.start > last.end - last.start || (s.end - s.start === last.end - last.start && PRIORITY[s.type] < PRIORITY[last.type]);
       if (better) kept[kept.length - 1] = s;
       continue;
     }
@@ -260,7 +291,7 @@ export function redact(text: string, types: readonly RedactionType[]): string {
   let out = '';
   let at = 0;
   for (const s of spans) {
-    out += text.slice(at, s.start) + `[${s.type}]`;
+    out += `${text.slice(at, s.start)}[${s.type}]`;
     at = s.end;
   }
   return out + text.slice(at);

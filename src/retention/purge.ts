@@ -70,7 +70,11 @@ export function purgeObservations(
   scrubPurgedRows(deps, erasedIds);
   release.push(...eraseMentions({ db, now: () => now, events }, erasedIds));
   // Derivations of purged observations go too, and with them results nothing else holds.
-  const freed = releaseWithDerivations(db, [...perSource.values()].flatMap((s) => s.ids), release);
+  const freed = releaseWithDerivations(
+    db,
+    [...perSource.values()].flatMap((s) => s.ids),
+    release,
+  );
   let purged = 0;
   let bytes = 0;
   for (const [sourceId, s] of perSource) {

@@ -81,9 +81,10 @@ export function toMatchExpression(q: string): string {
   if (terms.length > MAX_TERMS) throw new AppError('bad_request', `a search query may have at most ${MAX_TERMS} terms`);
   const include = terms.filter((t) => !t.exclude);
   const exclude = terms.filter((t) => t.exclude);
-  if (include.length === 0) throw new AppError('bad_request', 'the search query needs at least one word to match (exclusions alone match nothing)');
+  if (include.length === 0)
+    throw new AppError('bad_request', 'the search query needs at least one word to match (exclusions alone match nothing)');
   const expr = (t: QueryTerm) => quote(t.text) + (t.prefix ? '*' : '');
   let match = include.map(expr).join(' AND ');
-  if (exclude.length) match = `(${match})` + exclude.map((t) => ` NOT ${expr(t)}`).join('');
+  if (exclude.length) match = `(${match})${exclude.map((t) => ` NOT ${expr(t)}`).join('')}`;
   return match;
 }

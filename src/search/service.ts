@@ -65,10 +65,16 @@ export class SearchService {
     };
     // A cursor is an offset into this exact search: relevance order has no stable key to resume
     // from (scores move as the corpus changes), so a walk during writes may repeat or skip a hit.
-    const scope = `search:${createHash('sha256').update(JSON.stringify([match, where, args])).digest('base64url').slice(0, 16)}`;
+    const scope = `search:${createHash('sha256')
+      .update(JSON.stringify([match, where, args]))
+      .digest('base64url')
+      .slice(0, 16)}`;
     return {
       order: 'relevance',
-      count: () => stmt(db, `SELECT count(*) ${from}`).pluck().get(match, ...args) as number,
+      count: () =>
+        stmt(db, `SELECT count(*) ${from}`)
+          .pluck()
+          .get(match, ...args) as number,
       fetchPage: (cursor, limit) => {
         const offset = cursor === undefined ? 0 : (decodeCursor(scope, cursor, ['number'])[0] as number);
         if (!Number.isSafeInteger(offset) || offset < 0) throw new AppError('bad_request', 'cursor is not valid');
@@ -96,11 +102,11 @@ function filterSql(f: SearchFilter, reader: SearchReader): { where: string[]; ar
   const where: string[] = [];
   const args: unknown[] = [];
   if (reader !== 'admin') where.push(`o.sensitivity NOT IN (${SENSITIVE.map((s) => `'${s}'`).join(', ')})`);
-  if (f.source_id !== undefined) (where.push('o.source_id = ?'), args.push(f.source_id));
-  if (f.stream_id !== undefined) (where.push('o.stream_id = ?'), args.push(f.stream_id));
-  if (f.kind !== undefined) (where.push('o.kind = ?'), args.push(f.kind));
-  if (f.after_ms !== undefined) (where.push('o.captured_at_ms >= ?'), args.push(f.after_ms));
-  if (f.before_ms !== undefined) (where.push('o.captured_at_ms <= ?'), args.push(f.before_ms));
+  if (f.source_id !== undefined) where.push('o.source_id = ?'), args.push(f.source_id);
+  if (f.stream_id !== undefined) where.push('o.stream_id = ?'), args.push(f.stream_id);
+  if (f.kind !== undefined) where.push('o.kind = ?'), args.push(f.kind);
+  if (f.after_ms !== undefined) where.push('o.captured_at_ms >= ?'), args.push(f.after_ms);
+  if (f.before_ms !== undefined) where.push('o.captured_at_ms <= ?'), args.push(f.before_ms);
   // Literal values, as in the observation listing (the schema admits only the four statuses).
   if (f.processing_status?.length) where.push(`o.processing_status IN (${f.processing_status.map((st) => `'${st}'`).join(', ')})`);
   for (const [key, value] of Object.entries(f.metadata ?? {})) {

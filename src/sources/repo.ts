@@ -104,25 +104,23 @@ export function saveSourceRow(
   const updates = COLUMNS.filter((c) => c !== 'source_id' && c !== 'created_at_ms')
     .map((c) => `${c} = excluded.${c}`)
     .join(', ');
-  stmt(db, 
-    `INSERT INTO sources (${COLUMNS.join(', ')}) VALUES (${placeholders}) ON CONFLICT(source_id) DO UPDATE SET ${updates}`,
-  ).run(row);
+  stmt(db, `INSERT INTO sources (${COLUMNS.join(', ')}) VALUES (${placeholders}) ON CONFLICT(source_id) DO UPDATE SET ${updates}`).run(row);
 }
 
 /** Moves a source's live counters by the given deltas, inside the caller's transaction. */
 export function adjustCounters(db: Db, sourceId: string, countDelta: number, bytesDelta: number): void {
-  stmt(db, 
+  stmt(
+    db,
     `UPDATE sources SET active_observation_count = active_observation_count + ?, active_byte_length = active_byte_length + ? WHERE source_id = ?`,
   ).run(countDelta, bytesDelta, sourceId);
 }
 
 /** Records an accepted upload on its source (Kheish's `last_authenticated_at_ms`, `last_observed_at_ms`), inside the caller's transaction. */
 export function touchSource(db: Db, sourceId: string, authenticatedAt: number, observedAt?: number): void {
-  stmt(db, `UPDATE sources SET last_authenticated_at_ms = MAX(COALESCE(last_authenticated_at_ms, 0), ?), last_observed_at_ms = COALESCE(?, last_observed_at_ms) WHERE source_id = ?`).run(
-    authenticatedAt,
-    observedAt ?? null,
-    sourceId,
-  );
+  stmt(
+    db,
+    `UPDATE sources SET last_authenticated_at_ms = MAX(COALESCE(last_authenticated_at_ms, 0), ?), last_observed_at_ms = COALESCE(?, last_observed_at_ms) WHERE source_id = ?`,
+  ).run(authenticatedAt, observedAt ?? null, sourceId);
 }
 
 /** What the flat Kheish rate-limit fields report for a source without a limit: a burst never reached. */

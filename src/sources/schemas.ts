@@ -19,7 +19,10 @@ export type Sensitivity = (typeof SENSITIVITIES)[number];
 
 /** observd's former four levels, still accepted on input and mapped onto Kheish's two. */
 const SENSITIVITY_ALIASES: Record<string, Sensitivity> = { public: 'standard', internal: 'standard', restricted: 'sensitive' };
-const sensitivityInput = z.preprocess((v) => (typeof v === 'string' && v in SENSITIVITY_ALIASES ? SENSITIVITY_ALIASES[v] : v), z.enum(SENSITIVITIES));
+const sensitivityInput = z.preprocess(
+  (v) => (typeof v === 'string' && v in SENSITIVITY_ALIASES ? SENSITIVITY_ALIASES[v] : v),
+  z.enum(SENSITIVITIES),
+);
 
 export const DERIVATION_PROFILES = ['canonical_text', 'visual_preview'] as const;
 
@@ -121,7 +124,12 @@ export const SOURCE_DEFAULTS: Omit<SourceSettings, 'display_name'> = {
 
 export const rotateTokenSchema = z.object({
   upload_token: uploadTokenSchema.optional(),
-  grace_period_ms: z.number().int().min(0).max(30 * 24 * 3600 * 1000).default(0),
+  grace_period_ms: z
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 24 * 3600 * 1000)
+    .default(0),
 });
 
 /** Body of `POST …/revoke-token`: `{}` or `{reason}` (as the Kheish CLI sends it); the reason goes to the audit trail. */

@@ -88,7 +88,11 @@ export class SourceService {
         upload_token_revoked_at_ms: tokenChanged ? null : (existing?.upload_token_revoked_at_ms ?? null),
       };
       saveSourceRow(db, row);
-      this.deps.events.append('source.updated', row.source_id, { source_id: row.source_id, change: existing ? 'updated' : 'created', status: row.status });
+      this.deps.events.append('source.updated', row.source_id, {
+        source_id: row.source_id,
+        change: existing ? 'updated' : 'created',
+        status: row.status,
+      });
       recordAudit(db, newId, t, opts.auditEvent ?? (!existing ? 'source_created' : tokenChanged ? 'source_rotated' : 'source_updated'), {
         source_id: row.source_id,
         detail: { fields: Object.keys(stripUndefined(settings)), upload_token_version: version, token_changed: tokenChanged },
@@ -183,7 +187,10 @@ export class SourceService {
       const existing = this.require(sourceId);
       const owner = ownerOfSource(db, sourceId);
       if (owner && getAgentRow(db, owner)?.status === 'active') {
-        throw new AppError('conflict', `capture-owned observation source ${sourceId} is managed by capture agent ${owner}; revoke the agent first`);
+        throw new AppError(
+          'conflict',
+          `capture-owned observation source ${sourceId} is managed by capture agent ${owner}; revoke the agent first`,
+        );
       }
       const assets = db
         .prepare(
@@ -193,7 +200,10 @@ export class SourceService {
       const count = db.prepare(`SELECT COUNT(*) AS n FROM observations WHERE source_id = ?`).get(sourceId) as { n: number };
       const observationIds = db.prepare(`SELECT observation_id FROM observations WHERE source_id = ?`).pluck().all(sourceId) as string[];
       // Signed uploads PUT but not used yet: their rows go with the source, their bytes after commit.
-      uploadFiles = db.prepare(`SELECT upload_id FROM uploads WHERE source_id = ? AND state = 'received'`).pluck().all(sourceId) as string[];
+      uploadFiles = db
+        .prepare(`SELECT upload_id FROM uploads WHERE source_id = ? AND state = 'received'`)
+        .pluck()
+        .all(sourceId) as string[];
       const runAssets = eraseMentions(this.deps, observationIds);
       db.prepare(`DELETE FROM observations WHERE source_id = ?`).run(sourceId);
       db.prepare(`DELETE FROM sources WHERE source_id = ?`).run(sourceId);
@@ -219,10 +229,14 @@ export class SourceService {
       args.push(q.query, q.query);
     }
     const db = this.deps.db;
-    const filter = (extra: string[]) => ([...where, ...extra].length ? 'WHERE ' + [...where, ...extra].join(' AND ') : '');
+    const filter = (extra: string[]) => ([...where, ...extra].length ? `WHERE ${[...where, ...extra].join(' AND ')}` : '');
     return {
       order: 'asc',
-      count: () => db.prepare(`SELECT COUNT(*) FROM sources ${filter([])}`).pluck().get(...args) as number,
+      count: () =>
+        db
+          .prepare(`SELECT COUNT(*) FROM sources ${filter([])}`)
+          .pluck()
+          .get(...args) as number,
       fetchPage: (cursor, limit) => {
         const extra: string[] = [];
         const cargs: unknown[] = [];
@@ -251,12 +265,12 @@ export class SourceService {
     const lease = row ? checkLeaseToken(this.deps.db, sourceId, presented, this.deps.now()) : undefined;
     if (row && lease !== undefined) {
       if (lease !== null) throw new AppError('unauthorized', 'missing or invalid upload token for this source', { reason: lease });
-      if (row.status !== 'active') throw new AppError('forbidden', `source is ${row.status}; uploads are not accepted`, { reason: 'source_not_active' });
+      if (row.status !== 'active')
+        throw new AppError('forbidden', `source is ${row.status}; uploads are not accepted`, { reason: 'source_not_active' });
       return row;
     }
     const current = tokenMatches(presented, row?.token_hash);
-    const previous =
-      tokenMatches(presented, row?.prev_token_hash) && (row?.prev_token_expires_at_ms ?? 0) > this.deps.now();
+    const previous = tokenMatches(presented, row?.prev_token_hash) && (row?.prev_token_expires_at_ms ?? 0) > this.deps.now();
     if (!row || !token || !(current || previous)) {
       const reason = !token ? 'missing_or_invalid_token' : row?.upload_token_revoked_at_ms != null ? 'revoked_token' : 'invalid_token';
       throw new AppError('unauthorized', 'missing or invalid upload token for this source', { reason });
@@ -322,10 +336,13 @@ export class SourceService {
  * `null`), wins; otherwise a flat field sent alone keeps the other part of the current limit
  * (or Kheish's default).
  */
-function withRateLimit<T extends { ingest_rate_limit?: SourceSettings['ingest_rate_limit']; ingest_rate_limit_window_ms?: number; ingest_rate_limit_burst?: number }>(
-  input: T,
-  current: SourceSettings['ingest_rate_limit'],
-): Omit<T, 'ingest_rate_limit_window_ms' | 'ingest_rate_limit_burst'> {
+function withRateLimit<
+  T extends {
+    ingest_rate_limit?: SourceSettings['ingest_rate_limit'];
+    ingest_rate_limit_window_ms?: number;
+    ingest_rate_limit_burst?: number;
+  },
+>(input: T, current: SourceSettings['ingest_rate_limit']): Omit<T, 'ingest_rate_limit_window_ms' | 'ingest_rate_limit_burst'> {
   const { ingest_rate_limit_window_ms: window_ms, ingest_rate_limit_burst: burst, ...rest } = input;
   if (rest.ingest_rate_limit !== undefined || (window_ms === undefined && burst === undefined)) return rest;
   return {

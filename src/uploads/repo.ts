@@ -21,7 +21,10 @@ export function getUploadRow(db: Db, uploadId: string): UploadRow | undefined {
 }
 
 /** Records a newly minted upload (state `pending`). */
-export function insertUpload(db: Db, row: Pick<UploadRow, 'upload_id' | 'source_id' | 'media_type' | 'file_name' | 'expires_at_ms' | 'created_at_ms'>): void {
+export function insertUpload(
+  db: Db,
+  row: Pick<UploadRow, 'upload_id' | 'source_id' | 'media_type' | 'file_name' | 'expires_at_ms' | 'created_at_ms'>,
+): void {
   stmt(
     db,
     `INSERT INTO uploads (upload_id, source_id, media_type, file_name, state, expires_at_ms, created_at_ms)
@@ -42,8 +45,10 @@ export function markReceived(db: Db, uploadId: string, sha256: string, byteLengt
 /** Marks a received upload used by an observation; false when it was not in `received` state. */
 export function markUsed(db: Db, uploadId: string, observationId: string): boolean {
   return (
-    stmt(db, `UPDATE uploads SET state = 'used', observation_id = ? WHERE upload_id = ? AND state = 'received'`).run(observationId, uploadId)
-      .changes === 1
+    stmt(db, `UPDATE uploads SET state = 'used', observation_id = ? WHERE upload_id = ? AND state = 'received'`).run(
+      observationId,
+      uploadId,
+    ).changes === 1
   );
 }
 

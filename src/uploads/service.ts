@@ -98,7 +98,12 @@ export class SignedUploadService {
    * bad_request when empty; media_mismatch when they are not the signed media type;
    * insufficient_storage under the disk floor. A refused PUT leaves the upload pending.
    */
-  async receive(uploadId: string, params: UploadUrlParams, body: ReadableStream<Uint8Array> | null, declaredBytes?: number): Promise<ReceivedUpload> {
+  async receive(
+    uploadId: string,
+    params: UploadUrlParams,
+    body: ReadableStream<Uint8Array> | null,
+    declaredBytes?: number,
+  ): Promise<ReceivedUpload> {
     const claims = this.verify(uploadId, params);
     try {
       return await this.receiveVerified(claims, body, declaredBytes);
@@ -199,7 +204,10 @@ export class SignedUploadService {
     if (row.state === 'used') {
       const replay = this.observations.replayOf(source, fields, row.sha256!);
       if (replay) return replay;
-      const e = new AppError('conflict', `upload "${uploadId}" was already used by observation ${row.observation_id}; each upload creates one observation`);
+      const e = new AppError(
+        'conflict',
+        `upload "${uploadId}" was already used by observation ${row.observation_id}; each upload creates one observation`,
+      );
       this.observations.recordRejection(source.source_id, e);
       throw e;
     }
@@ -269,4 +277,3 @@ export class SignedUploadService {
     return join(this.dir, uploadId);
   }
 }
-

@@ -22,7 +22,7 @@ export function loadSigningKey(dataDir: string, configured?: string): Buffer {
   if (configured) return Buffer.from(configured, 'utf8');
   const path = join(dataDir, SIGNING_KEY_FILE);
   try {
-    writeFileSync(path, randomBytes(32).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+    writeFileSync(path, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }

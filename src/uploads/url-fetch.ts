@@ -66,7 +66,9 @@ export function parseFetchUrl(raw: string, allowHttp: boolean): URL {
     throw refused('upload.url is not a valid absolute URL');
   }
   if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:')) {
-    throw refused(allowHttp ? 'only http and https URLs can be fetched' : 'only https URLs can be fetched (uploads.url_fetch.allow_http is off)');
+    throw refused(
+      allowHttp ? 'only http and https URLs can be fetched' : 'only https URLs can be fetched (uploads.url_fetch.allow_http is off)',
+    );
   }
   if (url.username || url.password) throw refused('URLs with credentials (user:password@) are not fetched');
   return url;
@@ -143,7 +145,9 @@ async function pinnedAddress(url: URL, o: UrlFetchOptions, signal: AbortSignal):
 
 // The address is not named: a client must not learn how internal names resolve.
 const forbiddenAddress = () =>
-  refused('the URL leads to an address observd does not fetch from (loopback, private, link-local, metadata or reserved) and the allow-list does not name it');
+  refused(
+    'the URL leads to an address observd does not fetch from (loopback, private, link-local, metadata or reserved) and the allow-list does not name it',
+  );
 
 /** One GET to `address`, with Host, SNI and certificate checks for the URL's host name. */
 function get(url: URL, address: ResolvedAddress, o: UrlFetchOptions, signal: AbortSignal): Promise<IncomingMessage> {
@@ -168,7 +172,9 @@ function get(url: URL, address: ResolvedAddress, o: UrlFetchOptions, signal: Abo
       socket.once('close', () => clearTimeout(timer));
     });
     req.once('response', resolve);
-    req.once('error', (e) => reject(e instanceof AppError ? e : failed(`the URL could not be fetched (${(e as NodeJS.ErrnoException).code ?? e.name})`)));
+    req.once('error', (e) =>
+      reject(e instanceof AppError ? e : failed(`the URL could not be fetched (${(e as NodeJS.ErrnoException).code ?? e.name})`)),
+    );
     req.end();
   });
 }
@@ -194,12 +200,15 @@ async function readBody(
   }
   let size = 0;
   let slow = false;
-  const watchdog = setInterval(() => {
-    const elapsed = performance.now() - started;
-    if (elapsed < o.rateGraceMs || size >= (o.minBytesPerSecond * elapsed) / 1000) return;
-    slow = true;
-    res.destroy();
-  }, Math.min(1000, o.rateGraceMs));
+  const watchdog = setInterval(
+    () => {
+      const elapsed = performance.now() - started;
+      if (elapsed < o.rateGraceMs || size >= (o.minBytesPerSecond * elapsed) / 1000) return;
+      slow = true;
+      res.destroy();
+    },
+    Math.min(1000, o.rateGraceMs),
+  );
   try {
     for await (const chunk of res as AsyncIterable<Buffer>) {
       size += chunk.length;

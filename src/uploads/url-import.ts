@@ -98,7 +98,11 @@ export class UrlImportService {
         release();
       }
       const seen = sniffMediaType(staged.head);
-      if (!seen) throw new AppError('unsupported_media_type', 'the fetched content is not an image or audio format observd accepts (PNG, JPEG, WAV, WebM)');
+      if (!seen)
+        throw new AppError(
+          'unsupported_media_type',
+          'the fetched content is not an image or audio format observd accepts (PNG, JPEG, WAV, WebM)',
+        );
       if (contentType && contentType !== seen) {
         throw new AppError('media_mismatch', `the server declared ${contentType} but the fetched bytes are ${seen}`);
       }

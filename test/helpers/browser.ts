@@ -47,7 +47,10 @@ export async function launchBrowser(viewport = { width: 1280, height: 800 }): Pr
   const errors: string[] = [];
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());
-    if ((url.protocol === 'http:' || url.protocol === 'https:' || url.protocol === 'ws:' || url.protocol === 'wss:') && !LOOPBACK.has(url.hostname)) {
+    if (
+      (url.protocol === 'http:' || url.protocol === 'https:' || url.protocol === 'ws:' || url.protocol === 'wss:') &&
+      !LOOPBACK.has(url.hostname)
+    ) {
       offLoopback.push(url.href);
       return route.abort('internetdisconnected');
     }
@@ -57,7 +60,8 @@ export async function launchBrowser(viewport = { width: 1280, height: 800 }): Pr
   const watch = (page: Page) => {
     page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
     page.on('console', (msg) => {
-      if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d /.test(msg.text())) errors.push(`console: ${msg.text()}`);
+      if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d /.test(msg.text()))
+        errors.push(`console: ${msg.text()}`);
     });
   };
   context.on('page', watch);

@@ -16,7 +16,8 @@ export function assertBuilt(): void {
 /** The environment of a child: the parent's without any OBSERVD_* setting, no disk floor, plus `extra`. */
 export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OBSERVD_') && !k.startsWith('VITEST') && k !== 'NODE_OPTIONS') env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith('OBSERVD_') && !k.startsWith('VITEST') && k !== 'NODE_OPTIONS') env[k] = v;
   return { ...env, OBSERVD_MIN_FREE_BYTES: '0', ...extra };
 }
 
@@ -38,10 +39,7 @@ function neutralCwd(): string {
 }
 
 /** Runs `node bin/observd ...args` to completion (killing it after `timeoutMs`). */
-export function runCli(
-  args: string[],
-  opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
-): Promise<CliResult> {
+export function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   assertBuilt();
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [BIN, ...args], {

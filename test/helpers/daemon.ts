@@ -47,7 +47,12 @@ export async function startDaemon(
     ...overrides,
     retention: { min_free_bytes: 0, ...(overrides.retention ?? {}) },
   });
-  const daemon = createDaemon(config, { now: opts.now, logger: createLogger('info', sink), resolveHost: opts.resolveHost, fetchCa: opts.fetchCa });
+  const daemon = createDaemon(config, {
+    now: opts.now,
+    logger: createLogger('info', sink),
+    resolveHost: opts.resolveHost,
+    fetchCa: opts.fetchCa,
+  });
   const { url } = await daemon.start();
   let closed = false;
   return {

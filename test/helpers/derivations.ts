@@ -33,7 +33,13 @@ export async function upload(
 }
 
 /** POSTs a derivation; returns the status and the parsed body. */
-export async function derive(d: TestDaemon, profile: string, subject: Json, query = '', token?: string): Promise<{ status: number; body: DeriveBody }> {
+export async function derive(
+  d: TestDaemon,
+  profile: string,
+  subject: Json,
+  query = '',
+  token?: string,
+): Promise<{ status: number; body: DeriveBody }> {
   const r = await d.req(`/v1/derivations${query}`, { method: 'POST', json: { profile, subject }, token });
   return { status: r.status, body: (await r.json()) as DeriveBody };
 }

@@ -11,9 +11,11 @@ export type Struct = Record<string, [Mark, FieldType]>;
 export function decodeProblems(value: unknown, type: FieldType, path = '$'): string[] {
   if (type === 'any') return [];
   if (type === 'str') return typeof value === 'string' ? [] : [`${path}: expected string, got ${JSON.stringify(value)}`];
-  if (type === 'u64') return Number.isInteger(value) && (value as number) >= 0 ? [] : [`${path}: expected u64, got ${JSON.stringify(value)}`];
+  if (type === 'u64')
+    return Number.isInteger(value) && (value as number) >= 0 ? [] : [`${path}: expected u64, got ${JSON.stringify(value)}`];
   if (type === 'bool') return typeof value === 'boolean' ? [] : [`${path}: expected bool`];
-  if ('enum' in type) return type.enum.includes(value as string) ? [] : [`${path}: ${JSON.stringify(value)} is not one of ${type.enum.join('|')}`];
+  if ('enum' in type)
+    return type.enum.includes(value as string) ? [] : [`${path}: ${JSON.stringify(value)} is not one of ${type.enum.join('|')}`];
   if ('array' in type) {
     if (!Array.isArray(value)) return [`${path}: expected an array`];
     return value.flatMap((v, i) => decodeProblems(v, type.array, `${path}[${i}]`));
@@ -42,7 +44,13 @@ const STATUS = { enum: ['active', 'revoked'] } as const;
 const STATE = { enum: ['pending', 'healthy', 'missing', 'revoked'] } as const;
 
 export const CaptureProvisionedSource: FieldType = {
-  struct: { source_id: ['req', 'str'], kind: ['req', KINDS], lease_id: ['req', 'str'], expires_at_ms: ['req', 'u64'], upload_token: ['req', 'str'] },
+  struct: {
+    source_id: ['req', 'str'],
+    kind: ['req', KINDS],
+    lease_id: ['req', 'str'],
+    expires_at_ms: ['req', 'u64'],
+    upload_token: ['req', 'str'],
+  },
 };
 export const CaptureAgentProvisionResponse: FieldType = {
   struct: {
@@ -128,5 +136,12 @@ export const CaptureAgentAlertView: FieldType = {
   },
 };
 export const ProblemDetails: FieldType = {
-  struct: { type: ['req', 'str'], title: ['req', 'str'], status: ['req', 'u64'], detail: ['req', 'str'], code: ['req', 'str'], domain: ['opt', 'str'] },
+  struct: {
+    type: ['req', 'str'],
+    title: ['req', 'str'],
+    status: ['req', 'u64'],
+    detail: ['req', 'str'],
+    code: ['req', 'str'],
+    domain: ['opt', 'str'],
+  },
 };

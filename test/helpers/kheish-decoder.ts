@@ -38,7 +38,8 @@ function checkType(value: unknown, type: Type, path: string, errors: string[]): 
     return;
   }
   if ('enum' in type) {
-    if (typeof value !== 'string' || !type.enum.includes(value)) errors.push(`${path}: ${JSON.stringify(value)} is not one of ${type.enum.join('|')}`);
+    if (typeof value !== 'string' || !type.enum.includes(value))
+      errors.push(`${path}: ${JSON.stringify(value)} is not one of ${type.enum.join('|')}`);
     return;
   }
   if ('vec' in type) {

@@ -29,7 +29,12 @@ export async function getRun(d: TestDaemon, runId: string, token?: string): Prom
 }
 
 /** POSTs to a run action (claim, complete). */
-export async function runAction(d: TestDaemon, runId: string, action: 'claim' | 'complete', json?: unknown): Promise<{ status: number; body: RunBody }> {
+export async function runAction(
+  d: TestDaemon,
+  runId: string,
+  action: 'claim' | 'complete',
+  json?: unknown,
+): Promise<{ status: number; body: RunBody }> {
   const r = await d.req(`/v1/runs/${runId}/${action}`, { method: 'POST', ...(json === undefined ? {} : { json }) });
   return { status: r.status, body: (await r.json()) as RunBody };
 }

@@ -5,10 +5,30 @@ import { ErrorBox, Loading, fmtTime, html, link, useAsync } from '../ui.js';
 
 // Event names of both generations of the trail (observd's own and Kheish's), for the picker.
 const EVENTS = [
-  'source_created', 'source_updated', 'source_rotated', 'source_deleted', 'source_batch_upserted', 'token_rotated', 'token_revoked',
-  'source_token_rotated', 'source_token_revoked', 'observation_created', 'upload_succeeded', 'observation_replayed', 'upload_replayed',
-  'upload_rejected', 'rate_limited', 'upload_rate_limited', 'observation_deleted', 'retention_purged', 'retention_purged_assets',
-  'quota_evicted', 'capture_agent_provisioned', 'capture_agent_heartbeat_missing', 'capture_agent_heartbeat_recovered', 'capture_agent_revoked',
+  'source_created',
+  'source_updated',
+  'source_rotated',
+  'source_deleted',
+  'source_batch_upserted',
+  'token_rotated',
+  'token_revoked',
+  'source_token_rotated',
+  'source_token_revoked',
+  'observation_created',
+  'upload_succeeded',
+  'observation_replayed',
+  'upload_replayed',
+  'upload_rejected',
+  'rate_limited',
+  'upload_rate_limited',
+  'observation_deleted',
+  'retention_purged',
+  'retention_purged_assets',
+  'quota_evicted',
+  'capture_agent_provisioned',
+  'capture_agent_heartbeat_missing',
+  'capture_agent_heartbeat_recovered',
+  'capture_agent_revoked',
 ];
 const SKIP = new Set(['audit_id', 'at_ms', 'recorded_at_ms', 'event', 'source_id', 'observation_id']);
 
@@ -19,17 +39,22 @@ function details(rec) {
     if (k === 'detail' && v && typeof v === 'object') for (const [dk, dv] of Object.entries(v)) flat.push([dk, dv]);
     else flat.push([k, v]);
   }
-  return flat.map(([k, v]) => html`<span class="kv"><span class="muted">${k}</span> ${typeof v === 'object' ? JSON.stringify(v) : String(v)}</span>`);
+  return flat.map(
+    ([k, v]) => html`<span class="kv"><span class="muted">${k}</span> ${typeof v === 'object' ? JSON.stringify(v) : String(v)}</span>`,
+  );
 }
 
 export function AuditView({ params }) {
   const [form, setForm] = useState({ source: params.source || '', event: params.event || '' });
   const filters = { source_id: params.source, event: params.event, limit: 100 };
   const [extra, setExtra] = useState({ items: [], next: undefined });
-  const first = useAsync((signal) => {
-    setExtra({ items: [], next: undefined });
-    return listPage('/v1/observation-audit', filters, undefined, signal);
-  }, [params.source, params.event]);
+  const first = useAsync(
+    (signal) => {
+      setExtra({ items: [], next: undefined });
+      return listPage('/v1/observation-audit', filters, undefined, signal);
+    },
+    [params.source, params.event],
+  );
   const [more, setMore] = useState({ loading: false, error: null });
   const next = extra.next === undefined ? first.data?.next : extra.next;
   const items = (first.data?.items || []).concat(extra.items);
@@ -58,8 +83,9 @@ export function AuditView({ params }) {
     ${first.loading ? html`<${Loading} label="Loading the audit trail…" />` : null}
     <${ErrorBox} error=${first.error} retry=${first.reload} />
     ${first.data && !items.length ? html`<p class="empty">No audit records match.</p>` : null}
-    ${items.length
-      ? html`<table class="table audit">
+    ${
+      items.length
+        ? html`<table class="table audit">
           <thead><tr><th>When</th><th>Event</th><th>Source</th><th>Observation</th><th>Details</th></tr></thead>
           <tbody>${items.map(
             (r) => html`<tr data-event=${r.event}>
@@ -69,7 +95,8 @@ export function AuditView({ params }) {
               <td><div class="details">${details(r)}</div></td>
             </tr>`,
           )}</tbody></table>`
-      : null}
+        : null
+    }
     ${next ? html`<button type="button" onClick=${loadMore} disabled=${more.loading}>${more.loading ? 'Loading…' : 'Older records'}</button>` : null}
     <${ErrorBox} error=${more.error} />
   </section>`;

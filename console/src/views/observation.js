@@ -2,21 +2,41 @@
 // metadata, derivations with their status and a button to run one, retention, delete.
 import { useEffect, useState } from 'preact/hooks';
 import { api, assetText, assetUrl, listPage, previewUrl } from '../api.js';
-import { ErrorBox, Loading, TypedConfirm, fmtAgo, fmtBytes, fmtTime, html, isSensitive, link, mediaVisible, useAction, useAsync } from '../ui.js';
+import {
+  ErrorBox,
+  Loading,
+  TypedConfirm,
+  fmtAgo,
+  fmtBytes,
+  fmtTime,
+  html,
+  isSensitive,
+  link,
+  mediaVisible,
+  useAction,
+  useAsync,
+} from '../ui.js';
 
 const PROFILES = ['canonical_text', 'visual_preview'];
 const settled = (d) => d.status === 'completed' || d.status === 'failed';
 
 function Media({ obs, role }) {
-  const full = useAsync((signal) => (mediaVisible(obs, role) && obs.retention_state !== 'purged' ? assetUrl(obs.asset_id, signal) : Promise.resolve(null)), [obs.asset_id]);
+  const full = useAsync(
+    (signal) => (mediaVisible(obs, role) && obs.retention_state !== 'purged' ? assetUrl(obs.asset_id, signal) : Promise.resolve(null)),
+    [obs.asset_id],
+  );
   const wave = useAsync(
-    (signal) => (obs.kind === 'microphone_segment' && mediaVisible(obs, role) && obs.retention_state !== 'purged' ? previewUrl(obs, role, signal) : Promise.resolve(null)),
+    (signal) =>
+      obs.kind === 'microphone_segment' && mediaVisible(obs, role) && obs.retention_state !== 'purged'
+        ? previewUrl(obs, role, signal)
+        : Promise.resolve(null),
     [obs.asset_id],
   );
   if (!mediaVisible(obs, role)) {
     return html`<div class="media hidden-media" data-testid="media-hidden">Raw media of <strong>${obs.sensitivity}</strong> sources is shown to admins only.</div>`;
   }
-  if (obs.retention_state === 'purged') return html`<div class="media hidden-media">The media was purged ${fmtAgo(obs.purged_at_ms)}.</div>`;
+  if (obs.retention_state === 'purged')
+    return html`<div class="media hidden-media">The media was purged ${fmtAgo(obs.purged_at_ms)}.</div>`;
   if (full.error) return html`<${ErrorBox} error=${full.error} retry=${full.reload} />`;
   if (full.loading) return html`<${Loading} label="Loading the media…" />`;
   if (obs.kind === 'microphone_segment') {
@@ -32,7 +52,10 @@ function Media({ obs, role }) {
 function CanonicalText({ obs, role }) {
   // The daemon serves the text of sensitive sources to the admin token only, like the media.
   const readable = mediaVisible(obs, role) && obs.canonical_text_asset_id;
-  const text = useAsync((signal) => (readable ? assetText(obs.canonical_text_asset_id, signal) : Promise.resolve(null)), [obs.canonical_text_asset_id]);
+  const text = useAsync(
+    (signal) => (readable ? assetText(obs.canonical_text_asset_id, signal) : Promise.resolve(null)),
+    [obs.canonical_text_asset_id],
+  );
   const title = obs.kind === 'microphone_segment' ? 'Transcript' : 'Canonical text';
   if (!mediaVisible(obs, role)) {
     return html`<section class="card"><h2>${title}</h2><p class="muted">The text of <strong>${obs.sensitivity}</strong> sources is shown to admins only.</p></section>`;
@@ -49,31 +72,42 @@ function DerivationResult({ d }) {
   const res = useAsync(
     (signal) => {
       if (!d.result_asset_id) return Promise.resolve(null);
-      return d.profile === 'canonical_text' ? assetText(d.result_asset_id, signal).then((t) => ({ text: t })) : assetUrl(d.result_asset_id, signal).then((u) => ({ url: u }));
+      return d.profile === 'canonical_text'
+        ? assetText(d.result_asset_id, signal).then((t) => ({ text: t }))
+        : assetUrl(d.result_asset_id, signal).then((u) => ({ url: u }));
     },
     [d.result_asset_id],
   );
   if (res.error) return html`<${ErrorBox} error=${res.error} />`;
   if (!res.data) return null;
-  return res.data.text !== undefined ? html`<pre class="text small">${res.data.text}</pre>` : html`<img class="preview" src=${res.data.url} alt=${`${d.profile} result`} />`;
+  return res.data.text !== undefined
+    ? html`<pre class="text small">${res.data.text}</pre>`
+    : html`<img class="preview" src=${res.data.url} alt=${`${d.profile} result`} />`;
 }
 
 function Derivations({ obs, role }) {
-  const list = useAsync(async (signal) => {
-    const [a, b] = await Promise.all([
-      listPage('/v1/derivations', { query: obs.observation_id, limit: 50 }, undefined, signal),
-      listPage('/v1/derivations', { query: obs.asset_id, limit: 50 }, undefined, signal),
-    ]);
-    const byId = new Map([...a.items, ...b.items].map((d) => [d.derivation_id, d]));
-    return [...byId.values()];
-  }, [obs.observation_id]);
+  const list = useAsync(
+    async (signal) => {
+      const [a, b] = await Promise.all([
+        listPage('/v1/derivations', { query: obs.observation_id, limit: 50 }, undefined, signal),
+        listPage('/v1/derivations', { query: obs.asset_id, limit: 50 }, undefined, signal),
+      ]);
+      const byId = new Map([...a.items, ...b.items].map((d) => [d.derivation_id, d]));
+      return [...byId.values()];
+    },
+    [obs.observation_id],
+  );
   const [running, setRunning] = useState({});
   const act = useAction();
   const run = (profile) =>
     act.run(async () => {
       const existing = (list.data || []).find((d) => d.profile === profile && d.subject?.type === 'observation');
-      const q = existing?.status === 'failed' ? '?wait=false&retry_failed=true' : existing ? '?wait=false&force_refresh=true' : '?wait=false';
-      let view = await api('POST', `/v1/derivations${q}`, { profile, subject: { type: 'observation', observation_id: obs.observation_id } });
+      const q =
+        existing?.status === 'failed' ? '?wait=false&retry_failed=true' : existing ? '?wait=false&force_refresh=true' : '?wait=false';
+      let view = await api('POST', `/v1/derivations${q}`, {
+        profile,
+        subject: { type: 'observation', observation_id: obs.observation_id },
+      });
       const started = Date.now();
       setRunning((r) => ({ ...r, [profile]: { status: view.status, started } }));
       while (!settled(view)) {
@@ -92,22 +126,29 @@ function Derivations({ obs, role }) {
       ${(list.data || []).map(
         (d) => html`<li data-profile=${d.profile}>
           <strong>${d.profile}</strong> <span class=${`badge st-${d.status}`}>${d.status}</span>
-          <span class="muted"> of ${d.subject?.type} · ${fmtAgo(d.updated_at_ms)}${d.backend ? ` · ${d.backend.kind}${d.backend.model ? ' ' + d.backend.model : ''}` : ''}</span>
+          <span class="muted"> of ${d.subject?.type} · ${fmtAgo(d.updated_at_ms)}${d.backend ? ` · ${d.backend.kind}${d.backend.model ? ` ${d.backend.model}` : ''}` : ''}</span>
           ${d.error ? html`<div class="error">${d.error}</div>` : null}
           ${mediaVisible(obs, role) ? html`<${DerivationResult} d=${d} />` : null}
         </li>`,
       )}
     </ul>
-    ${role === 'admin'
-      ? html`<div class="actions" data-write="true">
+    ${
+      role === 'admin'
+        ? html`<div class="actions" data-write="true">
           ${PROFILES.map((p) => {
             const r = running[p];
             return html`<button type="button" disabled=${!!r || obs.retention_state === 'purged'} onClick=${() => run(p)}>
               ${r ? `${p}: ${r.status}…` : `Run ${p}`}</button>`;
           })}
-          ${Object.entries(running).filter(([, r]) => r).map(([p, r]) => html`<p class="progress" role="status"><span class="spinner"></span>${p} ${r.status}, ${Math.round((Date.now() - r.started) / 1000)} s</p>`)}
+          ${Object.entries(running)
+            .filter(([, r]) => r)
+            .map(
+              ([p, r]) =>
+                html`<p class="progress" role="status"><span class="spinner"></span>${p} ${r.status}, ${Math.round((Date.now() - r.started) / 1000)} s</p>`,
+            )}
         </div>`
-      : null}
+        : null
+    }
     <${ErrorBox} error=${act.error} />
   </section>`;
 }
@@ -166,16 +207,20 @@ export function ObservationView({ role, id }) {
           ${o.metadata ? html`<pre class="text small">${JSON.stringify(o.metadata, null, 2)}</pre>` : html`<p class="muted">None.</p>`}
         </section>
         <${Derivations} obs=${o} role=${role} />
-        ${role === 'admin'
-          ? html`<section class="card" data-write="true"><h2>Delete</h2>
+        ${
+          role === 'admin'
+            ? html`<section class="card" data-write="true"><h2>Delete</h2>
               <p class="muted">Erases the observation, its text and every blob nothing else references.</p>
-              ${deleting
-                ? html`<${TypedConfirm} word="delete" action="delete this observation" busy=${act.busy} onConfirm=${remove} onCancel=${() => setDeleting(false)} />`
-                : html`<button type="button" class="danger" onClick=${() => setDeleting(true)}>Delete observation</button>`}
+              ${
+                deleting
+                  ? html`<${TypedConfirm} word="delete" action="delete this observation" busy=${act.busy} onConfirm=${remove} onCancel=${() => setDeleting(false)} />`
+                  : html`<button type="button" class="danger" onClick=${() => setDeleting(true)}>Delete observation</button>`
+              }
               ${act.busy ? html`<p class="progress" role="status">Deleting…</p>` : null}
               <${ErrorBox} error=${act.error} />
             </section>`
-          : null}
+            : null
+        }
         ${role !== 'admin' && isSensitive(o.sensitivity) ? html`<p class="muted">Signed in read-only.</p>` : null}
       </aside>
     </div>

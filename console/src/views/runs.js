@@ -24,10 +24,13 @@ function RunTable({ items }) {
 function RunList({ params }) {
   const status = params.status || '';
   const [extra, setExtra] = useState({ items: [], next: undefined });
-  const runs = useAsync(async (signal) => {
-    setExtra({ items: [], next: undefined });
-    return listPage('/v1/runs', { status, limit: 50 }, undefined, signal);
-  }, [status]);
+  const runs = useAsync(
+    async (signal) => {
+      setExtra({ items: [], next: undefined });
+      return listPage('/v1/runs', { status, limit: 50 }, undefined, signal);
+    },
+    [status],
+  );
   const [more, setMore] = useState({ loading: false, error: null });
   const next = extra.next === undefined ? runs.data?.next : extra.next;
   const loadMore = async () => {
@@ -80,17 +83,19 @@ function RunDetail({ id }) {
     </dl>
     <section class="card"><h2>Composed input</h2>
       ${input === null ? html`<p class="muted">Hidden: this run involves sensitive observations and you are signed in read-only.</p>` : null}
-      ${input
-        ? html`<div class="evidence" data-testid="evidence">
+      ${
+        input
+          ? html`<div class="evidence" data-testid="evidence">
             <p class="evidence-label">Untrusted evidence: captured content, shown as data. Nothing in it is an instruction.</p>
             <pre class="text">${input.evidence_text ?? input.header}</pre>
             ${input.attachments?.length ? html`<p class="muted">${input.attachments.length} raw attachment(s): ${input.attachments.map((a) => html`<code>${a.media_type}</code> `)}</p>` : null}
             ${input.footer ? html`<pre class="text small">${input.footer}</pre>` : null}
           </div>
           <h3>Request</h3><pre class="text" data-testid="request">${input.request?.content ?? JSON.stringify(input.request, null, 2)}</pre>`
-        : input === undefined
-          ? html`<p class="muted">Not included in this view.</p>`
-          : null}
+          : input === undefined
+            ? html`<p class="muted">Not included in this view.</p>`
+            : null
+      }
     </section>
     <section class="card"><h2>Output</h2>
       ${r.output ? html`<pre class="text" data-testid="output">${r.output}</pre>` : html`<p class="muted">${r.status === 'completed' ? 'Kept from this view.' : 'None yet.'}</p>`}

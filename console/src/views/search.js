@@ -17,7 +17,14 @@ export function SearchView({ role, params }) {
     setRes((r) => ({ ...r, loading: true, error: null }));
     try {
       const page = await listPage('/v1/search', filters, cursor);
-      setRes((r) => ({ hits: (cursor ? r.hits : []).concat(page.items), next: page.next, total: page.total, loading: false, error: null, searched: true }));
+      setRes((r) => ({
+        hits: (cursor ? r.hits : []).concat(page.items),
+        next: page.next,
+        total: page.total,
+        loading: false,
+        error: null,
+        searched: true,
+      }));
     } catch (error) {
       setRes((r) => ({ ...r, loading: false, error, searched: true }));
     }
@@ -29,7 +36,13 @@ export function SearchView({ role, params }) {
 
   const submit = (e) => {
     e.preventDefault();
-    location.hash = link('search', null, { q: form.q.trim(), source: form.source, kind: form.kind, after: toMs(form.after), before: toMs(form.before) });
+    location.hash = link('search', null, {
+      q: form.q.trim(),
+      source: form.source,
+      kind: form.kind,
+      after: toMs(form.after),
+      before: toMs(form.before),
+    });
   };
   const set = (k) => (e) => setForm({ ...form, [k]: e.currentTarget.value });
   const missing = notAvailable(res.error);

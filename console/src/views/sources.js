@@ -21,7 +21,9 @@ async function listAll(path, params, signal) {
 async function loadAgents(signal) {
   try {
     // Kheish answers these as bare arrays, never paged.
-    const [agents, alerts] = await Promise.all(['/v1/capture-agents', '/v1/capture-alerts'].map((p) => api('GET', p, undefined, signal).then((b) => pageOf(b).items)));
+    const [agents, alerts] = await Promise.all(
+      ['/v1/capture-agents', '/v1/capture-alerts'].map((p) => api('GET', p, undefined, signal).then((b) => pageOf(b).items)),
+    );
     return { agents, alerts };
   } catch (err) {
     if (notAvailable(err)) return { unavailable: true };
@@ -108,15 +110,18 @@ function SourceActions({ source, onChanged, onToken }) {
       onChanged(null);
     });
   return html`<div class="actions" data-write="true">
-    ${source.status === 'active'
-      ? html`<button type="button" onClick=${() => patch('paused')} disabled=${act.busy}>Pause</button>`
-      : html`<button type="button" onClick=${() => patch('active')} disabled=${act.busy}>Resume</button>`}
+    ${
+      source.status === 'active'
+        ? html`<button type="button" onClick=${() => patch('paused')} disabled=${act.busy}>Pause</button>`
+        : html`<button type="button" onClick=${() => patch('active')} disabled=${act.busy}>Resume</button>`
+    }
     ${source.status !== 'disabled' ? html`<button type="button" onClick=${() => patch('disabled')} disabled=${act.busy}>Disable</button>` : null}
     <button type="button" onClick=${() => setMode(mode === 'rotate' ? null : 'rotate')}>Rotate token</button>
     <button type="button" onClick=${() => setMode(mode === 'revoke' ? null : 'revoke')}>Revoke token</button>
     <button type="button" class="danger" onClick=${() => setMode(mode === 'delete' ? null : 'delete')}>Delete</button>
-    ${mode === 'rotate'
-      ? html`<div class="confirm" role="dialog" aria-label="rotate token">
+    ${
+      mode === 'rotate'
+        ? html`<div class="confirm" role="dialog" aria-label="rotate token">
           <label>Old token stays valid for
             <select value=${grace} onChange=${(e) => setGrace(e.currentTarget.value)} aria-label="grace period">
               <option value="0">no grace (now)</option><option value="60000">1 minute</option><option value="300000">5 minutes</option>
@@ -125,17 +130,22 @@ function SourceActions({ source, onChanged, onToken }) {
           <button type="button" onClick=${rotate} disabled=${act.busy}>${act.busy ? 'Rotating…' : 'Rotate'}</button>
           <button type="button" onClick=${() => setMode(null)}>Cancel</button>
         </div>`
-      : null}
-    ${mode === 'revoke'
-      ? html`<div class="confirm" role="dialog" aria-label="revoke token">
+        : null
+    }
+    ${
+      mode === 'revoke'
+        ? html`<div class="confirm" role="dialog" aria-label="revoke token">
           <p>Uploads with the current token (and any in grace) will be refused until the token is rotated.</p>
           <button type="button" class="danger" onClick=${revoke} disabled=${act.busy}>Revoke</button>
           <button type="button" onClick=${() => setMode(null)}>Cancel</button>
         </div>`
-      : null}
-    ${mode === 'delete'
-      ? html`<${TypedConfirm} word=${source.source_id} action="delete this source and everything it stored" busy=${act.busy} onConfirm=${remove} onCancel=${() => setMode(null)} />`
-      : null}
+        : null
+    }
+    ${
+      mode === 'delete'
+        ? html`<${TypedConfirm} word=${source.source_id} action="delete this source and everything it stored" busy=${act.busy} onConfirm=${remove} onCancel=${() => setMode(null)} />`
+        : null
+    }
     ${act.busy && mode === 'delete' ? html`<p class="progress" role="status">Deleting the source, its observations and their media…</p>` : null}
     <${ErrorBox} error=${act.error} />
   </div>`;
@@ -157,7 +167,8 @@ function AgentHealth({ agents, sourceId }) {
 }
 
 function SourceRow({ source, role, agents, onChanged, onToken }) {
-  const tokenState = source.upload_token_revoked_at_ms || source.upload_token_active === false ? 'revoked' : `v${source.upload_token_version ?? 1}`;
+  const tokenState =
+    source.upload_token_revoked_at_ms || source.upload_token_active === false ? 'revoked' : `v${source.upload_token_version ?? 1}`;
   const last = source.last_observed_at_ms ?? null;
   return html`<article class="card source" data-source=${source.source_id}>
     <header>
@@ -202,12 +213,14 @@ export function SourcesView({ role }) {
       ${sources.loading && sources.data ? html`<span class="muted">refreshing…</span>` : null}
     </div>
     ${token ? html`<${TokenOnce} sourceId=${token.sourceId} token=${token.value} onDone=${() => setToken(null)} />` : null}
-    ${role === 'admin'
-      ? html`<${CreateSource} onCreated=${(view) => {
-          if (view.upload_token) setToken({ sourceId: view.source_id, value: view.upload_token });
-          sources.reload();
-        }} />`
-      : null}
+    ${
+      role === 'admin'
+        ? html`<${CreateSource} onCreated=${(view) => {
+            if (view.upload_token) setToken({ sourceId: view.source_id, value: view.upload_token });
+            sources.reload();
+          }} />`
+        : null
+    }
     ${agents.error ? html`<${ErrorBox} error=${agents.error} />` : null}
     ${agents.data?.alerts?.length ? html`<div class="alerts" role="alert">${agents.data.alerts.map((a) => html`<p class="warn">${a.message}</p>`)}</div>` : null}
     ${sources.error ? html`<${ErrorBox} error=${sources.error} retry=${sources.reload} />` : null}

@@ -146,13 +146,23 @@ export function TimelineView({ role, params }) {
             setState((s) =>
               s.items.some((o) => o.observation_id === id)
                 ? s
-                : { ...s, items: [{ ...obs, _live: true }, ...s.items].sort((a, b) => b.captured_at_ms - a.captured_at_ms || (a.observation_id < b.observation_id ? 1 : -1)), total: s.total === null ? null : s.total + 1 },
+                : {
+                    ...s,
+                    items: [{ ...obs, _live: true }, ...s.items].sort(
+                      (a, b) => b.captured_at_ms - a.captured_at_ms || (a.observation_id < b.observation_id ? 1 : -1),
+                    ),
+                    total: s.total === null ? null : s.total + 1,
+                  },
             );
           } catch {
             /* deleted again before we read it */
           }
         } else {
-          setState((s) => ({ ...s, items: s.items.filter((o) => o.observation_id !== id), total: s.total === null ? null : Math.max(0, s.total - 1) }));
+          setState((s) => ({
+            ...s,
+            items: s.items.filter((o) => o.observation_id !== id),
+            total: s.total === null ? null : Math.max(0, s.total - 1),
+          }));
         }
       },
       (st) => setLive(st),
@@ -166,7 +176,18 @@ export function TimelineView({ role, params }) {
     const firstTop = tiles[0].offsetTop;
     let cols = 0;
     while (cols < tiles.length && tiles[cols].offsetTop === firstTop) cols++;
-    const moves = { ArrowRight: 1, l: 1, ArrowLeft: -1, h: -1, ArrowDown: cols, j: cols, ArrowUp: -cols, k: -cols, PageDown: cols * 4, PageUp: -cols * 4 };
+    const moves = {
+      ArrowRight: 1,
+      l: 1,
+      ArrowLeft: -1,
+      h: -1,
+      ArrowDown: cols,
+      j: cols,
+      ArrowUp: -cols,
+      k: -cols,
+      PageDown: cols * 4,
+      PageUp: -cols * 4,
+    };
     let next = focus;
     if (e.key in moves) next = focus + moves[e.key];
     else if (e.key === 'Home') next = 0;
@@ -186,12 +207,22 @@ export function TimelineView({ role, params }) {
       <span class=${`live ${live}`} role="status" data-testid="live">${live === 'live' ? '● live' : live === 'reconnecting' ? 'reconnecting…' : 'connecting…'}</span>
       ${state.total !== null ? html`<span class="muted" data-testid="total">${state.total} observations</span>` : null}
     </div>
-    <${Filters} params=${params} sources=${sources.data} streams=${[...new Set(state.items.slice(0, 600).map((o) => o.stream_id).filter(Boolean))].slice(0, 50)} />
+    <${Filters} params=${params} sources=${sources.data} streams=${[
+      ...new Set(
+        state.items
+          .slice(0, 600)
+          .map((o) => o.stream_id)
+          .filter(Boolean),
+      ),
+    ].slice(0, 50)} />
     ${sources.error ? html`<${ErrorBox} error=${sources.error} />` : null}
     <p class="hint muted">Arrow keys (or h j k l) move, Enter opens, Home/End jump.</p>
     <div class="grid" ref=${gridRef} role="list" onKeyDown=${onKey} aria-label="observations, newest first">
       ${state.items.map(
-        (o, i) => html`<a key=${o.observation_id} role="listitem" class=${`tile${o._live ? ' new' : ''}`} href=${link('observations', o.observation_id)}
+        (
+          o,
+          i,
+        ) => html`<a key=${o.observation_id} role="listitem" class=${`tile${o._live ? ' new' : ''}`} href=${link('observations', o.observation_id)}
             data-id=${o.observation_id} tabindex=${i === focus ? 0 : -1} onFocus=${() => setFocus(i)}>
           <${Thumb} obs=${o} role=${role} />
           <span class="tile-meta"><time>${fmtTime(o.captured_at_ms)}</time>

@@ -17,7 +17,13 @@ export function assetRoutes({ services, auth }: RouteDeps) {
 
   app.get(
     '/:asset_id/content',
-    describeRoute(doc({ summary: 'Asset bytes (admin token for content of sensitive sources)', auth: 'reader', responseMedia: 'application/octet-stream' })),
+    describeRoute(
+      doc({
+        summary: 'Asset bytes (admin token for content of sensitive sources)',
+        auth: 'reader',
+        responseMedia: 'application/octet-stream',
+      }),
+    ),
     auth('read'),
     (c) => {
       const { asset, stream } = assets.content(pathId(c, 'asset_id'), c.get('role'));

@@ -48,7 +48,14 @@ export function captureRoutes({ services, config, auth }: RouteDeps) {
 
   app.get(
     '/capture-agents',
-    describeRoute(doc({ summary: 'List capture agents by machine id', auth: 'reader', query: captureListQuerySchema, response: listOf(agentViewSchema) })),
+    describeRoute(
+      doc({
+        summary: 'List capture agents by machine id',
+        auth: 'reader',
+        query: captureListQuerySchema,
+        response: listOf(agentViewSchema),
+      }),
+    ),
     auth('read'),
     (c) => renderList(c, parseQuery(c, captureListQuerySchema), agents.list()),
   );
@@ -83,7 +90,12 @@ export function captureRoutes({ services, config, auth }: RouteDeps) {
   app.post(
     '/capture-agents/:machine_id/heartbeat',
     describeRoute(
-      doc({ summary: "Heartbeat with the agent's own bearer token (`{}` is enough)", auth: 'upload', body: heartbeatRequestSchema, response: heartbeatResponseSchema }),
+      doc({
+        summary: "Heartbeat with the agent's own bearer token (`{}` is enough)",
+        auth: 'upload',
+        body: heartbeatRequestSchema,
+        response: heartbeatResponseSchema,
+      }),
     ),
     async (c) => {
       c.set('problemDomain', 'observation_ingress');
@@ -96,7 +108,12 @@ export function captureRoutes({ services, config, auth }: RouteDeps) {
   app.get(
     '/capture-alerts',
     describeRoute(
-      doc({ summary: 'Capture agents that missed their heartbeat deadline', auth: 'reader', query: captureListQuerySchema, response: listOf(alertViewSchema) }),
+      doc({
+        summary: 'Capture agents that missed their heartbeat deadline',
+        auth: 'reader',
+        query: captureListQuerySchema,
+        response: listOf(alertViewSchema),
+      }),
     ),
     auth('read'),
     (c) => renderList(c, parseQuery(c, captureListQuerySchema), agents.alerts()),

@@ -87,22 +87,29 @@ export function consoleRoutes(files = loadConsoleFiles()) {
       'cross-origin-opener-policy': 'same-origin',
       'cross-origin-resource-policy': 'same-origin',
     };
-    if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === file.etag)) {
+    if (ifNoneMatch?.split(',').some((t) => t.trim().replace(/^W\//, '') === file.etag)) {
       return new Response(null, { status: 304, headers });
     }
     headers['content-length'] = String(file.body.length);
     return new Response(new Uint8Array(file.body), { status: 200, headers });
   };
 
-  app.get('/', describeRoute(doc({ summary: 'The web console (HTML page; no token needed, it holds no data)', auth: 'none', responseMedia: 'text/html' })), (c) =>
-    serve('index.html', c.req.header('if-none-match')),
+  app.get(
+    '/',
+    describeRoute(
+      doc({ summary: 'The web console (HTML page; no token needed, it holds no data)', auth: 'none', responseMedia: 'text/html' }),
+    ),
+    (c) => serve('index.html', c.req.header('if-none-match')),
   );
-  app.get('/:file', describeRoute(doc({ summary: "The web console's built script and stylesheet", auth: 'none', responseMedia: 'text/javascript' })), (c) => {
-    const name = c.req.param('file');
-    // Only names of built files: no nesting, no dot segments, nothing outside the build directory.
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) || name === 'index.html') throw notFound(`console file "${name}"`);
-    return serve(name, c.req.header('if-none-match'));
-  });
+  app.get(
+    '/:file',
+    describeRoute(doc({ summary: "The web console's built script and stylesheet", auth: 'none', responseMedia: 'text/javascript' })),
+    (c) => {
+      const name = c.req.param('file');
+      // Only names of built files: no nesting, no dot segments, nothing outside the build directory.
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) || name === 'index.html') throw notFound(`console file "${name}"`);
+      return serve(name, c.req.header('if-none-match'));
+    },
+  );
   return app;
 }
-

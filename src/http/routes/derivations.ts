@@ -1,6 +1,11 @@
 import { Hono } from 'hono';
 import { describeRoute } from 'hono-openapi';
-import { derivationListQuerySchema, derivationPostQuerySchema, derivationRequestSchema, derivationViewSchema } from '../../derivations/schemas.js';
+import {
+  derivationListQuerySchema,
+  derivationPostQuerySchema,
+  derivationRequestSchema,
+  derivationViewSchema,
+} from '../../derivations/schemas.js';
 import type { AppEnv } from '../auth.js';
 import type { RouteDeps } from '../app.js';
 import { renderList } from '../list.js';
@@ -35,7 +40,9 @@ export function derivationRoutes({ services, config, auth }: RouteDeps) {
 
   app.get(
     '/',
-    describeRoute(doc({ summary: 'List derivations', auth: 'reader', query: derivationListQuerySchema, response: listOf(derivationViewSchema) })),
+    describeRoute(
+      doc({ summary: 'List derivations', auth: 'reader', query: derivationListQuerySchema, response: listOf(derivationViewSchema) }),
+    ),
     auth('read'),
     (c) => {
       const { limit, page, cursor, ...filter } = parseQuery(c, derivationListQuerySchema);

@@ -30,34 +30,34 @@ export function eventRoutes({ services, auth, logger }: RouteDeps) {
     ),
     auth('read'),
     (c) => {
-    const q = parseQuery(c, eventsQuerySchema);
-    const header = c.req.header('last-event-id')?.trim() || undefined;
-    if (header !== undefined && !/^\d{1,15}$/.test(header)) {
-      throw new AppError('bad_request', 'Last-Event-ID must be the id of an event (a sequence number)');
-    }
-    const last = header ?? q.last_event_id;
-    // Opened before answering, so the stream's starting point is fixed once the client sees headers.
-    const events = services.eventStreams.open({ types: q.types, sourceId: q.source_id }, last === undefined ? undefined : Number(last));
-    c.header('x-accel-buffering', 'no');
-    return streamSSE(c, async (stream) => {
-      stream.onAbort(() => events.close());
-      try {
-        for await (const item of events) {
-          if ('heartbeat' in item) await stream.write(': heartbeat\n\n');
-          else {
-            for (const ev of item.events) {
-              await stream.writeSSE({ id: String(ev.seq), event: ev.type, data: JSON.stringify(sseEnvelope(ev)) });
-            }
-          }
-          if (stream.aborted) break;
-        }
-      } catch (err) {
-        logger.error({ err }, 'event stream failed');
-      } finally {
-        events.close();
+      const q = parseQuery(c, eventsQuerySchema);
+      const header = c.req.header('last-event-id')?.trim() || undefined;
+      if (header !== undefined && !/^\d{1,15}$/.test(header)) {
+        throw new AppError('bad_request', 'Last-Event-ID must be the id of an event (a sequence number)');
       }
-    });
-  },
+      const last = header ?? q.last_event_id;
+      // Opened before answering, so the stream's starting point is fixed once the client sees headers.
+      const events = services.eventStreams.open({ types: q.types, sourceId: q.source_id }, last === undefined ? undefined : Number(last));
+      c.header('x-accel-buffering', 'no');
+      return streamSSE(c, async (stream) => {
+        stream.onAbort(() => events.close());
+        try {
+          for await (const item of events) {
+            if ('heartbeat' in item) await stream.write(': heartbeat\n\n');
+            else {
+              for (const ev of item.events) {
+                await stream.writeSSE({ id: String(ev.seq), event: ev.type, data: JSON.stringify(sseEnvelope(ev)) });
+              }
+            }
+            if (stream.aborted) break;
+          }
+        } catch (err) {
+          logger.error({ err }, 'event stream failed');
+        } finally {
+          events.close();
+        }
+      });
+    },
   );
 
   return app;

@@ -20,36 +20,38 @@ export function mcpRoutes({ config, auth }: RouteDeps, selfFetch: (req: Request,
   app.on(
     ['GET', 'POST', 'DELETE'],
     '/',
-    describeRoute(doc({ summary: 'MCP over Streamable HTTP (stateless, JSON answers); tools call the API with the caller\'s token', auth: 'reader' })),
+    describeRoute(
+      doc({ summary: "MCP over Streamable HTTP (stateless, JSON answers); tools call the API with the caller's token", auth: 'reader' }),
+    ),
     auth('read'),
     async (c) => {
-    const origin = new URL(c.req.url);
-    const host = c.req.header('host') ?? origin.host;
-    // In-process API calls keep the caller's Host and connection (its local address and port), both
-    // already accepted by the browser guard, and send no Origin: they are same-origin by construction.
-    const connection = { incoming: { socket: (c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket } };
-    const fetchFn: ApiFetch = (path, init) => {
-      const headers = new Headers(init.headers);
-      headers.set('host', host);
-      return selfFetch(new Request(new URL(path, origin), { ...init, headers }), connection);
-    };
-    const server = createMcpServer(daemonApi(fetchFn, bearerToken(c.req.header('authorization'))), {
-      version: VERSION,
-      maxRawImageBytes: config.limits.mcp_max_image_bytes,
-    });
-    const transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: undefined,
-      enableJsonResponse: true,
-      maxRequestBodySize: config.limits.max_admin_body_bytes,
-    });
-    await server.connect(transport);
-    try {
-      return await transport.handleRequest(c.req.raw);
-    } finally {
-      // A JSON answer is complete once handleRequest resolves; the per-request server goes with it.
-      void server.close();
-    }
-  },
+      const origin = new URL(c.req.url);
+      const host = c.req.header('host') ?? origin.host;
+      // In-process API calls keep the caller's Host and connection (its local address and port), both
+      // already accepted by the browser guard, and send no Origin: they are same-origin by construction.
+      const connection = { incoming: { socket: (c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket } };
+      const fetchFn: ApiFetch = (path, init) => {
+        const headers = new Headers(init.headers);
+        headers.set('host', host);
+        return selfFetch(new Request(new URL(path, origin), { ...init, headers }), connection);
+      };
+      const server = createMcpServer(daemonApi(fetchFn, bearerToken(c.req.header('authorization'))), {
+        version: VERSION,
+        maxRawImageBytes: config.limits.mcp_max_image_bytes,
+      });
+      const transport = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: undefined,
+        enableJsonResponse: true,
+        maxRequestBodySize: config.limits.max_admin_body_bytes,
+      });
+      await server.connect(transport);
+      try {
+        return await transport.handleRequest(c.req.raw);
+      } finally {
+        // A JSON answer is complete once handleRequest resolves; the per-request server goes with it.
+        void server.close();
+      }
+    },
   );
   return app;
 }

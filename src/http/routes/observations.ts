@@ -27,7 +27,14 @@ export function observationRoutes({ services, auth }: RouteDeps) {
 
   app.get(
     '/observations',
-    describeRoute(doc({ summary: 'List observations (by capture time, then id)', auth: 'reader', query: observationListQuerySchema, response: listOf(observationViewSchema) })),
+    describeRoute(
+      doc({
+        summary: 'List observations (by capture time, then id)',
+        auth: 'reader',
+        query: observationListQuerySchema,
+        response: listOf(observationViewSchema),
+      }),
+    ),
     auth('read'),
     (c) => {
       const { limit, page, cursor, ...filter } = parseQuery(c, observationListQuerySchema, REPEATABLE_LIST_KEYS);
@@ -54,7 +61,14 @@ export function observationRoutes({ services, auth }: RouteDeps) {
 
   app.get(
     '/observation-audit',
-    describeRoute(doc({ summary: 'Audit trail, newest first (Kheish event names; `event=` filters)', auth: 'reader', query: auditQuerySchema, response: listOf(auditRecordSchema) })),
+    describeRoute(
+      doc({
+        summary: 'Audit trail, newest first (Kheish event names; `event=` filters)',
+        auth: 'reader',
+        query: auditQuerySchema,
+        response: listOf(auditRecordSchema),
+      }),
+    ),
     auth('read'),
     (c) => {
       const { limit, page, cursor, ...filter } = parseQuery(c, auditQuerySchema);

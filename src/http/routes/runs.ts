@@ -52,7 +52,9 @@ export function runRoutes({ services, config, auth }: RouteDeps) {
 
   app.get(
     '/runs',
-    describeRoute(doc({ summary: 'List runs (without their input)', auth: 'reader', query: runListQuerySchema, response: listOf(runViewSchema) })),
+    describeRoute(
+      doc({ summary: 'List runs (without their input)', auth: 'reader', query: runListQuerySchema, response: listOf(runViewSchema) }),
+    ),
     auth('read'),
     (c) => {
       const q = parseQuery(c, runListQuerySchema);
@@ -63,7 +65,9 @@ export function runRoutes({ services, config, auth }: RouteDeps) {
 
   app.get(
     '/runs/:run_id',
-    describeRoute(doc({ summary: 'Get a run with its composed input, and output and usage once finished', auth: 'reader', response: runViewSchema })),
+    describeRoute(
+      doc({ summary: 'Get a run with its composed input, and output and usage once finished', auth: 'reader', response: runViewSchema }),
+    ),
     auth('read'),
     (c) => c.json(materializations.get(pathId(c, 'run_id'), c.get('role'))),
   );
@@ -83,7 +87,9 @@ export function runRoutes({ services, config, auth }: RouteDeps) {
 
   app.post(
     '/runs/:run_id/heartbeat',
-    describeRoute(doc({ summary: 'Extend the lease of a claimed run (409 when it is no longer held)', auth: 'admin', response: runViewSchema })),
+    describeRoute(
+      doc({ summary: 'Extend the lease of a claimed run (409 when it is no longer held)', auth: 'admin', response: runViewSchema }),
+    ),
     auth('write'),
     (c) => c.json(materializations.heartbeat(pathId(c, 'run_id'))),
   );

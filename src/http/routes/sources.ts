@@ -22,7 +22,14 @@ export function sourceRoutes({ services, config, auth }: RouteDeps) {
 
   app.get(
     '/',
-    describeRoute(doc({ summary: 'List sources (by id; `query` matches id or display name)', auth: 'reader', query: sourceListQuerySchema, response: listOf(sourceViewSchema) })),
+    describeRoute(
+      doc({
+        summary: 'List sources (by id; `query` matches id or display name)',
+        auth: 'reader',
+        query: sourceListQuerySchema,
+        response: listOf(sourceViewSchema),
+      }),
+    ),
     auth('read'),
     (c) => {
       const q = parseQuery(c, sourceListQuerySchema);
@@ -35,7 +42,7 @@ export function sourceRoutes({ services, config, auth }: RouteDeps) {
     describeRoute(
       doc({
         summary:
-          'Create or update a source. Kheish\'s flat ingest_rate_limit_window_ms/_burst and our ingest_rate_limit object are both accepted; the object wins when both are sent',
+          "Create or update a source. Kheish's flat ingest_rate_limit_window_ms/_burst and our ingest_rate_limit object are both accepted; the object wins when both are sent",
         auth: 'admin',
         body: sourceUpsertSchema,
         response: sourceViewSchema,
@@ -51,11 +58,8 @@ export function sourceRoutes({ services, config, auth }: RouteDeps) {
     },
   );
 
-  app.get(
-    '/:source_id',
-    describeRoute(doc({ summary: 'Get a source', auth: 'reader', response: sourceViewSchema })),
-    auth('read'),
-    (c) => c.json(sources.get(pathId(c, 'source_id', 'observation source'))),
+  app.get('/:source_id', describeRoute(doc({ summary: 'Get a source', auth: 'reader', response: sourceViewSchema })), auth('read'), (c) =>
+    c.json(sources.get(pathId(c, 'source_id', 'observation source'))),
   );
 
   app.patch(
@@ -80,7 +84,9 @@ export function sourceRoutes({ services, config, auth }: RouteDeps) {
 
   app.post(
     '/:source_id/rotate-token',
-    describeRoute(doc({ summary: 'Rotate the upload token with a grace period', auth: 'admin', body: rotateTokenSchema, response: sourceViewSchema })),
+    describeRoute(
+      doc({ summary: 'Rotate the upload token with a grace period', auth: 'admin', body: rotateTokenSchema, response: sourceViewSchema }),
+    ),
     auth('write'),
     async (c) => {
       const id = pathId(c, 'source_id', 'observation source');
@@ -93,7 +99,12 @@ export function sourceRoutes({ services, config, auth }: RouteDeps) {
   app.post(
     '/:source_id/revoke-token',
     describeRoute(
-      doc({ summary: 'Revoke every upload token of a source (`{}` or `{reason}`)', auth: 'admin', body: revokeTokenSchema, response: sourceViewSchema }),
+      doc({
+        summary: 'Revoke every upload token of a source (`{}` or `{reason}`)',
+        auth: 'admin',
+        body: revokeTokenSchema,
+        response: sourceViewSchema,
+      }),
     ),
     auth('write'),
     async (c) => {

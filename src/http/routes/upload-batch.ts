@@ -1,7 +1,13 @@
 import { Hono } from 'hono';
 import { describeRoute } from 'hono-openapi';
 import { AppError, isDiskFull } from '../../errors.js';
-import { batchEnvelopeSchema, batchResultSchema, batchUploadSchema, jsonUploadSchema, type ObservationView } from '../../observations/schemas.js';
+import {
+  batchEnvelopeSchema,
+  batchResultSchema,
+  batchUploadSchema,
+  jsonUploadSchema,
+  type ObservationView,
+} from '../../observations/schemas.js';
 import type { RouteDeps } from '../app.js';
 import type { AppEnv } from '../auth.js';
 import { readLimitedBytes } from '../body.js';
@@ -33,7 +39,8 @@ export function uploadBatchRoutes({ services, config, logger, jsonBudget }: Rout
     '/:source_id/observations/batch',
     describeRoute(
       doc({
-        summary: 'Upload up to 100 observations (each the JSON upload body); 200 with a status per item. The rate limit counts one token per item',
+        summary:
+          'Upload up to 100 observations (each the JSON upload body); 200 with a status per item. The rate limit counts one token per item',
         auth: 'upload',
         body: batchUploadSchema,
         response: batchResultSchema,
@@ -63,7 +70,10 @@ export function uploadBatchRoutes({ services, config, logger, jsonBudget }: Rout
       items.forEach((item, index) => {
         const key = (item as { idempotency_key?: unknown } | null)?.idempotency_key;
         const k = typeof key === 'string' ? key : `\u0000${index}`;
-        byKey.set(k, (byKey.get(k) ?? Promise.resolve()).then(() => one(index, item)));
+        byKey.set(
+          k,
+          (byKey.get(k) ?? Promise.resolve()).then(() => one(index, item)),
+        );
       });
       await Promise.all(byKey.values());
       return c.json({ results }, 200);

@@ -46,7 +46,12 @@ export function observationUploadRoutes({ services, config, jsonBudget }: RouteD
         status: 201,
       }),
     ),
-    uploadAdmission({ observations, accepts: ['json', 'multipart'], maxBytes: { json: limits.json, multipart: limits.multipart }, jsonBudget }),
+    uploadAdmission({
+      observations,
+      accepts: ['json', 'multipart'],
+      maxBytes: { json: limits.json, multipart: limits.multipart },
+      jsonBudget,
+    }),
     async (c) => {
       const { source, kind } = c.get('upload')!;
       let result: IngestResult;

@@ -22,13 +22,17 @@ export abstract class BackgroundSubmitter implements RunSubmitter {
     protected runs: RunLifecycle,
     protected logger?: Pick<Logger, 'error' | 'info' | 'warn'>,
   ) {
-    this.queue = new JobQueue(deps.config.runs.concurrency, (id) => this.process(id), (id, err) => {
-      if (isDiskFull(err)) {
-        this.logger?.warn({ err, run_id: id, retry_in_ms: DISK_FULL_RETRY_MS }, `${name} run postponed: disk full`);
-        return DISK_FULL_RETRY_MS;
-      }
-      this.logger?.error({ err, run_id: id }, `${name} run submission crashed`);
-    });
+    this.queue = new JobQueue(
+      deps.config.runs.concurrency,
+      (id) => this.process(id),
+      (id, err) => {
+        if (isDiskFull(err)) {
+          this.logger?.warn({ err, run_id: id, retry_in_ms: DISK_FULL_RETRY_MS }, `${name} run postponed: disk full`);
+          return DISK_FULL_RETRY_MS;
+        }
+        this.logger?.error({ err, run_id: id }, `${name} run submission crashed`);
+      },
+    );
   }
 
   submit(runId: string): void {

@@ -1,4 +1,8 @@
-import type { ChatCompletionContentPart, ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import type {
+  ChatCompletionContentPart,
+  ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionMessageParam,
+} from 'openai/resources/chat/completions';
 import { inputItemText } from '../compose.js';
 import type { ComposedInput, SubmitInputRequest } from '../schemas.js';
 
@@ -10,17 +14,29 @@ const CHAT_AUDIO: Record<string, 'wav' | 'mp3'> = { 'audio/wav': 'wav', 'audio/m
  * URLs, wav/mp3 audio as input_audio) still inside the evidence, the closing line, then the
  * caller's request and input items. `read` returns an asset's bytes by SHA-256.
  */
-export async function buildChatMessages(input: ComposedInput, read: (sha256: string) => Promise<Buffer>): Promise<ChatCompletionMessageParam[]> {
+export async function buildChatMessages(
+  input: ComposedInput,
+  read: (sha256: string) => Promise<Buffer>,
+): Promise<ChatCompletionMessageParam[]> {
   const parts: ChatCompletionContentPart[] = [{ type: 'text', text: input.evidence_text }];
   for (const a of input.attachments) {
     const bytes = await read(a.sha256);
     const label = `Raw ${a.media_type} of observation ${a.observation_id} (untrusted evidence):`;
     if (a.media_type.startsWith('image/')) {
-      parts.push({ type: 'text', text: label }, { type: 'image_url', image_url: { url: `data:${a.media_type};base64,${bytes.toString('base64')}` } });
+      parts.push(
+        { type: 'text', text: label },
+        { type: 'image_url', image_url: { url: `data:${a.media_type};base64,${bytes.toString('base64')}` } },
+      );
     } else if (CHAT_AUDIO[a.media_type]) {
-      parts.push({ type: 'text', text: label }, { type: 'input_audio', input_audio: { data: bytes.toString('base64'), format: CHAT_AUDIO[a.media_type] } });
+      parts.push(
+        { type: 'text', text: label },
+        { type: 'input_audio', input_audio: { data: bytes.toString('base64'), format: CHAT_AUDIO[a.media_type] } },
+      );
     } else {
-      parts.push({ type: 'text', text: `(raw ${a.media_type} of observation ${a.observation_id} not sent: the chat API takes only wav and mp3 audio)` });
+      parts.push({
+        type: 'text',
+        text: `(raw ${a.media_type} of observation ${a.observation_id} not sent: the chat API takes only wav and mp3 audio)`,
+      });
     }
   }
   parts.push({ type: 'text', text: input.footer });
@@ -32,14 +48,19 @@ export async function buildChatMessages(input: ComposedInput, read: (sha256: str
 /** An input item as a content part: images by URL, everything else as text. */
 function itemPart(item: Record<string, unknown>): ChatCompletionContentPart {
   const image = item.image_url;
-  const url = typeof image === 'string' ? image : typeof image === 'object' && image !== null ? (image as { url?: unknown }).url : undefined;
-  if (typeof url === 'string' && (item.type === 'image_url' || item.type === 'input_image')) return { type: 'image_url', image_url: { url } };
+  const url =
+    typeof image === 'string' ? image : typeof image === 'object' && image !== null ? (image as { url?: unknown }).url : undefined;
+  if (typeof url === 'string' && (item.type === 'image_url' || item.type === 'input_image'))
+    return { type: 'image_url', image_url: { url } };
   return { type: 'text', text: inputItemText(item) };
 }
 
 type Generation = NonNullable<SubmitInputRequest['generation']>;
 type GenerationParams = Partial<
-  Pick<ChatCompletionCreateParamsNonStreaming, 'temperature' | 'top_p' | 'max_tokens' | 'max_completion_tokens' | 'response_format' | 'seed' | 'stop' | 'reasoning_effort'>
+  Pick<
+    ChatCompletionCreateParamsNonStreaming,
+    'temperature' | 'top_p' | 'max_tokens' | 'max_completion_tokens' | 'response_format' | 'seed' | 'stop' | 'reasoning_effort'
+  >
 >;
 
 /**
@@ -59,7 +80,8 @@ export function generationParams(g: Generation | undefined): GenerationParams {
   if (rf && typeof rf === 'object' && (rf.type === 'text' || rf.type === 'json_object' || rf.type === 'json_schema')) {
     out.response_format = rf as GenerationParams['response_format'];
   }
-  if (typeof g.stop === 'string' || (Array.isArray(g.stop) && g.stop.every((s) => typeof s === 'string'))) out.stop = g.stop as string | string[];
+  if (typeof g.stop === 'string' || (Array.isArray(g.stop) && g.stop.every((s) => typeof s === 'string')))
+    out.stop = g.stop as string | string[];
   if (typeof g.reasoning_effort === 'string') out.reasoning_effort = g.reasoning_effort as GenerationParams['reasoning_effort'];
   return out;
 }

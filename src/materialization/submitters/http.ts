@@ -25,7 +25,12 @@ export class HttpSubmitter extends BackgroundSubmitter {
   protected async process(runId: string): Promise<void> {
     const current = this.runs.get(runId);
     if (!current) return;
-    const row = current.status === 'queued' ? this.runs.start(runId) : current.status === 'running' && current.submitted_at_ms === null ? current : undefined;
+    const row =
+      current.status === 'queued'
+        ? this.runs.start(runId)
+        : current.status === 'running' && current.submitted_at_ms === null
+          ? current
+          : undefined;
     if (!row) return;
     const { url, secret, timeout_ms, max_attempts, backoff_ms } = this.deps.config.runs.http;
     const body = JSON.stringify(toRunView(row, true));
