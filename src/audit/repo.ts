@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { stmt, type Db } from '../db/open.js';
 import type { NewId } from '../ids.js';
-import { decodeCursor, encodeCursor, listParams, toPage, type Listing } from '../pagination.js';
+import { keysetListing } from '../db/keyset.js';
+import { listParams, type Listing } from '../pagination.js';
 
 /** Every audit event name observd records: Kheish's names, plus deletions and quota evictions of its own. */
 export const AUDIT_EVENTS = [
@@ -105,24 +106,13 @@ export function listAudit(db: Db, q: { source_id?: string; event?: string }): Li
   const args: unknown[] = [];
   if (q.source_id) where.push('source_id = ?'), args.push(q.source_id);
   if (q.event) where.push('event = ?'), args.push(q.event);
-  const filter = (extra: string[]) => ([...where, ...extra].length ? `WHERE ${[...where, ...extra].join(' AND ')}` : '');
-  return {
+  return keysetListing<AuditRow, AuditRecordView>(db, {
+    table: 'audit_events',
+    key: 'audit_id',
+    scope: 'audit',
     order: 'desc',
-    count: () =>
-      stmt(db, `SELECT COUNT(*) FROM audit_events ${filter([])}`)
-        .pluck()
-        .get(...args) as number,
-    fetchPage(cursor, limit) {
-      const extra: string[] = [];
-      const cargs: unknown[] = [];
-      if (cursor) {
-        const [id] = decodeCursor('audit', cursor, ['string']);
-        extra.push('audit_id < ?');
-        cargs.push(id);
-      }
-      const sql = `SELECT * FROM audit_events ${filter(extra)} ORDER BY audit_id DESC LIMIT ?`;
-      const rows = stmt(db, sql).all(...args, ...cargs, limit + 1) as AuditRow[];
-      return toPage(rows, limit, toAuditView, (r) => encodeCursor('audit', [r.audit_id]));
-    },
-  };
+    where,
+    args,
+    view: toAuditView,
+  });
 }

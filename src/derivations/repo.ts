@@ -1,6 +1,7 @@
 import { assetIdOf, releaseAssets } from '../assets/repo.js';
 import type { Db } from '../db/open.js';
-import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
+import { keysetListing } from '../db/keyset.js';
+import type { Listing } from '../pagination.js';
 import type { DerivationBackend, DerivationListQuery, DerivationProfile, DerivationStatus, DerivationView, Subject } from './schemas.js';
 
 /** A derivation row as stored. */
@@ -98,33 +99,15 @@ export function listDerivations(db: Db, q: DerivationListQuery): Listing<Derivat
   }
   if (q.profile) where.push('profile = ?'), args.push(q.profile);
   if (q.status) where.push('status = ?'), args.push(q.status);
-  const filter = (extra: string[]) => ([...where, ...extra].length ? `WHERE ${[...where, ...extra].join(' AND ')}` : '');
-  return {
+  return keysetListing<DerivationRow, DerivationView>(db, {
+    table: 'derivations',
+    key: 'derivation_id',
+    scope: 'derivations',
     order: 'asc',
-    count: () =>
-      db
-        .prepare(`SELECT COUNT(*) FROM derivations ${filter([])}`)
-        .pluck()
-        .get(...args) as number,
-    fetchPage(cursor, limit) {
-      const extra: string[] = [];
-      const cargs: unknown[] = [];
-      if (cursor) {
-        const [after] = decodeCursor('derivations', cursor, ['string']);
-        extra.push('derivation_id > ?');
-        cargs.push(after);
-      }
-      const rows = db
-        .prepare(`SELECT * FROM derivations ${filter(extra)} ORDER BY derivation_id LIMIT ?`)
-        .all(...args, ...cargs, limit + 1) as DerivationRow[];
-      return toPage(
-        rows,
-        limit,
-        (r) => toDerivationView(r),
-        (r) => encodeCursor('derivations', [r.derivation_id]),
-      );
-    },
-  };
+    where,
+    args,
+    view: (r) => toDerivationView(r),
+  });
 }
 
 /** Deletes the derivations matching `column = ?` for each value; returns the result assets they held. */

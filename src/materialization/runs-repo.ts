@@ -1,5 +1,6 @@
 import { stmt, type Db } from '../db/open.js';
-import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
+import { keysetListing } from '../db/keyset.js';
+import type { Listing } from '../pagination.js';
 import type { Sensitivity } from '../sources/schemas.js';
 import type { RawAssetPolicy, RunFilter, RunStatus, RunView, SubmitterName } from './schemas.js';
 
@@ -120,36 +121,18 @@ export function listRuns(db: Db, q: RunFilter): Listing<RunView> {
   const args: unknown[] = [];
   if (q.status) where.push('status = ?'), args.push(q.status);
   if (q.target_session_id) where.push('target_session_id = ?'), args.push(q.target_session_id);
-  const filter = (extra: string[]) => ([...where, ...extra].length ? `WHERE ${[...where, ...extra].join(' AND ')}` : '');
   // Never the input column: listings leave it out, and it can be large.
-  const cols = `run_id, kind, status, submitter, target_session_id, session_input_offset, observation_ids, asset_ids, source_ids,
+  const columns = `run_id, kind, status, submitter, target_session_id, session_input_offset, observation_ids, asset_ids, source_ids,
     stream_ids, sensitivity, output_delivery_allowed, raw_asset_policy, external_processing_withheld, '' AS input, output, usage, error, attempts,
     created_at_ms, updated_at_ms, started_at_ms, submitted_at_ms, finished_at_ms, lease_expires_at_ms, actor_id`;
-  return {
+  return keysetListing<RunRow, RunView>(db, {
+    table: 'runs',
+    key: 'run_id',
+    scope: 'runs',
     order: 'asc',
-    count: () =>
-      stmt(db, `SELECT COUNT(*) FROM runs ${filter([])}`)
-        .pluck()
-        .get(...args) as number,
-    fetchPage(cursor, limit) {
-      const extra: string[] = [];
-      const cargs: unknown[] = [];
-      if (cursor) {
-        const [after] = decodeCursor('runs', cursor, ['string']);
-        extra.push('run_id > ?');
-        cargs.push(after);
-      }
-      const rows = stmt(db, `SELECT ${cols} FROM runs ${filter(extra)} ORDER BY run_id LIMIT ?`).all(
-        ...args,
-        ...cargs,
-        limit + 1,
-      ) as RunRow[];
-      return toPage(
-        rows,
-        limit,
-        (r) => toRunView(r, false),
-        (r) => encodeCursor('runs', [r.run_id]),
-      );
-    },
-  };
+    columns,
+    where,
+    args,
+    view: (r) => toRunView(r, false),
+  });
 }
