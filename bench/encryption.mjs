@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCanvas } from '@napi-rs/canvas';
-import { agent, flag, load, numArg, percentiles, round, row, saveResults, startDaemon } from './lib.mjs';
+import { createSource, flag, numArg, percentiles, round, row, saveResults, startDaemon, uploadPhase } from './lib.mjs';
 import { jsonBodies, pngOfSize } from './payload.mjs';
 
 const QUICK = flag('quick');
@@ -34,49 +34,12 @@ async function daemons() {
   };
 }
 
-async function source(url, id, extra = {}) {
-  const res = await fetch(`${url}/v1/observation-sources`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      source_id: id,
-      display_name: id,
-      kind: 'screen_snapshot',
-      upload_token: TOKEN,
-      max_active_observations: 10_000_000,
-      max_active_bytes: 2 ** 50,
-      ...extra,
-    }),
-  });
-  if (!res.ok) throw new Error(`creating source ${id}: ${res.status} ${await res.text()}`);
-}
-
-let seq = 0;
-async function phase(server, bodies, seconds) {
-  const ag = agent(UPLOADERS);
-  const latencies = [];
-  const r = await load({
-    workers: UPLOADERS,
-    durationMs: seconds * 1000,
-    make: (_i, w) => {
-      const body = bodies.next(w, ++seq);
-      return {
-        url: `${server.url}/v1/observation-sources/ingest/observations`,
-        method: 'POST',
-        agent: ag,
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': bodies.contentType, 'content-length': body.length },
-        body,
-      };
-    },
-    keepLatencies: latencies,
-  });
-  ag.destroy();
-  return { ok: r.ok, seconds: r.seconds, latencies, statuses: r.statuses };
-}
+const phase = (server, bodies, seconds) =>
+  uploadPhase({ url: server.url, sourceId: 'ingest', token: TOKEN, bodies, workers: UPLOADERS, seconds });
 
 async function ingest(bytes) {
   const servers = await daemons();
-  for (const s of Object.values(servers)) await source(s.url, 'ingest');
+  for (const s of Object.values(servers)) await createSource(s.url, 'ingest', TOKEN);
   const bodies = jsonBodies(pngOfSize(bytes), UPLOADERS, `enc-${bytes}-${process.pid}`);
   for (const name of ['plain', 'encrypted']) await phase(servers[name], bodies, QUICK ? 0.5 : 1);
   const phases = { plain: [], encrypted: [] };
@@ -132,7 +95,7 @@ let ocrSource = 0;
 async function ocrPathFresh(server, images, tag) {
   const id = `ocr-${tag}-${++ocrSource}`;
   const url = server.url;
-  await source(url, id, { auto_derive: ['canonical_text'] });
+  await createSource(url, id, TOKEN, { auto_derive: ['canonical_text'] });
   const started = performance.now();
   const ids = [];
   for (let i = 0; i < images.length; i++) {

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { agent, flag, load, numArg, percentiles, round, row, saveResults, startDaemon } from './lib.mjs';
+import { createSource, flag, numArg, percentiles, round, row, saveResults, startDaemon, uploadPhase } from './lib.mjs';
 import { jsonBodies, pngOfSize } from './payload.mjs';
 
 const QUICK = flag('quick');
@@ -14,50 +14,13 @@ const UPLOADERS = numArg('uploaders', QUICK ? 8 : 16);
 const SECONDS = numArg('seconds', QUICK ? 2 : 6);
 const TOKEN = 'bench-erasure-upload-token';
 
-async function source(url, id, extra) {
-  const res = await fetch(`${url}/v1/observation-sources`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      source_id: id,
-      display_name: id,
-      kind: 'screen_snapshot',
-      upload_token: TOKEN,
-      max_active_bytes: 2 ** 50,
-      ...extra,
-    }),
-  });
-  if (!res.ok) throw new Error(`creating source ${id}: ${res.status} ${await res.text()}`);
-}
-
-let seq = 0;
-async function phase(url, sourceId, bodies, seconds) {
-  const ag = agent(UPLOADERS);
-  const latencies = [];
-  const r = await load({
-    workers: UPLOADERS,
-    durationMs: seconds * 1000,
-    make: (_i, w) => {
-      const body = bodies.next(w, ++seq);
-      return {
-        url: `${url}/v1/observation-sources/${sourceId}/observations`,
-        method: 'POST',
-        agent: ag,
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': bodies.contentType, 'content-length': body.length },
-        body,
-      };
-    },
-    keepLatencies: latencies,
-  });
-  ag.destroy();
-  return { ok: r.ok, seconds: r.seconds, latencies, statuses: r.statuses };
-}
+const phase = (url, sourceId, bodies, seconds) => uploadPhase({ url, sourceId, token: TOKEN, bodies, workers: UPLOADERS, seconds });
 
 const dir = mkdtempSync(join(tmpdir(), 'observd-bench-erasure-'));
 try {
   const d = await startDaemon(dir);
-  await source(d.url, 'keep', { max_active_observations: 10_000_000 });
-  await source(d.url, 'evict', { max_active_observations: 50, quota_policy: 'evict_oldest', purge_raw_on_retention: true });
+  await createSource(d.url, 'keep', TOKEN);
+  await createSource(d.url, 'evict', TOKEN, { max_active_observations: 50, quota_policy: 'evict_oldest', purge_raw_on_retention: true });
   const bodies = jsonBodies(pngOfSize(64 * 1024), UPLOADERS, `erasure-${process.pid}`);
   // Fill the evicting source to its quota first, so every timed upload evicts.
   await phase(d.url, 'evict', bodies, QUICK ? 0.5 : 1);

@@ -179,8 +179,8 @@ export const arg = (name, def) => {
 };
 export const numArg = (name, def) => Number(arg(name, def));
 
-/** Creates (or updates) a screen_snapshot source with quotas high enough never to evict during a run. */
-export async function createSource(url, sourceId, token) {
+/** Creates (or updates) a screen_snapshot source with quotas high enough never to evict during a run; `extra` overrides fields. */
+export async function createSource(url, sourceId, token, extra = {}) {
   const res = await fetch(`${url}/v1/observation-sources`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -191,9 +191,37 @@ export async function createSource(url, sourceId, token) {
       upload_token: token,
       max_active_observations: 10_000_000,
       max_active_bytes: 2 ** 50,
+      ...extra,
     }),
   });
   if (!res.ok) throw new Error(`creating source ${sourceId}: ${res.status} ${await res.text()}`);
+}
+
+let uploadSeq = 0;
+/**
+ * `seconds` of closed-loop uploads by `workers` connections to one source, bodies from
+ * `bodies.next(worker, seq)` (bench/payload.mjs); keeps every latency.
+ */
+export async function uploadPhase({ url, sourceId, token, bodies, workers, seconds }) {
+  const ag = agent(workers);
+  const latencies = [];
+  const r = await load({
+    workers,
+    durationMs: seconds * 1000,
+    make: (_i, w) => {
+      const body = bodies.next(w, ++uploadSeq);
+      return {
+        url: `${url}/v1/observation-sources/${sourceId}/observations`,
+        method: 'POST',
+        agent: ag,
+        headers: { authorization: `Bearer ${token}`, 'content-type': bodies.contentType, 'content-length': body.length },
+        body,
+      };
+    },
+    keepLatencies: latencies,
+  });
+  ag.destroy();
+  return { ok: r.ok, seconds: r.seconds, latencies, statuses: r.statuses };
 }
 
 /** A one-line summary row for bench/run.mjs's table; `met` only when a target is given. */
