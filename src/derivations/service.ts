@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { StagedBlob } from '../assets/blob-store.js';
-import { assetIdOf, discardUnclaimed, ensureAsset, getAsset } from '../assets/repo.js';
+import { assetIdOf, discardUnclaimed, ensureAsset, getAsset, releaseWithDerivations } from '../assets/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { AppError, DISK_FULL_RETRY_MS, isDiskFull, notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -29,7 +29,6 @@ import {
   listDerivations,
   listUnsettledIds,
   refreshProcessingStatus,
-  releaseWithDerivations,
   toDerivationView,
   type DerivationRow,
   updateDerivation,
