@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { StagedBlob } from '../assets/blob-store.js';
 import { assetIdOf, discardUnclaimed, ensureAsset, getAsset, releaseWithDerivations } from '../assets/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
-import { AppError, DISK_FULL_RETRY_MS, isDiskFull, notFound } from '../errors.js';
+import { AppError, isDiskFull, notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ObservationView } from '../observations/schemas.js';
 import { redactionForSubject } from '../privacy/policy.js';
@@ -21,7 +21,7 @@ import { availableParallelism } from 'node:os';
 import { OcrPool } from './ocr.js';
 import { ScreenText, type ScreenTextStats } from './screen-text.js';
 import { planFor } from './plan.js';
-import { JobQueue } from './queue.js';
+import { JobQueue, retryWhenDiskFull } from '../job-queue.js';
 import {
   findByCacheKey,
   getDerivationRow,
@@ -100,14 +100,8 @@ export class DerivationService {
     this.queue = new JobQueue(
       deps.config.derivations.queue_concurrency,
       (id, park) => this.runJob(id, park),
-      (id, err) => {
-        if (isDiskFull(err)) {
-          // Not the derivation's fault: it stays pending/processing and runs again once there is room.
-          this.logger?.warn({ err, derivation_id: id, retry_in_ms: DISK_FULL_RETRY_MS }, 'derivation postponed: disk full');
-          return DISK_FULL_RETRY_MS;
-        }
-        this.logger?.error({ err, derivation_id: id }, 'derivation job crashed');
-      },
+      // A full disk is not the derivation's fault: it stays pending/processing and runs again once there is room.
+      retryWhenDiskFull(logger, 'derivation_id', { postponed: 'derivation postponed: disk full', crashed: 'derivation job crashed' }),
     );
     this.closedSignal = new Promise((r) => (this.signalClosed = r));
   }
