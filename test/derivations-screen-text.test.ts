@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { createCanvas } from '@napi-rs/canvas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OcrPool } from '../src/derivations/ocr.js';
-import { JobQueue } from '../src/derivations/queue.js';
+import { JobQueue } from '../src/job-queue.js';
 import { ScreenText, type Frame, type FrameText, type LineRecognizer, type OcrLine } from '../src/derivations/screen-text.js';
-import { ocrWorkers } from '../src/derivations/service.js';
+import { ocrWorkers } from '../src/derivations/engines.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { content, createSource, derive, eventually, upload } from './helpers/derivations.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { JobQueue } from '../src/derivations/queue.js';
+import { JobQueue } from '../src/job-queue.js';
 
 describe('JobQueue', () => {
   it('runs a job again after the delay its error handler returns (a full disk), and stops retrying once stopped', async () => {

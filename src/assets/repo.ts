@@ -66,6 +66,58 @@ export function releaseAssets(db: Db, assetIds: Iterable<string>): string[] {
   return freed;
 }
 
+/** Deletes the derivations matching `column = ?` for each value; returns the result assets they held. */
+function dropWhere(db: Db, condition: string, values: Iterable<string>): string[] {
+  const drop = db.prepare(`DELETE FROM derivations WHERE ${condition} RETURNING result_asset_id`).pluck();
+  const results: string[] = [];
+  for (const v of values) for (const r of drop.all(v) as Array<string | null>) if (r) results.push(r);
+  return results;
+}
+
+/**
+ * `releaseAssets` for erasures that take derivations with them, inside the caller's
+ * transaction: drops the derivations of `observationIds`, then releases `assetIds` and those
+ * derivations' results, and drops (and releases) derivations whose subject asset was freed,
+ * until nothing more goes. Returns the hashes of blobs to erase after commit. It lives with the
+ * assets (as `HOLDERS` does) because a derivation row is bound to its assets the way a foreign
+ * key with ON DELETE CASCADE would be: every domain that erases content (sources, observations,
+ * retention, runs) calls it without depending on the derivations domain.
+ */
+export function releaseWithDerivations(db: Db, observationIds: Iterable<string>, assetIds: Iterable<string>): string[] {
+  let pending = [...assetIds, ...dropWhere(db, 'subject_observation_id = ?', observationIds)];
+  const freed: string[] = [];
+  while (pending.length) {
+    const shas = releaseAssets(db, pending);
+    freed.push(...shas);
+    pending = dropWhere(db, `subject_type = 'asset' AND subject_asset_id = ?`, shas.map(assetIdOf));
+  }
+  return freed;
+}
+
+/**
+ * True when the asset, or anything it was derived from (transitively), belongs to an
+ * observation of a sensitive source, or is the journal text of a run that
+ * involved one. An asset's lineage across the tables that hold it (see `HOLDERS`), read by
+ * `AssetService.content` to decide who may read the bytes.
+ */
+export function isDerivedFromSensitive(db: Db, assetId: string): boolean {
+  return (
+    db
+      .prepare(
+        `WITH RECURSIVE lineage(id) AS (
+           SELECT ? UNION SELECT d.subject_asset_id FROM derivations d JOIN lineage l ON d.result_asset_id = l.id
+         )
+         SELECT 1 FROM lineage l JOIN observations o ON o.asset_id = l.id OR o.canonical_text_asset_id = l.id
+         WHERE o.sensitivity = 'sensitive'
+         UNION ALL
+         SELECT 1 FROM lineage l JOIN session_inputs si ON si.text_asset_id = l.id JOIN runs r ON r.run_id = si.run_id
+         WHERE r.sensitivity = 'sensitive'
+         LIMIT 1`,
+      )
+      .get(assetId) !== undefined
+  );
+}
+
 /**
  * Erases published blobs whose write never committed: those no row claims and no other write in
  * flight has pinned. Used after a failed publish or commit.

@@ -1,9 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { Reader } from '../access.js';
 import type { Deps } from '../deps.js';
-import { isDerivedFromSensitive } from '../derivations/repo.js';
 import { AppError, notFound } from '../errors.js';
-import { getAsset, type AssetRow } from './repo.js';
+import { getAsset, isDerivedFromSensitive, type AssetRow } from './repo.js';
 
 /** An asset's metadata and a way to read its bytes (decrypted in an encrypted store), whole or a range. */
 export interface AssetContent {

@@ -2,7 +2,7 @@ import { getAsset, type AssetRow } from '../assets/repo.js';
 import type { Db } from '../db/open.js';
 import { AppError, notFound } from '../errors.js';
 import { normalizeMediaType } from '../observations/media.js';
-import { getSessionInput } from '../materialization/journal.js';
+import { getSessionInput } from '../sessions/journal.js';
 import { getObservationRow } from '../observations/repo.js';
 import type { Subject } from './schemas.js';
 

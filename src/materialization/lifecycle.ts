@@ -1,4 +1,4 @@
-import { releaseWithDerivations } from '../derivations/repo.js';
+import { releaseWithDerivations } from '../assets/repo.js';
 import { stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import type { EventType } from '../events/outbox.js';

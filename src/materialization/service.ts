@@ -8,7 +8,7 @@ import type { ObservationRow } from '../observations/repo.js';
 import { allowsExternalProcessing, getSourceRow } from '../sources/repo.js';
 import { SENSITIVITIES, type Sensitivity } from '../sources/schemas.js';
 import { composeInput, effectivePolicy, renderInputText, type ObservationText } from './compose.js';
-import { appendSessionInput, listSessionInputsWithoutText, setSessionInputText } from './journal.js';
+import { appendSessionInput, listSessionInputsWithoutText, setSessionInputText } from '../sessions/journal.js';
 import { appendRunEvent, RunLifecycle } from './lifecycle.js';
 import { getRunRow, insertRun, listRuns, toRunView, type RunRow } from './runs-repo.js';
 import type { CompleteRun, ComposedInput, MaterializationRequest, RunFilter, RunView } from './schemas.js';

@@ -6,7 +6,7 @@ import { listAudit, recordAudit, type AuditRecordView } from '../audit/repo.js';
 import type { Listing } from '../pagination.js';
 import { stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
-import { releaseWithDerivations } from '../derivations/repo.js';
+import { releaseWithDerivations } from '../assets/repo.js';
 import { AppError, notFound } from '../errors.js';
 import { redactionFor } from '../privacy/policy.js';
 import { redact } from '../privacy/redact.js';

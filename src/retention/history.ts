@@ -1,7 +1,7 @@
 import { encodeTime } from 'ulid';
 import { checkpointTruncate, stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
-import { releaseWithDerivations } from '../derivations/repo.js';
+import { releaseWithDerivations } from '../assets/repo.js';
 import { eraseMentions } from './erase.js';
 
 export interface HistoryReport {

@@ -1,6 +1,6 @@
 import { recordAudit } from '../audit/repo.js';
 import { stmt } from '../db/open.js';
-import { releaseWithDerivations } from '../derivations/repo.js';
+import { releaseWithDerivations } from '../assets/repo.js';
 import type { Deps } from '../deps.js';
 import { adjustCounters } from '../sources/repo.js';
 import { eraseMentions, scrubPurgedRows } from './erase.js';

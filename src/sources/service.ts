@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { recordAudit } from '../audit/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
-import { releaseWithDerivations } from '../derivations/repo.js';
+import { releaseWithDerivations } from '../assets/repo.js';
 import { AppError, notFound } from '../errors.js';
 import { eraseMentions } from '../retention/erase.js';
 import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';

@@ -1,6 +1,5 @@
 import type { Deps } from '../../deps.js';
-import { DISK_FULL_RETRY_MS, isDiskFull } from '../../errors.js';
-import { JobQueue } from '../../derivations/queue.js';
+import { JobQueue, retryWhenDiskFull } from '../../job-queue.js';
 import type { Logger } from '../../logger.js';
 import type { RunLifecycle } from '../lifecycle.js';
 import { listUnfinishedRuns, type RunRow } from '../runs-repo.js';
@@ -25,13 +24,7 @@ export abstract class BackgroundSubmitter implements RunSubmitter {
     this.queue = new JobQueue(
       deps.config.runs.concurrency,
       (id) => this.process(id),
-      (id, err) => {
-        if (isDiskFull(err)) {
-          this.logger?.warn({ err, run_id: id, retry_in_ms: DISK_FULL_RETRY_MS }, `${name} run postponed: disk full`);
-          return DISK_FULL_RETRY_MS;
-        }
-        this.logger?.error({ err, run_id: id }, `${name} run submission crashed`);
-      },
+      retryWhenDiskFull(logger, 'run_id', { postponed: `${name} run postponed: disk full`, crashed: `${name} run submission crashed` }),
     );
   }
 

@@ -1,3 +1,6 @@
+import { DISK_FULL_RETRY_MS, isDiskFull } from './errors.js';
+import type { Logger } from './logger.js';
+
 interface Deferred {
   promise: Promise<void>;
   resolve: () => void;
@@ -115,4 +118,24 @@ export class JobQueue {
         });
     }
   }
+}
+
+/**
+ * The error handler of a queue whose jobs write to disk: a full disk is not the job's fault, so
+ * it is logged as postponed and run again after `DISK_FULL_RETRY_MS` (its record stays as it
+ * is); anything else is logged as a crash. `idField` names the id in the log line.
+ */
+export function retryWhenDiskFull(
+  logger: Pick<Logger, 'error' | 'warn'> | undefined,
+  idField: string,
+  messages: { postponed: string; crashed: string },
+): (id: string, err: unknown) => number | undefined {
+  return (id, err) => {
+    if (isDiskFull(err)) {
+      logger?.warn({ err, [idField]: id, retry_in_ms: DISK_FULL_RETRY_MS }, messages.postponed);
+      return DISK_FULL_RETRY_MS;
+    }
+    logger?.error({ err, [idField]: id }, messages.crashed);
+    return undefined;
+  };
 }

@@ -1,5 +1,9 @@
 import { stmt, type Db } from '../db/open.js';
 
+// The session input journal (`session_inputs`): written by materialization as each run is
+// created, read by derivations (a `session_input` subject), its text held by assets. Below both
+// domains, so neither imports the other to reach it.
+
 /** One entry of a session's input journal. */
 export interface SessionInputRow {
   session_id: string;
