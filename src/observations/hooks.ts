@@ -10,9 +10,10 @@ export interface Eviction {
 
 /**
  * What observations ask of the domains built on them (search, retention, derivations), wired by
- * `openStore`. Observations import none of those domains: each of them reads observations, so
- * an arrow back would make a cycle. All but `afterCreate` are required, so no store can be built
- * that uploads without indexing, or deletes without erasing what mentions the observation.
+ * `openStore`: each of those reads observations, so an import back would make a cycle (see
+ * docs/architecture.md, "Dependencies between domains"). All but `afterCreate` are required, so
+ * no store can be built that uploads without indexing, or deletes without erasing what mentions
+ * the observation.
  */
 export interface ObservationHooks {
   /** Runs after an upload committed (never inside its transaction). */
