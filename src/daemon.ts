@@ -29,6 +29,9 @@ import { JobRegistry } from './jobs.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMaterializationService } from './materialization/service.js';
 import { ObservationService } from './observations/service.js';
+import { eraseMentions } from './retention/erase.js';
+import { evictOldest } from './retention/evict.js';
+import { indexText } from './search/repo.js';
 import { SearchService } from './search/service.js';
 import { SourceService } from './sources/service.js';
 import { SignedUploadService } from './uploads/service.js';
@@ -65,7 +68,12 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
   const deps: Deps = { db, now, newId, blobs, config, events: new Outbox(db, newId, now), wal: new WalSync(`${dbFile}-wal`) };
   const sources = new SourceService(deps);
   const derivations = createDerivationService(deps, opts.logger);
-  const observations = new ObservationService(deps, sources, { afterCreate: (o) => derivations.autoDerive(o) });
+  const observations = new ObservationService(deps, sources, {
+    afterCreate: (o) => derivations.autoDerive(o),
+    indexText,
+    evictFor: (source, bytes, at) => evictOldest(deps, source, bytes, at),
+    eraseMentions: (ids) => eraseMentions(deps, ids),
+  });
   const materializations = createMaterializationService(deps, derivations, opts.logger);
   const signedUploads = new SignedUploadService(deps, observations, loadSigningKey(config.data_dir, config.uploads.signing_key));
   const assets = new AssetService(deps);

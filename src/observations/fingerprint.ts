@@ -33,5 +33,10 @@ export function requestFingerprint(f: UploadFields, contentSha256: string): stri
     // Only when set, so fingerprints of uploads without it stay what they were.
     origin_url: f.origin_url ?? undefined,
   });
-  return createHash('sha256').update(body).digest('hex');
+  return sha256Hex(body);
+}
+
+/** The hex SHA-256 of a string (the audit trail keeps idempotency keys only as this). */
+export function sha256Hex(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
 }
