@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservationView } from '../src/observations/schemas.js';
@@ -98,5 +101,34 @@ describe('the http submitter', () => {
     });
     expect(failed.error).toMatch(/after 3 attempts.*503/);
     expect(deliveries).toHaveLength(3);
+  });
+  it('a shutdown during the backoff wait ends the wait and leaves the run running; the next start delivers it', async () => {
+    deliveries.length = 0;
+    answers = [503, 202];
+    const dataDir = mkdtempSync(join(tmpdir(), 'observd-test-'));
+    // A ten-minute backoff: the test would time out if closing waited it out.
+    const config = { runs: { submitter: 'http' as const, http: { url, secret: SECRET, max_attempts: 3, backoff_ms: 600_000 } } };
+    let first: TestDaemon | undefined = await startDaemon(config, { dataDir });
+    let second: TestDaemon | undefined;
+    try {
+      const token = await createSource(first, { source_id: 'screen', display_name: 'Screen', kind: 'screen_snapshot' });
+      const o = await upload(first, 'screen', token, makePng(2, 2, 2), 'backoff', 'image/png', { canonical_text: 'hi' });
+      const r = await materialize(first, byIds([o.observation_id]));
+      await eventually(async () => deliveries.length === 1);
+      await first.close();
+      first = undefined;
+      second = await startDaemon(config, { dataDir });
+      const delivered = await eventually(async () => {
+        const v = (await getRun(second!, r.body.run_id)).body;
+        return v.handed_off_at_ms !== null ? v : undefined;
+      });
+      expect(delivered).toMatchObject({ status: 'running', submitter: 'http', error: null });
+      expect(deliveries).toHaveLength(2);
+      expect(deliveries.map((dl) => dl.headers['webhook-id'])).toEqual([r.body.run_id, r.body.run_id]);
+    } finally {
+      await first?.close();
+      await second?.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

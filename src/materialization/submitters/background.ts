@@ -50,19 +50,4 @@ export abstract class BackgroundSubmitter implements RunSubmitter {
 
   /** Carries one run as far as this submitter takes it. */
   protected abstract process(runId: string): Promise<void>;
-
-  /** Waits `ms`, or less when the submitter closes. */
-  protected sleep(ms: number): Promise<void> {
-    const signal = this.abort.signal;
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
 }
