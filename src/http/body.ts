@@ -225,44 +225,24 @@ export async function readMultipartUpload(
     bb.destroy();
   };
   const parts = new MultipartParts();
-  const done = new Promise<void>((resolve) => {
-    bb.on('field', (name, value, info) => parts.field(name, value, info.valueTruncated));
-    bb.on('file', (name, stream, info) => {
-      const file = parts.file(name, stream, () => stageFilePart(stream, info, blobs, limits.maxFileBytes));
-      if (!file) return;
-      // Over the file limit: answer now rather than reading (and discarding) the rest of the body.
-      // Deferred: busboy is still inside its parser when it emits 'limit'.
-      stream.once('limit', () => {
-        parts.fail(tooLarge(limits.maxFileBytes));
-        setImmediate(stop);
-      });
-      file.catch((e) => {
-        // The file cannot be written (a full disk): stop reading the body, or busboy would wait
-        // forever for this part to be consumed and the request would never be answered.
-        parts.fail(e);
-        setImmediate(stop);
-      });
+  bb.on('field', (name, value, info) => parts.field(name, value, info.valueTruncated));
+  bb.on('file', (name, stream, info) => {
+    const file = parts.file(name, stream, () => stageFilePart(stream, info, blobs, limits.maxFileBytes));
+    if (!file) return;
+    // Over the file limit: answer now rather than reading (and discarding) the rest of the body.
+    // Deferred: busboy is still inside its parser when it emits 'limit'.
+    stream.once('limit', () => {
+      parts.fail(tooLarge(limits.maxFileBytes));
+      setImmediate(stop);
     });
-    bb.on('filesLimit', () => parts.fail(new AppError('bad_request', 'send exactly one file part')));
-    bb.on('partsLimit', () => parts.fail(new AppError('bad_request', 'too many multipart parts')));
-    bb.on('fieldsLimit', () => parts.fail(new AppError('bad_request', 'too many multipart fields')));
-    bb.on('error', (e) => {
-      parts.fail(e instanceof AppError ? e : new AppError('bad_request', `malformed multipart body: ${(e as Error).message}`));
-      resolve();
-    });
-    bb.on('close', () => resolve());
-    counter.on('error', (e) => {
+    file.catch((e) => {
+      // The file cannot be written (a full disk): stop reading the body, or busboy would wait
+      // forever for this part to be consumed and the request would never be answered.
       parts.fail(e);
-      stop();
-      resolve();
-    });
-    source.on('error', (e) => {
-      parts.fail(unreadable(e.message));
-      // Ends the file part too (with an error), so its temp file is removed instead of left open.
-      bb.destroy();
-      resolve();
+      setImmediate(stop);
     });
   });
+  const done = whenParsed(bb, counter, source, parts, stop);
   const watchdog = minRate
     ? watchRate(
         minRate,
@@ -296,6 +276,34 @@ function multipartParser(contentType: string, limits: MultipartLimits): busboy.B
   } catch {
     throw new AppError('bad_request', 'multipart body has no valid boundary');
   }
+}
+
+/**
+ * Resolves once busboy has parsed the whole body, or the body broke off, passed its total limit
+ * or was malformed (the failure recorded in `parts`).
+ */
+function whenParsed(bb: busboy.Busboy, counter: Transform, source: Readable, parts: MultipartParts, stop: () => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    bb.on('filesLimit', () => parts.fail(new AppError('bad_request', 'send exactly one file part')));
+    bb.on('partsLimit', () => parts.fail(new AppError('bad_request', 'too many multipart parts')));
+    bb.on('fieldsLimit', () => parts.fail(new AppError('bad_request', 'too many multipart fields')));
+    bb.on('error', (e) => {
+      parts.fail(e instanceof AppError ? e : new AppError('bad_request', `malformed multipart body: ${(e as Error).message}`));
+      resolve();
+    });
+    bb.on('close', () => resolve());
+    counter.on('error', (e) => {
+      parts.fail(e);
+      stop();
+      resolve();
+    });
+    source.on('error', (e) => {
+      parts.fail(unreadable(e.message));
+      // Ends the file part too (with an error), so its temp file is removed instead of left open.
+      bb.destroy();
+      resolve();
+    });
+  });
 }
 
 /** A pass-through that counts the body's bytes (`total`) and errors with payload_too_large past `max`. */
