@@ -4,6 +4,7 @@ import type { Context } from 'hono';
 import busboy from 'busboy';
 import type { BlobStore, StagedBlob } from '../assets/blob-store.js';
 import { AppError, diskFull, isDiskFull } from '../errors.js';
+import { type MinRate, pumpLimited, watchRate, webChunks } from '../streams.js';
 import type { MemoryBudget } from './memory-budget.js';
 
 const tooLarge = (limit: number) => new AppError('payload_too_large', `request body exceeds the limit of ${limit} bytes`);
@@ -49,37 +50,32 @@ export async function readLimitedBytes(from: BodySource, limit: number, minRate?
   const collector = new Collector(limit, declared);
   if (incoming) return readIncoming(incoming, collector, minRate);
   if (!req.body) return Buffer.alloc(0);
-  const reader = req.body.getReader();
+  const chunks = webChunks(req.body);
   const watchdog = minRate
     ? watchRate(
         minRate,
         () => collector.size,
-        () => void reader.cancel().catch(() => {}),
+        () => void chunks.cancel(),
       )
     : undefined;
   try {
-    for (;;) {
-      const { done, value } = await reader.read().catch((e: Error) => {
-        // The client went away mid-body: its mistake, not an internal error.
-        throw unreadable(e.message);
-      });
-      if (done) break;
-      if (!collector.add(Buffer.from(value.buffer, value.byteOffset, value.byteLength))) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge(limit);
-      }
-    }
+    // A read that fails is the client going away mid-body: its mistake, not an internal error.
+    await pumpLimited(chunks, { limit, tooLarge: () => tooLarge(limit), unreadable: (e) => unreadable(e.message) }, (chunk) =>
+      collector.add(chunk),
+    );
   } catch (e) {
-    throw watchdog?.tripped() ? watchdog.error() : e;
+    throw minRate && watchdog?.tripped() ? tooSlow(minRate) : e;
   } finally {
     watchdog?.stop();
   }
   // A body the watchdog cut short reads as done: it is still too slow, not complete.
-  if (watchdog?.tripped()) throw watchdog.error();
+  if (minRate && watchdog?.tripped()) throw tooSlow(minRate);
   return collector.bytes();
 }
 
 const unreadable = (why: string) => new AppError('bad_request', `request body could not be read: ${why}`);
+const tooSlow = (rate: MinRate) =>
+  new AppError('request_timeout', `request body arrived slower than ${rate.bytesPerSecond} bytes/s; send it faster`);
 
 /** Gathers a body's chunks up to a limit; with a declared length, straight into one buffer (no chunk list plus a copy). */
 class Collector {
@@ -120,7 +116,7 @@ function readIncoming(incoming: IncomingMessage, collector: Collector, minRate?:
       ? watchRate(
           minRate,
           () => collector.size,
-          () => fail(watchdog!.error()),
+          () => fail(tooSlow(minRate)),
         )
       : undefined;
     const cleanup = () => {
@@ -153,37 +149,6 @@ function readIncoming(incoming: IncomingMessage, collector: Collector, minRate?:
     incoming.on('error', onError);
     incoming.on('close', onClose);
   });
-}
-
-/** The slowest a body may arrive once `graceMs` have passed (bytes per second, on average). */
-export interface MinRate {
-  bytesPerSecond: number;
-  graceMs: number;
-}
-
-/**
- * Cancels a body that arrives slower than `rate` on average after its grace period: a client
- * that holds a scarce resource (the JSON memory budget, a temp file, a connection) while
- * dribbling its body loses it.
- */
-function watchRate(rate: MinRate, received: () => number, cancel: () => void) {
-  const started = performance.now();
-  let tripped = false;
-  const timer = setInterval(
-    () => {
-      const elapsed = performance.now() - started;
-      if (elapsed < rate.graceMs || received() >= (rate.bytesPerSecond * elapsed) / 1000) return;
-      tripped = true;
-      clearInterval(timer);
-      cancel();
-    },
-    Math.min(1000, rate.graceMs),
-  );
-  return {
-    tripped: () => tripped,
-    error: () => new AppError('request_timeout', `request body arrived slower than ${rate.bytesPerSecond} bytes/s; send it faster`),
-    stop: () => clearInterval(timer),
-  };
 }
 
 export interface MultipartUpload {
@@ -248,7 +213,7 @@ export async function readMultipartUpload(
         minRate,
         () => counter.total,
         () => {
-          parts.fail(watchdog!.error());
+          parts.fail(tooSlow(minRate));
           stop();
         },
       )

@@ -2,7 +2,8 @@ import type { Context } from 'hono';
 import type { z } from 'zod';
 import { AppError } from '../errors.js';
 import type { AppEnv } from './auth.js';
-import { readLimitedBytes, requestOf, type BodySource, type MinRate } from './body.js';
+import type { MinRate } from '../streams.js';
+import { readLimitedBytes, requestOf, type BodySource } from './body.js';
 import { isJsonType } from './browser-guard.js';
 import { validationError } from './problem.js';
 
