@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { eventIdSchema, sourceIdSchema } from '../ids.js';
-import { EVENT_TYPES } from './outbox.js';
+import { EVENT_TYPES } from './types.js';
 
 /** Query of `GET /v1/events`: comma-separated `types`, one `source_id`, and `last_event_id` to resume. */
 export const eventsQuerySchema = z
