@@ -5,7 +5,8 @@
 // regular expression over the same text (`/\d/g` matchAll), the floor any scanner pays.
 //   node bench/redact.mjs [--quick]
 import { readFileSync } from 'node:fs';
-import { redact, REDACTION_TYPES } from '../dist/privacy/redact.js';
+import { redact } from '../dist/privacy/redact.js';
+import { REDACTION_TYPES } from '../dist/privacy/types.js';
 import { flag, round, row, saveResults } from './lib.mjs';
 
 const QUICK = flag('quick');

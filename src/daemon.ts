@@ -1,8 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { getRequestListener, RequestError, serve } from '@hono/node-server';
 import { BlobStore } from './assets/blob-store.js';
 import { CaptureAgentService } from './capture/service.js';
 import { assetIdOf } from './assets/repo.js';
@@ -21,9 +18,8 @@ import { WebhookDeliverer } from './events/webhooks.js';
 import { daemonJobs } from './daemon-jobs.js';
 import { isDiskFull } from './errors.js';
 import { createApp, type Services } from './http/app.js';
-import { clientErrorResponse } from './http/client-error.js';
 import { createMetrics } from './http/metrics.js';
-import { problemResponse } from './http/problem.js';
+import { type BoundAddress, createHttpServer } from './http/server.js';
 import { idFactory } from './ids.js';
 import { JobRegistry } from './jobs.js';
 import { createLogger, type Logger } from './logger.js';
@@ -146,9 +142,14 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
   const logger = opts.logger ?? createLogger(config.log_level);
   const { deps, services, strays } = openStore(config, { ...opts, logger });
   if (strays.temps || strays.orphans) logger.info(strays, 'removed stray temp files and orphan blobs');
-  let accepting = true;
   const metrics = createMetrics(services.db, () => services.derivations.ocrStats());
-  const app = createApp({ services, logger, metrics, version: VERSION, ready: () => accepting });
+  const app = createApp({ services, logger, metrics, version: VERSION, ready: () => http.accepting });
+  const http = createHttpServer(app.fetch, {
+    host,
+    port,
+    headersTimeoutMs: config.server.headers_timeout_ms,
+    requestTimeoutMs: config.server.request_timeout_ms,
+  });
   const jobs = new JobRegistry(deps.now, (run) => {
     metrics.recordJob(run);
     // A full disk is not a bug: the job runs again next time and succeeds once space is freed.
@@ -157,9 +158,6 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
     else if (run.error !== undefined) logger.error({ err: run.error, job: run.name }, 'periodic job failed');
   });
   for (const job of daemonJobs(deps, services, logger)) jobs.add(job);
-  let server: Server | undefined;
-  const open = new Set<ServerResponse>();
-  const sockets = new Set<Socket>();
   const webhooks = new WebhookDeliverer(deps, logger);
 
   return {
@@ -167,82 +165,25 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
     deps,
     logger,
     jobs,
-    /** Starts listening; resolves with the bound address (port 0 picks a free one). */
-    start(): Promise<{ host: string; port: number; url: string }> {
-      return new Promise((resolve, reject) => {
-        const s = serve(
-          {
-            fetch: app.fetch,
-            hostname: host,
-            port,
-            serverOptions: {
-              headersTimeout: config.server.headers_timeout_ms,
-              requestTimeout: config.server.request_timeout_ms,
-            },
-            // hono's own listener answers a request it cannot build (backslash in the path, bad
-            // Host) with a bare 400; this one says so as problem+json.
-            createServer: ((opts: ServerOptions) =>
-              createServer(
-                opts,
-                getRequestListener(app.fetch, { hostname: host, errorHandler: requestErrorResponse }),
-              )) as typeof createServer,
-          },
-          (info: AddressInfo) => {
-            services.derivations.start();
-            services.materializations.start();
-            jobs.start();
-            webhooks.start();
-            const h = info.address.includes(':') ? `[${info.address}]` : info.address;
-            logger.info({ address: `${h}:${info.port}`, data_dir: config.data_dir, version: VERSION }, 'observd listening');
-            resolve({ host: info.address, port: info.port, url: `http://${h}:${info.port}` });
-          },
-        ) as Server;
-        s.once('error', reject);
-        // While draining, in-flight responses end with `Connection: close` and finished
-        // keep-alive sockets are dropped, so an idle client cannot hold the shutdown open.
-        s.on('request', (_req: IncomingMessage, res: ServerResponse) => {
-          if (!accepting) res.shouldKeepAlive = false;
-          open.add(res);
-          res.once('close', () => open.delete(res));
-          res.once('finish', () => {
-            if (!accepting) setImmediate(() => s.closeIdleConnections());
-          });
-        });
-        s.on('connection', (socket: Socket) => {
-          sockets.add(socket);
-          socket.once('close', () => sockets.delete(socket));
-        });
-        // A request Node cannot parse (or that is too large or slow to arrive) gets problem+json too.
-        s.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-          const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-          if (socket.writable && !inFlight?.headersSent) socket.write(clientErrorResponse(err.code));
-          socket.destroy();
-        });
-        server = s;
-      });
+    /** Starts listening, then the background work; resolves with the bound address (port 0 picks a free one). */
+    async start(): Promise<BoundAddress> {
+      const address = await http.listen();
+      services.derivations.start();
+      services.materializations.start();
+      jobs.start();
+      webhooks.start();
+      logger.info({ address: address.url.slice('http://'.length), data_dir: config.data_dir, version: VERSION }, 'observd listening');
+      return address;
     },
     /** Stops accepting, lets in-flight requests finish (up to the shutdown grace), then closes everything. */
     async close(): Promise<void> {
-      accepting = false;
-      for (const res of open) if (!res.headersSent) res.shouldKeepAlive = false;
+      http.stopAccepting();
       // SSE streams never end on their own; end them so the drain below is not held open.
       services.eventStreams.close();
       // Before the drain, so requests waiting on a derivation answer now instead of holding it open.
       await services.materializations.close();
       await services.derivations.close();
-      if (server) {
-        const s = server;
-        const closed = new Promise<void>((r) => s.close(() => r()));
-        s.closeIdleConnections();
-        // A connection that never sent a byte is idle too, but Node counts it as awaiting headers
-        // (fetch opens one speculatively after an aborted stream); it must not hold the drain.
-        for (const socket of sockets) {
-          if (socket.bytesRead === 0 && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) socket.destroy();
-        }
-        const grace = setTimeout(() => s.closeAllConnections(), config.server.shutdown_grace_ms);
-        await closed;
-        clearTimeout(grace);
-      }
+      await http.drain(config.server.shutdown_grace_ms);
       await Promise.all([jobs.stop(), webhooks.stop()]);
       await deps.wal.close();
       services.db.close();
@@ -251,9 +192,3 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
   };
 }
 export type Daemon = ReturnType<typeof createDaemon>;
-
-/** The answer to a request hono could not turn into a Request. */
-function requestErrorResponse(e: unknown): Response {
-  if (e instanceof RequestError) return problemResponse('bad_request', `the request could not be understood: ${e.message}`);
-  return problemResponse('internal', 'an internal error occurred');
-}

@@ -18,10 +18,13 @@ function pooledPrng(): () => number {
   };
 }
 
+/** The prefixes of the ids observd issues. */
+export type IdPrefix = 'src' | 'obs' | 'der' | 'run' | 'upl' | 'evt' | 'aud';
+
 /** Creates a generator of sortable prefixed ids (`obs_01J…`); monotonic within one millisecond. */
 export function idFactory(now: () => number) {
   const ulid = monotonicFactory(pooledPrng());
-  return (prefix: 'src' | 'obs' | 'der' | 'run' | 'upl' | 'evt' | 'aud') => `${prefix}_${ulid(now())}`;
+  return (prefix: IdPrefix) => `${prefix}_${ulid(now())}`;
 }
 export type NewId = ReturnType<typeof idFactory>;
 
@@ -40,3 +43,22 @@ export const streamIdSchema = z
   .string()
   .regex(SAFE_STREAM, 'must be 1-128 characters of [A-Za-z0-9._:-]')
   .refine(notDots, 'must not be "." or ".."');
+
+/** The shape of an id observd issued with `prefix`: the prefix, `_` and a ULID (26 Crockford base-32 characters). */
+const issuedId = (prefix: IdPrefix) => new RegExp(`^${prefix}_[0-9A-HJKMNP-TV-Z]{26}$`);
+
+/** An upload id as `POST /v1/upload-urls` issues it (`upl_` and a ULID). */
+export const uploadIdSchema = z.string().regex(issuedId('upl'), 'must be an upload id (upl_ followed by a ULID)');
+
+/** The shape of the run ids observd issues; anything else is an unknown run. */
+export const RUN_ID = issuedId('run');
+
+/** An event id as the outbox numbers events: a sequence number (`last_event_id`, `Last-Event-ID`). */
+export const EVENT_ID = /^\d{1,15}$/;
+export const eventIdSchema = z.string().regex(EVENT_ID, 'must be an event id (a sequence number)');
+
+/**
+ * What an id in a URL path may look like to be looked up at all (observation, derivation, asset,
+ * run and source ids alike): anything else is simply unknown, never a 400.
+ */
+export const LOOKUP_ID = /^[A-Za-z0-9._:~-]{1,256}$/;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AddressPolicy, embeddedIpv4, isAllowEntry } from '../src/uploads/address-policy.js';
+import { AddressPolicy, embeddedIpv4 } from '../src/uploads/address-policy.js';
+import { isAllowEntry } from '../src/uploads/allow-entry.js';
 
 const policy = new AddressPolicy();
 

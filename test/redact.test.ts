@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { findPii, ibanValid, luhnValid, redact, REDACTION_TYPES, type RedactionType } from '../src/privacy/redact.js';
+import { findPii, ibanValid, luhnValid, redact } from '../src/privacy/redact.js';
+import { REDACTION_TYPES, type RedactionType } from '../src/privacy/types.js';
 
 const ALL = REDACTION_TYPES;
 

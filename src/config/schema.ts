@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { EVENT_TYPES } from '../events/outbox.js';
-import { REDACTION_TYPES } from '../privacy/redact.js';
-import { isAllowEntry } from '../uploads/address-policy.js';
+import { EVENT_TYPES } from '../events/types.js';
+import { REDACTION_TYPES } from '../privacy/types.js';
+import { isAllowEntry } from '../uploads/allow-entry.js';
 
 const MiB = 1024 * 1024;
 

@@ -1,22 +1,7 @@
 import { stmt, type Db } from '../db/open.js';
 import type { Clock } from '../clock.js';
 import type { NewId } from '../ids.js';
-
-/** Every event type observd emits. */
-export const EVENT_TYPES = [
-  'observation.created',
-  'observation.purged',
-  'observation.deleted',
-  'source.updated',
-  'derivation.completed',
-  'derivation.failed',
-  'run.queued',
-  'run.completed',
-  'run.failed',
-  'capture_agent.missing',
-  'capture_agent.recovered',
-] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
+import type { EventType } from './types.js';
 
 /** One event as stored and as delivered: thin (ids and states), never media or tokens. */
 export interface OutboxEvent {

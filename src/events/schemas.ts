@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { sourceIdSchema } from '../ids.js';
-import { EVENT_TYPES } from './outbox.js';
+import { eventIdSchema, sourceIdSchema } from '../ids.js';
+import { EVENT_TYPES } from './types.js';
 
 /** Query of `GET /v1/events`: comma-separated `types`, one `source_id`, and `last_event_id` to resume. */
 export const eventsQuerySchema = z
@@ -17,9 +17,6 @@ export const eventsQuerySchema = z
       .pipe(z.array(z.enum(EVENT_TYPES)))
       .optional(),
     source_id: sourceIdSchema.optional(),
-    last_event_id: z
-      .string()
-      .regex(/^\d{1,15}$/, 'must be an event id (a sequence number)')
-      .optional(),
+    last_event_id: eventIdSchema.optional(),
   })
   .strict();

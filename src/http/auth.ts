@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../errors.js';
-import type { MinRate } from './body.js';
+import type { MinRate } from '../streams.js';
 import { hashToken, tokenMatches } from '../sources/tokens.js';
 
 import type { Reader } from '../access.js';

@@ -1,12 +1,11 @@
 import { IncomingMessage } from 'node:http';
-import { Readable, Transform } from 'node:stream';
 import type { Context } from 'hono';
-import busboy from 'busboy';
-import type { BlobStore, StagedBlob } from '../assets/blob-store.js';
-import { AppError, diskFull, isDiskFull } from '../errors.js';
+import { AppError } from '../errors.js';
+import { type MinRate, pumpLimited, watchRate, webChunks } from '../streams.js';
 import type { MemoryBudget } from './memory-budget.js';
 
-const tooLarge = (limit: number) => new AppError('payload_too_large', `request body exceeds the limit of ${limit} bytes`);
+/** payload_too_large for a body over `limit`. */
+export const tooLarge = (limit: number) => new AppError('payload_too_large', `request body exceeds the limit of ${limit} bytes`);
 
 /** The declared Content-Length, if any; bad_request when it is not a number. */
 export function declaredLength(req: Request): number | undefined {
@@ -25,7 +24,7 @@ export type BodySource = Context | Request;
  * around it (a stream object, a promise and a copy per chunk). Undefined otherwise (in-process
  * `app.fetch`, as the MCP route does), and callers fall back to the Request's body.
  */
-function unreadIncoming(from: BodySource): IncomingMessage | undefined {
+export function unreadIncoming(from: BodySource): IncomingMessage | undefined {
   if (from instanceof Request) return undefined;
   const incoming = (from.env as { incoming?: unknown } | undefined)?.incoming;
   if (!(incoming instanceof IncomingMessage) || incoming.readableDidRead || incoming.listenerCount('data') > 0) return undefined;
@@ -49,37 +48,33 @@ export async function readLimitedBytes(from: BodySource, limit: number, minRate?
   const collector = new Collector(limit, declared);
   if (incoming) return readIncoming(incoming, collector, minRate);
   if (!req.body) return Buffer.alloc(0);
-  const reader = req.body.getReader();
+  const chunks = webChunks(req.body);
   const watchdog = minRate
     ? watchRate(
         minRate,
         () => collector.size,
-        () => void reader.cancel().catch(() => {}),
+        () => void chunks.cancel(),
       )
     : undefined;
   try {
-    for (;;) {
-      const { done, value } = await reader.read().catch((e: Error) => {
-        // The client went away mid-body: its mistake, not an internal error.
-        throw unreadable(e.message);
-      });
-      if (done) break;
-      if (!collector.add(Buffer.from(value.buffer, value.byteOffset, value.byteLength))) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge(limit);
-      }
-    }
+    // A read that fails is the client going away mid-body: its mistake, not an internal error.
+    await pumpLimited(chunks, { limit, tooLarge: () => tooLarge(limit), unreadable: (e) => unreadable(e.message) }, (chunk) =>
+      collector.add(chunk),
+    );
   } catch (e) {
-    throw watchdog?.tripped() ? watchdog.error() : e;
+    throw minRate && watchdog?.tripped() ? tooSlow(minRate) : e;
   } finally {
     watchdog?.stop();
   }
   // A body the watchdog cut short reads as done: it is still too slow, not complete.
-  if (watchdog?.tripped()) throw watchdog.error();
+  if (minRate && watchdog?.tripped()) throw tooSlow(minRate);
   return collector.bytes();
 }
 
-const unreadable = (why: string) => new AppError('bad_request', `request body could not be read: ${why}`);
+/** bad_request for a body the client broke off; `tooSlow`: request_timeout for one under the minimum rate. */
+export const unreadable = (why: string) => new AppError('bad_request', `request body could not be read: ${why}`);
+export const tooSlow = (rate: MinRate) =>
+  new AppError('request_timeout', `request body arrived slower than ${rate.bytesPerSecond} bytes/s; send it faster`);
 
 /** Gathers a body's chunks up to a limit; with a declared length, straight into one buffer (no chunk list plus a copy). */
 class Collector {
@@ -120,7 +115,7 @@ function readIncoming(incoming: IncomingMessage, collector: Collector, minRate?:
       ? watchRate(
           minRate,
           () => collector.size,
-          () => fail(watchdog!.error()),
+          () => fail(tooSlow(minRate)),
         )
       : undefined;
     const cleanup = () => {
@@ -153,184 +148,6 @@ function readIncoming(incoming: IncomingMessage, collector: Collector, minRate?:
     incoming.on('error', onError);
     incoming.on('close', onClose);
   });
-}
-
-/** The slowest a body may arrive once `graceMs` have passed (bytes per second, on average). */
-export interface MinRate {
-  bytesPerSecond: number;
-  graceMs: number;
-}
-
-/**
- * Cancels a body that arrives slower than `rate` on average after its grace period: a client
- * that holds a scarce resource (the JSON memory budget, a temp file, a connection) while
- * dribbling its body loses it.
- */
-function watchRate(rate: MinRate, received: () => number, cancel: () => void) {
-  const started = performance.now();
-  let tripped = false;
-  const timer = setInterval(
-    () => {
-      const elapsed = performance.now() - started;
-      if (elapsed < rate.graceMs || received() >= (rate.bytesPerSecond * elapsed) / 1000) return;
-      tripped = true;
-      clearInterval(timer);
-      cancel();
-    },
-    Math.min(1000, rate.graceMs),
-  );
-  return {
-    tripped: () => tripped,
-    error: () => new AppError('request_timeout', `request body arrived slower than ${rate.bytesPerSecond} bytes/s; send it faster`),
-    stop: () => clearInterval(timer),
-  };
-}
-
-export interface MultipartUpload {
-  /** The raw text of the `observation` part, if sent. */
-  observation?: string;
-  staged: StagedBlob;
-  fileName?: string;
-  mimeType?: string;
-}
-
-/**
- * Streams a multipart body to disk: the `file` part goes straight into a staged temp blob
- * (never held whole in memory), the `observation` part is kept as text. payload_too_large past
- * `maxFileBytes` or `maxTotalBytes`; bad_request for a malformed body or missing `file` part;
- * with `minRate`, request_timeout for a body arriving slower than that after its grace.
- */
-export async function readMultipartUpload(
-  from: BodySource,
-  blobs: BlobStore,
-  limits: { maxFileBytes: number; maxFieldBytes: number; maxTotalBytes: number },
-  minRate?: MinRate,
-): Promise<MultipartUpload> {
-  const req = requestOf(from);
-  const contentType = req.headers.get('content-type') ?? '';
-  let bb: busboy.Busboy;
-  try {
-    bb = busboy({
-      headers: { 'content-type': contentType },
-      // busboy marks a file truncated when it reaches `fileSize`; +1 so exactly maxFileBytes is allowed.
-      limits: { files: 1, fileSize: limits.maxFileBytes + 1, fields: 4, fieldSize: limits.maxFieldBytes, parts: 5 },
-    });
-  } catch {
-    throw new AppError('bad_request', 'multipart body has no valid boundary');
-  }
-  const incoming = unreadIncoming(from);
-  if (!incoming && !req.body) throw new AppError('bad_request', 'multipart body is empty');
-  let total = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      total += chunk.length;
-      cb(total > limits.maxTotalBytes ? tooLarge(limits.maxTotalBytes) : null, chunk);
-    },
-  });
-  // The node request itself when there is one (no web stream in between), else the Request's body.
-  const source: Readable = incoming ?? Readable.fromWeb(req.body as import('node:stream/web').ReadableStream);
-  // Stops reading the body. The node request is paused, not destroyed (that would close the
-  // connection before the answer): the server drains or closes it after answering.
-  const stopSource = () => {
-    source.unpipe(counter);
-    if (incoming) incoming.pause();
-    else source.destroy();
-  };
-  let observation: string | undefined;
-  let filePart: Promise<Omit<MultipartUpload, 'observation'>> | undefined;
-  let failure: unknown;
-  const fail = (e: unknown) => {
-    failure ??= e;
-  };
-
-  const done = new Promise<void>((resolve) => {
-    bb.on('field', (name, value, info) => {
-      if (info.valueTruncated) fail(new AppError('payload_too_large', `multipart field "${name}" is too large`));
-      else if (name === 'observation' && observation !== undefined) fail(new AppError('bad_request', 'send one "observation" part'));
-      else if (name === 'observation') observation = value;
-      else fail(new AppError('bad_request', `unexpected multipart field "${name}"`));
-    });
-    bb.on('file', (name, stream, info) => {
-      // A part cut short errors this stream, possibly before the reader below is attached; the
-      // failure reaches us through bb's 'error' and that reader, so an unheard one must not crash.
-      stream.on('error', () => {});
-      if (name !== 'file' || filePart) {
-        stream.resume();
-        fail(new AppError('bad_request', `unexpected multipart file part "${name}"; send one part named "file"`));
-        return;
-      }
-      stream.once('limit', () => {
-        // Over the file limit: answer now rather than reading (and discarding) the rest of the body.
-        // Deferred: busboy is still inside its parser when it emits 'limit'.
-        fail(tooLarge(limits.maxFileBytes));
-        setImmediate(() => {
-          stopSource();
-          bb.destroy();
-        });
-      });
-      filePart = (async () => {
-        const w = await blobs.newWriter();
-        try {
-          for await (const chunk of stream) await w.write(chunk as Buffer);
-          if ((stream as unknown as { truncated?: boolean }).truncated) throw tooLarge(limits.maxFileBytes);
-          return { staged: await w.finish(), fileName: info.filename, mimeType: info.mimeType };
-        } catch (e) {
-          await w.abort();
-          throw e;
-        }
-      })();
-      filePart.catch((e) => {
-        // The file cannot be written (a full disk): stop reading the body, or busboy would wait
-        // forever for this part to be consumed and the request would never be answered.
-        fail(e);
-        setImmediate(() => {
-          stopSource();
-          bb.destroy();
-        });
-      });
-    });
-    bb.on('filesLimit', () => fail(new AppError('bad_request', 'send exactly one file part')));
-    bb.on('partsLimit', () => fail(new AppError('bad_request', 'too many multipart parts')));
-    bb.on('fieldsLimit', () => fail(new AppError('bad_request', 'too many multipart fields')));
-    bb.on('error', (e) => {
-      fail(e instanceof AppError ? e : new AppError('bad_request', `malformed multipart body: ${(e as Error).message}`));
-      resolve();
-    });
-    bb.on('close', () => resolve());
-    counter.on('error', (e) => {
-      fail(e);
-      stopSource();
-      bb.destroy();
-      resolve();
-    });
-    source.on('error', (e) => {
-      fail(new AppError('bad_request', `request body could not be read: ${e.message}`));
-      // Ends the file part too (with an error), so its temp file is removed instead of left open.
-      bb.destroy();
-      resolve();
-    });
-  });
-  const watchdog = minRate
-    ? watchRate(
-        minRate,
-        () => total,
-        () => {
-          fail(watchdog!.error());
-          stopSource();
-          bb.destroy();
-        },
-      )
-    : undefined;
-  source.pipe(counter).pipe(bb);
-  await done.finally(() => watchdog?.stop());
-  const file = await filePart?.catch((e) => (fail(e), undefined));
-  if (failure) {
-    if (file) blobs.discard(file.staged);
-    if (isDiskFull(failure)) throw diskFull();
-    throw failure instanceof AppError ? failure : new AppError('bad_request', 'malformed multipart body');
-  }
-  if (!file) throw new AppError('bad_request', 'multipart upload needs a part named "file"');
-  return { ...file, observation };
 }
 
 /**

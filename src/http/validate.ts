@@ -1,8 +1,10 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { AppError } from '../errors.js';
+import { LOOKUP_ID } from '../ids.js';
 import type { AppEnv } from './auth.js';
-import { readLimitedBytes, requestOf, type BodySource, type MinRate } from './body.js';
+import type { MinRate } from '../streams.js';
+import { readLimitedBytes, requestOf, type BodySource } from './body.js';
 import { isJsonType } from './browser-guard.js';
 import { validationError } from './problem.js';
 
@@ -84,9 +86,6 @@ function jsonDepth(root: unknown): number {
   }
   return max;
 }
-
-/** What an id in a path may look like to be looked up at all: anything else is simply unknown. */
-const LOOKUP_ID = /^[A-Za-z0-9._:~-]{1,256}$/;
 
 /**
  * An id from the path, to look up as an opaque string: one of a form observd never issues (or

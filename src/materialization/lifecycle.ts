@@ -1,7 +1,7 @@
 import { releaseWithDerivations } from '../assets/repo.js';
 import { stmt } from '../db/open.js';
 import { commitThenErase, type Deps } from '../deps.js';
-import type { EventType } from '../events/outbox.js';
+import type { EventType } from '../events/types.js';
 import { dropRunAssets, getRunRow, toRunView, transitionRun, type RunRow } from './runs-repo.js';
 import type { RunStatus, RunView, Usage } from './schemas.js';
 

@@ -121,9 +121,6 @@ export interface RunFilter {
   target_session_id?: string;
 }
 
-/** The shape of the run ids observd issues; anything else is an unknown run. */
-export const RUN_ID = /^run_[0-9A-HJKMNP-TV-Z]{26}$/;
-
 /** One raw asset handed to the agent with the input. */
 export const attachmentSchema = z.object({
   observation_id: z.string(),

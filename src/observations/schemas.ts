@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { sourceIdSchema, streamIdSchema } from '../ids.js';
+import { sourceIdSchema, streamIdSchema, uploadIdSchema } from '../ids.js';
 import { listParams } from '../pagination.js';
 import { SENSITIVITIES, SOURCE_KINDS } from '../sources/schemas.js';
 
@@ -25,9 +25,6 @@ const commonFields = {
   latitude: z.number().min(-90).max(90).nullish(),
   longitude: z.number().min(-180).max(180).nullish(),
 };
-
-/** The id of a signed upload (`upl_` + ULID). */
-export const uploadIdSchema = z.string().regex(/^upl_[0-9A-HJKMNP-TV-Z]{26}$/, 'must be an upload id (upl_ followed by a ULID)');
 
 /** A URL observd may be asked to fetch (its scheme, credentials and address are checked when fetched). */
 const fetchUrl = z.url({ error: 'must be an absolute URL' }).max(2048);

@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.js';
 import type { Db } from '../db/open.js';
-import { REDACTION_TYPES, type RedactionType } from './redact.js';
+import { REDACTION_TYPES, type RedactionType } from './types.js';
 
 /** The PII detectors for a source's canonical text: its own `redact` list, or the config's `privacy.redact` when unset. */
 export function redactionFor(config: Config, source: { redact: string | null } | undefined): RedactionType[] {

@@ -5,8 +5,7 @@
  * becomes a typed placeholder such as `[email]`. Pure functions, no I/O.
  */
 
-export const REDACTION_TYPES = ['email', 'phone', 'card', 'iban', 'secret', 'ip'] as const;
-export type RedactionType = (typeof REDACTION_TYPES)[number];
+import type { RedactionType } from './types.js';
 
 /** One detected span of `text`: [start, end). */
 export interface PiiSpan {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { sourceIdSchema } from '../ids.js';
 import { listParams } from '../pagination.js';
-import { REDACTION_TYPES } from '../privacy/redact.js';
+import { REDACTION_TYPES } from '../privacy/types.js';
 
 export const SOURCE_KINDS = ['screen_snapshot', 'webcam_snapshot', 'microphone_segment'] as const;
 export type SourceKind = (typeof SOURCE_KINDS)[number];

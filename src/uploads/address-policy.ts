@@ -97,18 +97,6 @@ export function embeddedIpv4(address: string): string | undefined {
   return undefined;
 }
 
-/** One entry of `uploads.url_fetch.allow_hosts`: a host name, an IP address or a CIDR range. */
-export function isAllowEntry(entry: string): boolean {
-  const slash = entry.indexOf('/');
-  if (slash >= 0) {
-    const ip = entry.slice(0, slash);
-    const prefix = entry.slice(slash + 1);
-    const family = isIP(ip);
-    return family !== 0 && /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
-  }
-  return isIP(entry) !== 0 || /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(entry);
-}
-
 /**
  * Which addresses a URL import may connect to: everything public, nothing loopback, private,
  * link-local, CGNAT, multicast, reserved or metadata, unless `allow` names the host or a range
@@ -119,7 +107,7 @@ export class AddressPolicy {
   private allowed = new BlockList();
   private allowedHosts = new Set<string>();
 
-  /** `allow`: entries valid under `isAllowEntry` (host names, addresses, CIDRs). */
+  /** `allow`: entries valid under `isAllowEntry` (host names, addresses, CIDRs; see allow-entry.ts). */
   constructor(allow: readonly string[] = []) {
     for (const entry of allow) {
       const slash = entry.indexOf('/');

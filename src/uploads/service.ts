@@ -8,6 +8,7 @@ import { assertAllowedForKind, assertBytesMatch, normalizeMediaType } from '../o
 import type { UploadFields } from '../observations/schemas.js';
 import type { IngestResult, ObservationService } from '../observations/service.js';
 import { getSourceRow, type SourceRow } from '../sources/repo.js';
+import { pumpLimited, webChunks } from '../streams.js';
 import {
   deleteTombstones,
   expiredUnused,
@@ -165,18 +166,12 @@ export class SignedUploadService {
     const w = await this.deps.blobs.newWriter();
     try {
       if (body) {
-        const reader = body.getReader();
-        for (;;) {
-          const { done, value } = await reader.read().catch((e: Error) => {
-            throw new AppError('bad_request', `request body could not be read: ${e.message}`);
-          });
-          if (done) break;
-          if (w.byteLength + value.byteLength > max) {
-            await reader.cancel().catch(() => {});
-            throw new AppError('payload_too_large', `upload content exceeds the limit of ${max} bytes`);
-          }
-          await w.write(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
-        }
+        const limited = {
+          limit: max,
+          tooLarge: () => new AppError('payload_too_large', `upload content exceeds the limit of ${max} bytes`),
+          unreadable: (e: Error) => new AppError('bad_request', `request body could not be read: ${e.message}`),
+        };
+        await pumpLimited(webChunks(body), limited, (chunk) => w.write(chunk));
       }
       return await w.finish();
     } catch (e) {

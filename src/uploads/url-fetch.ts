@@ -4,6 +4,7 @@ import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import { AppError, diskFull, isDiskFull } from '../errors.js';
 import { normalizeMediaType } from '../observations/media.js';
+import { nodeChunks, pumpLimited, watchRate } from '../streams.js';
 import type { AddressPolicy } from './address-policy.js';
 
 /** One address a host name resolves to. */
@@ -187,10 +188,11 @@ async function readBody(
   write: (chunk: Buffer) => Promise<void>,
   signal: AbortSignal,
 ): Promise<FetchedBody> {
+  const tooLarge = () => new AppError('payload_too_large', `the fetched content is larger than the limit of ${o.maxBytes} bytes`);
   const declared = res.headers['content-length'];
   if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > o.maxBytes) {
     res.destroy();
-    throw new AppError('payload_too_large', `the fetched content is larger than the limit of ${o.maxBytes} bytes`);
+    throw tooLarge();
   }
   const rawType = res.headers['content-type'];
   const type = rawType ? normalizeMediaType(rawType) : undefined;
@@ -199,36 +201,30 @@ async function readBody(
     throw new AppError('unsupported_media_type', `the server sent ${type}, not an image or audio file`);
   }
   let size = 0;
-  let slow = false;
-  const watchdog = setInterval(
-    () => {
-      const elapsed = performance.now() - started;
-      if (elapsed < o.rateGraceMs || size >= (o.minBytesPerSecond * elapsed) / 1000) return;
-      slow = true;
-      res.destroy();
-    },
-    Math.min(1000, o.rateGraceMs),
+  const rate = { bytesPerSecond: o.minBytesPerSecond, graceMs: o.rateGraceMs };
+  const watchdog = watchRate(
+    rate,
+    () => size,
+    () => res.destroy(),
+    started,
   );
   try {
-    for await (const chunk of res as AsyncIterable<Buffer>) {
+    await pumpLimited(nodeChunks(res), { limit: o.maxBytes, tooLarge }, (chunk) => {
       size += chunk.length;
-      if (size > o.maxBytes) {
-        res.destroy();
-        throw new AppError('payload_too_large', `the fetched content is larger than the limit of ${o.maxBytes} bytes`);
-      }
-      await write(chunk);
-    }
+      return write(chunk);
+    });
     // A response cut short before its declared length ends without an error on some paths.
     if (!res.complete) throw failed('the server broke off the response');
   } catch (e) {
+    res.destroy();
     // Our side could not store the bytes (a full disk): 507 like any upload's, not the server's fault.
     if (isDiskFull(e)) throw e instanceof AppError ? e : diskFull();
-    if (slow) throw failed(`the content arrived slower than ${o.minBytesPerSecond} bytes/s`);
+    if (watchdog.tripped()) throw failed(`the content arrived slower than ${o.minBytesPerSecond} bytes/s`);
     if (signal.aborted) throw signal.reason;
     throw e instanceof AppError ? e : failed('the server broke off the response');
   } finally {
-    clearInterval(watchdog);
+    watchdog.stop();
   }
-  if (slow) throw failed(`the content arrived slower than ${o.minBytesPerSecond} bytes/s`);
+  if (watchdog.tripped()) throw failed(`the content arrived slower than ${o.minBytesPerSecond} bytes/s`);
   return { finalUrl: url, contentType: type && !GENERIC_TYPES.has(type) ? type : undefined, byteLength: size };
 }

@@ -3,6 +3,7 @@ import { streamSSE } from 'hono/streaming';
 import { AppError } from '../../errors.js';
 import { sseEnvelope } from '../../events/payload.js';
 import { eventsQuerySchema } from '../../events/schemas.js';
+import { EVENT_ID } from '../../ids.js';
 import type { RouteDeps } from '../app.js';
 import type { AppEnv } from '../auth.js';
 import { parseQuery } from '../validate.js';
@@ -32,7 +33,7 @@ export function eventRoutes({ services, auth, logger }: RouteDeps) {
     (c) => {
       const q = parseQuery(c, eventsQuerySchema);
       const header = c.req.header('last-event-id')?.trim() || undefined;
-      if (header !== undefined && !/^\d{1,15}$/.test(header)) {
+      if (header !== undefined && !EVENT_ID.test(header)) {
         throw new AppError('bad_request', 'Last-Event-ID must be the id of an event (a sequence number)');
       }
       const last = header ?? q.last_event_id;
