@@ -9,6 +9,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
 import { ROOT, arg } from './lib.mjs';
 
 /** Bump when the pages or the script change: cached frames of another version are rendered again. */
@@ -205,20 +206,11 @@ export async function screenFrames({ frames = 120, out } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'observd-chromium-'));
   // A fresh profile directory per run (playwright takes it as launchPersistentContext's argument).
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
+    executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1920, height: 1080 },
     deviceScaleFactor: 1,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: [...CHROMIUM_ARGS],
   });
   try {
     const page = context.pages()[0] ?? (await context.newPage());

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { sha256 } from './helpers/fixtures.js';
 import { makeJpegBytes, makePng, makeWav, uploadBody } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 
-const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const ADMIN = 'admin-token-0123456789abcdef';
 const READER = 'reader-token-0123456789abcdef';
 const UPLOAD = 'upload-token-0123456789abcdef';

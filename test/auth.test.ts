@@ -3,20 +3,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { makePng, uploadBody } from './helpers/media.js';
+import { expectProblem } from './helpers/problem.js';
 
 type Json = Record<string, any>;
 
 const SRC = '/v1/observation-sources';
 const ADMIN = 'admin-token-for-tests-0123456789';
 const READER = 'readonly-token-for-tests-98765';
-
-async function problem(res: Response, status: number, code: string): Promise<Json> {
-  expect(res.status).toBe(status);
-  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  const body = (await res.json()) as Json;
-  expect(body).toMatchObject({ status, code });
-  return body;
-}
 
 let d: TestDaemon;
 beforeAll(async () => {
@@ -184,7 +177,7 @@ describe('admin auth with a configured admin token', () => {
     if (row.body !== undefined) headers['content-type'] = 'application/json';
     const res = await d.req(row.path(), { method: row.method, token: row.token, json: row.json, body: row.body, headers });
     if (row.code) {
-      const body = await problem(res, row.status, row.code);
+      const body = await expectProblem(res, row.status, row.code);
       expect(JSON.stringify(body)).not.toContain(ADMIN);
     } else {
       expect(res.status).toBe(row.status);
@@ -194,7 +187,7 @@ describe('admin auth with a configured admin token', () => {
   it('left everything as it was after the refused writes', async () => {
     const src = (await (await d.req(`${SRC}/auth-src`, { token: ADMIN })).json()) as Json;
     expect(src).toMatchObject({ display_name: 'A', upload_token_version: 1, upload_token_active: true, active_observation_count: 1 });
-    await problem(await d.req(`${SRC}/by-reader`, { token: ADMIN }), 404, 'not_found');
+    await expectProblem(await d.req(`${SRC}/by-reader`, { token: ADMIN }), 404, 'not_found');
     expect((await d.req(`/v1/observations/${obsId}`, { token: ADMIN })).status).toBe(200);
   });
 
@@ -253,62 +246,38 @@ describe('tokens never leak; the audit trail records source changes', () => {
     const json = (res.headers.get('content-type') ?? '').includes('json');
     return { status: res.status, body: (json && text ? JSON.parse(text) : undefined) as Json };
   }
+  const create = (what: string, json: Json) => call(what, SRC, { method: 'POST', json });
+  /** Uploads a 3×3 PNG of this seed to `source` with this upload token. */
+  const upload = (what: string, source: string, token: string, seed: number, key: string) =>
+    call(what, `${SRC}/${source}/observations`, { method: 'POST', token, json: uploadBody(makePng(3, 3, seed), key) });
 
   beforeAll(async () => {
     t = await startDaemon({ admin_token: ADMIN, readonly_token: READER });
-    let r = await call('create chosen', SRC, {
-      method: 'POST',
-      json: { source_id: 'leak-a', display_name: 'Leak A', kind: 'screen_snapshot', upload_token: CHOSEN },
-    });
+    let r = await create('create chosen', { source_id: 'leak-a', display_name: 'Leak A', kind: 'screen_snapshot', upload_token: CHOSEN });
     expect(r.status).toBe(201);
-    r = await call('create generated', SRC, {
-      method: 'POST',
-      json: { source_id: 'leak-b', display_name: 'Leak B', kind: 'screen_snapshot' },
-    });
+    r = await create('create generated', { source_id: 'leak-b', display_name: 'Leak B', kind: 'screen_snapshot' });
     expect(r.status).toBe(201);
     generated.push(r.body.upload_token);
-    r = await call('short token', SRC, {
-      method: 'POST',
-      json: { source_id: 'leak-c', display_name: 'C', kind: 'screen_snapshot', upload_token: SHORT },
-    });
+    r = await create('short token', { source_id: 'leak-c', display_name: 'C', kind: 'screen_snapshot', upload_token: SHORT });
     expect(r.status).toBe(400);
-    r = await call('upload a', `${SRC}/leak-a/observations`, { method: 'POST', token: CHOSEN, json: uploadBody(makePng(3, 3, 1), 'k1') });
+    r = await upload('upload a', 'leak-a', CHOSEN, 1, 'k1');
     expect(r.status).toBe(201);
-    r = await call('upsert token', SRC, {
-      method: 'POST',
-      json: { source_id: 'leak-a', display_name: 'Leak A', kind: 'screen_snapshot', upload_token: UPSERTED },
-    });
+    r = await create('upsert token', { source_id: 'leak-a', display_name: 'Leak A', kind: 'screen_snapshot', upload_token: UPSERTED });
     expect(r.status).toBe(200);
     r = await call('rotate chosen', `${SRC}/leak-a/rotate-token`, {
       method: 'POST',
       json: { upload_token: ROTATED, grace_period_ms: 60_000 },
     });
     expect(r.status).toBe(200);
-    r = await call('upload old in grace', `${SRC}/leak-a/observations`, {
-      method: 'POST',
-      token: UPSERTED,
-      json: uploadBody(makePng(3, 3, 2), 'k2'),
-    });
+    r = await upload('upload old in grace', 'leak-a', UPSERTED, 2, 'k2');
     expect(r.status).toBe(201);
-    r = await call('upload rotated', `${SRC}/leak-a/observations`, {
-      method: 'POST',
-      token: ROTATED,
-      json: uploadBody(makePng(3, 3, 3), 'k3'),
-    });
+    r = await upload('upload rotated', 'leak-a', ROTATED, 3, 'k3');
     expect(r.status).toBe(201);
-    r = await call('replay', `${SRC}/leak-a/observations`, { method: 'POST', token: ROTATED, json: uploadBody(makePng(3, 3, 3), 'k3') });
+    r = await upload('replay', 'leak-a', ROTATED, 3, 'k3');
     expect(r.status).toBe(200);
-    r = await call('upload wrong', `${SRC}/leak-a/observations`, {
-      method: 'POST',
-      token: WRONG,
-      json: uploadBody(makePng(3, 3, 4), 'k4'),
-    });
+    r = await upload('upload wrong', 'leak-a', WRONG, 4, 'k4');
     expect(r.status).toBe(401);
-    r = await call('upload b', `${SRC}/leak-b/observations`, {
-      method: 'POST',
-      token: generated[0],
-      json: uploadBody(makePng(3, 3, 5), 'k1'),
-    });
+    r = await upload('upload b', 'leak-b', generated[0], 5, 'k1');
     expect(r.status).toBe(201);
     r = await call('rotate generated', `${SRC}/leak-b/rotate-token`, { method: 'POST' });
     expect(r.status).toBe(200);
@@ -317,11 +286,7 @@ describe('tokens never leak; the audit trail records source changes', () => {
     expect(r.status).toBe(400);
     r = await call('revoke', `${SRC}/leak-a/revoke-token`, { method: 'POST' });
     expect(r.status).toBe(200);
-    r = await call('upload revoked', `${SRC}/leak-a/observations`, {
-      method: 'POST',
-      token: ROTATED,
-      json: uploadBody(makePng(3, 3, 6), 'k6'),
-    });
+    r = await upload('upload revoked', 'leak-a', ROTATED, 6, 'k6');
     expect(r.status).toBe(401);
     r = await call('patch', `${SRC}/leak-b`, { method: 'PATCH', json: { display_name: 'Leak B2' } });
     expect(r.status).toBe(200);
@@ -434,10 +399,10 @@ describe('tokens never leak; the audit trail records source changes', () => {
   });
 
   it('refuses bad audit queries with 400', async () => {
-    await problem(await t.req('/v1/observation-audit?cursor=garbage', { token: ADMIN }), 400, 'bad_request');
+    await expectProblem(await t.req('/v1/observation-audit?cursor=garbage', { token: ADMIN }), 400, 'bad_request');
     const sourcesCursor = Buffer.from(JSON.stringify(['sources', 'leak-a'])).toString('base64url');
-    await problem(await t.req(`/v1/observation-audit?cursor=${sourcesCursor}`, { token: ADMIN }), 400, 'bad_request');
-    await problem(await t.req('/v1/observation-audit?limit=abc', { token: ADMIN }), 400, 'validation_failed');
+    await expectProblem(await t.req(`/v1/observation-audit?cursor=${sourcesCursor}`, { token: ADMIN }), 400, 'bad_request');
+    await expectProblem(await t.req('/v1/observation-audit?limit=abc', { token: ADMIN }), 400, 'validation_failed');
     // As in Kheish, `event` is a free string: an unknown name matches nothing.
     expect(await (await t.req('/v1/observation-audit?event=no_such_event', { token: ADMIN })).json()).toEqual([]);
   });

@@ -1,6 +1,7 @@
 import { parse as parseToml } from 'smol-toml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
+import { provisionBody } from './helpers/fixtures.js';
 import {
   CaptureAgentAlertView,
   CaptureAgentHeartbeatResponse,
@@ -17,25 +18,6 @@ const ADMIN = 'capture-admin-token-000000001';
 const READER = 'capture-reader-token-00000001';
 const clock = testClock(Date.UTC(2026, 3, 1, 9, 0, 0));
 let d: TestDaemon;
-
-/** What `kheish capture provision --batch-id B --agent-id … --daemon-url U` sends (`build_provision_request`). */
-function cliProvision(batch: string, agentIds: string[], extra: Record<string, unknown> = {}) {
-  return {
-    batch_id: batch,
-    daemon_base_url: 'http://127.0.0.1:4000',
-    os_profile: 'macos',
-    agents: agentIds.map((machine_id) => ({ machine_id })),
-    sources: { screen: true, camera: false, system_audio: false, microphone: false },
-    interval_ms: 5000,
-    retention_seconds: 604800,
-    max_active_observations: 256,
-    max_active_bytes: 134217728,
-    token_ttl_ms: 604800000,
-    heartbeat_interval_ms: 30000,
-    heartbeat_grace_ms: 120000,
-    ...extra,
-  };
-}
 
 /** Sends a request and decodes the 2xx answer by Kheish's rules (any 2xx, then the struct). */
 async function kheish(path: string, init: { method?: string; json?: unknown; token?: string }, type: FieldType) {
@@ -73,7 +55,7 @@ describe('provisioning, as the Kheish CLI sends it', () => {
       '/v1/capture-agent-provisions',
       {
         method: 'POST',
-        json: cliProvision('Fleet 2026.Q2', ['Desk Mac.02', 'lab-000'], {
+        json: provisionBody('Fleet 2026.Q2', ['Desk Mac.02', 'lab-000'], {
           sources: { screen: true, camera: false, system_audio: true, microphone: true },
         }),
       },
@@ -144,29 +126,29 @@ describe('provisioning, as the Kheish CLI sends it', () => {
   it('refuses a replayed or conflicting batch id (409) and invalid requests (400)', async () => {
     const replay = await post(
       '/v1/capture-agent-provisions',
-      cliProvision('Fleet 2026.Q2', ['Desk Mac.02', 'lab-000'], {
+      provisionBody('Fleet 2026.Q2', ['Desk Mac.02', 'lab-000'], {
         sources: { screen: true, camera: false, system_audio: true, microphone: true },
       }),
     );
     const p = await expectProblem(replay, 409, 'conflict');
     expect(p.detail).toMatch(/already applied; raw upload tokens are not replayable/);
-    await expectProblem(await post('/v1/capture-agent-provisions', cliProvision('fleet-2026-q2', ['other'])), 409, 'conflict');
+    await expectProblem(await post('/v1/capture-agent-provisions', provisionBody('fleet-2026-q2', ['other'])), 409, 'conflict');
     const cases: Array<[string, Record<string, unknown>]> = [
-      ['duplicate after normalization', cliProvision('b1', ['Mac 001', 'mac-001'])],
-      ['bad identifier', cliProvision('b2', ['mac-001!'])],
-      ['linux screen', cliProvision('b3', ['l1'], { os_profile: 'linux' })],
-      ['camera without target', cliProvision('b4', ['c1'], { sources: { camera: true } })],
-      ['no source', cliProvision('b5', ['c1'], { sources: { screen: false } })],
-      ['zero grace', cliProvision('b6', ['c1'], { heartbeat_grace_ms: 0 })],
-      ['url without host', cliProvision('b7', ['c1'], { daemon_base_url: 'http://' })],
-      ['no agents', cliProvision('b8', [])],
+      ['duplicate after normalization', provisionBody('b1', ['Mac 001', 'mac-001'])],
+      ['bad identifier', provisionBody('b2', ['mac-001!'])],
+      ['linux screen', provisionBody('b3', ['l1'], { os_profile: 'linux' })],
+      ['camera without target', provisionBody('b4', ['c1'], { sources: { camera: true } })],
+      ['no source', provisionBody('b5', ['c1'], { sources: { screen: false } })],
+      ['zero grace', provisionBody('b6', ['c1'], { heartbeat_grace_ms: 0 })],
+      ['url without host', provisionBody('b7', ['c1'], { daemon_base_url: 'http://' })],
+      ['no agents', provisionBody('b8', [])],
     ];
     for (const [name, body] of cases) {
       const res = await post('/v1/capture-agent-provisions', body);
       expect(res.status, name).toBe(400);
       expect(decodeProblems(await res.json(), ProblemDetails), name).toEqual([]);
     }
-    await expectProblem(await post('/v1/capture-agent-provisions', cliProvision('b9', ['x']), READER), 403, 'forbidden');
+    await expectProblem(await post('/v1/capture-agent-provisions', provisionBody('b9', ['x']), READER), 403, 'forbidden');
   });
 
   it('heartbeat: `{}` with the agent bearer; every auth failure is the same 401', async () => {
@@ -312,7 +294,7 @@ describe('provisioning, as the Kheish CLI sends it', () => {
     const old = provisioned.agents[1];
     const again = await kheish(
       '/v1/capture-agent-provisions',
-      { method: 'POST', json: cliProvision('fleet-rotate', ['lab-000']) },
+      { method: 'POST', json: provisionBody('fleet-rotate', ['lab-000']) },
       CaptureAgentProvisionResponse,
     );
     const fresh = again.agents[0];
@@ -342,7 +324,7 @@ describe('provisioning, as the Kheish CLI sends it', () => {
     // Rotating a live agent supersedes its live lease with the new one of the same source.
     const third = await kheish(
       '/v1/capture-agent-provisions',
-      { method: 'POST', json: cliProvision('fleet-rotate-2', ['lab-000']) },
+      { method: 'POST', json: provisionBody('fleet-rotate-2', ['lab-000']) },
       CaptureAgentProvisionResponse,
     );
     const rotated = await kheish('/v1/capture-agents/lab-000', {}, CaptureAgentView);
@@ -356,7 +338,7 @@ describe('heartbeat deadlines on an injected clock', () => {
   it('raises an alert only after the deadline, clears it on a heartbeat, audits and emits both', async () => {
     const r = await kheish(
       '/v1/capture-agent-provisions',
-      { method: 'POST', json: cliProvision('deadline-batch', ['clocked'], { heartbeat_interval_ms: 1000, heartbeat_grace_ms: 500 }) },
+      { method: 'POST', json: provisionBody('deadline-batch', ['clocked'], { heartbeat_interval_ms: 1000, heartbeat_grace_ms: 500 }) },
       CaptureAgentProvisionResponse,
     );
     const token = r.agents[0].heartbeat_token;
@@ -415,7 +397,7 @@ describe('heartbeat deadlines on an injected clock', () => {
   it('an expired credential: heartbeats and uploads get 401 (expired_token), the agent stays active', async () => {
     const r = await kheish(
       '/v1/capture-agent-provisions',
-      { method: 'POST', json: cliProvision('ttl-batch', ['short-lived'], { token_ttl_ms: 5000 }) },
+      { method: 'POST', json: provisionBody('ttl-batch', ['short-lived'], { token_ttl_ms: 5000 }) },
       CaptureAgentProvisionResponse,
     );
     const a = r.agents[0];
@@ -453,7 +435,7 @@ describe('heartbeat deadlines on an injected clock', () => {
   it('a read right after the deadline shows the alert without the periodic check', async () => {
     const r = await kheish(
       '/v1/capture-agent-provisions',
-      { method: 'POST', json: cliProvision('read-batch', ['reader-raised'], { heartbeat_interval_ms: 1, heartbeat_grace_ms: 1 }) },
+      { method: 'POST', json: provisionBody('read-batch', ['reader-raised'], { heartbeat_interval_ms: 1, heartbeat_grace_ms: 1 }) },
       CaptureAgentProvisionResponse,
     );
     clock.set(r.agents[0].heartbeat_deadline_ms + 1);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
-import { createSource } from './helpers/derivations.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng, makeWav, uploadBody } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 import { materialize } from './helpers/runs.js';

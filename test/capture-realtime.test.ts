@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { readSse } from './helpers/sse.js';
 import { startReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 // Real time, real timers: the daemon's own periodic check must raise the alert with no request.
@@ -27,28 +28,12 @@ afterAll(async () => {
 
 /** Reads SSE frames from `/v1/events` until `want` events arrived. */
 async function sseEvents(res: Response, want: number): Promise<Array<{ event: string; data: any }>> {
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
   const out: Array<{ event: string; data: any }> = [];
-  let buffer = '';
-  while (out.length < want) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let i: number;
-    while ((i = buffer.indexOf('\n\n')) >= 0) {
-      const frame = buffer.slice(0, i);
-      buffer = buffer.slice(i + 2);
-      const ev = Object.fromEntries(
-        frame
-          .split('\n')
-          .filter((l) => !l.startsWith(':'))
-          .map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2)]),
-      );
-      if (ev.event) out.push({ event: ev.event, data: JSON.parse(ev.data) });
-    }
-  }
-  await reader.cancel();
+  if (want > 0)
+    await readSse(res.body!, ({ fields }) => {
+      if (fields.event) out.push({ event: fields.event, data: JSON.parse(fields.data) });
+      return out.length >= want;
+    });
   return out;
 }
 

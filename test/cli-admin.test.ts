@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, spawnDaemon, type ChildDaemon } from './helpers/child.js';
+import { jsonLines, runCli, spawnDaemon, type ChildDaemon } from './helpers/child.js';
+import { sha256 } from './helpers/fixtures.js';
 import { makePng } from './helpers/media.js';
 
 let dir: string;
@@ -46,12 +46,7 @@ describe('observd sources / upload / backup', () => {
     expect(JSON.parse(generated.stdout).upload_token).toMatch(/^obt_/);
 
     const listed = await runCli(['sources', 'list', '--data-dir', dataDir, '--query', 'cli-c']);
-    expect(
-      listed.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l).source_id),
-    ).toEqual(['cli-cam']);
+    expect(jsonLines(listed.stdout).map((s) => s.source_id)).toEqual(['cli-cam']);
     // The daemon sees what the CLI wrote.
     expect((await (await fetch(`${daemon.url}/v1/observation-sources/cli-cam`)).json()).display_name).toBe('cli-cam');
 
@@ -74,7 +69,7 @@ describe('observd sources / upload / backup', () => {
     expect(up.code).toBe(0);
     const obs = JSON.parse(up.stdout);
     expect(obs).toMatchObject({ source_id: 'cli-cam', stream_id: 's1', media_type: 'image/png', byte_length: png.length });
-    expect(obs.sha256).toBe(createHash('sha256').update(png).digest('hex'));
+    expect(obs.sha256).toBe(sha256(png));
 
     const refused = await runCli([
       'upload',

@@ -3,34 +3,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { afterAll, expect, it } from 'vitest';
-import { runCli } from './helpers/child.js';
+import { jsonLines, runCli } from './helpers/child.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'observd-cli-agents-'));
 const outDir = join(dataDir, 'agents-out');
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 const cli = (...args: string[]) => runCli([...args, '--data-dir', dataDir]);
+/** Two Linux agents with a microphone whose heartbeat deadlines pass at once. */
+const provisionLab = (
+  'agents provision --batch-id lab --agent-prefix lab --count 2 --enable-microphone --os-profile linux ' +
+  '--heartbeat-interval-ms 1 --heartbeat-grace-ms 1'
+).split(' ');
 
 it('observd agents provision|list|get|revoke and observd alerts work on the data directory', async () => {
-  const p = await cli(
-    'agents',
-    'provision',
-    '--batch-id',
-    'lab',
-    '--agent-prefix',
-    'lab',
-    '--count',
-    '2',
-    '--enable-microphone',
-    '--os-profile',
-    'linux',
-    '--heartbeat-interval-ms',
-    '1',
-    '--heartbeat-grace-ms',
-    '1',
-    '--out-dir',
-    outDir,
-  );
+  const p = await cli(...provisionLab, '--out-dir', outDir);
   expect(p.code, p.stderr).toBe(0);
   const printed = JSON.parse(p.stdout);
   expect(printed.agents.map((a: { machine_id: string }) => a.machine_id)).toEqual(['lab-000', 'lab-001']);
@@ -45,41 +32,17 @@ it('observd agents provision|list|get|revoke and observd alerts work on the data
   expect(config.capture_agent.heartbeat_url).toBe('http://127.0.0.1:4000/v1/capture-agents/lab-000/heartbeat');
 
   // The same batch again: Kheish's exit code for 409.
-  const replay = await cli(
-    'agents',
-    'provision',
-    '--batch-id',
-    'lab',
-    '--agent-prefix',
-    'lab',
-    '--count',
-    '2',
-    '--enable-microphone',
-    '--os-profile',
-    'linux',
-    '--heartbeat-interval-ms',
-    '1',
-    '--heartbeat-grace-ms',
-    '1',
-  );
+  const replay = await cli(...provisionLab);
   expect(replay.code).toBe(6);
 
   const list = await cli('agents', 'list');
   expect(list.code, list.stderr).toBe(0);
-  const rows = list.stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const rows = jsonLines(list.stdout);
   expect(rows.map((r) => r.machine_id)).toEqual(['lab-000', 'lab-001']);
   // Their 2 ms deadlines have passed: the read raised the alerts.
   expect(rows.every((r) => r.heartbeat_state === 'missing')).toBe(true);
   const alerts = await cli('alerts');
-  expect(
-    alerts.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l).kind),
-  ).toEqual(['missing_heartbeat', 'missing_heartbeat']);
+  expect(jsonLines(alerts.stdout).map((a) => a.kind)).toEqual(['missing_heartbeat', 'missing_heartbeat']);
 
   const get = await cli('agents', 'get', 'lab-001');
   expect(JSON.parse(get.stdout)).toMatchObject({ machine_id: 'lab-001', os_profile: 'linux' });
@@ -88,11 +51,6 @@ it('observd agents provision|list|get|revoke and observd alerts work on the data
   const revoke = await cli('agents', 'revoke', 'lab-001', '--reason', 'decommissioned');
   expect(JSON.parse(revoke.stdout)).toMatchObject({ status: 'revoked', revoked_reason: 'decommissioned' });
   const after = await cli('alerts');
-  expect(
-    after.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l).machine_id),
-  ).toEqual(['lab-000']);
+  expect(jsonLines(after.stdout).map((a) => a.machine_id)).toEqual(['lab-000']);
   expect((await cli('agents', 'frobnicate')).code).toBe(2);
 }, 120_000);

@@ -1,27 +1,19 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, spawnDaemon, type ChildDaemon } from './helpers/child.js';
 import { startDaemon, testClock } from './helpers/daemon.js';
+import { tempDirs } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const STACK = /^\s+at .+[:(]/m;
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'observd-cli-'));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('observd-cli-');
 
 const MIGRATIONS = readdirSync(fileURLToPath(new URL('../src/db/migrations/', import.meta.url)))
   .filter((f) => f.endsWith('.sql'))

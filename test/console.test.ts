@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_CSP } from '../src/http/routes/console.js';
 import { CHROMIUM, launchBrowser, screenshot, type TestBrowser } from './helpers/browser.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { createSource, upload } from './helpers/derivations.js';
+import { upload } from './helpers/derivations.js';
+import { createSource, provisionBody } from './helpers/fixtures.js';
 import { makePng, makeWav } from './helpers/media.js';
 
 const ADMIN = 'console-admin-token-0123456789';
@@ -238,20 +239,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     }
     const prov = await d.req('/v1/capture-agent-provisions', {
       method: 'POST',
-      json: {
-        batch_id: 'console-fleet',
-        daemon_base_url: d.url,
-        os_profile: 'macos',
-        agents: [{ machine_id: 'desk-mac' }],
-        sources: { screen: true, camera: false, system_audio: false, microphone: false },
-        interval_ms: 5000,
-        retention_seconds: 604800,
-        max_active_observations: 256,
-        max_active_bytes: 134217728,
-        token_ttl_ms: 604800000,
-        heartbeat_interval_ms: 30000,
-        heartbeat_grace_ms: 120000,
-      },
+      json: provisionBody('console-fleet', ['desk-mac'], { daemon_base_url: d.url }),
     });
     expect(prov.status, await prov.clone().text()).toBeLessThan(300);
     await prov.arrayBuffer();

@@ -1,41 +1,15 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3-multiple-ciphers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { spawnDaemon, type ChildDaemon } from './helpers/child.js';
 import { startDaemon } from './helpers/daemon.js';
+import { blobPath, filesUnder, sha256, tempDirs } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const blobPath = (dataDir: string, sha: string) => join(dataDir, 'blobs', sha.slice(0, 2), sha.slice(2, 4), sha);
-
-/** Every file under `dir`, as paths relative to it. */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    for (const name of readdirSync(join(dir, rel))) {
-      const r = rel ? join(rel, name) : name;
-      if (statSync(join(dir, r)).isDirectory()) walk(r);
-      else out.push(r);
-    }
-  };
-  walk('');
-  return out;
-}
-
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'observd-crash-'));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('observd-crash-');
 
 /** One upload as the client saw it. */
 interface Sent {
@@ -189,19 +163,19 @@ async function verifyViaApi(d: ChildDaemon, acked: Sent[], allSent: Map<string, 
       expect(text.toString('utf8')).toBe(s!.text);
     }
   }
-  expect(filesUnder(join(d.dataDir, 'tmp'))).toEqual([]);
+  expect(filesUnder(join(d.dataDir, 'tmp'), 'relative')).toEqual([]);
   return listed;
 }
 
 /** What must hold in the stopped data directory: no orphans either way, exact counters, a sound database. */
 function verifyStoppedStore(dataDir: string) {
-  expect(filesUnder(join(dataDir, 'tmp'))).toEqual([]);
+  expect(filesUnder(join(dataDir, 'tmp'), 'relative')).toEqual([]);
   const db = new Database(join(dataDir, 'observd.db'), { readonly: true, fileMustExist: true });
   try {
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     expect(db.pragma('foreign_key_check')).toEqual([]);
     const assetShas = (db.prepare(`SELECT sha256 FROM assets ORDER BY sha256`).pluck().all() as string[]).sort();
-    const blobFiles = filesUnder(join(dataDir, 'blobs'))
+    const blobFiles = filesUnder(join(dataDir, 'blobs'), 'relative')
       .map((p) => {
         const parts = p.split('/');
         expect(parts).toHaveLength(3);
@@ -278,7 +252,7 @@ describe('crash safety', () => {
       const exit = await d.kill();
       expect(exit.signal).toBe('SIGKILL');
       await load.stop();
-      leftovers += filesUnder(join(dataDir, 'tmp')).length;
+      leftovers += filesUnder(join(dataDir, 'tmp'), 'relative').length;
       for (const s of load.sent) {
         allSent.set(s.key, s);
         if (s.status !== undefined) {
@@ -339,7 +313,7 @@ describe('startup cleanup', () => {
     writeFileSync(join(dataDir, 'tmp', `${Date.now()}-deadbeefdeadbeef.tmp`), randomBytes(5000));
     mkdirSync(join(dataDir, 'tmp', 'half-a-dir'));
     writeFileSync(join(dataDir, 'tmp', 'half-a-dir', 'x'), 'x');
-    expect(filesUnder(join(dataDir, 'blobs'))).toHaveLength(4);
+    expect(filesUnder(join(dataDir, 'blobs'), 'relative')).toHaveLength(4);
 
     d = await startDaemon({}, { dataDir });
     try {
@@ -348,7 +322,7 @@ describe('startup cleanup', () => {
       expect(readdirSync(join(dataDir, 'tmp'))).toEqual([]);
       const textSha = obs.canonical_text_asset_id!.replace(/^ast_/, '');
       expect(
-        filesUnder(join(dataDir, 'blobs'))
+        filesUnder(join(dataDir, 'blobs'), 'relative')
           .map((p) => p.split('/')[2])
           .sort(),
       ).toEqual([obs.sha256, textSha].sort());
@@ -373,7 +347,7 @@ describe('startup cleanup', () => {
     d = await startDaemon({}, { dataDir });
     try {
       expect((await d.req('/readyz')).status).toBe(200);
-      expect(filesUnder(blobs)).toEqual([]);
+      expect(filesUnder(blobs, 'relative')).toEqual([]);
     } finally {
       await d.close();
     }

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepOnce } from '../src/retention/sweep.js';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
-import { content, createSource, derive, eventually, shaOf, upload } from './helpers/derivations.js';
+import { content, derive, eventually, shaOf, upload } from './helpers/derivations.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng, makeWav } from './helpers/media.js';
 
 const clock = testClock(Date.now());

@@ -1,29 +1,18 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCanvas } from '@napi-rs/canvas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OCR_LANG_PATH } from '../src/derivations/ocr.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { content, createSource, derive, eventually, upload } from './helpers/derivations.js';
+import { content, derive, eventually, upload } from './helpers/derivations.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng } from './helpers/media.js';
+import { textPng } from './helpers/text-png.js';
 
 // Any attempt to reach the network through a proxy-aware client goes nowhere: OCR must not need it.
 for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) process.env[k] = 'http://127.0.0.1:9';
 
 const SENTENCE = 'The quick brown fox jumps over the lazy dog';
-
-/** A screenshot-like PNG: large dark text on white. */
-async function textPng(lines: string[]): Promise<Buffer> {
-  const canvas = createCanvas(1400, 120 + lines.length * 90);
-  const ctx = canvas.getContext('2d');
-  ctx.fillStyle = '#ffffff';
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  ctx.fillStyle = '#111111';
-  ctx.font = '56px DejaVu Sans';
-  lines.forEach((l, i) => ctx.fillText(l, 40, 110 + i * 90));
-  return canvas.encode('png');
-}
 
 const squash = (s: string) => s.replace(/\s+/g, ' ').trim();
 

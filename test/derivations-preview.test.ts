@@ -1,7 +1,8 @@
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { content, createSource, derive, upload } from './helpers/derivations.js';
+import { content, derive, upload } from './helpers/derivations.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng, makeWav } from './helpers/media.js';
 
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);

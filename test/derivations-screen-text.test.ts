@@ -1,15 +1,16 @@
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCanvas } from '@napi-rs/canvas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OcrPool } from '../src/derivations/ocr.js';
 import { JobQueue } from '../src/job-queue.js';
 import { ScreenText, type Frame, type FrameText, type LineRecognizer, type OcrLine } from '../src/derivations/screen-text.js';
 import { ocrWorkers } from '../src/derivations/engines.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { content, createSource, derive, eventually, upload } from './helpers/derivations.js';
+import { content, derive, eventually, upload } from './helpers/derivations.js';
+import { createSource, sha256 } from './helpers/fixtures.js';
+import { pngChunk } from './helpers/media.js';
+import { textPng } from './helpers/text-png.js';
 
 for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) process.env[k] = 'http://127.0.0.1:9';
 
@@ -22,21 +23,13 @@ const LINES = [
 ];
 
 /** A small screen-like PNG: dark text lines on white, with an optional tiny mark (a blinking cursor). */
-async function screen(lines: string[], opts: { mark?: boolean; width?: number } = {}): Promise<Buffer> {
-  const canvas = createCanvas(opts.width ?? 1000, 60 + lines.length * 64);
-  const ctx = canvas.getContext('2d');
-  ctx.fillStyle = '#ffffff';
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  ctx.fillStyle = '#111111';
-  ctx.font = '34px DejaVu Sans';
-  lines.forEach((l, i) => ctx.fillText(l, 30, 70 + i * 64));
-  if (opts.mark) ctx.fillRect(canvas.width - 20, 10, 3, 3);
-  return canvas.encode('png');
+function screen(lines: string[], opts: { mark?: boolean; width?: number } = {}): Promise<Buffer> {
+  const layout = { width: opts.width ?? 1000, height: 60 + lines.length * 64, fontPx: 34, x: 30, baseline: 70, lineHeight: 64 };
+  return textPng(lines, { ...layout, mark: opts.mark });
 }
 
 const words = (s: string) => s.split(/\s+/).filter(Boolean);
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const frame = (lane: string, id: string, bytes: Buffer): Frame => ({ lane, observationId: id, sha256: sha(bytes), bytes });
+const frame = (lane: string, id: string, bytes: Buffer): Frame => ({ lane, observationId: id, sha256: sha256(bytes), bytes });
 
 /** A recognizer that counts calls and remembers the height of each image it was given. */
 function counting(pool: OcrPool) {
@@ -78,7 +71,7 @@ describe('ScreenText (in-process)', () => {
       pngTextChunk('Comment', 'x'),
       reencoded.subarray(reencoded.length - 12),
     ]);
-    expect(sha(other)).not.toBe(sha(a));
+    expect(sha256(other)).not.toBe(sha256(a));
     const samePixels = await st.textOf(frame('s', 'obs_c', other));
     for (const r of [sameBytes, samePixels]) {
       expect(r).toEqual({ text: first.text, from: { mode: 'reused', observation_id: 'obs_a', regions: null } });
@@ -297,44 +290,18 @@ describe('screen text through the daemon', () => {
 
   it('forgets a deleted source: one created again under its id starts over', async () => {
     const a = await screen(LINES.slice(0, 2));
-    const t = await createSource(d, {
-      source_id: 'kiosk',
-      display_name: 'Kiosk',
-      kind: 'screen_snapshot',
-      auto_derive: ['canonical_text'],
-    });
+    const kiosk = { source_id: 'kiosk', display_name: 'Kiosk', kind: 'screen_snapshot', auto_derive: ['canonical_text'] };
+    const t = await createSource(d, kiosk);
     const o1 = await upload(d, 'kiosk', t, a, 'k1', 'image/png', { stream_id: 'main' });
     expect((await settled(o1.observation_id)).text_from?.mode).toBe('full');
     expect((await d.req('/v1/observation-sources/kiosk', { method: 'DELETE' })).status).toBe(204);
     // Created again in a later millisecond.
     await new Promise((r) => setTimeout(r, 5));
-    const t2 = await createSource(d, {
-      source_id: 'kiosk',
-      display_name: 'Kiosk',
-      kind: 'screen_snapshot',
-      auto_derive: ['canonical_text'],
-    });
+    const t2 = await createSource(d, kiosk);
     const o2 = await upload(d, 'kiosk', t2, a, 'k1', 'image/png', { stream_id: 'main' });
     expect((await settled(o2.observation_id)).text_from).toEqual({ mode: 'full', observation_id: null, regions: null });
   });
 });
 
 /** A PNG tEXt chunk (changes the bytes, not the pixels). */
-function pngTextChunk(key: string, value: string): Buffer {
-  const data = Buffer.from(`${key}\0${value}`, 'latin1');
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from('tEXt', 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
-
-function crc32(buf: Buffer): number {
-  let c = ~0;
-  for (const b of buf) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-}
+const pngTextChunk = (key: string, value: string) => pngChunk('tEXt', Buffer.from(`${key}\0${value}`, 'latin1'));

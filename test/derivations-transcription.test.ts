@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../src/config/schema.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { content, createSource, derive, eventually, upload } from './helpers/derivations.js';
+import { content, derive, eventually, upload } from './helpers/derivations.js';
 import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { createSource } from './helpers/fixtures.js';
 import { makeWav } from './helpers/media.js';
 
 const KEY_ENV = 'OBSERVD_TEST_STT_KEY';

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,12 +6,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { BlobStore } from '../src/assets/blob-store.js';
 import { decryptBuffer, encryptBuffer, CHUNK } from '../src/crypto/blob-cipher.js';
 import { deriveKeys } from '../src/crypto/keys.js';
+import { runCli } from './helpers/child.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { createSource } from './helpers/derivations.js';
+import { createSource, filesUnder, grepDir, sha256 } from './helpers/fixtures.js';
 import { makePng } from './helpers/media.js';
 import { byIds, getRun, materialize } from './helpers/runs.js';
-import { runCli } from './helpers/child.js';
-import { filesUnder, grepDir } from './helpers/files.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'observd-enc-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -103,7 +102,7 @@ describe('encrypted blob store', () => {
     const plain = randomBytes(3 * CHUNK + 123);
     const staged = await store.stage(plain);
     store.publishSync(staged);
-    const sha = createHash('sha256').update(plain).digest('hex');
+    const sha = sha256(plain);
     expect(staged.sha256).toBe(sha);
     const collect = async (r: AsyncIterable<Buffer>) => {
       const parts: Buffer[] = [];
@@ -188,7 +187,7 @@ describe('encryption at rest', () => {
     }
     expect(grepDir(dir, p.markers)).toEqual([]);
     // The sha256 of the media (its asset id) appears as no file name.
-    const sha = createHash('sha256').update(p.bytes).digest('hex');
+    const sha = sha256(p.bytes);
     expect(filesUnder(dir).some((f) => f.includes(sha))).toBe(false);
     expect(existsSync(join(dir, 'encryption.json'))).toBe(true);
 

@@ -3,8 +3,7 @@ import { createServer } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sweepOnce } from '../src/retention/sweep.js';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
-import { grepDir } from './helpers/files.js';
-import { createSource } from './helpers/derivations.js';
+import { createSource, grepDir } from './helpers/fixtures.js';
 import { makePng } from './helpers/media.js';
 import { byIds, getRun, materialize } from './helpers/runs.js';
 

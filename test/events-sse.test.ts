@@ -1,6 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { createSource, sourceBody } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
+import { readSse } from './helpers/sse.js';
 
 const TOKEN = 'sse-test-upload-token-0001';
 
@@ -17,33 +19,18 @@ async function connect(d: TestDaemon, query = '', init: { token?: string; header
   const events: SseEvent[] = [];
   const comments: string[] = [];
   let ended = false;
-  let buffer = '';
   const listeners = new Set<() => void>();
   const pump = (async () => {
     if (!res.body || res.status !== 200) return;
-    const reader = res.body.getReader();
-    const decoder = new TextDecoder();
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        let i: number;
-        while ((i = buffer.indexOf('\n\n')) >= 0) {
-          const frame = buffer.slice(0, i);
-          buffer = buffer.slice(i + 2);
-          const ev: SseEvent = {};
-          for (const line of frame.split('\n')) {
-            if (line.startsWith(':')) comments.push(line);
-            else {
-              const [k, ...rest] = line.split(': ');
-              if (k === 'id' || k === 'event' || k === 'data') ev[k] = rest.join(': ');
-            }
-          }
-          if (ev.event) events.push(ev);
-          for (const l of listeners) l();
-        }
-      }
+      await readSse(res.body, (frame) => {
+        comments.push(...frame.comments);
+        const ev: SseEvent = {};
+        for (const k of ['id', 'event', 'data'] as const) if (k in frame.fields) ev[k] = frame.fields[k];
+        if (ev.event) events.push(ev);
+        for (const l of listeners) l();
+        return undefined;
+      });
     } catch {
       /* aborted by the test */
     } finally {
@@ -97,15 +84,6 @@ afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close()));
 });
 
-async function createSource(d: TestDaemon, id: string, token?: string) {
-  const r = await d.req('/v1/observation-sources', {
-    method: 'POST',
-    token,
-    json: { source_id: id, display_name: id, kind: 'screen_snapshot', upload_token: TOKEN },
-  });
-  expect(r.status).toBe(201);
-}
-
 let seed = 0;
 async function upload(d: TestDaemon, source: string): Promise<string> {
   seed++;
@@ -125,8 +103,8 @@ describe('GET /v1/events', () => {
   let d: TestDaemon;
   beforeAll(async () => {
     d = await startDaemon({ events: { heartbeat_ms: 150 } });
-    await createSource(d, 'a');
-    await createSource(d, 'b');
+    await createSource(d, sourceBody('a', TOKEN));
+    await createSource(d, sourceBody('b', TOKEN));
   });
   afterAll(() => d.close());
 
@@ -204,7 +182,7 @@ describe('GET /v1/events auth and shutdown', () => {
       expect([anon.status, (await anon.json()).code]).toEqual([401, 'unauthorized']);
       const c = await client(d, '', { token: READER });
       expect(c.res.status).toBe(200);
-      await createSource(d, 'a', ADMIN);
+      await createSource(d, sourceBody('a', TOKEN), ADMIN);
       const [ev] = await c.take(1);
       expect(ev.event).toBe('source.updated');
       expect(ev.data).not.toContain(TOKEN);
@@ -231,7 +209,7 @@ describe('outbox retention', () => {
     const clock = testClock();
     const d = await startDaemon({ events: { retention_ms: 60_000, prune_interval_ms: 3_600_000 } }, { now: clock });
     try {
-      await createSource(d, 'a');
+      await createSource(d, sourceBody('a', TOKEN));
       const old = await upload(d, 'a');
       clock.advance(30_000);
       const recent = await upload(d, 'a');

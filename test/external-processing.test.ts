@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservationView } from '../src/observations/schemas.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { createSource, derive, eventually, upload } from './helpers/derivations.js';
+import { derive, eventually, upload } from './helpers/derivations.js';
 import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng, makeWav } from './helpers/media.js';
 import { getRun, materialize } from './helpers/runs.js';
 import { startReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';

@@ -1,12 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusOf, type ErrorCode } from '../src/errors.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { filesUnder, sha256 } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
 
 const ADMIN = 'fuzz-admin-token-0123456789abcdef';
@@ -14,8 +16,6 @@ const READER = 'fuzz-reader-token-0123456789abcdef';
 const SOURCE = 'fuzz-cam';
 const MAX_RAW = 256 * 1024;
 const PNG_SIG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let d: TestDaemon;
 let uploadToken = '';
@@ -95,19 +95,13 @@ function multipart(parts: Array<{ name: string; filename?: string; type?: string
   return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => e.name);
-}
-
 /** The store holds exactly the uploads that were genuinely valid: listing, blob files, no temp files. */
 async function expectStoreMatches() {
   const res = await d.req(`/v1/observations?source_id=${SOURCE}&limit=1000&include_purged=true`, { token: ADMIN });
   expect(res.status).toBe(200);
   const data = (await res.json()) as Array<{ idempotency_key: string; sha256: string }>;
   expect(new Map(data.map((o) => [o.idempotency_key, o.sha256]))).toEqual(expected);
-  expect(filesUnder(join(d.dataDir, 'blobs')).sort()).toEqual([...new Set(expected.values())].sort());
+  expect(filesUnder(join(d.dataDir, 'blobs'), 'name').sort()).toEqual([...new Set(expected.values())].sort());
   expect(readdirSync(join(d.dataDir, 'tmp'))).toEqual([]);
 }
 

@@ -1,12 +1,9 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { filesUnder, sha256 } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
-
-const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 let d: TestDaemon;
 const TOKEN = 'idem-token-0123456789';
@@ -41,11 +38,6 @@ async function list(sourceId: string) {
 
 async function source(sourceId: string) {
   return (await d.req(`/v1/observation-sources/${sourceId}`)).json();
-}
-
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? filesUnder(join(dir, n)) : [n]));
 }
 
 describe('idempotent uploads', () => {
@@ -114,8 +106,8 @@ describe('idempotent uploads', () => {
     const stored = await list('screen');
     expect(stored.filter((o) => o.idempotency_key === 'frame-2')).toEqual([obs]);
     // The other bytes were never published.
-    expect(filesUnder(join(d.dataDir, 'blobs'))).not.toContain(sha256(makePng(2, 2, 3)));
-    expect(filesUnder(join(d.dataDir, 'tmp'))).toEqual([]);
+    expect(filesUnder(join(d.dataDir, 'blobs'), 'name')).not.toContain(sha256(makePng(2, 2, 3)));
+    expect(filesUnder(join(d.dataDir, 'tmp'), 'name')).toEqual([]);
     // And the original still replays.
     expect((await upload('screen', base)).status).toBe(200);
   });
@@ -150,7 +142,7 @@ describe('idempotent uploads', () => {
     expect(stored).toHaveLength(1);
     expect(stored[0].observation_id).toBe([...ids][0]);
     expect(await source('para')).toMatchObject({ active_observation_count: 1, active_byte_length: png.length });
-    expect(filesUnder(join(d.dataDir, 'tmp'))).toEqual([]);
+    expect(filesUnder(join(d.dataDir, 'tmp'), 'name')).toEqual([]);
     // Afterwards every retry is a plain replay.
     expect((await upload('para', body)).status).toBe(200);
   });
@@ -161,7 +153,7 @@ describe('idempotent uploads', () => {
     expect(statuses.filter((s) => s === 201)).toHaveLength(1);
     for (const s of statuses) expect([201, 409, 422]).toContain(s);
     expect((await list('para')).filter((o) => o.idempotency_key === 'race')).toHaveLength(1);
-    expect(filesUnder(join(d.dataDir, 'tmp'))).toEqual([]);
+    expect(filesUnder(join(d.dataDir, 'tmp'), 'name')).toEqual([]);
   });
 
   it('a JSON upload and a multipart upload of the same content and fields are the same request', async () => {

@@ -2,8 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { JobRegistry, type JobRun } from '../src/jobs.js';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/derivations.js';
-import { makePng, uploadBody } from './helpers/media.js';
-import { byIds, getRun, materialize, runAction } from './helpers/runs.js';
+import { getRun, materializeOne, runAction } from './helpers/runs.js';
 
 const open: TestDaemon[] = [];
 afterEach(async () => {
@@ -68,17 +67,7 @@ describe('the periodic job registry', () => {
   it('runs on its own: a claimed run whose lease ran out is queued again with no request', async () => {
     const d = await startDaemon({ runs: { claim_lease_ms: 1000 } });
     open.push(d);
-    const src = await (
-      await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })
-    ).json();
-    const obs = await (
-      await d.req('/v1/observation-sources/cam/observations', {
-        method: 'POST',
-        token: src.upload_token,
-        json: uploadBody(makePng(2, 2, 1), 'k', { canonical_text: 'hi' }),
-      })
-    ).json();
-    const { body: run } = await materialize(d, byIds([obs.observation_id]));
+    const run = await materializeOne(d, 'hi');
     expect((await runAction(d, run.run_id, 'claim')).body.status).toBe('running');
     await eventually(async () => (await getRun(d, run.run_id)).body.status === 'queued', 10_000);
   });

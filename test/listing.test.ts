@@ -1,12 +1,10 @@
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { blobPath, createSource, sourceBody, sha256 } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 
-const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const TOKEN = 'listing-token-0123456789';
 
 interface Obs {
@@ -27,14 +25,6 @@ beforeAll(async () => {
   d = await startDaemon();
 });
 afterAll(() => d.close());
-
-async function createSource(id: string, extra: Record<string, unknown> = {}) {
-  const res = await d.req('/v1/observation-sources', {
-    method: 'POST',
-    json: { source_id: id, display_name: id, kind: 'screen_snapshot', upload_token: TOKEN, ...extra },
-  });
-  expect(res.status).toBe(201);
-}
 
 async function upload(sourceId: string, key: string, extra: Record<string, unknown> = {}, png = makePng(1, 1, 1)): Promise<Obs> {
   const res = await d.req(`/v1/observation-sources/${sourceId}/observations`, {
@@ -57,7 +47,6 @@ async function list(query: string): Promise<{ data: Obs[]; cursor: { next: strin
 const ids = (rows: Obs[]) => rows.map((r) => r.observation_id);
 const byKey = (a: Obs, b: Obs) =>
   a.captured_at_ms - b.captured_at_ms || (a.observation_id < b.observation_id ? -1 : a.observation_id > b.observation_id ? 1 : 0);
-const blobPath = (sha: string) => join(d.dataDir, 'blobs', sha.slice(0, 2), sha.slice(2, 4), sha);
 
 async function counters(sourceId: string) {
   const v = await (await d.req(`/v1/observation-sources/${sourceId}`)).json();
@@ -67,8 +56,8 @@ async function counters(sourceId: string) {
 describe('GET /v1/observations filters', () => {
   const o: Record<string, Obs> = {};
   beforeAll(async () => {
-    await createSource('fa');
-    await createSource('fb');
+    await createSource(d, sourceBody('fa', TOKEN));
+    await createSource(d, sourceBody('fb', TOKEN));
     o.a1 = await upload('fa', 'a1', { captured_at_ms: 1000, stream_id: 's1' });
     o.a2 = await upload('fa', 'a2', { captured_at_ms: 2000, stream_id: 's1' });
     o.a3 = await upload('fa', 'a3', { captured_at_ms: 3000, stream_id: 's2' });
@@ -174,7 +163,7 @@ describe('GET /v1/observations filters', () => {
   });
 
   it('include_purged shows purged observations, which are hidden by default', async () => {
-    await createSource('fq', { max_active_observations: 1 });
+    await createSource(d, sourceBody('fq', TOKEN, { max_active_observations: 1 }));
     const first = await upload('fq', 'q1', { captured_at_ms: 10 }, makePng(1, 1, 77));
     const second = await upload('fq', 'q2', { captured_at_ms: 20 }, makePng(1, 1, 78));
     expect(ids((await list('source_id=fq')).data)).toEqual([second.observation_id]);
@@ -194,7 +183,7 @@ describe('cursor pagination', () => {
   const N = 250;
   let all: Obs[] = [];
   beforeAll(async () => {
-    await createSource('pg');
+    await createSource(d, sourceBody('pg', TOKEN));
     // Capture times repeat (3 per millisecond) so ties fall across page boundaries.
     for (let i = 0; i < N; i += 25) {
       const batch = await Promise.all(
@@ -265,8 +254,8 @@ describe('cursor pagination', () => {
 
 describe('GET and DELETE /v1/observations/{id}', () => {
   beforeAll(async () => {
-    await createSource('del');
-    await createSource('del2');
+    await createSource(d, sourceBody('del', TOKEN));
+    await createSource(d, sourceBody('del2', TOKEN));
   });
 
   it('GET: 404 for an unknown id of any form (Kheish ids, ours, malformed ones)', async () => {
@@ -286,29 +275,29 @@ describe('GET and DELETE /v1/observations/{id}', () => {
     const z = await upload('del', 'z', { canonical_text: 'text of x' }, own);
     expect(await counters('del')).toEqual({ count: 2, bytes: shared.length + own.length });
     expect(await counters('del2')).toEqual({ count: 1, bytes: shared.length });
-    for (const p of [sha256(shared), sha256(own), sha256('text of x')]) expect(existsSync(blobPath(p))).toBe(true);
+    for (const p of [sha256(shared), sha256(own), sha256('text of x')]) expect(existsSync(blobPath(d.dataDir, p))).toBe(true);
 
     // x shares its bytes with y and its text with z: nothing is erased.
     expect((await d.req(`/v1/observations/${x.observation_id}`, { method: 'DELETE' })).status).toBe(204);
     await expectProblem(await d.req(`/v1/observations/${x.observation_id}`), 404, 'not_found');
     await expectProblem(await d.req(`/v1/observations/${x.observation_id}`, { method: 'DELETE' }), 404, 'not_found');
     expect(ids((await list('source_id=del&include_purged=true')).data)).toEqual([z.observation_id]);
-    expect(existsSync(blobPath(sha256(shared)))).toBe(true);
-    expect(existsSync(blobPath(sha256('text of x')))).toBe(true);
+    expect(existsSync(blobPath(d.dataDir, sha256(shared)))).toBe(true);
+    expect(existsSync(blobPath(d.dataDir, sha256('text of x')))).toBe(true);
     expect((await d.req(`/v1/assets/${x.asset_id}`)).status).toBe(200);
     expect(await counters('del')).toEqual({ count: 1, bytes: own.length });
 
     // z was the last holder of its bytes and of the text.
     expect((await d.req(`/v1/observations/${z.observation_id}`, { method: 'DELETE' })).status).toBe(204);
-    expect(existsSync(blobPath(sha256(own)))).toBe(false);
-    expect(existsSync(blobPath(sha256('text of x')))).toBe(false);
+    expect(existsSync(blobPath(d.dataDir, sha256(own)))).toBe(false);
+    expect(existsSync(blobPath(d.dataDir, sha256('text of x')))).toBe(false);
     expect((await d.req(`/v1/assets/${z.asset_id}`)).status).toBe(404);
     expect((await d.req(`/v1/assets/${z.canonical_text_asset_id}/content`)).status).toBe(404);
     expect(await counters('del')).toEqual({ count: 0, bytes: 0 });
 
     // y was the last holder of the shared bytes.
     expect((await d.req(`/v1/observations/${y.observation_id}`, { method: 'DELETE' })).status).toBe(204);
-    expect(existsSync(blobPath(sha256(shared)))).toBe(false);
+    expect(existsSync(blobPath(d.dataDir, sha256(shared)))).toBe(false);
     expect(await counters('del2')).toEqual({ count: 0, bytes: 0 });
 
     const events = await (await d.req('/v1/observation-audit?event=observation_deleted&limit=1000')).json();
@@ -318,7 +307,7 @@ describe('GET and DELETE /v1/observations/{id}', () => {
   });
 
   it('counters are exact through many uploads, replays, rejections and deletes', async () => {
-    await createSource('cnt');
+    await createSource(d, sourceBody('cnt', TOKEN));
     const made: Obs[] = [];
     let bytes = 0;
     for (let i = 0; i < 12; i++) {
@@ -352,7 +341,7 @@ describe('GET and DELETE /v1/observations/{id}', () => {
   });
 
   it('deleting a purged observation leaves the active counters alone', async () => {
-    await createSource('pd', { max_active_observations: 1 });
+    await createSource(d, sourceBody('pd', TOKEN, { max_active_observations: 1 }));
     const a = await upload('pd', 'a', {}, makePng(2, 2, 600));
     const b = await upload('pd', 'b', {}, makePng(2, 2, 601));
     expect((await (await d.req(`/v1/observations/${a.observation_id}`)).json()).retention_state).toBe('purged');

@@ -8,7 +8,8 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservationView } from '../src/observations/schemas.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { createSource, eventually, upload } from './helpers/derivations.js';
+import { eventually, upload } from './helpers/derivations.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng } from './helpers/media.js';
 import { byIds, getRun, materialize, runAction } from './helpers/runs.js';
 

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
-import { makePng, uploadBody } from './helpers/media.js';
-import { byIds, eventsOf, getRun, materialize, runAction } from './helpers/runs.js';
+import { eventsOf, getRun, materializeOne, runAction } from './helpers/runs.js';
 
 const open: TestDaemon[] = [];
 afterEach(async () => {
@@ -14,17 +13,7 @@ describe('claim leases', () => {
     const lease = 60_000;
     const d = await startDaemon({ runs: { claim_lease_ms: lease } }, { now: clock });
     open.push(d);
-    const src = await (
-      await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })
-    ).json();
-    const obs = await (
-      await d.req('/v1/observation-sources/cam/observations', {
-        method: 'POST',
-        token: src.upload_token,
-        json: uploadBody(makePng(2, 2, 1), 'k', { canonical_text: 'hello' }),
-      })
-    ).json();
-    const { body: run } = await materialize(d, byIds([obs.observation_id]));
+    const run = await materializeOne(d, 'hello');
     expect(run.status).toBe('queued');
 
     const claimed = await runAction(d, run.run_id, 'claim');

@@ -1,28 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCanvas } from '@napi-rs/canvas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservationView } from '../src/observations/schemas.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { createSource, eventually, upload } from './helpers/derivations.js';
+import { eventually, upload } from './helpers/derivations.js';
 import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { createSource } from './helpers/fixtures.js';
 import { byIds, eventsOf, getRun, materialize, runAction, type RunBody } from './helpers/runs.js';
+import { textPng } from './helpers/text-png.js';
 
 const KEY_ENV = 'OBSERVD_TEST_RUNS_KEY';
 process.env[KEY_ENV] = 'sk-runs-test-not-a-real-key';
-
-/** A screenshot-like PNG: large dark text on white. */
-async function textPng(line: string): Promise<Buffer> {
-  const canvas = createCanvas(1400, 210);
-  const ctx = canvas.getContext('2d');
-  ctx.fillStyle = '#ffffff';
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  ctx.fillStyle = '#111111';
-  ctx.font = '56px DejaVu Sans';
-  ctx.fillText(line, 40, 110);
-  return canvas.encode('png');
-}
 
 type Part = { type: string; text?: string; image_url?: { url: string } };
 
@@ -49,7 +38,7 @@ beforeAll(async () => {
     allow_output_delivery: true,
     allow_external_processing: true,
   });
-  png = await textPng('The quick brown fox jumps over the lazy dog');
+  png = await textPng(['The quick brown fox jumps over the lazy dog']);
   // No uploader text: the run derives it by OCR on demand.
   shot = await upload(d, 'screen', token, png, 'fox', 'image/png', { stream_id: 'main', seq_no: 1 });
 });
@@ -126,7 +115,7 @@ describe('the openai submitter', () => {
 
   it('falls back to the configured model and keeps output out of events when delivery is not allowed', async () => {
     const token = await createSource(d, { source_id: 'private', display_name: 'Private', kind: 'screen_snapshot' });
-    const o = await upload(d, 'private', token, await textPng('Private'), 'p-1', 'image/png', { canonical_text: 'private words' });
+    const o = await upload(d, 'private', token, await textPng(['Private']), 'p-1', 'image/png', { canonical_text: 'private words' });
     const r = await materialize(d, byIds([o.observation_id], { raw_asset_policy: 'never' }));
     const done = await settled(r.body.run_id);
     expect(done).toMatchObject({ status: 'completed', output: 'hello from the fake chat model', output_delivery_allowed: false });

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservationView } from '../src/observations/schemas.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { createSource, upload } from './helpers/derivations.js';
+import { upload } from './helpers/derivations.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng, makeWav } from './helpers/media.js';
 import { byIds, eventsOf, materialize } from './helpers/runs.js';
 

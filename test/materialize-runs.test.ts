@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepOnce } from '../src/retention/sweep.js';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
-import { content, createSource, derive, shaOf, upload } from './helpers/derivations.js';
+import { content, derive, shaOf, upload } from './helpers/derivations.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng, makeWav } from './helpers/media.js';
 import { byIds, eventsOf, getRun, materialize, runAction } from './helpers/runs.js';
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
-import { createSource, upload } from './helpers/derivations.js';
+import { upload } from './helpers/derivations.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng } from './helpers/media.js';
 import { byIds, eventsOf, materialize } from './helpers/runs.js';
 

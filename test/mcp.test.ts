@@ -5,7 +5,8 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, BIN, childEnv } from './helpers/child.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { content, createSource, derive, upload } from './helpers/derivations.js';
+import { content, derive, upload } from './helpers/derivations.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng } from './helpers/media.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';

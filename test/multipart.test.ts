@@ -1,15 +1,15 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { filesUnder, sha256 } from './helpers/fixtures.js';
 import { makeJpegBytes, makePng, makeWav, uploadBody } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 
-const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const TOKEN = 'multipart-token-0123456789';
 const PATH = '/v1/observation-sources/screen/observations';
 
@@ -61,11 +61,6 @@ function postParts(parts: Part[]) {
   return post(body, type);
 }
 
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? filesUnder(join(dir, n)) : [n]));
-}
-
 async function observationCount() {
   return ((await (await d.req('/v1/observations?include_purged=true&limit=1000')).json()) as unknown[]).length;
 }
@@ -73,12 +68,12 @@ async function observationCount() {
 /** Asserts a rejected request left no row, no new blob and no temp file. */
 async function expectNothingNew(before: { count: number; blobs: string[] }) {
   expect(await observationCount()).toBe(before.count);
-  expect(filesUnder(join(d.dataDir, 'blobs')).sort()).toEqual(before.blobs);
-  expect(filesUnder(join(d.dataDir, 'tmp'))).toEqual([]);
+  expect(filesUnder(join(d.dataDir, 'blobs'), 'name').sort()).toEqual(before.blobs);
+  expect(filesUnder(join(d.dataDir, 'tmp'), 'name')).toEqual([]);
 }
 
 async function snapshot() {
-  return { count: await observationCount(), blobs: filesUnder(join(d.dataDir, 'blobs')).sort() };
+  return { count: await observationCount(), blobs: filesUnder(join(d.dataDir, 'blobs'), 'name').sort() };
 }
 
 describe('multipart uploads', () => {
@@ -226,7 +221,7 @@ describe('multipart uploads', () => {
     expect(content.headers.get('content-length')).toBe(String(big.length));
     expect(sha256(Buffer.from(await content.arrayBuffer()))).toBe(sha256(big));
     expect(statSync(join(d.dataDir, 'blobs', obs.sha256.slice(0, 2), obs.sha256.slice(2, 4), obs.sha256)).size).toBe(big.length);
-    expect(filesUnder(join(d.dataDir, 'tmp'))).toEqual([]);
+    expect(filesUnder(join(d.dataDir, 'tmp'), 'name')).toEqual([]);
   });
 
   const bad: Array<[string, () => Part[] | { body: Buffer; type: string }, number, string]> = [

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
+import { blobPath, createSource, filesUnder, sourceBody } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
 
 const TOKEN = 'retention-test-token-0001';
@@ -19,15 +20,6 @@ async function daemon(...args: Parameters<typeof startDaemon>) {
   return d;
 }
 
-async function createSource(d: TestDaemon, id: string, extra: Record<string, unknown> = {}) {
-  const r = await d.req('/v1/observation-sources', {
-    method: 'POST',
-    json: { source_id: id, display_name: id, kind: 'screen_snapshot', upload_token: TOKEN, ...extra },
-  });
-  expect(r.status).toBeLessThan(300);
-  return r.json();
-}
-
 async function upload(d: TestDaemon, source: string, bytes: Buffer, key: string, extra: Record<string, unknown> = {}) {
   return d.req(`/v1/observation-sources/${source}/observations`, { method: 'POST', token: TOKEN, json: uploadBody(bytes, key, extra) });
 }
@@ -36,20 +28,11 @@ async function list(d: TestDaemon, query: string) {
   return (await (await d.req(`/v1/observations?${query}`)).json()) as Array<Record<string, unknown>>;
 }
 
-function blobFiles(dataDir: string): string[] {
-  const root = join(dataDir, 'blobs');
-  const out: string[] = [];
-  for (const a of readdirSync(root)) for (const b of readdirSync(join(root, a))) out.push(...readdirSync(join(root, a, b)));
-  return out;
-}
-
-const blobPath = (dataDir: string, sha: string) => join(dataDir, 'blobs', sha.slice(0, 2), sha.slice(2, 4), sha);
-
 describe('time retention', () => {
   it('expires on receipt time, never extended by a future captured_at_ms', async () => {
     const clock = testClock();
     const d = await daemon({ retention: { sweep_interval_ms: 3_600_000 } }, { now: clock });
-    await createSource(d, 'cam', { retention_seconds: 60 });
+    await createSource(d, sourceBody('cam', TOKEN, { retention_seconds: 60 }));
     const future = clock() + 365 * 24 * 3600 * 1000;
     const obs = await (await upload(d, 'cam', makePng(2, 2, 1), 'k1', { captured_at_ms: future })).json();
     expect(obs.expires_at_ms).toBe(obs.received_at_ms + 60_000);
@@ -77,7 +60,7 @@ describe('time retention', () => {
     dirs.push(dataDir);
     const clock = testClock();
     const first = await daemon({ retention: { sweep_interval_ms: 3_600_000 } }, { now: clock, dataDir });
-    await createSource(first, 'cam', { retention_seconds: 1 });
+    await createSource(first, sourceBody('cam', TOKEN, { retention_seconds: 1 }));
     const shas: string[] = [];
     for (let i = 0; i < 5; i++) shas.push((await (await upload(first, 'cam', makePng(3, 3, i), `k${i}`)).json()).sha256);
     await first.close();
@@ -94,7 +77,7 @@ describe('time retention', () => {
   it('keeps the blobs of purged observations when purge_raw_on_retention is false', async () => {
     const clock = testClock();
     const d = await daemon({ retention: { sweep_interval_ms: 3_600_000 } }, { now: clock });
-    await createSource(d, 'cam', { retention_seconds: 1, purge_raw_on_retention: false });
+    await createSource(d, sourceBody('cam', TOKEN, { retention_seconds: 1, purge_raw_on_retention: false }));
     const obs = await (await upload(d, 'cam', makePng(2, 2, 7), 'k')).json();
     clock.advance(2_000);
     const { sweepOnce } = await import('../src/retention/sweep.js');
@@ -108,8 +91,8 @@ describe('shared content', () => {
   it('a blob shared by two sources survives the purge of one and goes with the second', async () => {
     const clock = testClock();
     const d = await daemon({ retention: { sweep_interval_ms: 3_600_000 } }, { now: clock });
-    await createSource(d, 'a', { retention_seconds: 10 });
-    await createSource(d, 'b', { retention_seconds: 20 });
+    await createSource(d, sourceBody('a', TOKEN, { retention_seconds: 10 }));
+    await createSource(d, sourceBody('b', TOKEN, { retention_seconds: 20 }));
     const png = makePng(5, 5, 42);
     const oa = await (await upload(d, 'a', png, 'x')).json();
     const ob = await (await upload(d, 'b', png, 'x')).json();
@@ -128,7 +111,7 @@ describe('quotas', () => {
   it('evict_oldest purges by receipt order, not by captured_at_ms', async () => {
     const clock = testClock();
     const d = await daemon({}, { now: clock });
-    await createSource(d, 'cam', { max_active_observations: 3 });
+    await createSource(d, sourceBody('cam', TOKEN, { max_active_observations: 3 }));
     const captured = [5, 1, 4, 2, 3].map((n) => clock() + n * 1000);
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
@@ -146,7 +129,7 @@ describe('quotas', () => {
   it('evict_oldest also holds max_active_bytes', async () => {
     const d = await daemon();
     const pngs = [0, 1, 2, 3].map((i) => makePng(8, 8, 200 + i));
-    await createSource(d, 'cam', { max_active_bytes: pngs[0].length * 2 + 10 });
+    await createSource(d, sourceBody('cam', TOKEN, { max_active_bytes: pngs[0].length * 2 + 10 }));
     for (let i = 0; i < 4; i++) expect((await upload(d, 'cam', pngs[i], `k${i}`)).status).toBe(201);
     const src = await (await d.req('/v1/observation-sources/cam')).json();
     expect(src.active_observation_count).toBe(2);
@@ -155,13 +138,13 @@ describe('quotas', () => {
 
   it('reject refuses an upload that does not fit with 507 and leaves the store unchanged', async () => {
     const d = await daemon();
-    await createSource(d, 'cam', { max_active_observations: 2, quota_policy: 'reject' });
+    await createSource(d, sourceBody('cam', TOKEN, { max_active_observations: 2, quota_policy: 'reject' }));
     for (let i = 0; i < 2; i++) expect((await upload(d, 'cam', makePng(2, 2, 300 + i), `k${i}`)).status).toBe(201);
-    const before = { files: blobFiles(d.dataDir).sort(), rows: await list(d, 'source_id=cam&include_purged=true') };
+    const before = { files: filesUnder(join(d.dataDir, 'blobs'), 'name').sort(), rows: await list(d, 'source_id=cam&include_purged=true') };
     const r = await upload(d, 'cam', makePng(2, 2, 399), 'k-over');
     expect(r.status).toBe(507);
     expect((await r.json()).code).toBe('quota_exceeded');
-    expect(blobFiles(d.dataDir).sort()).toEqual(before.files);
+    expect(filesUnder(join(d.dataDir, 'blobs'), 'name').sort()).toEqual(before.files);
     expect(await list(d, 'source_id=cam&include_purged=true')).toEqual(before.rows);
     expect(readdirSync(join(d.dataDir, 'tmp'))).toEqual([]);
   });
@@ -170,23 +153,23 @@ describe('quotas', () => {
     const d = await daemon();
     const png = makePng(16, 16, 5);
     for (const policy of ['evict_oldest', 'reject']) {
-      await createSource(d, `cam-${policy}`, { max_active_bytes: png.length - 1, quota_policy: policy });
+      await createSource(d, sourceBody(`cam-${policy}`, TOKEN, { max_active_bytes: png.length - 1, quota_policy: policy }));
       const r = await upload(d, `cam-${policy}`, png, 'k');
       expect(r.status).toBe(413);
       expect((await r.json()).code).toBe('payload_too_large');
     }
-    expect(blobFiles(d.dataDir)).toEqual([]);
+    expect(filesUnder(join(d.dataDir, 'blobs'), 'name')).toEqual([]);
   });
 });
 
 describe('free-disk floor', () => {
   it('turns uploads into 507 insufficient_storage before anything is written; reads keep working', async () => {
     const d = await daemon({ retention: { min_free_bytes: Number.MAX_SAFE_INTEGER } });
-    await createSource(d, 'cam');
+    await createSource(d, sourceBody('cam', TOKEN));
     const r = await upload(d, 'cam', makePng(2, 2, 1), 'k');
     expect(r.status).toBe(507);
     expect((await r.json()).code).toBe('insufficient_storage');
-    expect(blobFiles(d.dataDir)).toEqual([]);
+    expect(filesUnder(join(d.dataDir, 'blobs'), 'name')).toEqual([]);
     expect(readdirSync(join(d.dataDir, 'tmp'))).toEqual([]);
     expect((await d.req('/v1/observations')).status).toBe(200);
   });
@@ -197,7 +180,7 @@ describe('history', () => {
     const clock = testClock();
     const day = 24 * 3600 * 1000;
     const d = await daemon({ retention: { sweep_interval_ms: 3_600_000, history_ms: 10 * day } }, { now: clock });
-    await createSource(d, 'cam', { retention_seconds: 60, purge_raw_on_retention: false });
+    await createSource(d, sourceBody('cam', TOKEN, { retention_seconds: 60, purge_raw_on_retention: false }));
     const old = await (await upload(d, 'cam', makePng(3, 3, 501), 'old')).json();
     const { sweepOnce } = await import('../src/retention/sweep.js');
     const { pruneHistory } = await import('../src/retention/history.js');

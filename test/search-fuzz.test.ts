@@ -4,7 +4,8 @@ import { AppError } from '../src/errors.js';
 import { parseQuery, toMatchExpression } from '../src/search/query.js';
 import { makeSnippet } from '../src/search/snippet.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { createSource, upload } from './helpers/derivations.js';
+import { upload } from './helpers/derivations.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng } from './helpers/media.js';
 
 let d: TestDaemon;

@@ -1,4 +1,3 @@
-import { createCanvas } from '@napi-rs/canvas';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
@@ -6,11 +5,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservationView } from '../src/observations/schemas.js';
 import type { SearchHit } from '../src/search/schemas.js';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
-import { content, createSource, eventually, upload } from './helpers/derivations.js';
+import { content, eventually, upload } from './helpers/derivations.js';
 import { startFakeOpenAI, type FakeOpenAI } from './helpers/fake-openai.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng, makeWav } from './helpers/media.js';
-import { byIds, materialize } from './helpers/runs.js';
 import { expectProblem } from './helpers/problem.js';
+import { byIds, materialize } from './helpers/runs.js';
+import { textPng } from './helpers/text-png.js';
 
 const ADMIN = 'search-admin-token-0001';
 const READER = 'search-reader-token-001';
@@ -216,14 +217,8 @@ describe('text observd derives', () => {
   it('indexes OCR text when auto_derive completes', async () => {
     d = await startDaemon({ derivations: { ocr_workers: 1 } });
     const t = await createSource(d, { source_id: 'ocr', display_name: 'O', kind: 'screen_snapshot', auto_derive: ['canonical_text'] });
-    const canvas = createCanvas(900, 160);
-    const ctx = canvas.getContext('2d');
-    ctx.fillStyle = '#ffffff';
-    ctx.fillRect(0, 0, 900, 160);
-    ctx.fillStyle = '#111111';
-    ctx.font = '56px DejaVu Sans';
-    ctx.fillText('Invoice overdue today', 40, 100);
-    const o = await upload(d, 'ocr', t, await canvas.encode('png'), 'ocr-1');
+    const png = await textPng(['Invoice overdue today'], { width: 900, height: 160, baseline: 100 });
+    const o = await upload(d, 'ocr', t, png, 'ocr-1');
     const hits = await eventually(async () => {
       const h = await search(d, q('invoice overdue'));
       return h.length ? h : undefined;

@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
+import { createSource, sourceBody, sha256 } from './helpers/fixtures.js';
 import { makeJpegBytes, makePng, uploadBody } from './helpers/media.js';
+import { expectProblem } from './helpers/problem.js';
 
 const TOKEN = 'signed-upload-test-token-1';
 const clock = testClock();
@@ -12,17 +13,9 @@ let d: TestDaemon;
 
 beforeAll(async () => {
   d = await startDaemon({ limits: { max_raw_bytes: 8 * 1024 } }, { now: clock });
-  for (const id of ['cam', 'other']) await createSource(d, id);
+  for (const id of ['cam', 'other']) await createSource(d, sourceBody(id, TOKEN));
 });
 afterAll(() => d.close());
-
-async function createSource(t: TestDaemon, id: string) {
-  const r = await t.req('/v1/observation-sources', {
-    method: 'POST',
-    json: { source_id: id, display_name: id, kind: 'screen_snapshot', upload_token: TOKEN },
-  });
-  expect(r.status).toBe(201);
-}
 
 interface Minted {
   upload_id: string;
@@ -49,12 +42,6 @@ async function count(t: TestDaemon, source = 'cam'): Promise<number> {
   return ((await (await t.req(`/v1/observations?source_id=${source}&limit=1000`)).json()) as unknown[]).length;
 }
 
-async function expectProblem(r: Response, status: number, code: string) {
-  const body = await r.json();
-  expect([r.status, body.code], JSON.stringify(body)).toEqual([status, code]);
-}
-
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const stagedFiles = (t: TestDaemon) => readdirSync(join(t.dataDir, 'uploads'));
 
 describe('signed upload', () => {
@@ -67,13 +54,13 @@ describe('signed upload', () => {
 
     const p = await put(m.upload_url, png);
     expect(p.status).toBe(200);
-    expect(await p.json()).toMatchObject({ upload_id: m.upload_id, sha256: sha(png), byte_length: png.length, media_type: 'image/png' });
+    expect(await p.json()).toMatchObject({ upload_id: m.upload_id, sha256: sha256(png), byte_length: png.length, media_type: 'image/png' });
     expect(stagedFiles(d)).toEqual([m.upload_id]);
 
     const r = await create(d, m.upload_id, 'signed-1');
     expect(r.status, await r.clone().text()).toBe(201);
     const obs = await r.json();
-    expect(obs).toMatchObject({ sha256: sha(png), byte_length: png.length, media_type: 'image/png', file_name: 'shot.png' });
+    expect(obs).toMatchObject({ sha256: sha256(png), byte_length: png.length, media_type: 'image/png', file_name: 'shot.png' });
     const content = await d.req(`/v1/assets/${obs.asset_id}/content`);
     expect(Buffer.from(await content.arrayBuffer()).equals(png)).toBe(true);
     expect(stagedFiles(d)).toEqual([]);
@@ -125,7 +112,7 @@ describe('signed upload', () => {
       [201, undefined],
       [409, 'conflict'],
     ]);
-    expect(results[0].observation.sha256).toBe(sha(png));
+    expect(results[0].observation.sha256).toBe(sha256(png));
   });
 
   it('refuses an upload_id without bytes (409), of another source (404), or unknown (404)', async () => {
@@ -230,7 +217,7 @@ describe('signed upload across a restart', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'observd-signed-'));
     dirs.push(dataDir);
     const first = await startDaemon({}, { dataDir });
-    await createSource(first, 'cam');
+    await createSource(first, sourceBody('cam', TOKEN));
     const a = await mint(first);
     const b = await mint(first);
     const png = makePng(5, 5, 9);
@@ -243,7 +230,7 @@ describe('signed upload across a restart', () => {
       expect(existsSync(join(dataDir, 'uploads', a.upload_id))).toBe(true);
       const r = await create(second, a.upload_id, 'after-restart');
       expect(r.status, await r.clone().text()).toBe(201);
-      expect((await r.json()).sha256).toBe(sha(png));
+      expect((await r.json()).sha256).toBe(sha256(png));
       // A URL minted before the restart still verifies (same key).
       const moved = new URL(b.upload_url);
       const url = second.url + moved.pathname + moved.search;
@@ -258,7 +245,7 @@ describe('signed upload across a restart', () => {
     dirs.push(dataDir);
     const t = testClock();
     const first = await startDaemon({}, { dataDir, now: t });
-    await createSource(first, 'cam');
+    await createSource(first, sourceBody('cam', TOKEN));
     const m = await mint(first);
     expect((await put(m.upload_url, makePng(5, 5, 11))).status).toBe(200);
     await first.close();

@@ -1,9 +1,11 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
+import { createSourceView, filesUnder } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
+import { expectProblem } from './helpers/problem.js';
 
 type Json = Record<string, any>;
 
@@ -23,15 +25,6 @@ const DEFAULT_SETTINGS = {
   auto_derive: [],
   ingest_rate_limit: null,
 };
-
-/** Reads a problem+json error body, checking its shape and status. */
-async function problem(res: Response, status: number, code: string): Promise<Json> {
-  expect(res.status).toBe(status);
-  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  const body = (await res.json()) as Json;
-  expect(body).toMatchObject({ status, code, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
-  return body;
-}
 
 /** Keys of a view that name a token, apart from the version and the active flag. */
 function tokenKeys(view: Json): string[] {
@@ -64,27 +57,6 @@ function rawRequest(base: string, method: string, path: string, body?: unknown):
     r.on('error', reject);
     r.end(payload);
   });
-}
-
-/** Every blob file under `<dataDir>/blobs`, by hash. */
-function blobFiles(dataDir: string): string[] {
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    if (!existsSync(dir)) return;
-    for (const f of readdirSync(dir)) {
-      const p = join(dir, f);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.push(f);
-    }
-  };
-  walk(join(dataDir, 'blobs'));
-  return out.sort();
-}
-
-async function create(d: TestDaemon, body: Json): Promise<Json> {
-  const res = await d.req(SRC, { method: 'POST', json: body });
-  expect(res.status, JSON.stringify(body)).toBe(201);
-  return (await res.json()) as Json;
 }
 
 async function upload(d: TestDaemon, sourceId: string, token: string | undefined, bytes: Buffer, key: string, extra: Json = {}) {
@@ -129,7 +101,7 @@ describe('create and upsert', () => {
 
   it('keeps a client-chosen token out of the response and accepts it for uploads', async () => {
     const token = 'client-chosen-token-0001';
-    const created = await create(d, { source_id: 'client-tok', display_name: 'C', kind: 'webcam_snapshot', upload_token: token });
+    const created = await createSourceView(d, { source_id: 'client-tok', display_name: 'C', kind: 'webcam_snapshot', upload_token: token });
     expect(tokenKeys(created)).toEqual([]);
     expect(JSON.stringify(created)).not.toContain(token);
     expect(created.upload_token_version).toBe(1);
@@ -141,17 +113,17 @@ describe('create and upsert', () => {
       method: 'POST',
       json: { source_id: 'short-tok', display_name: 'S', kind: 'screen_snapshot', upload_token: 'fifteen-chars-x' },
     });
-    const body = await problem(res, 400, 'validation_failed');
+    const body = await expectProblem(res, 400, 'validation_failed');
     expect(body.errors).toEqual([{ path: 'upload_token', message: expect.stringContaining('16') }]);
     expect(JSON.stringify(body)).not.toContain('fifteen-chars-x');
-    await problem(await d.req(`${SRC}/short-tok`), 404, 'not_found');
+    await expectProblem(await d.req(`${SRC}/short-tok`), 404, 'not_found');
     // Exactly 16 is enough.
-    await create(d, { source_id: 'sixteen-tok', display_name: 'S', kind: 'screen_snapshot', upload_token: 'sixteen-chars-xx' });
+    await createSourceView(d, { source_id: 'sixteen-tok', display_name: 'S', kind: 'screen_snapshot', upload_token: 'sixteen-chars-xx' });
   });
 
   it('generates a src_ ULID id when source_id is omitted', async () => {
-    const a = await create(d, { display_name: 'Anon A', kind: 'microphone_segment' });
-    const b = await create(d, { display_name: 'Anon B', kind: 'microphone_segment' });
+    const a = await createSourceView(d, { display_name: 'Anon A', kind: 'microphone_segment' });
+    const b = await createSourceView(d, { display_name: 'Anon B', kind: 'microphone_segment' });
     expect(a.source_id).toMatch(/^src_[0-9A-HJKMNP-TV-Z]{26}$/);
     expect(b.source_id).toMatch(/^src_[0-9A-HJKMNP-TV-Z]{26}$/);
     expect(a.source_id).not.toBe(b.source_id);
@@ -161,7 +133,7 @@ describe('create and upsert', () => {
   });
 
   it('upserts an existing source_id: 200, only the given fields change, the token stays', async () => {
-    const created = await create(d, {
+    const created = await createSourceView(d, {
       source_id: 'upsert-me',
       display_name: 'Before',
       kind: 'screen_snapshot',
@@ -190,7 +162,7 @@ describe('create and upsert', () => {
   });
 
   it('upsert with a new upload_token replaces the old one at once and bumps the version', async () => {
-    const created = await create(d, { source_id: 'upsert-tok', display_name: 'T', kind: 'screen_snapshot' });
+    const created = await createSourceView(d, { source_id: 'upsert-tok', display_name: 'T', kind: 'screen_snapshot' });
     const res = await d.req(SRC, {
       method: 'POST',
       json: { source_id: 'upsert-tok', display_name: 'T', kind: 'screen_snapshot', upload_token: 'replacement-token-123' },
@@ -199,18 +171,18 @@ describe('create and upsert', () => {
     const view = (await res.json()) as Json;
     expect(view.upload_token_version).toBe(2);
     expect(tokenKeys(view)).toEqual([]);
-    await problem(await upload(d, 'upsert-tok', created.upload_token, makePng(2, 2, 4), 'k1'), 401, 'unauthorized');
+    await expectProblem(await upload(d, 'upsert-tok', created.upload_token, makePng(2, 2, 4), 'k1'), 401, 'unauthorized');
     expect((await upload(d, 'upsert-tok', 'replacement-token-123', makePng(2, 2, 4), 'k2')).status).toBe(201);
   });
 
   it('refuses to change the kind with 409, via POST and via PATCH, and changes nothing', async () => {
-    await create(d, { source_id: 'kind-fixed', display_name: 'K', kind: 'screen_snapshot' });
-    await problem(
+    await createSourceView(d, { source_id: 'kind-fixed', display_name: 'K', kind: 'screen_snapshot' });
+    await expectProblem(
       await d.req(SRC, { method: 'POST', json: { source_id: 'kind-fixed', display_name: 'Renamed', kind: 'webcam_snapshot' } }),
       409,
       'conflict',
     );
-    await problem(
+    await expectProblem(
       await d.req(`${SRC}/kind-fixed`, { method: 'PATCH', json: { kind: 'microphone_segment', display_name: 'Renamed' } }),
       409,
       'conflict',
@@ -224,23 +196,27 @@ describe('create and upsert', () => {
   });
 
   it('answers bad JSON with bad_request and schema problems with validation_failed', async () => {
-    await problem(await d.req(SRC, { method: 'POST', body: '{nope', headers: { 'content-type': 'application/json' } }), 400, 'bad_request');
-    const missing = await problem(await d.req(SRC, { method: 'POST', json: { source_id: 'no-kind' } }), 400, 'validation_failed');
+    await expectProblem(
+      await d.req(SRC, { method: 'POST', body: '{nope', headers: { 'content-type': 'application/json' } }),
+      400,
+      'bad_request',
+    );
+    const missing = await expectProblem(await d.req(SRC, { method: 'POST', json: { source_id: 'no-kind' } }), 400, 'validation_failed');
     expect(missing.errors.map((e: Json) => e.path).sort()).toEqual(['display_name', 'kind']);
-    const bad = await problem(
+    const bad = await expectProblem(
       await d.req(SRC, { method: 'POST', json: { source_id: 'bad-kind', display_name: 'X', kind: 'lidar', retention_seconds: 0 } }),
       400,
       'validation_failed',
     );
     expect(bad.errors.map((e: Json) => e.path).sort()).toEqual(['kind', 'retention_seconds']);
-    await problem(await d.req(`${SRC}/no-kind`), 404, 'not_found');
+    await expectProblem(await d.req(`${SRC}/no-kind`), 404, 'not_found');
   });
 
   it('refuses an admin body over the configured limit with 413 and an empty one with 400', async () => {
     const huge = { source_id: 'huge', display_name: 'x'.repeat(300 * 1024), kind: 'screen_snapshot' };
-    await problem(await d.req(SRC, { method: 'POST', json: huge }), 413, 'payload_too_large');
-    await problem(await d.req(SRC, { method: 'POST', headers: { 'content-type': 'application/json' } }), 400, 'bad_request');
-    await problem(await d.req(`${SRC}/huge`), 404, 'not_found');
+    await expectProblem(await d.req(SRC, { method: 'POST', json: huge }), 413, 'payload_too_large');
+    await expectProblem(await d.req(SRC, { method: 'POST', headers: { 'content-type': 'application/json' } }), 400, 'bad_request');
+    await expectProblem(await d.req(`${SRC}/huge`), 404, 'not_found');
   });
 });
 
@@ -257,7 +233,7 @@ describe('path-unsafe source ids', () => {
     ['empty', ''],
   ])('refuses %s as a source_id on create with 400 and creates nothing', async (_name, id) => {
     const before = (await (await d.req(`${SRC}?limit=1000`)).json()) as Json[];
-    const body = await problem(
+    const body = await expectProblem(
       await d.req(SRC, { method: 'POST', json: { source_id: id, display_name: 'X', kind: 'screen_snapshot' } }),
       400,
       'validation_failed',
@@ -270,7 +246,7 @@ describe('path-unsafe source ids', () => {
   it('accepts exactly 128 safe characters', async () => {
     const id = 'A-z_0.9'.repeat(19).slice(0, 128);
     expect(id.length).toBe(128);
-    const created = await create(d, { source_id: id, display_name: 'Long', kind: 'screen_snapshot' });
+    const created = await createSourceView(d, { source_id: id, display_name: 'Long', kind: 'screen_snapshot' });
     expect(created.source_id).toBe(id);
   });
 
@@ -318,7 +294,8 @@ describe('path-unsafe source ids', () => {
 describe('listing', () => {
   it('pages 25 sources 10 at a time with no duplicates and no gaps', async () => {
     const ids = Array.from({ length: 25 }, (_, i) => `page-${String(i).padStart(2, '0')}`);
-    for (const id of ids.slice().reverse()) await create(d, { source_id: id, display_name: `Paged ${id}`, kind: 'screen_snapshot' });
+    for (const id of ids.slice().reverse())
+      await createSourceView(d, { source_id: id, display_name: `Paged ${id}`, kind: 'screen_snapshot' });
     const seen: string[] = [];
     const sizes: number[] = [];
     let cursor: string | null = null;
@@ -340,9 +317,9 @@ describe('listing', () => {
   });
 
   it('filters by a case-insensitive substring of the id or the display name', async () => {
-    await create(d, { source_id: 'kitchen-cam', display_name: 'Kitchen WEBCAM', kind: 'webcam_snapshot' });
-    await create(d, { source_id: 'MIC-Office', display_name: 'Desk microphone', kind: 'microphone_segment' });
-    await create(d, { source_id: 'garage', display_name: 'Garage webcam', kind: 'webcam_snapshot' });
+    await createSourceView(d, { source_id: 'kitchen-cam', display_name: 'Kitchen WEBCAM', kind: 'webcam_snapshot' });
+    await createSourceView(d, { source_id: 'MIC-Office', display_name: 'Desk microphone', kind: 'microphone_segment' });
+    await createSourceView(d, { source_id: 'garage', display_name: 'Garage webcam', kind: 'webcam_snapshot' });
     const ids = async (query: string) => {
       const res = await d.req(`${SRC}?query=${encodeURIComponent(query)}&limit=1000`);
       expect(res.status).toBe(200);
@@ -359,22 +336,22 @@ describe('listing', () => {
   });
 
   it('answers a bad cursor with 400 bad_request and bad parameters with 400', async () => {
-    await problem(await d.req(`${SRC}?cursor=not-a-cursor`), 400, 'bad_request');
+    await expectProblem(await d.req(`${SRC}?cursor=not-a-cursor`), 400, 'bad_request');
     const foreign = Buffer.from(JSON.stringify(['audit', 'aud_x'])).toString('base64url');
-    await problem(await d.req(`${SRC}?cursor=${foreign}`), 400, 'bad_request');
+    await expectProblem(await d.req(`${SRC}?cursor=${foreign}`), 400, 'bad_request');
     const wrongShape = Buffer.from(JSON.stringify(['sources', 5])).toString('base64url');
-    await problem(await d.req(`${SRC}?cursor=${wrongShape}`), 400, 'bad_request');
-    await problem(await d.req(`${SRC}?limit=abc`), 400, 'validation_failed');
-    await problem(await d.req(`${SRC}?page=sure`), 400, 'validation_failed');
+    await expectProblem(await d.req(`${SRC}?cursor=${wrongShape}`), 400, 'bad_request');
+    await expectProblem(await d.req(`${SRC}?limit=abc`), 400, 'validation_failed');
+    await expectProblem(await d.req(`${SRC}?page=sure`), 400, 'validation_failed');
     // Unknown parameters are ignored, as Kheish ignores them.
     expect((await d.req(`${SRC}?bogus=1`)).status).toBe(200);
-    await problem(await d.req(`${SRC}?limit=1&limit=2`), 400, 'bad_request');
+    await expectProblem(await d.req(`${SRC}?limit=1&limit=2`), 400, 'bad_request');
   });
 });
 
 describe("Kheish's flat rate-limit fields", () => {
   it('are read as ingest_rate_limit; the object wins when both are sent; one flat field keeps the other part', async () => {
-    const both = await create(d, {
+    const both = await createSourceView(d, {
       source_id: 'rl-both',
       display_name: 'R',
       kind: 'screen_snapshot',
@@ -387,7 +364,12 @@ describe("Kheish's flat rate-limit fields", () => {
       ingest_rate_limit_burst: 5,
       ingest_rate_limit_window_ms: 1000,
     });
-    const flat = await create(d, { source_id: 'rl-flat', display_name: 'R', kind: 'screen_snapshot', ingest_rate_limit_burst: 7 });
+    const flat = await createSourceView(d, {
+      source_id: 'rl-flat',
+      display_name: 'R',
+      kind: 'screen_snapshot',
+      ingest_rate_limit_burst: 7,
+    });
     expect(flat).toMatchObject({
       ingest_rate_limit: { burst: 7, window_ms: 60000 },
       ingest_rate_limit_burst: 7,
@@ -397,41 +379,20 @@ describe("Kheish's flat rate-limit fields", () => {
       await d.req(`${SRC}/rl-flat`, { method: 'PATCH', json: { ingest_rate_limit_window_ms: 2000 } })
     ).json()) as Json;
     expect(patched.ingest_rate_limit).toEqual({ burst: 7, window_ms: 2000 });
-    await problem(await d.req(`${SRC}/rl-flat`, { method: 'PATCH', json: { ingest_rate_limit_burst: 0 } }), 400, 'validation_failed');
+    await expectProblem(await d.req(`${SRC}/rl-flat`, { method: 'PATCH', json: { ingest_rate_limit_burst: 0 } }), 400, 'validation_failed');
   });
 });
 
 describe('PATCH', () => {
   it('changes display name, status, limits and policies, and keeps everything else', async () => {
-    const created = await create(d, {
+    const created = await createSourceView(d, {
       source_id: 'patch-me',
       display_name: 'Old',
       kind: 'screen_snapshot',
       upload_token: 'patch-me-token-0001',
     });
-    const res = await d.req(`${SRC}/patch-me`, {
-      method: 'PATCH',
-      json: {
-        display_name: '  New name  ',
-        status: 'paused',
-        retention_seconds: 3600,
-        max_active_observations: 10,
-        max_active_bytes: 1_000_000,
-        quota_policy: 'reject',
-        purge_raw_on_retention: false,
-        allow_materialization: false,
-        allow_output_delivery: true,
-        sensitivity: 'sensitive',
-        auto_derive: ['canonical_text'],
-        ingest_rate_limit: { burst: 5, window_ms: 1000 },
-      },
-    });
-    expect(res.status).toBe(200);
-    const patched = (await res.json()) as Json;
-    const expected = {
-      source_id: 'patch-me',
-      kind: 'screen_snapshot',
-      display_name: 'New name',
+    const patch = {
+      display_name: '  New name  ',
       status: 'paused',
       retention_seconds: 3600,
       max_active_observations: 10,
@@ -443,6 +404,16 @@ describe('PATCH', () => {
       sensitivity: 'sensitive',
       auto_derive: ['canonical_text'],
       ingest_rate_limit: { burst: 5, window_ms: 1000 },
+    };
+    const res = await d.req(`${SRC}/patch-me`, { method: 'PATCH', json: patch });
+    expect(res.status).toBe(200);
+    const patched = (await res.json()) as Json;
+    // Every patched value as sent, but the display name trimmed.
+    const expected = {
+      source_id: 'patch-me',
+      kind: 'screen_snapshot',
+      ...patch,
+      display_name: 'New name',
       ingest_rate_limit_burst: 5,
       ingest_rate_limit_window_ms: 1000,
       upload_token_version: 1,
@@ -479,26 +450,26 @@ describe('PATCH', () => {
   });
 
   it('ignores unknown fields (as Kheish), refuses bad values with validation_failed and changes nothing', async () => {
-    await create(d, { source_id: 'patch-bad', display_name: 'Keep', kind: 'screen_snapshot' });
+    await createSourceView(d, { source_id: 'patch-bad', display_name: 'Keep', kind: 'screen_snapshot' });
     const unknown = await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { colour: 'red' } });
     expect(unknown.status).toBe(200);
     expect((await unknown.json()) as Json).not.toHaveProperty('colour');
     // Tokens are managed by rotate-token, not PATCH.
-    await problem(
+    await expectProblem(
       await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { upload_token: 'a-token-of-enough-length' } }),
       400,
       'validation_failed',
     );
-    await problem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { status: 'sleeping' } }), 400, 'validation_failed');
-    await problem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { max_active_bytes: -1 } }), 400, 'validation_failed');
-    await problem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { display_name: '   ' } }), 400, 'validation_failed');
-    await problem(
+    await expectProblem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { status: 'sleeping' } }), 400, 'validation_failed');
+    await expectProblem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { max_active_bytes: -1 } }), 400, 'validation_failed');
+    await expectProblem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { display_name: '   ' } }), 400, 'validation_failed');
+    await expectProblem(
       await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: { ingest_rate_limit: { burst: 0, window_ms: 10 } } }),
       400,
       'validation_failed',
     );
-    await problem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: [] }), 400, 'validation_failed');
-    await problem(
+    await expectProblem(await d.req(`${SRC}/patch-bad`, { method: 'PATCH', json: [] }), 400, 'validation_failed');
+    await expectProblem(
       await d.req(`${SRC}/patch-bad`, { method: 'PATCH', body: 'x', headers: { 'content-type': 'application/json' } }),
       400,
       'bad_request',
@@ -507,16 +478,16 @@ describe('PATCH', () => {
   });
 
   it('answers 404 for an unknown source', async () => {
-    await problem(await d.req(`${SRC}/nobody-here`, { method: 'PATCH', json: { display_name: 'X' } }), 404, 'not_found');
-    await problem(await d.req(`${SRC}/nobody-here`, { method: 'DELETE' }), 404, 'not_found');
-    await problem(await d.req(`${SRC}/nobody-here/rotate-token`, { method: 'POST' }), 404, 'not_found');
-    await problem(await d.req(`${SRC}/nobody-here/revoke-token`, { method: 'POST' }), 404, 'not_found');
+    await expectProblem(await d.req(`${SRC}/nobody-here`, { method: 'PATCH', json: { display_name: 'X' } }), 404, 'not_found');
+    await expectProblem(await d.req(`${SRC}/nobody-here`, { method: 'DELETE' }), 404, 'not_found');
+    await expectProblem(await d.req(`${SRC}/nobody-here/rotate-token`, { method: 'POST' }), 404, 'not_found');
+    await expectProblem(await d.req(`${SRC}/nobody-here/revoke-token`, { method: 'POST' }), 404, 'not_found');
   });
 });
 
 describe('upload tokens', () => {
   it('answers an unknown source and a wrong token with the same 401 status and body', async () => {
-    await create(d, { source_id: 'tok-known', display_name: 'K', kind: 'screen_snapshot', upload_token: 'tok-known-token-0001' });
+    await createSourceView(d, { source_id: 'tok-known', display_name: 'K', kind: 'screen_snapshot', upload_token: 'tok-known-token-0001' });
     const png = makePng(2, 2, 6);
     const wrong = await upload(d, 'tok-known', 'tok-known-token-XXXX', png, 'k1');
     const unknown = await upload(d, 'tok-unknown', 'tok-known-token-0001', png, 'k1');
@@ -535,13 +506,13 @@ describe('upload tokens', () => {
 
   it('answers a valid token on a paused or disabled source with 403, a wrong one still 401', async () => {
     const token = 'tok-status-token-0001';
-    await create(d, { source_id: 'tok-status', display_name: 'S', kind: 'screen_snapshot', upload_token: token });
+    await createSourceView(d, { source_id: 'tok-status', display_name: 'S', kind: 'screen_snapshot', upload_token: token });
     const png = makePng(2, 2, 7);
     for (const status of ['paused', 'disabled']) {
       expect((await d.req(`${SRC}/tok-status`, { method: 'PATCH', json: { status } })).status).toBe(200);
-      const body = await problem(await upload(d, 'tok-status', token, png, `k-${status}`), 403, 'forbidden');
+      const body = await expectProblem(await upload(d, 'tok-status', token, png, `k-${status}`), 403, 'forbidden');
       expect(body.detail).toContain(status);
-      await problem(await upload(d, 'tok-status', 'not-the-right-token-00', png, `k-${status}`), 401, 'unauthorized');
+      await expectProblem(await upload(d, 'tok-status', 'not-the-right-token-00', png, `k-${status}`), 401, 'unauthorized');
     }
     expect((await d.req(`${SRC}/tok-status`, { method: 'PATCH', json: { status: 'active' } })).status).toBe(200);
     expect((await upload(d, 'tok-status', token, png, 'k-active')).status).toBe(201);
@@ -549,14 +520,14 @@ describe('upload tokens', () => {
 
   it('rotates without grace: the old token stops at once; a generated new one is returned once', async () => {
     const old = 'rot-now-token-000001';
-    await create(d, { source_id: 'rot-now', display_name: 'R', kind: 'screen_snapshot', upload_token: old });
+    await createSourceView(d, { source_id: 'rot-now', display_name: 'R', kind: 'screen_snapshot', upload_token: old });
     const res = await d.req(`${SRC}/rot-now/rotate-token`, { method: 'POST' });
     expect(res.status).toBe(200);
     const rotated = (await res.json()) as Json;
     expect(rotated.upload_token).toMatch(/^obt_/);
     expect(rotated.upload_token_version).toBe(2);
     expect(tokenKeys(rotated)).toEqual(['upload_token']);
-    await problem(await upload(d, 'rot-now', old, makePng(2, 2, 8), 'k1'), 401, 'unauthorized');
+    await expectProblem(await upload(d, 'rot-now', old, makePng(2, 2, 8), 'k1'), 401, 'unauthorized');
     expect((await upload(d, 'rot-now', rotated.upload_token, makePng(2, 2, 8), 'k2')).status).toBe(201);
     const view = (await (await d.req(`${SRC}/rot-now`)).json()) as Json;
     expect(tokenKeys(view)).toEqual([]);
@@ -568,12 +539,16 @@ describe('upload tokens', () => {
     const chosenView = (await chosen.json()) as Json;
     expect(tokenKeys(chosenView)).toEqual([]);
     expect(chosenView.upload_token_version).toBe(3);
-    await problem(
+    await expectProblem(
       await d.req(`${SRC}/rot-now/rotate-token`, { method: 'POST', json: { upload_token: 'short' } }),
       400,
       'validation_failed',
     );
-    await problem(await d.req(`${SRC}/rot-now/rotate-token`, { method: 'POST', json: { grace_period_ms: -1 } }), 400, 'validation_failed');
+    await expectProblem(
+      await d.req(`${SRC}/rot-now/rotate-token`, { method: 'POST', json: { grace_period_ms: -1 } }),
+      400,
+      'validation_failed',
+    );
     // Unknown fields are ignored, as Kheish ignores them: `{extra}` rotates to a generated token.
     const extra = (await (await d.req(`${SRC}/rot-now/rotate-token`, { method: 'POST', json: { extra: 1 } })).json()) as Json;
     expect(extra.upload_token_version).toBe(4);
@@ -586,7 +561,7 @@ describe('upload tokens', () => {
 
   it('revoke-token makes every token fail with 401 until a rotation', async () => {
     const old = 'rev-token-0000000001';
-    await create(d, { source_id: 'rev', display_name: 'R', kind: 'screen_snapshot', upload_token: old });
+    await createSourceView(d, { source_id: 'rev', display_name: 'R', kind: 'screen_snapshot', upload_token: old });
     const rotated = (await (
       await d.req(`${SRC}/rev/rotate-token`, { method: 'POST', json: { grace_period_ms: 3_600_000 } })
     ).json()) as Json;
@@ -597,10 +572,10 @@ describe('upload tokens', () => {
     const view = (await res.json()) as Json;
     expect(view.upload_token_active).toBe(false);
     expect(tokenKeys(view)).toEqual([]);
-    await problem(await upload(d, 'rev', old, png, 'k2'), 401, 'unauthorized');
-    await problem(await upload(d, 'rev', rotated.upload_token, png, 'k3'), 401, 'unauthorized');
+    await expectProblem(await upload(d, 'rev', old, png, 'k2'), 401, 'unauthorized');
+    await expectProblem(await upload(d, 'rev', rotated.upload_token, png, 'k3'), 401, 'unauthorized');
     // An empty-looking token does not match a revoked (null) hash either.
-    await problem(
+    await expectProblem(
       await d.req(`${SRC}/rev/observations`, { method: 'POST', headers: { authorization: 'Bearer ' }, json: uploadBody(png, 'k4') }),
       401,
       'unauthorized',
@@ -608,7 +583,7 @@ describe('upload tokens', () => {
     const fresh = (await (await d.req(`${SRC}/rev/rotate-token`, { method: 'POST' })).json()) as Json;
     expect(fresh.upload_token_active).toBe(true);
     expect((await upload(d, 'rev', fresh.upload_token, png, 'k5')).status).toBe(201);
-    await problem(await upload(d, 'rev', rotated.upload_token, png, 'k6'), 401, 'unauthorized');
+    await expectProblem(await upload(d, 'rev', rotated.upload_token, png, 'k6'), 401, 'unauthorized');
   });
 });
 
@@ -623,7 +598,7 @@ describe('rotation grace with an injected clock', () => {
   it('keeps the old token valid until the grace ends, then 401; the new token works throughout', async () => {
     const old = 'grace-old-token-0001';
     const fresh = 'grace-new-token-0001';
-    await create(cd, { source_id: 'grace', display_name: 'G', kind: 'screen_snapshot', upload_token: old });
+    await createSourceView(cd, { source_id: 'grace', display_name: 'G', kind: 'screen_snapshot', upload_token: old });
     const res = await cd.req(`${SRC}/grace/rotate-token`, { method: 'POST', json: { upload_token: fresh, grace_period_ms: 60_000 } });
     expect(res.status).toBe(200);
     expect(tokenKeys((await res.json()) as Json)).toEqual([]);
@@ -635,20 +610,20 @@ describe('rotation grace with an injected clock', () => {
     clock.advance(59_999);
     expect((await up(old)).status).toBe(201);
     clock.advance(1);
-    await problem(await up(old), 401, 'unauthorized');
+    await expectProblem(await up(old), 401, 'unauthorized');
     expect((await up(fresh)).status).toBe(201);
     clock.advance(24 * 3600 * 1000);
-    await problem(await up(old), 401, 'unauthorized');
+    await expectProblem(await up(old), 401, 'unauthorized');
     expect((await up(fresh)).status).toBe(201);
   });
 
   it('a second rotation ends the first grace: only the newest previous token survives', async () => {
     const t1 = 'chain-token-00000001';
-    await create(cd, { source_id: 'chain', display_name: 'C', kind: 'screen_snapshot', upload_token: t1 });
+    await createSourceView(cd, { source_id: 'chain', display_name: 'C', kind: 'screen_snapshot', upload_token: t1 });
     await cd.req(`${SRC}/chain/rotate-token`, { method: 'POST', json: { upload_token: 'chain-token-00000002', grace_period_ms: 60_000 } });
     await cd.req(`${SRC}/chain/rotate-token`, { method: 'POST', json: { upload_token: 'chain-token-00000003', grace_period_ms: 60_000 } });
     const png = makePng(3, 3, 12);
-    await problem(await upload(cd, 'chain', t1, png, 'a'), 401, 'unauthorized');
+    await expectProblem(await upload(cd, 'chain', t1, png, 'a'), 401, 'unauthorized');
     expect((await upload(cd, 'chain', 'chain-token-00000002', png, 'b')).status).toBe(201);
     expect((await upload(cd, 'chain', 'chain-token-00000003', png, 'c')).status).toBe(201);
   });
@@ -656,12 +631,12 @@ describe('rotation grace with an injected clock', () => {
 
 describe('DELETE', () => {
   it('removes the source and its observations and erases only blobs nothing else references', async () => {
-    const a = await create(d, { source_id: 'del-a', display_name: 'A', kind: 'screen_snapshot' });
-    const b = await create(d, { source_id: 'del-b', display_name: 'B', kind: 'screen_snapshot' });
+    const a = await createSourceView(d, { source_id: 'del-a', display_name: 'A', kind: 'screen_snapshot' });
+    const b = await createSourceView(d, { source_id: 'del-b', display_name: 'B', kind: 'screen_snapshot' });
     const shared = makePng(5, 5, 101);
     const onlyA = makePng(5, 5, 102);
     const onlyB = makePng(5, 5, 103);
-    const before = blobFiles(d.dataDir);
+    const before = filesUnder(join(d.dataDir, 'blobs'), 'name').sort();
     const o1 = (await (await upload(d, 'del-a', a.upload_token, shared, 'k1')).json()) as Json;
     const o2 = (await (await upload(d, 'del-a', a.upload_token, onlyA, 'k2', { canonical_text: 'text only in del-a' })).json()) as Json;
     const o3 = (await (await upload(d, 'del-b', b.upload_token, shared, 'k1')).json()) as Json;
@@ -671,37 +646,37 @@ describe('DELETE', () => {
     expect(viewB).toMatchObject({ active_observation_count: 2, active_byte_length: shared.length + onlyB.length });
     const sha = (o: Json) => o.sha256 as string;
     const textSha = ((await (await d.req(`/v1/assets/${o2.canonical_text_asset_id}`)).json()) as Json).sha256 as string;
-    expect(blobFiles(d.dataDir)).toEqual([...before, sha(o1), sha(o2), sha(o4), textSha].sort());
+    expect(filesUnder(join(d.dataDir, 'blobs'), 'name').sort()).toEqual([...before, sha(o1), sha(o2), sha(o4), textSha].sort());
 
     const res = await d.req(`${SRC}/del-a`, { method: 'DELETE' });
     expect(res.status).toBe(204);
     expect(await res.text()).toBe('');
 
-    await problem(await d.req(`${SRC}/del-a`), 404, 'not_found');
+    await expectProblem(await d.req(`${SRC}/del-a`), 404, 'not_found');
     const listedA = (await (await d.req('/v1/observations?source_id=del-a&include_purged=true')).json()) as Json;
     expect(listedA).toEqual([]);
-    await problem(await d.req(`/v1/observations/${o1.observation_id}`), 404, 'not_found');
-    await problem(await d.req(`/v1/observations/${o2.observation_id}`), 404, 'not_found');
+    await expectProblem(await d.req(`/v1/observations/${o1.observation_id}`), 404, 'not_found');
+    await expectProblem(await d.req(`/v1/observations/${o2.observation_id}`), 404, 'not_found');
     const all = (await (await d.req('/v1/observations?limit=1000&include_purged=true')).json()) as Json;
     const ids = all.map((o: Json) => o.observation_id);
     expect(ids).not.toContain(o1.observation_id);
     expect(ids).toContain(o3.observation_id);
     expect(ids).toContain(o4.observation_id);
 
-    expect(blobFiles(d.dataDir)).toEqual([...before, sha(o1), sha(o4)].sort());
-    await problem(await d.req(`/v1/assets/${o2.asset_id}`), 404, 'not_found');
-    await problem(await d.req(`/v1/assets/${o2.canonical_text_asset_id}`), 404, 'not_found');
+    expect(filesUnder(join(d.dataDir, 'blobs'), 'name').sort()).toEqual([...before, sha(o1), sha(o4)].sort());
+    await expectProblem(await d.req(`/v1/assets/${o2.asset_id}`), 404, 'not_found');
+    await expectProblem(await d.req(`/v1/assets/${o2.canonical_text_asset_id}`), 404, 'not_found');
     const content = await d.req(`/v1/assets/${o3.asset_id}/content`);
     expect(content.status).toBe(200);
     expect(Buffer.from(await content.arrayBuffer()).equals(shared)).toBe(true);
 
     // The old token is dead and the id can be created afresh with nothing carried over.
-    await problem(await upload(d, 'del-a', a.upload_token, shared, 'k9'), 401, 'unauthorized');
-    const again = await create(d, { source_id: 'del-a', display_name: 'A again', kind: 'webcam_snapshot' });
+    await expectProblem(await upload(d, 'del-a', a.upload_token, shared, 'k9'), 401, 'unauthorized');
+    const again = await createSourceView(d, { source_id: 'del-a', display_name: 'A again', kind: 'webcam_snapshot' });
     expect(again).toMatchObject({ kind: 'webcam_snapshot', active_observation_count: 0, active_byte_length: 0, upload_token_version: 1 });
 
     // Deleting the other source frees the last holder of the shared blob.
     expect((await d.req(`${SRC}/del-b`, { method: 'DELETE' })).status).toBe(204);
-    expect(blobFiles(d.dataDir)).toEqual(before);
+    expect(filesUnder(join(d.dataDir, 'blobs'), 'name').sort()).toEqual(before);
   });
 });

@@ -1,48 +1,27 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { createSource, filesUnder, sha256 } from './helpers/fixtures.js';
 import { makeJpegBytes, makePng, makeWav, uploadBody } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 
 const run = promisify(execFile);
-const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-// ---------- helpers (kept local: test/helpers is not ours to change) ----------
-
-async function createSource(d: TestDaemon, body: Record<string, unknown>): Promise<string> {
-  const res = await d.req('/v1/observation-sources', { method: 'POST', json: body });
-  expect(res.status).toBe(201);
-  const view = await res.json();
-  return (body.upload_token as string | undefined) ?? view.upload_token;
-}
+// ---------- helpers ----------
 
 function upload(d: TestDaemon, sourceId: string, token: string, body: unknown) {
   return d.req(`/v1/observation-sources/${sourceId}/observations`, { method: 'POST', token, json: body });
 }
 
-/** Every regular file below `dir` (relative paths). */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...filesUnder(p).map((f) => join(name, f)));
-    else out.push(name);
-  }
-  return out;
-}
-
 async function assertNothingStored(d: TestDaemon) {
   const list = await (await d.req('/v1/observations?include_purged=true')).json();
   expect(list).toEqual([]);
-  expect(filesUnder(join(d.dataDir, 'blobs'))).toEqual([]);
-  expect(filesUnder(join(d.dataDir, 'tmp'))).toEqual([]);
+  expect(filesUnder(join(d.dataDir, 'blobs'), 'relative')).toEqual([]);
+  expect(filesUnder(join(d.dataDir, 'tmp'), 'relative')).toEqual([]);
 }
 
 async function audit(d: TestDaemon, query = '') {
@@ -694,14 +673,14 @@ describe('content addressing, rate limits and the audit trail', () => {
     expect(o1.observation_id).not.toBe(o2.observation_id);
     expect(o1.asset_id).toBe(o2.asset_id);
     expect(o1.canonical_text_asset_id).toBe(o2.canonical_text_asset_id);
-    const blobs = filesUnder(join(d.dataDir, 'blobs'));
+    const blobs = filesUnder(join(d.dataDir, 'blobs'), 'relative');
     expect(blobs.sort()).toEqual(
       [
         join(sha256(png).slice(0, 2), sha256(png).slice(2, 4), sha256(png)),
         join(sha256('shared text').slice(0, 2), sha256('shared text').slice(2, 4), sha256('shared text')),
       ].sort(),
     );
-    expect(filesUnder(join(d.dataDir, 'tmp'))).toEqual([]);
+    expect(filesUnder(join(d.dataDir, 'tmp'), 'relative')).toEqual([]);
   });
 
   it('rate limit: the third upload within the window is 429 with Retry-After, audited', async () => {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../src/config/schema.js';
 import type { HostResolver } from '../src/uploads/url-fetch.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { createSource, sourceBody, sha256 } from './helpers/fixtures.js';
 import { makeJpegBytes, makePng, uploadBody } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 
@@ -129,9 +129,9 @@ beforeAll(async () => {
   d = await startDaemon(fetchConfig(), { resolveHost });
   strict = await startDaemon(fetchConfig({ allow_hosts: [] }), { resolveHost });
   for (const t of [d, strict]) {
-    await createSource(t, 'cam');
-    await createSource(t, 'mic', { kind: 'microphone_segment' });
-    await createSource(t, 'tight', { quota_policy: 'reject', max_active_observations: 1 });
+    await createSource(t, sourceBody('cam', TOKEN));
+    await createSource(t, sourceBody('mic', TOKEN, { kind: 'microphone_segment' }));
+    await createSource(t, sourceBody('tight', TOKEN, { quota_policy: 'reject', max_active_observations: 1 }));
   }
 });
 afterAll(async () => {
@@ -140,14 +140,6 @@ afterAll(async () => {
   origin.closeAllConnections();
   await new Promise((r) => origin.close(r));
 });
-
-async function createSource(t: TestDaemon, id: string, extra: Record<string, unknown> = {}) {
-  const r = await t.req('/v1/observation-sources', {
-    method: 'POST',
-    json: { source_id: id, display_name: id, kind: 'screen_snapshot', upload_token: TOKEN, ...extra },
-  });
-  expect(r.status, await r.clone().text()).toBe(201);
-}
 
 const fromUrl = (t: TestDaemon, url: string, key: string, source = 'cam', upload: Record<string, unknown> = {}) =>
   t.req(`/v1/observation-sources/${source}/observations`, {
@@ -159,7 +151,6 @@ const fromUrl = (t: TestDaemon, url: string, key: string, source = 'cam', upload
 async function observationsOf(t: TestDaemon, source: string) {
   return (await (await t.req(`/v1/observations?source_id=${source}&include_purged=true`)).json()) as Array<Record<string, unknown>>;
 }
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const tempFiles = (t: TestDaemon) => readdirSync(join(t.dataDir, 'tmp'));
 
 describe('creating an observation from a URL', () => {
@@ -171,7 +162,7 @@ describe('creating an observation from a URL', () => {
       source_id: 'cam',
       file_name: 'shot.png',
       media_type: 'image/png',
-      sha256: sha(PNG),
+      sha256: sha256(PNG),
       byte_length: PNG.length,
       origin_url: `${base}/shot.png`,
     });
@@ -420,7 +411,7 @@ describe('URL fetch settings', () => {
   it('is off by default', async () => {
     const t = await startDaemon({}, { resolveHost });
     try {
-      await createSource(t, 'cam');
+      await createSource(t, sourceBody('cam', TOKEN));
       await expectProblem(await fromUrl(t, `${base}/shot.png`, 'off-1'), 403, 'fetch_refused');
       expect(await observationsOf(t, 'cam')).toHaveLength(0);
     } finally {
@@ -431,7 +422,7 @@ describe('URL fetch settings', () => {
   it('fetches only https unless allow_http is set', async () => {
     const t = await startDaemon({ uploads: { url_fetch: { enabled: true, allow_hosts: ['127.0.0.1'] } } }, { resolveHost });
     try {
-      await createSource(t, 'cam');
+      await createSource(t, sourceBody('cam', TOKEN));
       const body = await expectProblem(await fromUrl(t, `${base}/shot.png`, 'https-only'), 403, 'fetch_refused');
       expect(body.detail).toMatch(/https/);
       // A redirect from https to http would be refused the same way: every hop is parsed by the same rule.
@@ -443,7 +434,7 @@ describe('URL fetch settings', () => {
   it('cuts a body that arrives slower than the minimum rate', async () => {
     const t = await startDaemon(fetchConfig({ min_bytes_per_s: 1000, rate_grace_ms: 300 }), { resolveHost });
     try {
-      await createSource(t, 'cam');
+      await createSource(t, sourceBody('cam', TOKEN));
       const body = await expectProblem(await fromUrl(t, `${base}/slow`, 'slow-1'), 422, 'fetch_failed');
       expect(body.detail).toMatch(/slower than/);
       expect(await observationsOf(t, 'cam')).toHaveLength(0);
@@ -456,7 +447,7 @@ describe('URL fetch settings', () => {
   it('gives up after the total timeout', async () => {
     const t = await startDaemon(fetchConfig({ total_timeout_ms: 300 }), { resolveHost });
     try {
-      await createSource(t, 'cam');
+      await createSource(t, sourceBody('cam', TOKEN));
       // Through a name: the deadline passes after the resolver answered, while the body trickles.
       const body = await expectProblem(await fromUrl(t, `http://images.test:${port}/slow`, 'slow-2'), 422, 'fetch_failed');
       expect(body.detail).toMatch(/longer than 300 ms/);
@@ -468,7 +459,7 @@ describe('URL fetch settings', () => {
   it('fetches at most max_concurrent URLs at once; a batch of URLs takes turns', async () => {
     const t = await startDaemon(fetchConfig({ max_concurrent: 1 }), { resolveHost });
     try {
-      await createSource(t, 'cam');
+      await createSource(t, sourceBody('cam', TOKEN));
       held.max = 0;
       const items = [1, 2, 3, 4].map((n) => ({ upload: { url: `${base}/held.png?n=${n}` }, idempotency_key: `held-${n}` }));
       const r = await t.req('/v1/observation-sources/cam/observations/batch', { method: 'POST', token: TOKEN, json: { items } });
@@ -483,7 +474,7 @@ describe('URL fetch settings', () => {
   it('gives up on a resolver that never answers at the total timeout', async () => {
     const t = await startDaemon(fetchConfig({ total_timeout_ms: 300 }), { resolveHost });
     try {
-      await createSource(t, 'cam');
+      await createSource(t, sourceBody('cam', TOKEN));
       const body = await expectProblem(await fromUrl(t, 'http://hangs.test/x.png', 'dns-hang'), 422, 'fetch_failed');
       expect(body.detail).toMatch(/longer than 300 ms/);
     } finally {

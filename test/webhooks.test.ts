@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../src/config/schema.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { createSource, sourceBody } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
 import { startReceiver, type ReceivedHook, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
@@ -39,14 +41,6 @@ async function daemon(rcv: WebhookReceiver, opts: { dataDir?: string; types?: st
   return d;
 }
 
-async function createSource(d: TestDaemon, id = 'cam') {
-  const r = await d.req('/v1/observation-sources', {
-    method: 'POST',
-    json: { source_id: id, display_name: id, kind: 'screen_snapshot', upload_token: TOKEN },
-  });
-  expect(r.status).toBe(201);
-}
-
 async function upload(d: TestDaemon, key: string, seed: number): Promise<string> {
   const r = await d.req('/v1/observation-sources/cam/observations', {
     method: 'POST',
@@ -62,13 +56,11 @@ function verified(h: ReceivedHook): { type: string; timestamp: string; data: Rec
   return new Webhook(SECRET).verify(h.body, h.headers as Record<string, string>) as never;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('webhooks', () => {
   it('delivers signed, thin payloads that standardwebhooks verifies; a source event carries no token', async () => {
     const rcv = await receiver();
     const d = await daemon(rcv);
-    await createSource(d);
+    await createSource(d, sourceBody('cam', TOKEN));
     const obsId = await upload(d, 'k1', 1);
     await rcv.waitFor(2);
     const [src, obs] = rcv.received.map(verified);
@@ -90,7 +82,7 @@ describe('webhooks', () => {
     const rcv = await receiver();
     rcv.script = [500, 500];
     const d = await daemon(rcv, { types: ['observation.created'] });
-    await createSource(d);
+    await createSource(d, sourceBody('cam', TOKEN));
     const obsId = await upload(d, 'k1', 2);
     await rcv.waitFor(3);
     await sleep(400);
@@ -111,7 +103,7 @@ describe('webhooks', () => {
       webhooks: [{ url: rcv.url, secret: SECRET, event_types: ['observation.created'] }],
     });
     cleanups.push(() => d.close());
-    await createSource(d);
+    await createSource(d, sourceBody('cam', TOKEN));
     await upload(d, 'k1', 7);
     await rcv.waitFor(3);
     await sleep(300);
@@ -125,7 +117,7 @@ describe('webhooks', () => {
     rcv.fallback = 500;
     const dataDir = tempDir();
     const first = await daemon(rcv, { dataDir, types: ['observation.created'], schedule: [600, 600] });
-    await createSource(first);
+    await createSource(first, sourceBody('cam', TOKEN));
     await upload(first, 'k1', 3);
     await rcv.waitFor(1);
     await first.close();
@@ -148,7 +140,7 @@ describe('webhooks', () => {
     rcv.script = [410];
     const dataDir = tempDir();
     const d = await daemon(rcv, { dataDir, types: ['observation.created'] });
-    await createSource(d);
+    await createSource(d, sourceBody('cam', TOKEN));
     await upload(d, 'k1', 4);
     await rcv.waitFor(1);
     await upload(d, 'k2', 5);

@@ -2,9 +2,9 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/chromium.mjs';
 
-/** Debian's Chromium (`apt-get install chromium`; .ci/run installs it when missing). */
-export const CHROMIUM = process.env.OBSERVD_CHROMIUM ?? '/usr/bin/chromium';
+export { CHROMIUM };
 
 export interface TestBrowser {
   context: BrowserContext;
@@ -30,17 +30,8 @@ export async function launchBrowser(viewport = { width: 1280, height: 800 }): Pr
     executablePath: CHROMIUM,
     headless: true,
     viewport,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-dev-shm-usage',
-    ],
+    // A small /dev/shm (CI containers) would crash the renderer: keep shared memory in /tmp.
+    args: [...CHROMIUM_ARGS, '--disable-dev-shm-usage'],
   });
   const offLoopback: string[] = [];
   const requests: string[] = [];

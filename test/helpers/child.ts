@@ -149,3 +149,11 @@ export function spawnDaemon(
     });
   });
 }
+
+/** A command's stdout read as one JSON value a line. */
+export function jsonLines(stdout: string): any[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+}

@@ -8,13 +8,6 @@ type Json = Record<string, unknown>;
 /** A derivation view, or a problem body (`code`, `detail`) for a refused request. */
 export type DeriveBody = DerivationView & { code?: string; detail?: string };
 
-/** Creates a source and returns its upload token. */
-export async function createSource(d: TestDaemon, body: Json, token?: string): Promise<string> {
-  const r = await d.req('/v1/observation-sources', { method: 'POST', json: body, token });
-  expect(r.status).toBe(201);
-  return (await r.json()).upload_token;
-}
-
 /** Uploads bytes as an observation and returns its view. */
 export async function upload(
   d: TestDaemon,

@@ -1,6 +1,8 @@
 import type { OutboxEvent } from '../../src/events/outbox.js';
 import type { RunView } from '../../src/materialization/schemas.js';
 import type { TestDaemon } from './daemon.js';
+import { createSource } from './fixtures.js';
+import { makePng, uploadBody } from './media.js';
 
 type Json = Record<string, unknown>;
 /** A run view, or a problem body for a refused request. */
@@ -20,6 +22,19 @@ export function byIds(ids: string[], extra: Json = {}): Json {
     request: { content: 'What happened?' },
     ...extra,
   };
+}
+
+/** Creates source `cam` (generated token), uploads one PNG carrying `canonicalText`, and materializes it; returns the run. */
+export async function materializeOne(d: TestDaemon, canonicalText: string): Promise<RunBody> {
+  const token = await createSource(d, { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' });
+  const obs = await (
+    await d.req('/v1/observation-sources/cam/observations', {
+      method: 'POST',
+      token,
+      json: uploadBody(makePng(2, 2, 1), 'k', { canonical_text: canonicalText }),
+    })
+  ).json();
+  return (await materialize(d, byIds([obs.observation_id]))).body;
 }
 
 /** GETs a run. */
