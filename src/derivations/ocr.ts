@@ -3,7 +3,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Worker as ThreadWorker } from 'node:worker_threads';
 import Tesseract from 'tesseract.js';
-import type { LineRecognizer, OcrLine } from './screen-text.js';
+import type { OcrLine } from './screen-geometry.js';
+import type { LineRecognizer } from './screen-splice.js';
 
 const require = createRequire(import.meta.url);
 
