@@ -22,6 +22,8 @@ export function splice(base: OcrLine[], found: OcrLine[], rect: Box): OcrLine[] 
 
 /** Plain border added around a cropped rectangle: tesseract reads text touching the image edge poorly. */
 const CROP_PAD = 10;
+/** A crop whose corner is darker than this (0-255 grey) is light text on a dark background. */
+const DARK = 128;
 
 /** The lines of rectangle `r` of `image`, in frame coordinates. */
 export async function recognizeRect(ocr: LineRecognizer, image: Image, r: Box): Promise<OcrLine[]> {
@@ -39,7 +41,9 @@ export async function recognizeRect(ocr: LineRecognizer, image: Image, r: Box): 
 /**
  * A rectangle of the image as a PNG for the OCR engine, on a border of its own corner colour
  * (not the neighbouring pixels, which may hold other lines). Lines found in it are offset by
- * (left - CROP_PAD, top - CROP_PAD).
+ * (left - CROP_PAD, top - CROP_PAD). A crop on a dark background (a terminal, a taskbar) is
+ * inverted: tesseract's LSTM reads light-on-dark text with low confidence and then reads the
+ * line again inverted, so handing it dark-on-light text halves the cost of such a line.
  */
 export async function encodeRect(image: Image, r: Box): Promise<Buffer> {
   const w = r.right - r.left;
@@ -53,5 +57,10 @@ export async function encodeRect(image: Image, r: Box): Promise<Buffer> {
   ctx.fillRect(0, h + CROP_PAD, w + 2 * CROP_PAD, CROP_PAD);
   ctx.fillRect(0, CROP_PAD, CROP_PAD, h);
   ctx.fillRect(w + CROP_PAD, CROP_PAD, CROP_PAD, h);
+  if ((red * 77 + green * 150 + blue * 29) >> 8 < DARK) {
+    ctx.globalCompositeOperation = 'difference';
+    ctx.fillStyle = '#ffffff';
+    ctx.fillRect(0, 0, w + 2 * CROP_PAD, h + 2 * CROP_PAD);
+  }
   return canvas.encode('png');
 }
