@@ -90,18 +90,32 @@ export function widenToLines(boxes: Box[], lines: OcrLine[], width: number, heig
     .sort((a, b) => a.top - b.top || a.left - b.left);
 }
 
-/** A hash of each row from `top` to `bottom` over the box's columns; null for a uniform row. */
+/**
+ * A hash of each row from `top` to `bottom` over the box's columns; null for a uniform row. Reads
+ * four grey pixels at a time where the columns allow it (they do for boxes made of signature cells).
+ */
 function rowHashes(d: Decoded, box: Box, top = box.top, bottom = box.bottom): Array<number | null> {
   const out: Array<number | null> = [];
+  const words = d.width % 4 === 0 && box.left % 4 === 0 && box.right % 4 === 0 && d.gray.byteOffset % 4 === 0;
+  const g32 = words ? new Uint32Array(d.gray.buffer, d.gray.byteOffset, d.gray.length >> 2) : null;
   for (let y = top; y < bottom; y++) {
     const o = y * d.width;
     let h = 0x811c9dc5;
     let uniform = true;
-    const first = d.gray[o + box.left];
-    for (let x = box.left; x < box.right; x++) {
-      const v = d.gray[o + x];
-      if (v !== first) uniform = false;
-      h = Math.imul(h ^ v, 0x01000193);
+    if (g32) {
+      const first = d.gray[o + box.left] * 0x01010101;
+      for (let i = (o + box.left) >> 2, end = (o + box.right) >> 2; i < end; i++) {
+        const v = g32[i];
+        if (v !== first) uniform = false;
+        h = Math.imul(h ^ v, 0x01000193);
+      }
+    } else {
+      const first = d.gray[o + box.left];
+      for (let x = box.left; x < box.right; x++) {
+        const v = d.gray[o + x];
+        if (v !== first) uniform = false;
+        h = Math.imul(h ^ v, 0x01000193);
+      }
     }
     // A uniform row matches any other: it says nothing about a shift.
     out.push(uniform ? null : h >>> 0);
