@@ -1,4 +1,4 @@
-import { type Box, intersects, type OcrLine, union } from './screen-geometry.js';
+import { type Box, intersects, type OcrLine, shiftedLine, union } from './screen-geometry.js';
 import { changedBoxes, type Decoded } from './screen-signature.js';
 
 /** Pixels added around a change before OCR (signature cells already round it out to 4 px). */
@@ -47,8 +47,10 @@ export function planRegions(base: Decoded, lines: OcrLine[], decoded: Decoded): 
 }
 
 /**
- * Widens changed boxes by a margin and to every base line they touch (so each holds whole text
- * lines), then merges boxes that came to overlap. Deterministic for the same input.
+ * Widens changed boxes by a margin and to every base line they touch: to its height, and across
+ * the words of it they touch (the whole line when its words are not known), so each holds whole
+ * words of whole-height lines — typing at the end of a line re-reads the word being typed, not
+ * the line. Boxes that came to overlap are merged. Deterministic for the same input.
  */
 export function widenToLines(boxes: Box[], lines: OcrLine[], width: number, height: number): Box[] {
   const m = BAND_MARGIN;
@@ -63,10 +65,12 @@ export function widenToLines(boxes: Box[], lines: OcrLine[], width: number, heig
     for (const r of rects) {
       for (const l of lines) {
         if (!intersects(l, r)) continue;
+        const touched = l.words ? l.words.filter((x) => intersects(x, r)) : [l];
+        const span = touched.length ? touched.reduce<Box>((a, x) => union(a, x), touched[0]) : { left: r.left + m, right: r.right - m };
         const w = {
-          left: Math.max(0, Math.min(r.left, l.left - m)),
+          left: Math.max(0, Math.min(r.left, span.left - m)),
           top: Math.max(0, Math.min(r.top, l.top - m / 2)),
-          right: Math.min(width, Math.max(r.right, l.right + m)),
+          right: Math.min(width, Math.max(r.right, span.right + m)),
           bottom: Math.min(height, Math.max(r.bottom, l.bottom + m / 2)),
         };
         if (w.left < r.left || w.top < r.top || w.right > r.right || w.bottom > r.bottom) {
@@ -178,7 +182,7 @@ function scrollLines(lines: OcrLine[], box: Box, s: Scroll): OcrLine[] {
     if (!inColumns || outside) out.push(l);
     if (!inColumns) continue;
     if (!outside && at < 0) at = out.length;
-    const m = { ...l, top: l.top - s.dy, bottom: l.bottom - s.dy };
+    const m = shiftedLine(l, 0, -s.dy);
     if (m.bottom <= box.top || m.top >= box.bottom) continue;
     if (m.top < box.top || m.bottom > box.bottom || s.fresh.some((f) => intersects(m, f))) {
       partly.push({ left: m.left, right: m.right, top: Math.max(box.top, m.top), bottom: Math.min(box.bottom, m.bottom) });
