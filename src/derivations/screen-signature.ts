@@ -1,4 +1,4 @@
-import { createCanvas, type Image, loadImage } from '@napi-rs/canvas';
+import { type Canvas, createCanvas, type Image, loadImage } from '@napi-rs/canvas';
 import type { Box } from './screen-geometry.js';
 
 /** Downscale factor of the signature (a 1920x1080 frame gives 480x270): cells of 2^SHIFT pixels a side. */
@@ -24,6 +24,13 @@ export interface Decoded {
 }
 
 /**
+ * The canvas frames are drawn on to read their pixels, kept for the next frame of the same size:
+ * a new 1080p canvas each frame is 8 MB more for the garbage collector to account for. Only used
+ * between an image's load and the end of its (synchronous) pixel pass, so never by two frames at once.
+ */
+let scratch: Canvas | null = null;
+
+/**
  * Decodes a PNG/JPEG and computes, in one pass over its pixels, the full-resolution grey and the
  * signature (SCALE x SCALE box averages of it). The pixels are read as 32-bit words (RGBA in
  * memory, so R is the low byte on the little-endian machines Node runs on).
@@ -32,10 +39,12 @@ export async function decode(bytes: Buffer): Promise<Decoded> {
   const image = await loadImage(bytes);
   const width = image.width;
   const height = image.height;
-  const canvas = createCanvas(width, height);
-  const ctx = canvas.getContext('2d');
+  if (scratch?.width !== width || scratch.height !== height) scratch = createCanvas(width, height);
+  const ctx = scratch.getContext('2d');
+  // Replaces every pixel, whatever the previous frame left.
+  ctx.globalCompositeOperation = 'copy';
   ctx.drawImage(image, 0, 0);
-  const raw = canvas.data();
+  const raw = scratch.data();
   const px = new Uint32Array(raw.buffer, raw.byteOffset, width * height);
   const sw = (width + SCALE - 1) >> SHIFT;
   const sh = (height + SCALE - 1) >> SHIFT;
