@@ -5,6 +5,7 @@ import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OcrPool } from '../src/derivations/ocr.js';
 import { JobQueue } from '../src/job-queue.js';
+import { decode } from '../src/derivations/screen-signature.js';
 import { ScreenText, type Frame, type FrameText, type LineRecognizer, type OcrLine } from '../src/derivations/screen-text.js';
 import { ocrWorkers } from '../src/derivations/engines.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
@@ -188,6 +189,18 @@ describe('ScreenText (in-process)', () => {
     const three = await st.textOf(frame('["src2","s"]', 'obs_3', a));
     for (const r of [one, two, three]) expect(r.from).toEqual({ mode: 'full', observation_id: null, regions: null });
     expect(ocr.heights).toHaveLength(3);
+  });
+
+  it('decodes frames decoded at once (one kept canvas) each to its own pixels', async () => {
+    const images = await Promise.all([screen(LINES), screen(LINES, { dark: true }), screen(LINES.slice(2), { width: 800 })]);
+    const alone = [];
+    for (const b of images) alone.push(await decode(b));
+    const together = await Promise.all(images.map((b) => decode(b)));
+    for (const [i, d] of together.entries()) {
+      expect(Buffer.from(d.sig).equals(Buffer.from(alone[i].sig))).toBe(true);
+      expect(Buffer.from(d.gray).equals(Buffer.from(alone[i].gray))).toBe(true);
+    }
+    expect(Buffer.from(together[0].sig).equals(Buffer.from(together[1].sig))).toBe(false);
   });
 
   it('coalesces a burst: the newest waiting frame is OCR’d, the frames it superseded share its text', async () => {
