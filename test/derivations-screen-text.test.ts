@@ -1,9 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OcrPool } from '../src/derivations/ocr.js';
 import { JobQueue } from '../src/job-queue.js';
+import { decode } from '../src/derivations/screen-signature.js';
 import { ScreenText, type Frame, type FrameText, type LineRecognizer, type OcrLine } from '../src/derivations/screen-text.js';
 import { ocrWorkers } from '../src/derivations/engines.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
@@ -22,22 +24,39 @@ const LINES = [
   'Next review is planned for Friday',
 ];
 
-/** A small screen-like PNG: dark text lines on white, with an optional tiny mark (a blinking cursor). */
-function screen(lines: string[], opts: { mark?: boolean; width?: number } = {}): Promise<Buffer> {
+/** A small screen-like PNG: dark text lines on white (inverted, light on black: `dark`), with an optional tiny mark (a blinking cursor). */
+async function screen(lines: string[], opts: { mark?: boolean; width?: number; dark?: boolean } = {}): Promise<Buffer> {
   const layout = { width: opts.width ?? 1000, height: 60 + lines.length * 64, fontPx: 34, x: 30, baseline: 70, lineHeight: 64 };
-  return textPng(lines, { ...layout, mark: opts.mark });
+  const png = await textPng(lines, { ...layout, mark: opts.mark });
+  if (!opts.dark) return png;
+  const canvas = createCanvas(layout.width, layout.height);
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(await loadImage(png), 0, 0);
+  ctx.globalCompositeOperation = 'difference';
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(0, 0, layout.width, layout.height);
+  return canvas.encode('png');
 }
 
 const words = (s: string) => s.split(/\s+/).filter(Boolean);
 const frame = (lane: string, id: string, bytes: Buffer): Frame => ({ lane, observationId: id, sha256: sha256(bytes), bytes });
 
-/** A recognizer that counts calls and remembers the height of each image it was given. */
+/** A recognizer that counts calls and remembers the size and top-left pixel's grey of each image it was given. */
 function counting(pool: OcrPool) {
   const heights: number[] = [];
-  const r: LineRecognizer & { heights: number[] } = {
+  const widths: number[] = [];
+  const corners: number[] = [];
+  const r: LineRecognizer & { heights: number[]; widths: number[]; corners: number[] } = {
     heights,
+    widths,
+    corners,
     async recognizeLines(image: Buffer): Promise<OcrLine[]> {
+      widths.push(image.readUInt32BE(16)); // PNG IHDR width
       heights.push(image.readUInt32BE(20)); // PNG IHDR height
+      const c = createCanvas(1, 1).getContext('2d');
+      c.drawImage(await loadImage(image), 0, 0);
+      const [red, green, blue] = c.getImageData(0, 0, 1, 1).data;
+      corners.push(Math.round((red + green + blue) / 3));
       return pool.recognizeLines(image);
     },
   };
@@ -101,6 +120,41 @@ describe('ScreenText (in-process)', () => {
     expect(spliced.text).not.toContain('Shipping');
   });
 
+  it('re-reads only the words typed at the end of a line, not the whole line', async () => {
+    const ocr = counting(pool);
+    const st = new ScreenText(ocr);
+    // Typing goes on: the word being typed grows, then a new word follows a space.
+    const typed = [`${LINES[1]}age`, `${LINES[1]}age points`].map((l) => LINES.map((x, i) => (i === 1 ? l : x)));
+    await st.textOf(frame('s', 'obs_a', await screen(LINES)));
+    const b = await screen(typed[0]);
+    const rb = await st.textOf(frame('s', 'obs_b', b));
+    const c = await screen(typed[1]);
+    const rc = await st.textOf(frame('s', 'obs_c', c));
+    for (const r of [rb, rc]) expect(r.from).toMatchObject({ mode: 'region' });
+    expect(ocr.widths).toHaveLength(3);
+    // Each crop holds the word being typed, well under half the line's ~800 px.
+    expect(ocr.widths[1]).toBeLessThan(300);
+    expect(ocr.widths[2]).toBeLessThan(300);
+    expect(rb.text.split('\n')[1]).toBe(typed[0][1]);
+    expect(rc.text.split('\n')[1]).toBe(typed[1][1]);
+    const full = (await pool.recognizeLines(c)).map((l) => l.text).join('\n');
+    expect(words(rc.text)).toEqual(words(full));
+  });
+
+  it('hands OCR a region on a dark background inverted, dark text on light', async () => {
+    const ocr = counting(pool);
+    const st = new ScreenText(ocr);
+    const changed = [...LINES];
+    changed[3] = 'Deploy finished at noon';
+    await st.textOf(frame('s', 'obs_a', await screen(LINES, { dark: true })));
+    const r = await st.textOf(frame('s', 'obs_b', await screen(changed, { dark: true })));
+    expect(r.from.mode).toBe('region');
+    expect(ocr.corners[0]).toBeLessThan(64); // the whole frame goes as it is
+    expect(ocr.corners[1]).toBeGreaterThan(192);
+    expect(r.text).toContain('Deploy finished at noon');
+    expect(r.text).not.toContain('churn');
+  });
+
   it('follows content that scrolled and OCRs only the new line', async () => {
     const ocr = counting(pool);
     const st = new ScreenText(ocr);
@@ -135,6 +189,18 @@ describe('ScreenText (in-process)', () => {
     const three = await st.textOf(frame('["src2","s"]', 'obs_3', a));
     for (const r of [one, two, three]) expect(r.from).toEqual({ mode: 'full', observation_id: null, regions: null });
     expect(ocr.heights).toHaveLength(3);
+  });
+
+  it('decodes frames decoded at once (one kept canvas) each to its own pixels', async () => {
+    const images = await Promise.all([screen(LINES), screen(LINES, { dark: true }), screen(LINES.slice(2), { width: 800 })]);
+    const alone = [];
+    for (const b of images) alone.push(await decode(b));
+    const together = await Promise.all(images.map((b) => decode(b)));
+    for (const [i, d] of together.entries()) {
+      expect(Buffer.from(d.sig).equals(Buffer.from(alone[i].sig))).toBe(true);
+      expect(Buffer.from(d.gray).equals(Buffer.from(alone[i].gray))).toBe(true);
+    }
+    expect(Buffer.from(together[0].sig).equals(Buffer.from(together[1].sig))).toBe(false);
   });
 
   it('coalesces a burst: the newest waiting frame is OCR’d, the frames it superseded share its text', async () => {

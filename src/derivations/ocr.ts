@@ -3,7 +3,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Worker as ThreadWorker } from 'node:worker_threads';
 import Tesseract from 'tesseract.js';
-import type { LineRecognizer, OcrLine } from './screen-text.js';
+import type { OcrLine } from './screen-geometry.js';
+import type { LineRecognizer } from './screen-splice.js';
 
 const require = createRequire(import.meta.url);
 
@@ -157,6 +158,7 @@ export class OcrPool implements LineRecognizer {
 /**
  * A line split where its words are far apart (a taskbar's buttons and its clock, two panes side
  * by side): each part is a line of its own, so a change in one does not mean OCRing the others.
+ * Each part keeps its words' boxes (word-level splicing re-reads only the words that changed).
  */
 function segments(line: Tesseract.Line): OcrLine[] {
   const height = Math.max(1, line.bbox.y1 - line.bbox.y0);
@@ -166,12 +168,14 @@ function segments(line: Tesseract.Line): OcrLine[] {
     const words = cur.filter((w) => w.text.trim());
     cur = [];
     if (!words.length) return;
+    const boxes = words.map((w) => ({ text: w.text.trim(), top: w.bbox.y0, bottom: w.bbox.y1, left: w.bbox.x0, right: w.bbox.x1 }));
     out.push({
-      text: words.map((w) => w.text.trim()).join(' '),
-      top: Math.min(...words.map((w) => w.bbox.y0)),
-      bottom: Math.max(...words.map((w) => w.bbox.y1)),
-      left: Math.min(...words.map((w) => w.bbox.x0)),
-      right: Math.max(...words.map((w) => w.bbox.x1)),
+      text: boxes.map((w) => w.text).join(' '),
+      top: Math.min(...boxes.map((w) => w.top)),
+      bottom: Math.max(...boxes.map((w) => w.bottom)),
+      left: Math.min(...boxes.map((w) => w.left)),
+      right: Math.max(...boxes.map((w) => w.right)),
+      words: boxes,
     });
   };
   for (const w of line.words ?? []) {
