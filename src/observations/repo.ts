@@ -134,10 +134,18 @@ function viewJson(r: ViewJsonRow): string {
  * the count run on the connection's read pool when the daemon gave it one (`readOffLoop`).
  */
 export function listObservations(db: Db, q: ObservationFilter): Listing<ObservationView> {
-  const { order, scope } = observationFilterSql(q);
+  const { where, order, scope } = observationFilterSql(q);
+  // A source's active observations are counted by the source row's own counter, which every
+  // upload, purge and delete moves in its transaction: one row, read here (cheaper than a trip
+  // to a worker); counting rows is a read for the pool.
+  const sourceCounter = q.source_id !== undefined && where.length === 2 && !q.include_purged;
   return {
     order,
-    count: () => readOffLoop(db, countJob, q),
+    count: () =>
+      sourceCounter
+        ? ((stmt(db, `SELECT active_observation_count FROM sources WHERE source_id = ?`).pluck().get(q.source_id) as number | undefined) ??
+          0)
+        : readOffLoop(db, countJob, q),
     fetchPage(cursor, limit) {
       const { sql, args } = observationPageSql(q, cursor, limit);
       return toPage(stmt(db, sql).all(...args) as ObservationRow[], limit, toObservationView, (r) => cursorOf(scope, r));
@@ -159,16 +167,9 @@ export function observationJsonPage(db: Db, q: ObservationFilter, cursor: string
   return toPage(stmt(db, sql).all(...args) as ViewJsonRow[], limit, viewJson, (r) => cursorOf(scope, r));
 }
 
-/** How many observations match `q` (ListPage `total_count`; exported for read-pool workers, see `countJob`). */
+/** How many observations match `q`, row by row (ListPage `total_count`; exported for read-pool workers, see `countJob`). */
 export function countObservations(db: Db, q: ObservationFilter): number {
   const { where, args } = observationFilterSql(q);
-  // A source's active observations are counted by the source row's own counter, which every
-  // upload, purge and delete moves in its transaction; counting them would read every row.
-  if (q.source_id !== undefined && where.length === 2 && !q.include_purged) {
-    return (
-      (stmt(db, `SELECT active_observation_count FROM sources WHERE source_id = ?`).pluck().get(q.source_id) as number | undefined) ?? 0
-    );
-  }
   return stmt(db, `SELECT COUNT(*) FROM observations ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`)
     .pluck()
     .get(...args) as number;
