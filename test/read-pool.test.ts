@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.js';
-import { ReadPool, readPoolOf } from '../src/db/read-pool.js';
+import { ReadPool, readPoolOf, readWorkers } from '../src/db/read-pool.js';
 import { countObservations } from '../src/observations/repo.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { makePng, uploadBody } from './helpers/media.js';
@@ -109,6 +109,12 @@ describe('listing pages from the read pool', () => {
     } finally {
       await d.close();
     }
+  });
+
+  it('are read by one worker per core but one (1 to 4) unless server.read_workers says how many', () => {
+    expect([1, 2, 3, 8, 64].map((cores) => readWorkers('auto', cores))).toEqual([1, 1, 2, 4, 4]);
+    expect(readWorkers(0, 8)).toBe(0);
+    expect(readWorkers(3, 2)).toBe(3);
   });
 
   it('fall back to the main connection when no worker can open the store', async () => {

@@ -152,9 +152,13 @@ function runnable(href: string): string {
   return href.endsWith('.ts') ? href.replace(/\/src\/(?!.*\/src\/)/, '/dist/').replace(/\.ts$/, '.js') : href;
 }
 
-/** `server.read_workers`: a number (0: every read on the main connection), or `auto` for one per core, 1 to 4. */
+/**
+ * `server.read_workers`: a number (0: every read on the main connection), or `auto` for one per
+ * core but one (the event loop's), 1 to 4: on two cores a second worker measured no better at
+ * concurrency 8 than one (docs/performance.md).
+ */
 export function readWorkers(setting: number | 'auto', cores = availableParallelism()): number {
-  return setting === 'auto' ? Math.max(1, Math.min(4, cores)) : setting;
+  return setting === 'auto' ? Math.max(1, Math.min(4, cores - 1)) : setting;
 }
 
 const pools = new WeakMap<Db, ReadPool>();
