@@ -16,10 +16,10 @@ export const STREAM_PAGE_ROWS = 500;
 export async function renderList<T>(c: Context, params: ListParams, listing: Listing<T>): Promise<Response> {
   if (params.page || params.cursor !== undefined) {
     const limit = params.limit ?? DEFAULT_PAGE_LIMIT;
-    const [page, total] = await Promise.all([jsonPage(listing, params.cursor, limit), listing.count?.() ?? 0]);
+    const page = await jsonPage(listing, params.cursor, limit);
     const pagination = {
       limit,
-      total_count: total,
+      total_count: (await listing.count?.()) ?? 0,
       has_more: page.next_cursor !== null,
       ...(page.next_cursor !== null ? { next_cursor: page.next_cursor } : {}),
       order: listing.order,
