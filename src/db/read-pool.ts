@@ -34,7 +34,7 @@ interface Slot {
  * pages) leave the event loop free and run on another core. Workers start on first use, one more
  * whenever every running one is busy, up to `size`. WAL mode lets them see every committed
  * transaction; each read is one statement's (or one job's) short read transaction, so checkpoints
- * are never starved. If a worker cannot start or dies, its reads and every later one run on the
+ * are not starved. If a worker cannot start or dies, its reads and every later one run on the
  * main connection instead (`onError` says why, once).
  */
 export class ReadPool {
