@@ -9,11 +9,15 @@
 // with its p99 as a ratio to the source listing's first page measured in the same run.
 // Seeded rows share 1,000 asset rows and have no blobs (listing never reads them) and no audit
 // or outbox rows (bench/ingest.mjs reports the per-upload size with those).
+// Each case also records the machine's load average (other work on the same cores moves p99).
 //   node bench/listing.mjs [--quick] [--rows 1000000] [--sources 100] [--requests 2000] [--data-dir DIR]
+//                          [--read-workers N|auto] [--source-only]
 // With --data-dir, a store seeded there by an earlier run is reused (and kept), to iterate quickly.
+// --read-workers sets `server.read_workers` (default: the daemon's own default); --source-only
+// skips the processing_status cases (for before/after rounds of the source listing).
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { existsSync } from 'node:fs';
@@ -42,6 +46,8 @@ const ASSETS = 1000;
 const TARGET_P99_MS = 10;
 const DAY = 86_400_000;
 
+const READ_WORKERS = arg('read-workers');
+const SOURCE_ONLY = flag('source-only');
 const KEEP_DIR = arg('data-dir');
 const reuse = KEEP_DIR && existsSync(join(KEEP_DIR, 'observd.db'));
 const dataDir = KEEP_DIR ?? mkdtempSync(join(tmpdir(), 'observd-bench-listing-'));
@@ -226,7 +232,13 @@ if (reuse) {
 console.error(`listing: seeded in ${seeded.seed_seconds}s, ${seeded.db_bytes_per_observation} B/observation`);
 
 const t0 = performance.now();
-d = await startDaemon(dataDir, { OBSERVD_SWEEP_INTERVAL_MS: '3600000' });
+const configArgs = [];
+if (READ_WORKERS !== undefined) {
+  const file = join(mkdtempSync(join(tmpdir(), 'observd-bench-listing-config-')), 'config.toml');
+  writeFileSync(file, `[server]\nread_workers = ${READ_WORKERS === 'auto' ? '"auto"' : Number(READ_WORKERS)}\n`);
+  configArgs.push('--config', file);
+}
+d = await startDaemon(dataDir, { OBSERVD_SWEEP_INTERVAL_MS: '3600000' }, configArgs);
 const startupMs = Math.round(performance.now() - t0);
 // Warm-up: page cache and prepared statements.
 await load({ workers: 2, total: 100, make: () => ({ url: listUrl(d.url, randomSource()) }) });
@@ -237,6 +249,7 @@ const results = {
   sources: SOURCES,
   requests_per_case: REQUESTS,
   quick: QUICK,
+  read_workers: READ_WORKERS ?? 'default',
   ...seeded,
   daemon_startup_ms: startupMs,
   page_rows: check.items?.length ?? null,
@@ -247,17 +260,29 @@ const results = {
   failed_cursor_page: {},
   failed_source_page: {},
 };
-/** Runs one case and adds the daemon's CPU time per request (user + system). */
+/**
+ * Runs one case and adds the daemon's CPU time per request (user + system, every thread), the
+ * part of it spent on the event loop (the main thread's own counters), and the load average after it.
+ */
 async function withCpu(run) {
+  const loop = `${d.pid}/task/${d.pid}`;
   const cpu0 = cpuSecondsOf(d.pid);
+  const loop0 = cpuSecondsOf(loop);
   const r = await run();
-  return { ...r, server_cpu_ms_per_request: round(((cpuSecondsOf(d.pid) - cpu0) * 1000) / r.requests) };
+  const perRequest = (s) => round((s * 1000) / r.requests);
+  return {
+    ...r,
+    server_cpu_ms_per_request: perRequest(cpuSecondsOf(d.pid) - cpu0),
+    event_loop_cpu_ms_per_request: perRequest(cpuSecondsOf(loop) - loop0),
+    load_average_1m: round(loadavg()[0]),
+  };
 }
 for (const c of [1, 8]) {
   console.error(`listing: first pages, concurrency ${c}`);
   results.first_page[`c${c}`] = await withCpu(() => firstPages(d.url, c));
   console.error(`listing: cursor pages, concurrency ${c}`);
   results.cursor_page[`c${c}`] = await withCpu(() => cursorPages(d.url, c));
+  if (SOURCE_ONLY) continue;
   console.error(`listing: failed observations, concurrency ${c}`);
   results.failed_first_page[`c${c}`] = await withCpu(() => firstPages(d.url, c, () => failedUrl(d.url, null)));
   results.failed_cursor_page[`c${c}`] = await withCpu(() => cursorPages(d.url, c, (_s, cursor) => failedUrl(d.url, null, cursor, 25)));
@@ -265,7 +290,7 @@ for (const c of [1, 8]) {
 }
 results.daemon_rss = rssOf(d.pid);
 await d.stop();
-results.failed_query = failedQueryWithoutIndex();
+if (!SOURCE_ONLY) results.failed_query = failedQueryWithoutIndex();
 if (!KEEP_DIR) rmSync(dataDir, { recursive: true, force: true });
 
 results.summary = [];
@@ -279,16 +304,18 @@ for (const [kind, label] of [
       row(`listing ${label} (${ROWS.toLocaleString('en')} rows), concurrency ${c}: p50 / p99`, `${r.p50_ms} / ${r.p99_ms}`, 'ms', {
         target: `p99 <= ${TARGET_P99_MS} ms`,
         met: r.p99_ms <= TARGET_P99_MS,
-        note: `${r.rps} req/s, daemon CPU ${r.server_cpu_ms_per_request} ms/request`,
+        note: `${r.rps} req/s, daemon CPU ${r.server_cpu_ms_per_request} ms/request (event loop ${r.event_loop_cpu_ms_per_request}), load average ${r.load_average_1m}, read workers ${results.read_workers}`,
       }),
     );
   }
 }
-for (const [kind, label] of [
-  ['failed_first_page', 'processing_status=failed, first page'],
-  ['failed_cursor_page', 'processing_status=failed, cursor page of 25'],
-  ['failed_source_page', 'processing_status=failed&source_id, first page'],
-]) {
+for (const [kind, label] of SOURCE_ONLY
+  ? []
+  : [
+      ['failed_first_page', 'processing_status=failed, first page'],
+      ['failed_cursor_page', 'processing_status=failed, cursor page of 25'],
+      ['failed_source_page', 'processing_status=failed&source_id, first page'],
+    ]) {
   for (const c of [1, 8]) {
     const r = results[kind][`c${c}`];
     const base = results.first_page[`c${c}`];
@@ -308,7 +335,7 @@ for (const [kind, label] of [
     );
   }
 }
-{
+if (!SOURCE_ONLY) {
   const { with_status_index: a, capture_index_only: b } = results.failed_query;
   results.summary.push(
     row(`failed among ${ROWS.toLocaleString('en')}: first 100, in process, status index: p50 / p99`, `${a.p50_ms} / ${a.p99_ms}`, 'ms', {

@@ -9,6 +9,7 @@ import type { Config } from './config/schema.js';
 import { migrate } from './db/migrate.js';
 import { createDerivationService } from './derivations/service.js';
 import { openDb, WalSync, type Db } from './db/open.js';
+import { closeReadPool, enableReadPool, readWorkers } from './db/read-pool.js';
 import { blobNameOf, type StoreKeys } from './crypto/keys.js';
 import { resolveStoreKeys } from './crypto/store.js';
 import type { Deps } from './deps.js';
@@ -141,6 +142,9 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
   }
   const logger = opts.logger ?? createLogger(config.log_level);
   const { deps, services, strays } = openStore(config, { ...opts, logger });
+  enableReadPool(services.db, readWorkers(config.server.read_workers), (err) =>
+    logger.warn({ err }, 'read workers unavailable; listings read on the event loop'),
+  );
   if (strays.temps || strays.orphans) logger.info(strays, 'removed stray temp files and orphan blobs');
   const metrics = createMetrics(services.db, () => services.derivations.ocrStats());
   const app = createApp({ services, logger, metrics, version: VERSION, ready: () => http.accepting });
@@ -186,6 +190,7 @@ export function createDaemon(config: Config, opts: DaemonOptions = {}) {
       await http.drain(config.server.shutdown_grace_ms);
       await Promise.all([jobs.stop(), webhooks.stop()]);
       await deps.wal.close();
+      await closeReadPool(services.db);
       services.db.close();
       logger.info('observd stopped');
     },

@@ -55,11 +55,13 @@ export interface Listing<T> {
   /**
    * The same page as `fetchPage`, each row already serialized as the JSON text of its view
    * (byte for byte what `JSON.stringify` would write), when the listing can build it cheaper
-   * than a view object per row; the HTTP renderer prefers it.
+   * than a view object per row; the HTTP renderer prefers it. Asynchronous, so a listing can
+   * read it off the event loop (a read pool worker, see `src/db/read-pool.ts`); rejects with
+   * the errors `fetchPage` throws.
    */
-  fetchJsonPage?(cursor: string | undefined, limit: number): JsonPage;
-  /** How many rows match in all (ListPage `total_count`); omitted means "not counted" (0). */
-  count?(): number;
+  fetchJsonPage?(cursor: string | undefined, limit: number): Promise<JsonPage>;
+  /** How many rows match in all (ListPage `total_count`), now or as a Promise; omitted means "not counted" (0). */
+  count?(): number | Promise<number>;
   /** The order of the listing, as ListPage `order` reports it (e.g. `asc`, `desc`). */
   order: string;
 }

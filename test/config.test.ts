@@ -45,7 +45,7 @@ describe('parseConfig', () => {
       max_canonical_text_bytes: 1024 * 1024,
       max_admin_body_bytes: 256 * 1024,
     });
-    expect(c.server).toEqual({ headers_timeout_ms: 10_000, request_timeout_ms: 120_000, shutdown_grace_ms: 10_000 });
+    expect(c.server).toEqual({ headers_timeout_ms: 10_000, request_timeout_ms: 120_000, shutdown_grace_ms: 10_000, read_workers: 'auto' });
     expect(c.retention).toEqual({
       sweep_interval_ms: 5_000,
       sweep_batch_size: 100,

@@ -64,14 +64,14 @@ describe('observation listings serialized by SQLite', () => {
     { source_id: 'cam', include_purged: true, order: 'desc' as const },
     { processing_status: ['pending' as const, 'failed' as const], include_purged: true },
   ]) {
-    it(`writes exactly what JSON.stringify of each view writes (${JSON.stringify(q)}), page by page`, () => {
+    it(`writes exactly what JSON.stringify of each view writes (${JSON.stringify(q)}), page by page`, async () => {
       const listing = listObservations(db, q);
       const views = collectAll(listing, 2);
       expect(views.length).toBeGreaterThan(0);
       const texts: string[] = [];
       let cursor: string | undefined;
       for (;;) {
-        const page = listing.fetchJsonPage!(cursor, 2);
+        const page = await listing.fetchJsonPage!(cursor, 2);
         texts.push(...page.items);
         if (page.next_cursor === null) break;
         cursor = page.next_cursor;

@@ -98,6 +98,8 @@ export const configSchema = z
         headers_timeout_ms: z.number().int().positive().default(10_000),
         request_timeout_ms: z.number().int().positive().default(120_000),
         shutdown_grace_ms: z.number().int().positive().default(10_000),
+        /** Worker threads serving observation listing pages on read-only connections (created on first use); 0: on the event loop; `auto`: one per core but one, 1 to 4. */
+        read_workers: z.union([z.literal('auto'), z.number().int().min(0).max(16)]).default('auto'),
       })
       .strict()
       .prefault({}),

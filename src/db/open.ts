@@ -12,6 +12,7 @@ export type Db = Database.Database;
  */
 export function openDb(file: string, dbKeyHex?: string): Db {
   const db = new Database(file);
+  opened.set(db, { file, keyHex: dbKeyHex });
   try {
     if (dbKeyHex) applyKey(db, dbKeyHex);
     db.pragma('journal_mode = WAL');
@@ -29,6 +30,13 @@ export function openDb(file: string, dbKeyHex?: string): Db {
   db.pragma('mmap_size = 268435456');
   db.pragma('busy_timeout = 5000');
   return db;
+}
+
+const opened = new WeakMap<Db, { file: string; keyHex?: string }>();
+
+/** The file and key `openDb` opened a connection with (a read pool opens the same, read-only); undefined for other connections. */
+export function openedWith(db: Db): { file: string; keyHex?: string } | undefined {
+  return opened.get(db);
 }
 
 /** Keys a connection just opened (a raw key: no passphrase derivation), SQLCipher 4 format. */

@@ -13,25 +13,25 @@ export const STREAM_PAGE_ROWS = 500;
  *   cursor, so no listing is ever held whole in memory.
  * The route parses its filters and `listParams`, builds the domain's `Listing`, and returns this.
  */
-export function renderList<T>(c: Context, params: ListParams, listing: Listing<T>): Response {
+export async function renderList<T>(c: Context, params: ListParams, listing: Listing<T>): Promise<Response> {
   if (params.page || params.cursor !== undefined) {
     const limit = params.limit ?? DEFAULT_PAGE_LIMIT;
-    const page = jsonPage(listing, params.cursor, limit);
+    const page = await jsonPage(listing, params.cursor, limit);
     const pagination = {
       limit,
-      total_count: listing.count?.() ?? 0,
+      total_count: (await listing.count?.()) ?? 0,
       has_more: page.next_cursor !== null,
       ...(page.next_cursor !== null ? { next_cursor: page.next_cursor } : {}),
       order: listing.order,
     };
     return jsonText(c, `{"items":[${page.items.join(',')}],"pagination":${JSON.stringify(pagination)}}`);
   }
-  if (params.limit !== undefined) return jsonText(c, `[${jsonPage(listing, undefined, params.limit).items.join(',')}]`);
+  if (params.limit !== undefined) return jsonText(c, `[${(await jsonPage(listing, undefined, params.limit)).items.join(',')}]`);
   return streamAll(listing);
 }
 
 /** A page with each row as JSON text: the listing's own serialization when it has one, else `JSON.stringify` of each view. */
-function jsonPage<T>(listing: Listing<T>, cursor: string | undefined, limit: number): JsonPage {
+async function jsonPage<T>(listing: Listing<T>, cursor: string | undefined, limit: number): Promise<JsonPage> {
   if (listing.fetchJsonPage) return listing.fetchJsonPage(cursor, limit);
   const page = listing.fetchPage(cursor, limit);
   return { items: page.items.map((item) => JSON.stringify(item)), next_cursor: page.next_cursor };
@@ -42,13 +42,16 @@ function jsonText(c: Context, text: string): Response {
   return c.body(text, 200, { 'content-type': 'application/json' });
 }
 
-/** Streams every row as one JSON array; the first page is read before answering, so its errors are problems. */
-function streamAll<T>(listing: Listing<T>): Response {
-  let page = jsonPage(listing, undefined, STREAM_PAGE_ROWS);
+/**
+ * Streams every row as one JSON array, one page read ahead of what was sent; the first page is
+ * read before answering, so its errors are problems.
+ */
+async function streamAll<T>(listing: Listing<T>): Promise<Response> {
+  let page = await jsonPage(listing, undefined, STREAM_PAGE_ROWS);
   let first = true;
   let done = false;
   const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
+    async pull(controller) {
       if (done) return;
       const last = page.next_cursor === null;
       controller.enqueue(encodeRows(page.items, first, last));
@@ -58,7 +61,7 @@ function streamAll<T>(listing: Listing<T>): Response {
         controller.close();
         return;
       }
-      page = jsonPage(listing, page.next_cursor!, STREAM_PAGE_ROWS);
+      page = await jsonPage(listing, page.next_cursor!, STREAM_PAGE_ROWS);
     },
   });
   return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { stmt, type Db } from '../db/open.js';
-import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
+import { readOffLoop, type ReadJob } from '../db/read-pool.js';
+import { decodeCursor, encodeCursor, toPage, type JsonPage, type Listing } from '../pagination.js';
 import type { ObservationFilter, ObservationView } from './schemas.js';
 
 /** An observation row as stored. */
@@ -29,7 +30,8 @@ export function findByIdempotencyKey(db: Db, sourceId: string, key: string): Obs
     | undefined;
 }
 
-const INSERT_COLUMNS = [
+/** The view's fields in the view's order: every stored column but `blobs_held`. */
+const VIEW_COLUMNS = [
   'observation_id',
   'source_id',
   'kind',
@@ -45,7 +47,6 @@ const INSERT_COLUMNS = [
   'received_at_ms',
   'expires_at_ms',
   'purged_at_ms',
-  'blobs_held',
   'stream_id',
   'seq_no',
   'idempotency_key',
@@ -56,6 +57,8 @@ const INSERT_COLUMNS = [
   'processing_status',
   'origin_url',
 ] as const;
+
+const INSERT_COLUMNS = [...VIEW_COLUMNS, 'blobs_held'];
 
 /** Inserts a new observation row inside the caller's transaction. */
 export function insertObservation(db: Db, row: ObservationRow): void {
@@ -97,33 +100,14 @@ export function toObservationView(r: ObservationRow): ObservationView {
 /**
  * The view's JSON built by SQLite, one text per row instead of two dozen values (most of a page's
  * cost is making those values): the fields up to `request_fingerprint`, in the view's order.
- * The rest is spliced on in JS (`viewJson`), because SQLite writes REALs differently from
- * JavaScript (`5.0`, 17 digits) and `metadata` is stored as the JSON text JavaScript wrote
- * (`processing_status` and `origin_url` follow it, in the view's order).
+ * The rest (`JSON_SPLICED`) is spliced on in JS (`viewJson`), because SQLite writes REALs
+ * differently from JavaScript (`5.0`, 17 digits) and `metadata` is stored as the JSON text
+ * JavaScript wrote (`processing_status` and `origin_url` follow it, in the view's order).
  */
-const VIEW_JSON_HEAD = `json_object(${[
-  'observation_id',
-  'source_id',
-  'kind',
-  'sensitivity',
-  'retention_state',
-  'asset_id',
-  'canonical_text_asset_id',
-  'file_name',
-  'media_type',
-  'sha256',
-  'byte_length',
-  'captured_at_ms',
-  'received_at_ms',
-  'expires_at_ms',
-  'purged_at_ms',
-  'stream_id',
-  'seq_no',
-  'idempotency_key',
-  'request_fingerprint',
-]
+const JSON_SPLICED = VIEW_COLUMNS.indexOf('metadata');
+const VIEW_JSON_HEAD = `json_object(${VIEW_COLUMNS.slice(0, JSON_SPLICED)
   .map((c) => `'${c}', ${c}`)
-  .join(', ')}) AS head, metadata, latitude, longitude, processing_status, origin_url, captured_at_ms, observation_id`;
+  .join(', ')}) AS head, ${VIEW_COLUMNS.slice(JSON_SPLICED).join(', ')}, captured_at_ms, observation_id`;
 
 interface ViewJsonRow {
   head: string;
@@ -146,37 +130,57 @@ function viewJson(r: ViewJsonRow): string {
 
 /**
  * Lists observations by capture time then id as keyset pages, so a walk sees each row once even
- * while uploads continue; bad_request on a cursor from another listing or order.
+ * while uploads continue; bad_request on a cursor from another listing or order. JSON pages and
+ * the count run on the connection's read pool when the daemon gave it one (`readOffLoop`).
  */
 export function listObservations(db: Db, q: ObservationFilter): Listing<ObservationView> {
-  const { where, args, order, scope } = observationFilterSql(q);
-  const cursorOf = (r: { captured_at_ms: number; observation_id: string }) => encodeCursor(scope, [r.captured_at_ms, r.observation_id]);
+  const { where, order, scope } = observationFilterSql(q);
   // A source's active observations are counted by the source row's own counter, which every
-  // upload, purge and delete moves in its transaction; counting them would read every row.
+  // upload, purge and delete moves in its transaction: one row, read here (cheaper than a trip
+  // to a worker); counting rows is a read for the pool.
   const sourceCounter = q.source_id !== undefined && where.length === 2 && !q.include_purged;
-  const select = (columns: string, cursor: string | undefined, limit: number): unknown[] => {
-    const { sql, args: all } = observationPageSql(q, cursor, limit, columns);
-    return stmt(db, sql).all(...all);
-  };
   return {
     order,
     count: () =>
       sourceCounter
         ? ((stmt(db, `SELECT active_observation_count FROM sources WHERE source_id = ?`).pluck().get(q.source_id) as number | undefined) ??
           0)
-        : (stmt(db, `SELECT COUNT(*) FROM observations ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`)
-            .pluck()
-            .get(...args) as number),
+        : readOffLoop(db, countJob, q),
     fetchPage(cursor, limit) {
-      const rows = select('*', cursor, limit) as ObservationRow[];
-      return toPage(rows, limit, toObservationView, cursorOf);
+      const { sql, args } = observationPageSql(q, cursor, limit);
+      return toPage(stmt(db, sql).all(...args) as ObservationRow[], limit, toObservationView, (r) => cursorOf(scope, r));
     },
-    fetchJsonPage(cursor, limit) {
-      const rows = select(VIEW_JSON_HEAD, cursor, limit) as ViewJsonRow[];
-      return toPage(rows, limit, viewJson, cursorOf);
-    },
+    fetchJsonPage: (cursor, limit) => readOffLoop(db, jsonPageJob, q, cursor, limit),
   };
 }
+
+const cursorOf = (scope: string, r: { captured_at_ms: number; observation_id: string }) =>
+  encodeCursor(scope, [r.captured_at_ms, r.observation_id]);
+
+/**
+ * One page of `listObservations` with each row as its view's JSON text (exported for read-pool
+ * workers, see `jsonPageJob`); bad_request on a foreign cursor.
+ */
+export function observationJsonPage(db: Db, q: ObservationFilter, cursor: string | undefined, limit: number): JsonPage {
+  const { sql, args } = observationPageSql(q, cursor, limit, VIEW_JSON_HEAD);
+  const { scope } = observationFilterSql(q);
+  return toPage(stmt(db, sql).all(...args) as ViewJsonRow[], limit, viewJson, (r) => cursorOf(scope, r));
+}
+
+/** How many observations match `q`, row by row (ListPage `total_count`; exported for read-pool workers, see `countJob`). */
+export function countObservations(db: Db, q: ObservationFilter): number {
+  const { where, args } = observationFilterSql(q);
+  return stmt(db, `SELECT COUNT(*) FROM observations ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`)
+    .pluck()
+    .get(...args) as number;
+}
+
+const jsonPageJob: ReadJob<[ObservationFilter, string | undefined, number], JsonPage> = {
+  module: import.meta.url,
+  name: 'observationJsonPage',
+  run: observationJsonPage,
+};
+const countJob: ReadJob<[ObservationFilter], number> = { module: import.meta.url, name: 'countObservations', run: countObservations };
 
 /**
  * The statement one page of `listObservations` runs, selecting `columns` (exported so a test
