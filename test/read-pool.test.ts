@@ -50,6 +50,10 @@ describe('listing pages from the read pool', () => {
       // Read-after-write: an upload answered 2xx is listed at once, by the worker.
       expect((await page(d, 'source_id=cam&page=true')).items.map((o: { observation_id: string }) => o.observation_id)).toEqual(ids);
       expect(readPoolOf(db)!.stats().worker_reads).toBeGreaterThan(0);
+      // And /metrics says where listings were read.
+      const metrics = await (await d.req('/metrics')).text();
+      const worker = /^observd_listing_reads_total\{where="worker"\} (\d+)$/m.exec(metrics);
+      expect(Number(worker?.[1])).toBe(readPoolOf(db)!.stats().worker_reads);
       db.exec('BEGIN IMMEDIATE');
       try {
         db.prepare(`UPDATE observations SET file_name = 'uncommitted.png' WHERE observation_id = ?`).run(ids[0]);

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Db } from '../db/open.js';
 import { stmt } from '../db/open.js';
+import { readPoolOf } from '../db/read-pool.js';
 import type { JobRun } from '../jobs.js';
 
 /**
@@ -67,6 +68,18 @@ export function createMetrics(db?: Db, ocrStats?: () => { recognitions: number; 
           ).map((r) => [r.s, r.n]),
         );
         for (const state of ['pending', 'healthy', 'missing', 'revoked']) this.set({ state }, counts.get(state) ?? 0);
+      },
+    });
+    new Counter({
+      name: 'observd_listing_reads_total',
+      help: 'Listing pages and counts read, by where: a read-pool worker, or the main connection',
+      labelNames: ['where'],
+      registers: [registry],
+      collect() {
+        const stats = readPoolOf(db)?.stats();
+        this.reset();
+        this.inc({ where: 'worker' }, stats?.worker_reads ?? 0);
+        this.inc({ where: 'main' }, stats?.main_reads ?? 0);
       },
     });
     gauge('observd_runs_queued', 'Runs waiting for an agent runtime', `SELECT COUNT(*) FROM runs WHERE status = 'queued'`);
