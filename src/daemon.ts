@@ -63,13 +63,14 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
   const strays = opts.sweepStrays === false ? { temps: 0, orphans: 0 } : blobs.sweepStrays(knownBlobNames(db, keys));
   const newId = idFactory(now);
   const deps: Deps = { db, now, newId, blobs, config, events: new Outbox(db, newId, now), wal: new WalSync(`${dbFile}-wal`) };
-  const sources = new SourceService(deps);
+  const erase = (ids: string[]) => eraseMentions(deps, ids);
+  const sources = new SourceService(deps, erase);
   const derivations = createDerivationService(deps, opts.logger);
   const observations = new ObservationService(deps, sources, {
     afterCreate: (o) => derivations.autoDerive(o),
     indexText,
     evictFor: (source, bytes, at) => evictOldest(deps, source, bytes, at),
-    eraseMentions: (ids) => eraseMentions(deps, ids),
+    eraseMentions: erase,
   });
   const materializations = createMaterializationService(deps, derivations, opts.logger);
   const signedUploads = new SignedUploadService(deps, observations, loadSigningKey(config.data_dir, config.uploads.signing_key));

@@ -4,18 +4,10 @@ import { recordAudit } from '../audit/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { releaseWithDerivations } from '../assets/repo.js';
 import { AppError, notFound } from '../errors.js';
-import { eraseMentions } from '../retention/erase.js';
 import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
 import { getSourceRow, saveSourceRow, toSourceView, type SourceRow } from './repo.js';
-import {
-  KHEISH_RATE_LIMIT,
-  SOURCE_DEFAULTS,
-  type SourcePatch,
-  type SourceSettings,
-  type SourceUpsert,
-  type SourceView,
-  type rotateTokenSchema,
-} from './schemas.js';
+import { SOURCE_DEFAULTS, type SourcePatch, type SourceUpsert, type SourceView, type rotateTokenSchema } from './schemas.js';
+import { encodeSettings, settingsOf, stripUndefined, withRateLimit } from './settings.js';
 import { fingerprintOf, generateToken, hashToken, tokenMatches } from './tokens.js';
 import { checkLeaseToken, getAgentRow, ownerOfSource } from '../capture/repo.js';
 import type { AuditEvent } from '../audit/repo.js';
@@ -27,9 +19,19 @@ export interface SourceWithToken {
   upload_token?: string;
 }
 
+/**
+ * Scrubs what other tables keep of observations being deleted (events, signed uploads, runs),
+ * inside the delete's transaction; returns the asset ids held for them. Retention's
+ * `eraseMentions`, injected by `openStore`: it reaches up to runs, which sources sit below.
+ */
+export type EraseMentions = (observationIds: string[]) => string[];
+
 /** Source management: create/update, read, list, tokens, delete. No HTTP here. */
 export class SourceService {
-  constructor(private deps: Deps) {}
+  constructor(
+    private deps: Deps,
+    private eraseMentions: EraseMentions,
+  ) {}
 
   /** Loads a source row; not_found if missing. */
   require(sourceId: string): SourceRow {
@@ -60,7 +62,7 @@ export class SourceService {
         throw new AppError('conflict', `source "${existing.source_id}" is a ${existing.kind}; its kind cannot change`);
       }
       const { upload_token, source_id, kind, ...flat } = input;
-      const settings = withRateLimit(flat, existing ? this.settingsOf(existing).ingest_rate_limit : null);
+      const settings = withRateLimit(flat, existing ? settingsOf(existing).ingest_rate_limit : null);
       let generated: string | undefined;
       let tokenHash = existing?.token_hash ?? null;
       let version = existing?.token_version ?? 0;
@@ -71,12 +73,12 @@ export class SourceService {
         tokenHash = hashToken(upload_token ?? generated!);
         version += 1;
       }
-      const base = existing ? this.settingsOf(existing) : SOURCE_DEFAULTS;
+      const base = existing ? settingsOf(existing) : SOURCE_DEFAULTS;
       const merged = { ...base, ...stripUndefined(settings) };
       const row = {
         source_id: source_id ?? newId('src'),
         kind,
-        ...this.encodeSettings(merged),
+        ...encodeSettings(merged),
         token_hash: tokenHash,
         token_version: version,
         prev_token_hash: tokenChanged ? null : (existing?.prev_token_hash ?? null),
@@ -107,13 +109,13 @@ export class SourceService {
     return db.transaction(() => {
       const existing = this.require(sourceId);
       const { kind, upload_token: _token, ...flat } = patch;
-      const settings = withRateLimit(flat, this.settingsOf(existing).ingest_rate_limit);
+      const settings = withRateLimit(flat, settingsOf(existing).ingest_rate_limit);
       if (kind !== undefined && kind !== existing.kind) {
         throw new AppError('conflict', `source "${sourceId}" is a ${existing.kind}; its kind cannot change`);
       }
-      const merged = { ...this.settingsOf(existing), ...stripUndefined(settings) };
+      const merged = { ...settingsOf(existing), ...stripUndefined(settings) };
       const t = now();
-      saveSourceRow(db, { ...existing, ...this.encodeSettings(merged), updated_at_ms: t });
+      saveSourceRow(db, { ...existing, ...encodeSettings(merged), updated_at_ms: t });
       this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'updated', status: merged.status });
       recordAudit(db, newId, t, 'source_updated', { source_id: sourceId, detail: { fields: Object.keys(stripUndefined(settings)) } });
       return this.get(sourceId);
@@ -204,7 +206,7 @@ export class SourceService {
         .prepare(`SELECT upload_id FROM uploads WHERE source_id = ? AND state = 'received'`)
         .pluck()
         .all(sourceId) as string[];
-      const runAssets = eraseMentions(this.deps, observationIds);
+      const runAssets = this.eraseMentions(observationIds);
       db.prepare(`DELETE FROM observations WHERE source_id = ?`).run(sourceId);
       db.prepare(`DELETE FROM sources WHERE source_id = ?`).run(sourceId);
       // A revoked agent's leases on it go with it, so a new source of that id is an ordinary one.
@@ -289,71 +291,4 @@ export class SourceService {
   static tokenTag(token: string): string {
     return fingerprintOf(token);
   }
-
-  private settingsOf(r: SourceRow): SourceSettings {
-    const v = toSourceView(r);
-    return {
-      display_name: v.display_name,
-      sensitivity: v.sensitivity,
-      retention_seconds: v.retention_seconds,
-      max_active_observations: v.max_active_observations,
-      max_active_bytes: v.max_active_bytes,
-      allow_materialization: v.allow_materialization,
-      allow_output_delivery: v.allow_output_delivery,
-      status: v.status,
-      quota_policy: v.quota_policy,
-      purge_raw_on_retention: v.purge_raw_on_retention,
-      auto_derive: v.auto_derive,
-      ingest_rate_limit: v.ingest_rate_limit,
-      redact: v.redact,
-      // As stored: an unset preference keeps following the sensitivity.
-      allow_external_processing: r.allow_external_processing === null ? null : r.allow_external_processing === 1,
-    };
-  }
-
-  private encodeSettings(s: Omit<SourceSettings, 'display_name'> & { display_name?: string }) {
-    return {
-      display_name: s.display_name ?? '',
-      sensitivity: s.sensitivity,
-      retention_seconds: s.retention_seconds,
-      max_active_observations: s.max_active_observations,
-      max_active_bytes: s.max_active_bytes,
-      allow_materialization: s.allow_materialization ? 1 : 0,
-      allow_output_delivery: s.allow_output_delivery ? 1 : 0,
-      status: s.status,
-      quota_policy: s.quota_policy,
-      purge_raw_on_retention: s.purge_raw_on_retention ? 1 : 0,
-      auto_derive: JSON.stringify(s.auto_derive),
-      ingest_rate_limit: s.ingest_rate_limit ? JSON.stringify(s.ingest_rate_limit) : null,
-      redact: s.redact === null ? null : JSON.stringify(s.redact),
-      allow_external_processing: s.allow_external_processing === null ? null : s.allow_external_processing ? 1 : 0,
-    };
-  }
-}
-
-/**
- * Folds Kheish's flat rate-limit fields into `ingest_rate_limit`: the object, when sent (even
- * `null`), wins; otherwise a flat field sent alone keeps the other part of the current limit
- * (or Kheish's default).
- */
-function withRateLimit<
-  T extends {
-    ingest_rate_limit?: SourceSettings['ingest_rate_limit'];
-    ingest_rate_limit_window_ms?: number;
-    ingest_rate_limit_burst?: number;
-  },
->(input: T, current: SourceSettings['ingest_rate_limit']): Omit<T, 'ingest_rate_limit_window_ms' | 'ingest_rate_limit_burst'> {
-  const { ingest_rate_limit_window_ms: window_ms, ingest_rate_limit_burst: burst, ...rest } = input;
-  if (rest.ingest_rate_limit !== undefined || (window_ms === undefined && burst === undefined)) return rest;
-  return {
-    ...rest,
-    ingest_rate_limit: {
-      window_ms: window_ms ?? current?.window_ms ?? KHEISH_RATE_LIMIT.window_ms,
-      burst: burst ?? current?.burst ?? KHEISH_RATE_LIMIT.burst,
-    },
-  };
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
