@@ -4,10 +4,10 @@ import type { DerivationService } from '../derivations/service.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { AppError, notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { ObservationRow } from '../observations/repo.js';
 import { allowsExternalProcessing, getSourceRow } from '../sources/repo.js';
 import { SENSITIVITIES, type Sensitivity } from '../sources/schemas.js';
-import { composeInput, effectivePolicy, renderInputText, type ObservationText } from './compose.js';
+import { composeInput, effectivePolicy, renderInputText } from './compose.js';
+import { observationText, withheldText } from './texts.js';
 import { appendSessionInput, listSessionInputsWithoutText, setSessionInputText } from '../sessions/journal.js';
 import { appendRunEvent, RunLifecycle } from './lifecycle.js';
 import { getRunRow, insertRun, listRuns, toRunView, type RunRow } from './runs-repo.js';
@@ -69,7 +69,7 @@ export class MaterializationService {
       selected.observations.map((o) => {
         const source = selected.sources.get(o.source_id) ?? getSourceRow(db, o.source_id);
         if (external && (!source || !allowsExternalProcessing(source))) return withheldText(o.source_id, this.submitter.name);
-        return this.textOf(o);
+        return observationText(this.deps, this.derivations, o);
       }),
     );
     return { selected, input: composeInput(selected.observations, texts, effectivePolicy(req), req.request) };
@@ -169,47 +169,6 @@ export class MaterializationService {
   async close(): Promise<void> {
     await this.submitter.close();
     await this.flushJournal();
-  }
-
-  /** An observation's text: the uploader's, else derived now (OCR, transcription when configured), else why there is none. */
-  private async textOf(o: ObservationRow): Promise<ObservationText> {
-    const unavailable = (note: string): ObservationText => ({ text: null, origin: 'unavailable', assetId: null, note });
-    if (o.canonical_text_asset_id) {
-      const text = await this.readText(o.canonical_text_asset_id);
-      if (text !== undefined) return { text, origin: 'uploader', assetId: o.canonical_text_asset_id, note: null };
-      return unavailable('the uploaded text is no longer stored');
-    }
-    const audio = o.media_type.startsWith('audio/');
-    const none = audio ? 'no transcript is available' : 'no text is available';
-    const { base_url, model } = this.deps.config.transcription;
-    if (audio && !(base_url && model)) return unavailable(`${none}: no transcription backend is configured`);
-    try {
-      const { view, settled } = await this.derivations.request(
-        { profile: 'canonical_text', subject: { type: 'observation', observation_id: o.observation_id } },
-        // A paused queue would only run out the wait: take what is there now.
-        { wait: !this.deps.config.derivations.paused },
-      );
-      if (view.status === 'completed' && view.result_asset_id) {
-        const text = await this.readText(view.result_asset_id);
-        if (text !== undefined) return { text, origin: 'derived', assetId: view.result_asset_id, note: null };
-      }
-      if (!settled) return unavailable(`${none} yet: it is still being derived (derivation ${view.derivation_id})`);
-      return unavailable(`${none}: ${view.error ?? 'the derived text is no longer stored'}`);
-    } catch (e) {
-      // A purge meanwhile is caught again, as gone, when the run is recorded.
-      if (e instanceof AppError && e.code !== 'unsupported_derivation') throw e;
-      return unavailable(`${none}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-
-  private async readText(assetId: string): Promise<string | undefined> {
-    const asset = getAsset(this.deps.db, assetId);
-    if (!asset) return undefined;
-    try {
-      return await this.deps.blobs.readText(asset.sha256);
-    } catch {
-      return undefined;
-    }
   }
 
   /**
@@ -313,16 +272,6 @@ function actorOf(req: MaterializationRequest, observationIds: string[]): string 
   if (s.type === 'latest_from_stream') return `${s.source_id}:${s.stream_id}`;
   if (s.type === 'observation_group') return `observation-group:${s.capture_group_id}`;
   return s.source_id;
-}
-
-/** The text of an observation kept out of a run that leaves the machine. */
-function withheldText(sourceId: string, submitter: string): ObservationText {
-  return {
-    text: null,
-    origin: 'withheld',
-    assetId: null,
-    note: `withheld: source "${sourceId}" does not allow external processing, and this run goes to the ${submitter} submitter`,
-  };
 }
 
 /** The most restrictive of some sensitivities (null for none). */
