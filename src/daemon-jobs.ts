@@ -42,6 +42,8 @@ export function daemonJobs(
     {
       name: 'uploads.cleanup',
       intervalMs: config.uploads.cleanup_interval_ms,
+      // Only the daemon knows which signed uploads are being written right now.
+      daemonOnly: true,
       run() {
         const r = services.signedUploads.cleanup();
         if (r.expired || r.strays) logger?.info(r, 'removed expired signed uploads');

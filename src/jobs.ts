@@ -5,8 +5,13 @@ import { startPeriodic } from './periodic.js';
 export interface PeriodicJob {
   name: string;
   intervalMs: number;
-  /** One run at `now`; a test or a `--once` command calls it directly. Its result is logged when it says something. */
+  /** One run at `now`; a test or `observd jobs run NAME` calls it directly. Its result is logged when it says something. */
   run(now: number): unknown;
+  /**
+   * Only the running daemon may run it: it depends on what the daemon holds in memory (signed
+   * uploads being written), so `observd jobs run` refuses it.
+   */
+  daemonOnly?: boolean;
 }
 
 /** What one run did: for metrics and logs. */

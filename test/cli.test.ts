@@ -137,6 +137,57 @@ describe('observd sweep --once', () => {
   });
 });
 
+describe('observd jobs', () => {
+  it('lists the daemon jobs, runs one by name against the data directory, and refuses daemon-only and unknown ones', async () => {
+    const dataDir = tempDir();
+    // One upload received an hour ago by a source keeping it a minute: expired now.
+    const d = await startDaemon({}, { dataDir, now: testClock(Date.now() - 3_600_000) });
+    const src = await d.req('/v1/observation-sources', {
+      method: 'POST',
+      json: { source_id: 'cam', display_name: 'Cam', kind: 'screen_snapshot', retention_seconds: 60 },
+    });
+    const { upload_token } = (await src.json()) as { upload_token: string };
+    const png = makePng(8, 8, 1);
+    const up = await d.req('/v1/observation-sources/cam/observations', { method: 'POST', token: upload_token, json: uploadBody(png, 'k') });
+    expect(up.status).toBe(201);
+    await d.close();
+
+    const list = await runCli(['jobs', 'list', '--data-dir', dataDir]);
+    expect(list.stderr).toBe('');
+    expect(list.code).toBe(0);
+    const jobs = list.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { name: string; interval_ms: number; daemon_only: boolean });
+    expect(jobs.map((j) => j.name)).toEqual(
+      expect.arrayContaining(['retention.sweep', 'retention.history', 'uploads.cleanup', 'events.prune', 'capture.heartbeat_deadlines']),
+    );
+    expect(jobs.find((j) => j.name === 'uploads.cleanup')?.daemon_only).toBe(true);
+    expect(jobs.find((j) => j.name === 'retention.sweep')).toMatchObject({ daemon_only: false, interval_ms: expect.any(Number) });
+
+    const run = await runCli(['jobs', 'run', 'retention.sweep', '--data-dir', dataDir]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ job: 'retention.sweep', result: { purged: 1, bytes: png.length, blobs_erased: 1 } });
+    const db = new Database(join(dataDir, 'observd.db'), { readonly: true });
+    try {
+      expect(db.prepare(`SELECT retention_state FROM observations`).pluck().all()).toEqual(['purged']);
+    } finally {
+      db.close();
+    }
+
+    const daemonOnly = await runCli(['jobs', 'run', 'uploads.cleanup', '--data-dir', dataDir]);
+    expect(daemonOnly.code).toBe(2);
+    expect(daemonOnly.stderr).toContain('runs only inside the daemon');
+    const unknown = await runCli(['jobs', 'run', 'nope', '--data-dir', dataDir]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('no job named "nope"');
+    const bare = await runCli(['jobs', '--data-dir', dataDir]);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain('usage: observd jobs');
+  });
+});
+
 describe('observd sweep --once beside a running daemon', () => {
   it('does not pull an in-flight upload’s temp file from under the daemon', async () => {
     const dataDir = tempDir();

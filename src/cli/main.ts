@@ -6,6 +6,7 @@ import { encryptCommand, rekeyCommand } from './encrypt.js';
 import { migrateCommand } from './migrate.js';
 import { serveCommand } from './serve.js';
 import { sourcesCommand } from './sources.js';
+import { jobsCommand } from './jobs.js';
 import { sweepCommand } from './sweep.js';
 import { uploadCommand } from './upload.js';
 
@@ -13,6 +14,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: serveCommand,
   migrate: migrateCommand,
   sweep: sweepCommand,
+  jobs: jobsCommand,
   sources: sourcesCommand,
   upload: uploadCommand,
   backup: backupCommand,
@@ -30,6 +32,8 @@ commands:
   serve            run the daemon (default)
   migrate          apply database migrations and exit
   sweep --once     run one retention sweep and print what it purged
+  jobs list | jobs run NAME
+                   the daemon's periodic jobs; run one once against the data directory
   sources list [--query Q]
                    print every source as a JSON line
   sources create --id ID --kind KIND [--display-name NAME] [--token-file FILE]
