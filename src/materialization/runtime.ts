@@ -34,6 +34,8 @@ export type RuntimeSettingsView = z.output<typeof runtimeSettingsViewSchema>;
 export function runtimeSettings(config: Config): RuntimeSettingsView {
   const { submitter, openai, http } = config.runs;
   const base = { routes: [], route_diagnostics: [], system_prompt: {}, debug_level: 'off' as const };
+  // Runs handed to an agent runtime: its provider, model and rules are its own.
+  const handedOn = { ...base, provider: null, model: null, permission_mode: 'default' as const };
   switch (submitter) {
     case 'openai':
       return {
@@ -50,10 +52,7 @@ export function runtimeSettings(config: Config): RuntimeSettingsView {
       };
     case 'http':
       return {
-        ...base,
-        provider: null,
-        model: null,
-        permission_mode: 'default',
+        ...handedOn,
         submitter: {
           name: 'http',
           description: 'runs are POSTed, signed like Standard Webhooks, to a configured agent runtime, which completes them',
@@ -62,10 +61,7 @@ export function runtimeSettings(config: Config): RuntimeSettingsView {
       };
     default:
       return {
-        ...base,
-        provider: null,
-        model: null,
-        permission_mode: 'default',
+        ...handedOn,
         submitter: {
           name: 'queue',
           description:
