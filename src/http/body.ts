@@ -2,6 +2,7 @@ import { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 import { AppError } from '../errors.js';
 import { type MinRate, pumpLimited, watchRate, webChunks } from '../streams.js';
+import type { AppEnv } from './auth.js';
 import type { MemoryBudget } from './memory-budget.js';
 
 /** payload_too_large for a body over `limit`. */
@@ -35,12 +36,22 @@ export function unreadIncoming(from: BodySource): IncomingMessage | undefined {
 export const requestOf = (from: BodySource): Request => (from instanceof Request ? from : from.req.raw);
 
 /**
- * Reads a whole body, refusing a declared or actual size over `limit` (payload_too_large)
- * without buffering past it; with `minRate`, a body arriving slower than that after its grace is
- * cut (request_timeout). A body cut short is left unread: the server drains (or closes) it after
- * the answer.
+ * The pace a body must keep: `minRate` when given, else the one `createApp` sets on every request
+ * (`bodyRate`); none for a bare Request (in-process calls).
  */
-export async function readLimitedBytes(from: BodySource, limit: number, minRate?: MinRate): Promise<Buffer> {
+export function bodyRateOf(from: BodySource, minRate?: MinRate): MinRate | undefined {
+  if (minRate || from instanceof Request) return minRate;
+  return (from as Context<AppEnv>).get('bodyRate');
+}
+
+/**
+ * Reads a whole body, refusing a declared or actual size over `limit` (payload_too_large)
+ * without buffering past it; a body arriving slower than its rate (`bodyRateOf`) after the grace
+ * is cut (request_timeout). A body cut short is left unread: the server drains (or closes) it
+ * after the answer.
+ */
+export async function readLimitedBytes(from: BodySource, limit: number, rate?: MinRate): Promise<Buffer> {
+  const minRate = bodyRateOf(from, rate);
   const req = requestOf(from);
   const declared = declaredLength(req);
   if (declared !== undefined && declared > limit) throw tooLarge(limit);

@@ -3,7 +3,7 @@ import busboy from 'busboy';
 import type { BlobStore, StagedBlob } from '../assets/blob-store.js';
 import { AppError, diskFull, isDiskFull } from '../errors.js';
 import { type MinRate, watchRate } from '../streams.js';
-import { type BodySource, requestOf, tooLarge, tooSlow, unreadable, unreadIncoming } from './body.js';
+import { type BodySource, bodyRateOf, requestOf, tooLarge, tooSlow, unreadable, unreadIncoming } from './body.js';
 
 export interface MultipartUpload {
   /** The raw text of the `observation` part, if sent. */
@@ -17,14 +17,15 @@ export interface MultipartUpload {
  * Streams a multipart body to disk: the `file` part goes straight into a staged temp blob
  * (never held whole in memory), the `observation` part is kept as text. payload_too_large past
  * `maxFileBytes` or `maxTotalBytes`; bad_request for a malformed body or missing `file` part;
- * with `minRate`, request_timeout for a body arriving slower than that after its grace.
+ * request_timeout for a body arriving slower than its rate (`bodyRateOf`) after the grace.
  */
 export async function readMultipartUpload(
   from: BodySource,
   blobs: BlobStore,
   limits: MultipartLimits,
-  minRate?: MinRate,
+  rate?: MinRate,
 ): Promise<MultipartUpload> {
+  const minRate = bodyRateOf(from, rate);
   const req = requestOf(from);
   const bb = multipartParser(req.headers.get('content-type') ?? '', limits);
   const incoming = unreadIncoming(from);

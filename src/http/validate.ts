@@ -3,7 +3,6 @@ import type { z } from 'zod';
 import { AppError } from '../errors.js';
 import { LOOKUP_ID } from '../ids.js';
 import type { AppEnv } from './auth.js';
-import type { MinRate } from '../streams.js';
 import { readLimitedBytes, requestOf, type BodySource } from './body.js';
 import { isJsonType } from './browser-guard.js';
 import { validationError } from './problem.js';
@@ -41,7 +40,7 @@ export function parseParam<S extends z.ZodType>(c: Context, name: string, schema
  */
 export async function parseJsonBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S, limit: number): Promise<z.output<S>> {
   requireJsonType(c.req.raw);
-  return parseWith(schema, parseJson(await readLimitedBytes(c, limit, c.get('bodyRate'))));
+  return parseWith(schema, parseJson(await readLimitedBytes(c, limit)));
 }
 
 /** unsupported_media_type unless the request declares a JSON body (or declares no type and has none). */
@@ -50,10 +49,10 @@ export function requireJsonType(req: Request): void {
   if (type !== '' && !isJsonType(type)) throw new AppError('unsupported_media_type', 'send the body as application/json');
 }
 
-/** A JSON body that may be absent or empty (`{}` is assumed then), at `rate`; unsupported_media_type for another type, bad_request when it is not JSON. */
-export async function readOptionalJsonBody(from: BodySource, limit: number, rate?: MinRate): Promise<unknown> {
+/** A JSON body that may be absent or empty (`{}` is assumed then), at the request's minimum rate; unsupported_media_type for another type, bad_request when it is not JSON. */
+export async function readOptionalJsonBody(from: BodySource, limit: number): Promise<unknown> {
   requireJsonType(requestOf(from));
-  const bytes = await readLimitedBytes(from, limit, rate);
+  const bytes = await readLimitedBytes(from, limit);
   return bytes.length === 0 ? {} : parseJson(bytes);
 }
 

@@ -80,7 +80,7 @@ export function captureRoutes({ services, config, auth }: RouteDeps) {
     ),
     auth('write'),
     async (c) => {
-      const body = parseWith(revokeRequestSchema, await readOptionalJsonBody(c.req.raw, SMALL_BODY));
+      const body = parseWith(revokeRequestSchema, await readOptionalJsonBody(c, SMALL_BODY));
       return c.json(agents.revoke(c.req.param('machine_id'), body.reason));
     },
   );
@@ -100,7 +100,7 @@ export function captureRoutes({ services, config, auth }: RouteDeps) {
     async (c) => {
       c.set('problemDomain', 'observation_ingress');
       const machineId = agents.authenticateHeartbeat(c.req.param('machine_id'), bearerToken(c.req.header('authorization')));
-      const body = parseWith(heartbeatRequestSchema, await readOptionalJsonBody(c.req.raw, SMALL_BODY));
+      const body = parseWith(heartbeatRequestSchema, await readOptionalJsonBody(c, SMALL_BODY));
       return c.json(agents.heartbeat(machineId, body));
     },
   );

@@ -28,7 +28,7 @@ export function uploadUrlRoutes({ services, config }: RouteDeps) {
     ),
     uploadAdmission({ observations, accepts: ['json'], maxBytes: { json: limit } }),
     async (c) => {
-      const req = parseWith(uploadUrlRequestSchema, parseJson(await readLimitedBytes(c, limit, c.get('bodyRate'))));
+      const req = parseWith(uploadUrlRequestSchema, parseJson(await readLimitedBytes(c, limit)));
       const base = config.uploads.public_base_url ?? new URL(c.req.url).origin;
       return c.json(signedUploads.mint(c.get('upload')!.source, req, base), 201);
     },

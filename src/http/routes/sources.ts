@@ -90,7 +90,7 @@ export function sourceRoutes({ services, config, auth }: RouteDeps) {
     auth('write'),
     async (c) => {
       const id = pathId(c, 'source_id', 'observation source');
-      const input = parseWith(rotateTokenSchema, await readOptionalJsonBody(c, limit, c.get('bodyRate')));
+      const input = parseWith(rotateTokenSchema, await readOptionalJsonBody(c, limit));
       const { source, upload_token } = sources.rotateToken(id, input);
       return c.json(upload_token ? { ...source, upload_token } : source);
     },
@@ -109,7 +109,7 @@ export function sourceRoutes({ services, config, auth }: RouteDeps) {
     auth('write'),
     async (c) => {
       const id = pathId(c, 'source_id', 'observation source');
-      const input = parseWith(revokeTokenSchema, await readOptionalJsonBody(c, limit, c.get('bodyRate')));
+      const input = parseWith(revokeTokenSchema, await readOptionalJsonBody(c, limit));
       return c.json(sources.revokeToken(id, input.reason));
     },
   );

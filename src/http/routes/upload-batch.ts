@@ -15,7 +15,7 @@ import { doc } from '../openapi.js';
 import { toProblem } from '../problem.js';
 import { uploadAdmission } from '../upload-admission.js';
 import { parseJson, parseWith } from '../validate.js';
-import { ingestJsonUpload, jsonBodyRate } from './uploads.js';
+import { ingestJsonUpload } from './uploads.js';
 
 interface ItemResult {
   index: number;
@@ -49,7 +49,7 @@ export function uploadBatchRoutes({ services, config, logger, jsonBudget }: Rout
     uploadAdmission({ observations, accepts: ['json'], maxBytes: { json: limit }, jsonBudget }),
     async (c) => {
       const { source } = c.get('upload')!;
-      const items = parseWith(batchEnvelopeSchema, parseJson(await readLimitedBytes(c, limit, jsonBodyRate(config)))).items;
+      const items = parseWith(batchEnvelopeSchema, parseJson(await readLimitedBytes(c, limit))).items;
       // Items with different keys run concurrently (so their commits share group commits); items
       // repeating a key run after the earlier one, in order, and so replay it.
       const byKey = new Map<string, Promise<unknown>>();

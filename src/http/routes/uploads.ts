@@ -8,7 +8,6 @@ import type { IngestResult } from '../../observations/service.js';
 import type { SourceRow } from '../../sources/repo.js';
 import type { AppEnv } from '../auth.js';
 import type { RouteDeps } from '../app.js';
-import type { MinRate } from '../../streams.js';
 import { readLimitedBytes } from '../body.js';
 import { readMultipartUpload } from '../multipart.js';
 import { doc } from '../openapi.js';
@@ -58,10 +57,10 @@ export function observationUploadRoutes({ services, config, jsonBudget }: RouteD
       const { source, kind } = c.get('upload')!;
       let result: IngestResult;
       if (kind === 'multipart') {
-        const staged = await readMultipart(c, services, limits, jsonBodyRate(config));
+        const staged = await readMultipart(c, services, limits);
         result = await observations.ingest(source, staged.fields, staged.blob);
       } else {
-        const bytes = await readLimitedBytes(c, limits.json, jsonBodyRate(config));
+        const bytes = await readLimitedBytes(c, limits.json);
         const { body, content } = parseJsonUpload(bytes);
         result = await ingestJsonUpload(services, source, body, content);
       }
@@ -118,11 +117,6 @@ function parseJsonUploadFast(bytes: Buffer): { body: JsonUpload; content: Buffer
   }
 }
 
-/** The pace every request body must keep (JSON bodies holding the memory budget, multipart uploads, admin bodies). */
-export function jsonBodyRate(config: RouteDeps['config']): MinRate {
-  return { bytesPerSecond: config.limits.json_body_min_bytes_per_s, graceMs: config.limits.json_body_rate_grace_ms };
-}
-
 /**
  * Stores one JSON upload body (the single route and each batch item): base64 content is decoded
  * and staged, a signed upload's `upload_id` uses the bytes already PUT, a `url` is fetched.
@@ -145,13 +139,12 @@ export async function ingestJsonUpload(
   return services.observations.ingest(source, { ...rest, file_name: upload.file_name!, media_type: upload.media_type }, blob);
 }
 
-async function readMultipart(c: Context, services: RouteDeps['services'], limits: ReturnType<typeof uploadLimits>, rate: MinRate) {
-  const part = await readMultipartUpload(
-    c,
-    services.blobs,
-    { maxFileBytes: services.config.limits.max_raw_bytes, maxFieldBytes: limits.field, maxTotalBytes: limits.multipart },
-    rate,
-  );
+async function readMultipart(c: Context, services: RouteDeps['services'], limits: ReturnType<typeof uploadLimits>) {
+  const part = await readMultipartUpload(c, services.blobs, {
+    maxFileBytes: services.config.limits.max_raw_bytes,
+    maxFieldBytes: limits.field,
+    maxTotalBytes: limits.multipart,
+  });
   try {
     if (part.observation === undefined) throw new AppError('bad_request', 'multipart upload needs an "observation" JSON part');
     const obs = parseWith(multipartObservationSchema, parseJson(Buffer.from(part.observation, 'utf8')), 'observation');
