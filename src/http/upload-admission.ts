@@ -3,6 +3,7 @@ import { AppError } from '../errors.js';
 import { sourceIdSchema } from '../ids.js';
 import type { ObservationService } from '../observations/service.js';
 import { bearerToken, type AppEnv } from './auth.js';
+import { isJsonType } from './browser-guard.js';
 import { declaredLength, reserveJsonBody } from './body.js';
 import type { MemoryBudget } from './memory-budget.js';
 
@@ -14,11 +15,6 @@ export interface UploadAdmissionOptions {
   maxBytes: Partial<Record<'json' | 'multipart', number>>;
   /** Reserves memory for JSON bodies (held whole while parsed) before they are read; released after the handler. */
   jsonBudget?: MemoryBudget;
-}
-
-/** True for a JSON media type (`application/json` or `application/*+json`). */
-export function isJson(type: string) {
-  return type.startsWith('application/json') || /^application\/[a-z0-9.+-]*\+json/.test(type);
 }
 
 /**
@@ -38,7 +34,7 @@ export function uploadAdmission(opts: UploadAdmissionOptions): MiddlewareHandler
     if (!sourceIdSchema.safeParse(sourceId).success) throw new AppError('unauthorized', 'missing or invalid upload token for this source');
     const token = bearerToken(c.req.header('authorization'));
     const type = (c.req.header('content-type') ?? '').toLowerCase();
-    const kind = type.startsWith('multipart/form-data') ? 'multipart' : isJson(type) ? 'json' : undefined;
+    const kind = type.startsWith('multipart/form-data') ? 'multipart' : isJsonType(type) ? 'json' : undefined;
     if (!kind || !opts.accepts.includes(kind)) {
       // Authenticate first: an unauthenticated caller learns nothing about accepted shapes.
       observations.admit(sourceId, token, undefined, Infinity);
