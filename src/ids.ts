@@ -50,9 +50,6 @@ const issuedId = (prefix: IdPrefix) => new RegExp(`^${prefix}_[0-9A-HJKMNP-TV-Z]
 /** An upload id as `POST /v1/upload-urls` issues it (`upl_` and a ULID). */
 export const uploadIdSchema = z.string().regex(issuedId('upl'), 'must be an upload id (upl_ followed by a ULID)');
 
-/** The shape of the run ids observd issues; anything else is an unknown run. */
-export const RUN_ID = issuedId('run');
-
 /** An event id as the outbox numbers events: a sequence number (`last_event_id`, `Last-Event-ID`). */
 export const EVENT_ID = /^\d{1,15}$/;
 export const eventIdSchema = z.string().regex(EVENT_ID, 'must be an event id (a sequence number)');
