@@ -1,4 +1,5 @@
-import { statusOf, titleOf, type ErrorCode } from '../errors.js';
+import { statusOf, type ErrorCode } from '../errors.js';
+import { problemBody } from './problem.js';
 
 const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
@@ -11,7 +12,7 @@ const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Time
 export function clientErrorResponse(nodeCode: string | undefined): string {
   const [code, detail] = classify(nodeCode);
   const status = statusOf(code);
-  const body = JSON.stringify({ type: `https://observd.dev/problems/${code}`, title: titleOf(code), status, detail, code });
+  const body = JSON.stringify(problemBody(code, detail));
   return (
     `HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: application/problem+json\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`

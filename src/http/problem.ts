@@ -1,6 +1,11 @@
 import type { ZodError } from 'zod';
 import { AppError, diskFull, isDiskFull, statusOf, titleOf, type ErrorCode, type FieldProblem } from '../errors.js';
 
+/** The problem+json body of an error code: type, title, status, detail and code. */
+export function problemBody(code: ErrorCode, detail: string): Record<string, unknown> {
+  return { type: `https://observd.dev/problems/${code}`, title: titleOf(code), status: statusOf(code), detail, code };
+}
+
 /** Builds an `application/problem+json` response for an error code. */
 export function problemResponse(
   code: ErrorCode,
@@ -10,7 +15,7 @@ export function problemResponse(
   domain?: string,
 ): Response {
   const status = statusOf(code);
-  const body: Record<string, unknown> = { type: `https://observd.dev/problems/${code}`, title: titleOf(code), status, detail, code };
+  const body = problemBody(code, detail);
   if (domain) body.domain = domain;
   if (errors?.length) body.errors = errors;
   return new Response(JSON.stringify(body), {
