@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { describeRoute } from 'hono-openapi';
 import type { AppEnv } from '../auth.js';
 import type { RouteDeps } from '../app.js';
+import { noneMatch } from '../conditional.js';
 import { doc } from '../openapi.js';
 import { pathId } from '../validate.js';
 
@@ -43,11 +44,4 @@ export function assetRoutes({ services, auth }: RouteDeps) {
   );
 
   return app;
-}
-
-/** RFC 9110 If-None-Match: `*`, or a list of entity tags compared weakly (a `W/` prefix is ignored). */
-function noneMatch(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  if (header.trim() === '*') return true;
-  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
 }

@@ -6,6 +6,7 @@ import { Hono } from 'hono';
 import { describeRoute } from 'hono-openapi';
 import { notFound } from '../../errors.js';
 import type { AppEnv } from '../auth.js';
+import { noneMatch } from '../conditional.js';
 import { doc } from '../openapi.js';
 
 /** Where `npm run build` (scripts/build-console.mjs) writes the console; the same from src/ and dist/. */
@@ -87,7 +88,7 @@ export function consoleRoutes(files = loadConsoleFiles()) {
       'cross-origin-opener-policy': 'same-origin',
       'cross-origin-resource-policy': 'same-origin',
     };
-    if (ifNoneMatch?.split(',').some((t) => t.trim().replace(/^W\//, '') === file.etag)) {
+    if (noneMatch(ifNoneMatch, file.etag)) {
       return new Response(null, { status: 304, headers });
     }
     headers['content-length'] = String(file.body.length);
