@@ -188,23 +188,15 @@ export class SignedUploadService {
    * A refused request leaves the upload usable.
    */
   async ingest(source: SourceRow, uploadId: string, rest: Omit<UploadFields, 'file_name' | 'media_type'>): Promise<IngestResult> {
-    let row: UploadRow;
-    try {
-      row = this.usable(source, uploadId);
-    } catch (e) {
-      this.observations.recordRejection(source.source_id, e);
-      throw e;
-    }
+    const row = this.usable(source, uploadId);
     const fields = { ...rest, file_name: row.file_name, media_type: row.media_type };
     if (row.state === 'used') {
       const replay = this.observations.replayOf(source, fields, row.sha256!);
       if (replay) return replay;
-      const e = new AppError(
+      throw new AppError(
         'conflict',
         `upload "${uploadId}" was already used by observation ${row.observation_id}; each upload creates one observation`,
       );
-      this.observations.recordRejection(source.source_id, e);
-      throw e;
     }
     this.busy.add(uploadId);
     try {

@@ -67,10 +67,10 @@ export class UrlImportService {
    * used, the stored answer without fetching. fetch_refused when URL fetching is off or the
    * URL/address is not allowed; fetch_failed, payload_too_large, unsupported_media_type (the bytes
    * are no media observd knows) and media_mismatch (the server declared another type than the
-   * bytes) from the fetch; idempotency_conflict on a replay of another request. A refusal is
-   * recorded in the audit trail and leaves nothing staged.
+   * bytes) from the fetch; idempotency_conflict on a replay of another request. A refusal leaves
+   * nothing staged (the upload route's admission records it in the audit trail, as for any upload).
    */
-  async stage(
+  private async stage(
     source: SourceRow,
     upload: UrlUploadRef,
     rest: Omit<UploadFields, 'file_name' | 'media_type'>,
@@ -110,7 +110,6 @@ export class UrlImportService {
       return { fields, blob: staged };
     } catch (e) {
       if (staged) this.deps.blobs.discard(staged);
-      this.observations.recordRejection(source.source_id, e);
       throw e;
     }
   }
