@@ -43,7 +43,7 @@ describe('canonical_text by OCR (offline)', () => {
       status: 'completed',
       cache_status: 'miss',
       reused_subject_asset: false,
-      backend: { kind: 'tesseract', model: 'eng' },
+      backend: { kind: 'tesseract', route_id: 'ocr', model: 'eng' },
       error: null,
     });
     const text = (await content(d, first.body.result_asset_id)).toString('utf8');

@@ -54,7 +54,7 @@ describe('canonical_text by transcription', () => {
       status: 'completed',
       cache_status: 'miss',
       reused_subject_asset: false,
-      backend: { kind: 'openai_compatible', model: 'whisper-a' },
+      backend: { kind: 'openai_compatible', route_id: 'transcription', model: 'whisper-a' },
     });
     firstDerivation = r.body.derivation_id;
     expect((await content(d, r.body.result_asset_id)).toString()).toBe('hello from the fake transcriber');

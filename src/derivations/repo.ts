@@ -81,9 +81,9 @@ export function toDerivationView(r: DerivationRow, cacheStatus: 'hit' | 'miss' |
   };
 }
 
-/** Kheish's provenance shape (every field a string) for a stored backend. */
+/** Kheish's provenance shape (every field a string) for a stored backend: OCR (tesseract) or a transcription route. */
 function backendView(b: DerivationBackend) {
-  return { kind: b.kind, route_id: 'transcription', provider: b.kind, model: b.model ?? '' };
+  return { kind: b.kind, route_id: b.kind === 'tesseract' ? 'ocr' : 'transcription', provider: b.kind, model: b.model ?? '' };
 }
 
 /** Lists derivations by id, with a substring filter over id, profile, subject and result asset id (keyset pages). */

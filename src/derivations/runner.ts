@@ -17,11 +17,6 @@ import { isSettled } from './record.js';
 import { getDerivationRow, refreshProcessingStatus, toDerivationView, type DerivationRow, updateDerivation } from './repo.js';
 import type { DerivationBackend, DerivationView } from './schemas.js';
 
-/** Callbacks run after a derivation settled and committed: the one place completion is reported (events go here). */
-export interface DerivationHooks {
-  onSettled?: (view: DerivationView) => void;
-}
-
 type Failure = { message: string; backend: DerivationBackend | null; withheld?: boolean };
 
 const MAX_ERROR_CHARS = 2000;
@@ -42,7 +37,6 @@ export class DerivationRunner {
     private deps: Deps,
     private engines: DerivationEngines,
     private logger?: Pick<Logger, 'error' | 'info' | 'warn'>,
-    private hooks: DerivationHooks = {},
   ) {
     this.queue = new JobQueue(
       deps.config.derivations.queue_concurrency,
@@ -107,7 +101,6 @@ export class DerivationRunner {
     const view = this.settle(id, outcome, failure, staged);
     if (!view) return;
     if (view.status === 'failed') this.logger?.info({ derivation_id: id, profile: view.profile, error: view.error }, 'derivation failed');
-    this.hooks.onSettled?.(view);
   }
 
   /** Stores the outcome; returns the settled view, or undefined when the derivation was dropped meanwhile. */

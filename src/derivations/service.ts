@@ -6,7 +6,7 @@ import type { DerivationEngines } from './compute.js';
 import { createEngines, ocrStats } from './engines.js';
 import { isSettled, recordRequest } from './record.js';
 import { getDerivationRow, listDerivations, listUnsettledIds, toDerivationView } from './repo.js';
-import { DerivationRunner, type DerivationHooks } from './runner.js';
+import { DerivationRunner } from './runner.js';
 import type { DerivationListQuery, DerivationOptions, DerivationRequest, DerivationView } from './schemas.js';
 
 export interface DerivationResult {
@@ -30,9 +30,8 @@ export class DerivationService {
     private deps: Deps,
     private engines: DerivationEngines,
     private logger?: Pick<Logger, 'error' | 'info' | 'warn'>,
-    hooks: DerivationHooks = {},
   ) {
-    this.runner = new DerivationRunner(deps, engines, logger, hooks);
+    this.runner = new DerivationRunner(deps, engines, logger);
     this.closedSignal = new Promise((r) => (this.signalClosed = r));
   }
 
@@ -124,6 +123,6 @@ export class DerivationService {
 }
 
 /** Builds the derivation service with its engines from the config (see `createEngines`). */
-export function createDerivationService(deps: Deps, logger?: Pick<Logger, 'error' | 'info' | 'warn'>, hooks: DerivationHooks = {}) {
-  return new DerivationService(deps, createEngines(deps.config), logger, hooks);
+export function createDerivationService(deps: Deps, logger?: Pick<Logger, 'error' | 'info' | 'warn'>) {
+  return new DerivationService(deps, createEngines(deps.config), logger);
 }

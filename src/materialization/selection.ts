@@ -35,22 +35,15 @@ const LATEST_OF_GROUP = `SELECT * FROM observations
 export function resolveSelection(db: Db, selection: Selection, now: number): Selected {
   if (selection.type === 'observation_ids') {
     const observations = [...new Set(selection.observation_ids)].map((id) => requireActive(db, id));
-    const sources = new Map<string, SourceRow>();
-    for (const o of observations) {
-      if (!sources.has(o.source_id)) sources.set(o.source_id, requireMaterializable(db, o.source_id));
-    }
-    return { observations, sources };
+    return { observations, sources: sourcesOf(db, observations) };
   }
+  const since = selection.lookback_seconds == null ? Number.MIN_SAFE_INTEGER : now - selection.lookback_seconds * 1000;
   if (selection.type === 'observation_group') {
-    const since = selection.lookback_seconds == null ? Number.MIN_SAFE_INTEGER : now - selection.lookback_seconds * 1000;
     const rows = stmt(db, LATEST_OF_GROUP).all(selection.capture_group_id, since, selection.max_observations) as ObservationRow[];
-    const sources = new Map<string, SourceRow>();
-    for (const o of rows) if (!sources.has(o.source_id)) sources.set(o.source_id, requireMaterializable(db, o.source_id));
-    return { observations: rows.reverse(), sources };
+    return { observations: rows.reverse(), sources: sourcesOf(db, rows) };
   }
   const sourceId = selection.source_id!;
   const source = requireMaterializable(db, sourceId);
-  const since = selection.lookback_seconds == null ? Number.MIN_SAFE_INTEGER : now - selection.lookback_seconds * 1000;
   const rows = (
     selection.type === 'latest_from_source'
       ? stmt(db, LATEST_FROM_SOURCE).all(sourceId, since, selection.max_observations)
@@ -74,4 +67,11 @@ export function requireMaterializable(db: Db, sourceId: string): SourceRow {
   if (!source.allow_materialization) throw new AppError('forbidden', `source "${sourceId}" does not allow materialization`);
   if (source.status === 'disabled') throw new AppError('forbidden', `source "${sourceId}" is disabled`);
   return source;
+}
+
+/** The sources of some observations, each checked materializable once (forbidden / not_found otherwise). */
+function sourcesOf(db: Db, observations: ObservationRow[]): Map<string, SourceRow> {
+  const sources = new Map<string, SourceRow>();
+  for (const o of observations) if (!sources.has(o.source_id)) sources.set(o.source_id, requireMaterializable(db, o.source_id));
+  return sources;
 }

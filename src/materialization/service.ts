@@ -4,7 +4,7 @@ import type { DerivationService } from '../derivations/service.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { AppError, notFound } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { allowsExternalProcessing, getSourceRow } from '../sources/repo.js';
+import { allowsExternalProcessing } from '../sources/repo.js';
 import { SENSITIVITIES, type Sensitivity } from '../sources/schemas.js';
 import { composeInput, effectivePolicy, renderInputText } from './compose.js';
 import { observationText, withheldText } from './texts.js';
@@ -67,8 +67,9 @@ export class MaterializationService {
     const external = this.submitter.name !== 'queue';
     const texts = await Promise.all(
       selected.observations.map((o) => {
-        const source = selected.sources.get(o.source_id) ?? getSourceRow(db, o.source_id);
-        if (external && (!source || !allowsExternalProcessing(source))) return withheldText(o.source_id, this.submitter.name);
+        // Every selected observation's source is in the selection (resolveSelection puts it there).
+        if (external && !allowsExternalProcessing(selected.sources.get(o.source_id)!))
+          return withheldText(o.source_id, this.submitter.name);
         return observationText(this.deps, this.derivations, o);
       }),
     );
