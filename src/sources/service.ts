@@ -4,7 +4,8 @@ import { recordAudit } from '../audit/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { releaseWithDerivations } from '../assets/repo.js';
 import { AppError, notFound } from '../errors.js';
-import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
+import { keysetListing } from '../db/keyset.js';
+import type { Listing } from '../pagination.js';
 import { getSourceRow, saveSourceRow, toSourceView, type SourceRow } from './repo.js';
 import { SOURCE_DEFAULTS, type SourcePatch, type SourceUpsert, type SourceView, type rotateTokenSchema } from './schemas.js';
 import { encodeSettings, settingsOf, stripUndefined, withRateLimit } from './settings.js';
@@ -230,29 +231,15 @@ export class SourceService {
       where.push(`(instr(lower(source_id), lower(?)) > 0 OR instr(lower(display_name), lower(?)) > 0)`);
       args.push(q.query, q.query);
     }
-    const db = this.deps.db;
-    const filter = (extra: string[]) => ([...where, ...extra].length ? `WHERE ${[...where, ...extra].join(' AND ')}` : '');
-    return {
+    return keysetListing<SourceRow, SourceView>(this.deps.db, {
+      table: 'sources',
+      key: 'source_id',
+      scope: 'sources',
       order: 'asc',
-      count: () =>
-        db
-          .prepare(`SELECT COUNT(*) FROM sources ${filter([])}`)
-          .pluck()
-          .get(...args) as number,
-      fetchPage: (cursor, limit) => {
-        const extra: string[] = [];
-        const cargs: unknown[] = [];
-        if (cursor) {
-          const [after] = decodeCursor('sources', cursor, ['string']);
-          extra.push('source_id > ?');
-          cargs.push(after);
-        }
-        const rows = db
-          .prepare(`SELECT * FROM sources ${filter(extra)} ORDER BY source_id LIMIT ?`)
-          .all(...args, ...cargs, limit + 1) as SourceRow[];
-        return toPage(rows, limit, toSourceView, (r) => encodeCursor('sources', [r.source_id]));
-      },
-    };
+      where,
+      args,
+      view: toSourceView,
+    });
   }
 
   /**
