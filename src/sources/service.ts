@@ -1,5 +1,4 @@
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { recordAudit } from '../audit/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { releaseWithDerivations } from '../assets/repo.js';
@@ -11,6 +10,7 @@ import { SOURCE_DEFAULTS, type SourcePatch, type SourceUpsert, type SourceView, 
 import { encodeSettings, settingsOf, stripUndefined, withRateLimit } from './settings.js';
 import { fingerprintOf, generateToken, hashToken, tokenMatches } from './tokens.js';
 import { checkLeaseToken, getAgentRow, ownerOfSource } from '../capture/repo.js';
+import { uploadPathOf } from '../uploads/paths.js';
 import type { AuditEvent } from '../audit/repo.js';
 import type { z } from 'zod';
 
@@ -220,7 +220,7 @@ export class SourceService {
       });
       return { result: undefined, freed, erased: true };
     });
-    for (const id of uploadFiles) rmSync(join(this.deps.blobs.dataDir, 'uploads', id), { force: true });
+    for (const id of uploadFiles) rmSync(uploadPathOf(this.deps.blobs.dataDir, id), { force: true });
   }
 
   /** Lists sources by id with an optional substring filter over id and display name (the list convention's keyset pages). */
