@@ -63,7 +63,8 @@ export class SourceService {
         throw new AppError('conflict', `source "${existing.source_id}" is a ${existing.kind}; its kind cannot change`);
       }
       const { upload_token, source_id, kind, ...flat } = input;
-      const settings = withRateLimit(flat, existing ? settingsOf(existing).ingest_rate_limit : null);
+      const base = existing ? settingsOf(existing) : SOURCE_DEFAULTS;
+      const settings = withRateLimit(flat, base.ingest_rate_limit);
       let generated: string | undefined;
       let tokenHash = existing?.token_hash ?? null;
       let version = existing?.token_version ?? 0;
@@ -74,7 +75,6 @@ export class SourceService {
         tokenHash = hashToken(upload_token ?? generated!);
         version += 1;
       }
-      const base = existing ? settingsOf(existing) : SOURCE_DEFAULTS;
       const merged = { ...base, ...stripUndefined(settings) };
       const row = {
         source_id: source_id ?? newId('src'),
@@ -110,11 +110,12 @@ export class SourceService {
     return db.transaction(() => {
       const existing = this.require(sourceId);
       const { kind, upload_token: _token, ...flat } = patch;
-      const settings = withRateLimit(flat, settingsOf(existing).ingest_rate_limit);
+      const base = settingsOf(existing);
+      const settings = withRateLimit(flat, base.ingest_rate_limit);
       if (kind !== undefined && kind !== existing.kind) {
         throw new AppError('conflict', `source "${sourceId}" is a ${existing.kind}; its kind cannot change`);
       }
-      const merged = { ...settingsOf(existing), ...stripUndefined(settings) };
+      const merged = { ...base, ...stripUndefined(settings) };
       const t = now();
       saveSourceRow(db, { ...existing, ...encodeSettings(merged), updated_at_ms: t });
       this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'updated', status: merged.status });
