@@ -55,8 +55,8 @@ export function daemonJobs(
       // Text stored before the search index existed; once done each run is one empty read.
       name: 'search.backfill',
       intervalMs: 1_000,
-      run() {
-        const r = backfillSearchIndex(deps);
+      async run() {
+        const r = await backfillSearchIndex(deps);
         if (r.indexed) logger?.info(r, 'indexed earlier canonical text for search');
         return r;
       },

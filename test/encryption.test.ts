@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BlobStore } from '../src/assets/blob-store.js';
-import { decryptBuffer, encryptBuffer, CHUNK } from '../src/crypto/blob-cipher.js';
+import { BlobEncryptor, CHUNK, decryptBuffer, encryptBuffer } from '../src/crypto/blob-cipher.js';
 import { deriveKeys } from '../src/crypto/keys.js';
 import { runCli } from './helpers/child.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
@@ -92,6 +92,23 @@ describe('blob cipher', () => {
     // Dropping the last chunk leaves a file whose new last chunk was not sealed as last.
     expect(() => decryptBuffer(key, sealed.subarray(0, 16 + 2 * (CHUNK + 16)))).toThrow();
     expect(() => decryptBuffer(randomBytes(32), sealed)).toThrow();
+  });
+
+  it('seals the same plaintext whether it arrives in one push of many chunks or in odd-sized pieces', () => {
+    const key = randomBytes(32);
+    const plain = randomBytes(5 * CHUNK + 321);
+    const whole = new BlobEncryptor(key);
+    const once = Buffer.concat([whole.push(plain), whole.end()]);
+    const pieces = new BlobEncryptor(key);
+    const parts: Buffer[] = [];
+    for (let off = 0, step = 1; off < plain.length; off += step, step = (step * 7 + 13) % (2 * CHUNK + 1) || 1) {
+      parts.push(pieces.push(plain.subarray(off, off + step)));
+    }
+    parts.push(pieces.end());
+    const piecewise = Buffer.concat(parts);
+    expect(once.length).toBe(piecewise.length);
+    expect(decryptBuffer(key, once).equals(plain)).toBe(true);
+    expect(decryptBuffer(key, piecewise).equals(plain)).toBe(true);
   });
 });
 

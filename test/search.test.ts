@@ -1,8 +1,13 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservationView } from '../src/observations/schemas.js';
+import { backfillSearchIndex } from '../src/search/backfill.js';
 import type { SearchHit } from '../src/search/schemas.js';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
 import { content, eventually, upload } from './helpers/derivations.js';
@@ -244,15 +249,35 @@ describe('text stored before the index existed', () => {
     db.exec(`DELETE FROM search_documents`);
     expect((await d.req(`/v1/observations/${gone.observation_id}`, { method: 'DELETE' })).status).toBe(204);
     expect(await search(d, q('pangolin'))).toEqual([]);
-    const { backfillSearchIndex } = await import('../src/search/backfill.js');
-    // From here to the last step, no await: the daemon's own backfill job must not run in between.
+    // The daemon's own backfill job must not run in between the steps below.
+    await d.daemon.jobs.stop();
     db.exec(`INSERT INTO search_backfill (id, after_observation_id) VALUES (1, '')`);
-    expect(backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 3, done: false });
-    expect(backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 2, done: false });
-    expect(backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 0, done: true });
-    expect(backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 0, done: true });
+    expect(await backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 3, done: false });
+    expect(await backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 2, done: false });
+    expect(await backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 0, done: true });
+    expect(await backfillSearchIndex(d.daemon.deps, 3)).toEqual({ indexed: 0, done: true });
     expect(new Set(ids(await search(d, q('pangolin'))))).toEqual(new Set(kept.map((o) => o.observation_id)));
     expect(db.prepare(`SELECT count(*) FROM search_backfill`).pluck().get()).toBe(0);
+  });
+
+  it('is indexed by its real words in an encrypted store, where the blobs hold ciphertext', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'observd-search-enc-'));
+    try {
+      const keyFile = join(scratch, 'key');
+      writeFileSync(keyFile, randomBytes(32));
+      d = await startDaemon({ encryption: { key_file: keyFile } });
+      const t = await createSource(d, { source_id: 'sealed', display_name: 'S', kind: 'screen_snapshot' });
+      const o = await put(d, 'sealed', t, 'encrypted narwhal ledger');
+      const db = d.daemon.services.db;
+      await d.daemon.jobs.stop();
+      db.exec(`DELETE FROM search_documents`);
+      db.exec(`INSERT INTO search_backfill (id, after_observation_id) VALUES (1, '')`);
+      expect(await search(d, q('narwhal'))).toEqual([]);
+      expect(await backfillSearchIndex(d.daemon.deps)).toEqual({ indexed: 1, done: true });
+      expect(ids(await search(d, q('narwhal ledger')))).toEqual([o.observation_id]);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });
 

@@ -102,9 +102,9 @@ export function releaseWithDerivations(db: Db, observationIds: Iterable<string>,
  */
 export function isDerivedFromSensitive(db: Db, assetId: string): boolean {
   return (
-    db
-      .prepare(
-        `WITH RECURSIVE lineage(id) AS (
+    stmt(
+      db,
+      `WITH RECURSIVE lineage(id) AS (
            SELECT ? UNION SELECT d.subject_asset_id FROM derivations d JOIN lineage l ON d.result_asset_id = l.id
          )
          SELECT 1 FROM lineage l JOIN observations o ON o.asset_id = l.id OR o.canonical_text_asset_id = l.id
@@ -113,8 +113,7 @@ export function isDerivedFromSensitive(db: Db, assetId: string): boolean {
          SELECT 1 FROM lineage l JOIN session_inputs si ON si.text_asset_id = l.id JOIN runs r ON r.run_id = si.run_id
          WHERE r.sensitivity = 'sensitive'
          LIMIT 1`,
-      )
-      .get(assetId) !== undefined
+    ).get(assetId) !== undefined
   );
 }
 

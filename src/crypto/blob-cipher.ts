@@ -66,12 +66,16 @@ export class BlobEncryptor {
     this.pending.push(plain);
     this.pendingLen += plain.length;
     // A full chunk is sealed only once more bytes follow it: the last chunk carries the flag.
-    while (this.pendingLen > CHUNK) {
-      const all = Buffer.concat(this.pending);
-      out.push(seal(this.key, this.nonce, this.index++, false, all.subarray(0, CHUNK)));
-      this.pending = [all.subarray(CHUNK)];
-      this.pendingLen = all.length - CHUNK;
+    if (this.pendingLen <= CHUNK) return Buffer.concat(out);
+    // Joined once and walked, not re-joined per chunk: a large push stays linear.
+    const all = Buffer.concat(this.pending);
+    let off = 0;
+    while (all.length - off > CHUNK) {
+      out.push(seal(this.key, this.nonce, this.index++, false, all.subarray(off, off + CHUNK)));
+      off += CHUNK;
     }
+    this.pending = [all.subarray(off)];
+    this.pendingLen = all.length - off;
     return Buffer.concat(out);
   }
 

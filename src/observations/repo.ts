@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { stmt, type Db } from '../db/open.js';
 import { readOffLoop, type ReadJob } from '../db/read-pool.js';
 import { decodeCursor, encodeCursor, toPage, type JsonPage, type Listing } from '../pagination.js';
+import { sha256Hex } from './fingerprint.js';
 import type { ObservationFilter, ObservationView } from './schemas.js';
 
 /** An observation row as stored. */
@@ -17,7 +17,7 @@ export function getObservationRow(db: Db, id: string): ObservationRow | undefine
 
 /** How an erased observation's idempotency key is kept: its hash, so a retried upload is still answered as a replay. */
 export function erasedKey(key: string): string {
-  return `erased:${createHash('sha256').update(key).digest('hex')}`;
+  return `erased:${sha256Hex(key)}`;
 }
 
 /**

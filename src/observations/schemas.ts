@@ -114,7 +114,7 @@ export interface UploadFields {
 }
 
 /** A time bound in a query string: plain decimal digits only (`z.coerce` would take "", "0x10", "1e3"). */
-const msQueryParam = z
+export const msQueryParam = z
   .string()
   .regex(/^-?\d{1,16}$/, 'must be an integer number of milliseconds')
   .transform(Number);

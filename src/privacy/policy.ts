@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import type { Db } from '../db/open.js';
+import { type Db, stmt } from '../db/open.js';
 import { REDACTION_TYPES, type RedactionType } from './types.js';
 
 /** The PII detectors for a source's canonical text: its own `redact` list, or the config's `privacy.redact` when unset. */
@@ -14,11 +14,11 @@ export function redactionFor(config: Config, source: { redact: string | null } |
  * sources, so the strictest wins), or the config default when no observation holds it.
  */
 export function redactionForAsset(db: Db, config: Config, assetId: string): RedactionType[] {
-  const rows = db
-    .prepare(
-      `SELECT DISTINCT s.redact FROM observations o JOIN sources s ON s.source_id = o.source_id
-       WHERE o.asset_id = ? OR o.canonical_text_asset_id = ?`,
-    )
+  const rows = stmt(
+    db,
+    `SELECT DISTINCT s.redact FROM observations o JOIN sources s ON s.source_id = o.source_id
+     WHERE o.asset_id = ? OR o.canonical_text_asset_id = ?`,
+  )
     .pluck()
     .all(assetId, assetId) as Array<string | null>;
   if (rows.length === 0) return normalize(config.privacy.redact);
@@ -32,9 +32,9 @@ function normalize(types: readonly RedactionType[]): RedactionType[] {
 
 /** The detectors for an observation's canonical text (its source's setting); the config default if it is gone. */
 export function redactionForObservation(db: Db, config: Config, observationId: string): RedactionType[] {
-  const source = db
-    .prepare(`SELECT s.redact FROM observations o JOIN sources s ON s.source_id = o.source_id WHERE o.observation_id = ?`)
-    .get(observationId) as { redact: string | null } | undefined;
+  const source = stmt(db, `SELECT s.redact FROM observations o JOIN sources s ON s.source_id = o.source_id WHERE o.observation_id = ?`).get(
+    observationId,
+  ) as { redact: string | null } | undefined;
   return redactionFor(config, source);
 }
 

@@ -1,13 +1,7 @@
 import { z } from 'zod';
 import { sourceIdSchema, streamIdSchema } from '../ids.js';
-import { observationViewSchema, processingStatusFilterSchema } from '../observations/schemas.js';
+import { msQueryParam, observationViewSchema, processingStatusFilterSchema } from '../observations/schemas.js';
 import { SOURCE_KINDS } from '../sources/schemas.js';
-
-/** A time bound in a query string: plain decimal digits only. */
-const msParam = z
-  .string()
-  .regex(/^-?\d{1,16}$/, 'must be an integer number of milliseconds')
-  .transform(Number);
 
 /** Top-level metadata keys a `metadata.<key>=value` filter may name. */
 export const METADATA_KEY = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -21,8 +15,8 @@ export const searchFilterSchema = z
     source_id: sourceIdSchema.optional(),
     stream_id: streamIdSchema.optional(),
     kind: z.enum(SOURCE_KINDS).optional(),
-    after_ms: msParam.optional(),
-    before_ms: msParam.optional(),
+    after_ms: msQueryParam.optional(),
+    before_ms: msQueryParam.optional(),
     /** Any of these processing statuses (comma-separated or repeated), as on the observation listing. */
     processing_status: processingStatusFilterSchema.optional(),
     /** Equality on top-level metadata keys: `{window: "editor"}` from `metadata.window=editor`. */

@@ -177,7 +177,7 @@ export function externalProcessingDeniedBy(db: Db, assetId: string): string | un
   return stmt(
     db,
     `SELECT s.source_id FROM sources s
-     WHERE COALESCE(s.allow_external_processing, CASE WHEN s.sensitivity IN ('sensitive', 'restricted') THEN 0 ELSE 1 END) = 0
+     WHERE COALESCE(s.allow_external_processing, CASE WHEN s.sensitivity = 'sensitive' THEN 0 ELSE 1 END) = 0
        AND s.source_id IN (
          SELECT source_id FROM observations WHERE asset_id = ? AND blobs_held = 1
          UNION ALL

@@ -175,9 +175,12 @@ export const sourceViewSchema = z.object({
 });
 export type SourceView = z.output<typeof sourceViewSchema>;
 
-/** True for the sensitivities whose data stays on the machine unless the source allows otherwise. */
+/**
+ * True for the sensitivity whose data stays on the machine unless the source allows otherwise.
+ * ('restricted' is only an input alias: migration 008 rewrote every stored one to 'sensitive'.)
+ */
 export function isSensitive(s: string): boolean {
-  return s === 'sensitive' || s === 'restricted';
+  return s === 'sensitive';
 }
 
 /** The admin-settable part of a source (`allow_external_processing` as set: null follows the sensitivity). */

@@ -1,15 +1,16 @@
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { recordAudit } from '../audit/repo.js';
 import { commitThenErase, type Deps } from '../deps.js';
 import { releaseWithDerivations } from '../assets/repo.js';
 import { AppError, notFound } from '../errors.js';
-import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
+import { keysetListing } from '../db/keyset.js';
+import type { Listing } from '../pagination.js';
 import { getSourceRow, saveSourceRow, toSourceView, type SourceRow } from './repo.js';
 import { SOURCE_DEFAULTS, type SourcePatch, type SourceUpsert, type SourceView, type rotateTokenSchema } from './schemas.js';
 import { encodeSettings, settingsOf, stripUndefined, withRateLimit } from './settings.js';
 import { fingerprintOf, generateToken, hashToken, tokenMatches } from './tokens.js';
 import { checkLeaseToken, getAgentRow, ownerOfSource } from '../capture/repo.js';
+import { uploadPathOf } from '../uploads/paths.js';
 import type { AuditEvent } from '../audit/repo.js';
 import type { z } from 'zod';
 
@@ -62,7 +63,8 @@ export class SourceService {
         throw new AppError('conflict', `source "${existing.source_id}" is a ${existing.kind}; its kind cannot change`);
       }
       const { upload_token, source_id, kind, ...flat } = input;
-      const settings = withRateLimit(flat, existing ? settingsOf(existing).ingest_rate_limit : null);
+      const base = existing ? settingsOf(existing) : SOURCE_DEFAULTS;
+      const settings = withRateLimit(flat, base.ingest_rate_limit);
       let generated: string | undefined;
       let tokenHash = existing?.token_hash ?? null;
       let version = existing?.token_version ?? 0;
@@ -73,7 +75,6 @@ export class SourceService {
         tokenHash = hashToken(upload_token ?? generated!);
         version += 1;
       }
-      const base = existing ? settingsOf(existing) : SOURCE_DEFAULTS;
       const merged = { ...base, ...stripUndefined(settings) };
       const row = {
         source_id: source_id ?? newId('src'),
@@ -109,11 +110,12 @@ export class SourceService {
     return db.transaction(() => {
       const existing = this.require(sourceId);
       const { kind, upload_token: _token, ...flat } = patch;
-      const settings = withRateLimit(flat, settingsOf(existing).ingest_rate_limit);
+      const base = settingsOf(existing);
+      const settings = withRateLimit(flat, base.ingest_rate_limit);
       if (kind !== undefined && kind !== existing.kind) {
         throw new AppError('conflict', `source "${sourceId}" is a ${existing.kind}; its kind cannot change`);
       }
-      const merged = { ...settingsOf(existing), ...stripUndefined(settings) };
+      const merged = { ...base, ...stripUndefined(settings) };
       const t = now();
       saveSourceRow(db, { ...existing, ...encodeSettings(merged), updated_at_ms: t });
       this.deps.events.append('source.updated', sourceId, { source_id: sourceId, change: 'updated', status: merged.status });
@@ -219,7 +221,7 @@ export class SourceService {
       });
       return { result: undefined, freed, erased: true };
     });
-    for (const id of uploadFiles) rmSync(join(this.deps.blobs.dataDir, 'uploads', id), { force: true });
+    for (const id of uploadFiles) rmSync(uploadPathOf(this.deps.blobs.dataDir, id), { force: true });
   }
 
   /** Lists sources by id with an optional substring filter over id and display name (the list convention's keyset pages). */
@@ -230,29 +232,15 @@ export class SourceService {
       where.push(`(instr(lower(source_id), lower(?)) > 0 OR instr(lower(display_name), lower(?)) > 0)`);
       args.push(q.query, q.query);
     }
-    const db = this.deps.db;
-    const filter = (extra: string[]) => ([...where, ...extra].length ? `WHERE ${[...where, ...extra].join(' AND ')}` : '');
-    return {
+    return keysetListing<SourceRow, SourceView>(this.deps.db, {
+      table: 'sources',
+      key: 'source_id',
+      scope: 'sources',
       order: 'asc',
-      count: () =>
-        db
-          .prepare(`SELECT COUNT(*) FROM sources ${filter([])}`)
-          .pluck()
-          .get(...args) as number,
-      fetchPage: (cursor, limit) => {
-        const extra: string[] = [];
-        const cargs: unknown[] = [];
-        if (cursor) {
-          const [after] = decodeCursor('sources', cursor, ['string']);
-          extra.push('source_id > ?');
-          cargs.push(after);
-        }
-        const rows = db
-          .prepare(`SELECT * FROM sources ${filter(extra)} ORDER BY source_id LIMIT ?`)
-          .all(...args, ...cargs, limit + 1) as SourceRow[];
-        return toPage(rows, limit, toSourceView, (r) => encodeCursor('sources', [r.source_id]));
-      },
-    };
+      where,
+      args,
+      view: toSourceView,
+    });
   }
 
   /**

@@ -20,6 +20,7 @@ import {
   receivedIds,
   type UploadRow,
 } from './repo.js';
+import { uploadPathOf, uploadsDirOf } from './paths.js';
 import { signUpload, verifyUpload, type SignedUploadClaims } from './signing.js';
 
 /** Tombstones of used or expired uploads are kept this long past their expiry. */
@@ -66,7 +67,7 @@ export class SignedUploadService {
     private observations: ObservationService,
     private key: Buffer,
   ) {
-    this.dir = join(deps.blobs.dataDir, 'uploads');
+    this.dir = uploadsDirOf(deps.blobs.dataDir);
     mkdirSync(this.dir, { recursive: true });
   }
 
@@ -261,6 +262,6 @@ export class SignedUploadService {
   }
 
   private pathOf(uploadId: string): string {
-    return join(this.dir, uploadId);
+    return uploadPathOf(this.deps.blobs.dataDir, uploadId);
   }
 }
