@@ -229,6 +229,19 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     await page.locator(`.observation[data-id="${seeded[0]}"]`).waitFor();
   }, 60_000);
 
+  it("shows marker-like text of a snippet literally: only the daemon's «…» marks a match", async () => {
+    const token = await createStandardSource(d, { source_id: 'ocr-notes', display_name: 'OCR notes', kind: 'screen_snapshot' });
+    await upload(d, 'ocr-notes', token, makePng(8, 8, 71), 'ocr-1', 'image/png', {
+      captured_at_ms: T0,
+      canonical_text: 'ledger [[draft]] and <b>bold</b> notes',
+    });
+    await open(page, d, '#/search?q=ledger');
+    const snippet = page.locator('.hit .snippet').first();
+    await snippet.waitFor();
+    expect(await snippet.textContent()).toBe('ledger [[draft]] and <b>bold</b> notes');
+    expect(await snippet.locator('mark').allTextContents()).toEqual(['ledger']);
+  }, 60_000);
+
   it("shows each source's capture agent health (or that agents are not available)", async () => {
     const probe = await d.req('/v1/capture-agents');
     await probe.arrayBuffer();
