@@ -210,16 +210,10 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     await screenshot(page, 'run', true);
   }, 60_000);
 
-  it('searches and opens a hit (or says search is not available)', async () => {
-    const probe = await d.req('/v1/search?q=revenue');
-    await probe.arrayBuffer();
+  it('searches and opens a hit', async () => {
     await open(page, d, '#/search');
     await page.getByLabel('search words').fill('revenue');
     await page.getByRole('button', { name: 'Search' }).click();
-    if (probe.status === 404) {
-      await page.getByTestId('search-unavailable').waitFor();
-      return;
-    }
     const hit = page.locator('.hit').first();
     await hit.waitFor();
     expect(await hit.getAttribute('data-id')).toBe(seeded[0]);
@@ -242,14 +236,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web console (loopback-open daemon)', () 
     expect(await snippet.locator('mark').allTextContents()).toEqual(['ledger']);
   }, 60_000);
 
-  it("shows each source's capture agent health (or that agents are not available)", async () => {
-    const probe = await d.req('/v1/capture-agents');
-    await probe.arrayBuffer();
-    if (probe.status === 404) {
-      await open(page, d, '#/sources');
-      await expect.poll(() => page.locator('article[data-source="screen-main"]').textContent()).toContain('Agentn/a');
-      return;
-    }
+  it("shows each source's capture agent health", async () => {
     const prov = await d.req('/v1/capture-agent-provisions', {
       method: 'POST',
       json: provisionBody('console-fleet', ['desk-mac'], { daemon_base_url: d.url }),

@@ -61,11 +61,6 @@ export function ErrorBox({ error, retry }) {
   </div>`;
 }
 
-/** A 404 of a route this daemon does not have yet (an older build). */
-export function notAvailable(error) {
-  return error?.status === 404 && /no route/i.test(error.message || '');
-}
-
 export const fmtTime = (ms) => (ms === null || ms === undefined ? '—' : new Date(ms).toLocaleString());
 export const fmtAgo = (ms, now = Date.now()) => {
   if (ms === null || ms === undefined) return 'never';

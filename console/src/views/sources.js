@@ -2,7 +2,7 @@
 // agent's health; create (token shown once), pause/resume/disable, rotate, revoke, delete.
 import { useEffect, useState } from 'preact/hooks';
 import { api, listPage, pageOf } from '../api.js';
-import { Bar, ErrorBox, Loading, TypedConfirm, fmtAgo, fmtBytes, fmtTime, html, link, notAvailable, useAction, useAsync } from '../ui.js';
+import { Bar, ErrorBox, Loading, TypedConfirm, fmtAgo, fmtBytes, fmtTime, html, link, useAction, useAsync } from '../ui.js';
 
 const KINDS = ['screen_snapshot', 'webcam_snapshot', 'microphone_segment'];
 
@@ -17,18 +17,13 @@ async function listAll(path, params, signal) {
   return items;
 }
 
-/** Capture agents and alerts, or `{unavailable: true}` on a daemon without them. */
+/** Capture agents and alerts. */
 async function loadAgents(signal) {
-  try {
-    // Kheish answers these as bare arrays, never paged.
-    const [agents, alerts] = await Promise.all(
-      ['/v1/capture-agents', '/v1/capture-alerts'].map((p) => api('GET', p, undefined, signal).then((b) => pageOf(b).items)),
-    );
-    return { agents, alerts };
-  } catch (err) {
-    if (notAvailable(err)) return { unavailable: true };
-    throw err;
-  }
+  // Kheish answers these as bare arrays, never paged.
+  const [agents, alerts] = await Promise.all(
+    ['/v1/capture-agents', '/v1/capture-alerts'].map((p) => api('GET', p, undefined, signal).then((b) => pageOf(b).items)),
+  );
+  return { agents, alerts };
 }
 
 /** A token shown once: copy button and the warning that it cannot be shown again. */
@@ -153,7 +148,6 @@ function SourceActions({ source, onChanged, onToken }) {
 
 function AgentHealth({ agents, sourceId }) {
   if (!agents) return html`<span class="muted">…</span>`;
-  if (agents.unavailable) return html`<span class="muted" title="capture agents are not available on this daemon">n/a</span>`;
   const mine = agents.agents.filter((a) => (a.source_ids || []).includes(sourceId));
   if (!mine.length) return html`<span class="muted">no agent</span>`;
   return mine.map((a) => {
