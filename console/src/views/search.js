@@ -1,10 +1,11 @@
 // Search: the full-text search API with its filters; hits as thumbnails with the matched words
 // marked, linking to the observation.
 import { useEffect, useState } from 'preact/hooks';
+import { SOURCE_KINDS } from '../../../src/sources/kinds.ts';
 import { listPage } from '../api.js';
 import { ErrorBox, Loading, Snippet, Thumb, fmtTime, html, link, useAsync } from '../ui.js';
 
-const KINDS = ['', 'screen_snapshot', 'webcam_snapshot', 'microphone_segment'];
+const KINDS = ['', ...SOURCE_KINDS];
 const toMs = (v) => (v ? String(new Date(v).getTime()) : '');
 
 export function SearchView({ role, params }) {

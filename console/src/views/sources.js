@@ -1,10 +1,9 @@
 // Sources: every source with its live counters against its quotas, its token and its capture
 // agent's health; create (token shown once), pause/resume/disable, rotate, revoke, delete.
 import { useEffect, useState } from 'preact/hooks';
+import { SOURCE_KINDS } from '../../../src/sources/kinds.ts';
 import { api, listPage, pageOf } from '../api.js';
 import { Bar, ErrorBox, Loading, TypedConfirm, fmtAgo, fmtBytes, fmtTime, html, link, useAction, useAsync } from '../ui.js';
-
-const KINDS = ['screen_snapshot', 'webcam_snapshot', 'microphone_segment'];
 
 async function listAll(path, params, signal) {
   const items = [];
@@ -69,7 +68,7 @@ function CreateSource({ onCreated }) {
     <div class="grid-form">
       <label>Source id <input name="source_id" placeholder="generated when empty" value=${form.source_id} onInput=${set('source_id')} /></label>
       <label>Display name <input name="display_name" required value=${form.display_name} onInput=${set('display_name')} /></label>
-      <label>Kind <select name="kind" value=${form.kind} onChange=${set('kind')}>${KINDS.map((k) => html`<option value=${k}>${k}</option>`)}</select></label>
+      <label>Kind <select name="kind" value=${form.kind} onChange=${set('kind')}>${SOURCE_KINDS.map((k) => html`<option value=${k}>${k}</option>`)}</select></label>
       <label>Sensitivity <select name="sensitivity" value=${form.sensitivity} onChange=${set('sensitivity')}>
         <option value="sensitive">sensitive (raw media for admins only)</option>
         <option value="standard">standard</option>
