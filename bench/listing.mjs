@@ -200,7 +200,12 @@ let d;
 let seeded;
 if (reuse) {
   console.error(`listing: reusing the store in ${dataDir}`);
-  seeded = { reused: true };
+  const db = new Database(join(dataDir, 'observd.db'), { readonly: true });
+  const rows = db.prepare('SELECT count(*) FROM observations').pluck().get();
+  db.close();
+  const bytes = dbFileBytes(dataDir);
+  seeded = { reused: true, db_bytes: bytes, db_bytes_per_observation: rows ? Math.round(bytes / rows) : null };
+  console.error(`listing: ${rows} observations, ${seeded.db_bytes_per_observation} B/observation`);
 } else {
   console.error(`listing: creating ${SOURCES} sources in ${dataDir}`);
   d = await startDaemon(dataDir);
@@ -208,13 +213,13 @@ if (reuse) {
   await d.stop();
   console.error(`listing: seeding ${ROWS} observations`);
   seeded = seed();
+  console.error(`listing: seeded in ${seeded.seed_seconds}s, ${seeded.db_bytes_per_observation} B/observation`);
 }
-console.error(`listing: seeded in ${seeded.seed_seconds}s, ${seeded.db_bytes_per_observation} B/observation`);
 
 const t0 = performance.now();
 const configArgs = [];
 if (READ_WORKERS !== undefined) {
-  const file = join(mkdtempSync(join(tmpdir(), 'observd-bench-listing-config-')), 'config.toml');
+  const file = join(dataDir, 'config.toml');
   writeFileSync(file, `[server]\nread_workers = ${READ_WORKERS === 'auto' ? '"auto"' : Number(READ_WORKERS)}\n`);
   configArgs.push('--config', file);
 }
