@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCanvas } from '@napi-rs/canvas';
-import { createSource, flag, numArg, percentiles, round, row, saveResults, startDaemon, uploadPhase } from './lib.mjs';
+import { createSource, flag, mergePhases, numArg, round, row, saveResults, startDaemon, uploadPhase } from './lib.mjs';
 import { jsonBodies, pngOfSize } from './payload.mjs';
 
 const QUICK = flag('quick');
@@ -49,11 +49,7 @@ async function ingest(bytes) {
   }
   for (const s of Object.values(servers)) await s.stop();
   const out = { payload_bytes: bytes, uploaders: UPLOADERS };
-  for (const name of ['plain', 'encrypted']) {
-    const ok = phases[name].reduce((n, p) => n + p.ok, 0);
-    const secs = phases[name].reduce((n, p) => n + p.seconds, 0);
-    out[name] = { ok, ok_rps: round(ok / secs), ...percentiles(phases[name].flatMap((p) => p.latencies)) };
-  }
+  for (const name of ['plain', 'encrypted']) out[name] = mergePhases(phases[name]);
   out.throughput_ratio = round(out.encrypted.ok_rps / out.plain.ok_rps, 3);
   return out;
 }

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSource, flag, numArg, percentiles, round, row, saveResults, startDaemon, uploadPhase } from './lib.mjs';
+import { createSource, flag, mergePhases, numArg, round, row, saveResults, startDaemon, uploadPhase } from './lib.mjs';
 import { jsonBodies, pngOfSize } from './payload.mjs';
 
 const QUICK = flag('quick');
@@ -32,11 +32,7 @@ try {
   }
   await d.stop();
   const out = { quick: QUICK, uploaders: UPLOADERS, payload_bytes: 64 * 1024 };
-  for (const name of ['keep', 'evict']) {
-    const ok = phases[name].reduce((n, p) => n + p.ok, 0);
-    const secs = phases[name].reduce((n, p) => n + p.seconds, 0);
-    out[name] = { ok, ok_rps: round(ok / secs), ...percentiles(phases[name].flatMap((p) => p.latencies)) };
-  }
+  for (const name of ['keep', 'evict']) out[name] = mergePhases(phases[name]);
   out.throughput_ratio = round(out.evict.ok_rps / out.keep.ok_rps, 3);
   out.summary = [
     row('erasure: 64 KiB uploads that each evict and erase one (baseline: no eviction)', out.evict.ok_rps, 'req/s', {

@@ -5,25 +5,24 @@
 // Each server is warmed up first; the full run alternates baseline, observd, observd, baseline
 // (half the time each) so a noisy neighbour on a shared machine hits both alike.
 //   node bench/ingest.mjs [--quick] [--uploaders 32] [--seconds 8] [--scenarios 64k_json,1k_json]
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import {
-  agent,
   arg,
-  cpuTimesOf,
   createSource,
+  dbFileBytes,
   flag,
-  load,
+  mergePhases,
   numArg,
-  percentiles,
   round,
   row,
   rssOf,
   saveResults,
   startBaseline,
   startDaemon,
+  uploadPhase,
 } from './lib.mjs';
 import { jsonBodies, multipartBodies, pngOfSize } from './payload.mjs';
 
@@ -45,37 +44,14 @@ const SCENARIOS = [
 const only = arg('scenarios')?.split(',');
 const chosen = SCENARIOS.filter((s) => !only || only.includes(s.name));
 
-let seq = 0;
-
 /** Runs `seconds` of closed-loop uploads against one server, keeping raw latencies for merging. */
-async function phase(server, bodies, seconds, headers) {
-  const ag = agent(UPLOADERS);
-  const cpu0 = cpuTimesOf(server.pid);
-  const latencies = [];
-  const r = await load({
-    workers: UPLOADERS,
-    durationMs: seconds * 1000,
-    make: (_i, w) => {
-      const body = bodies.next(w, ++seq);
-      return {
-        url: `${server.url}/v1/observation-sources/${SOURCE}/observations`,
-        method: 'POST',
-        agent: ag,
-        headers: { ...headers, 'content-type': bodies.contentType, 'content-length': body.length },
-        body,
-      };
-    },
-    keepLatencies: latencies,
-  });
-  ag.destroy();
-  const cpu1 = cpuTimesOf(server.pid);
-  return { ...r, latencies, cpu_seconds: cpu1.user - cpu0.user + cpu1.system - cpu0.system, sys_seconds: cpu1.system - cpu0.system };
-}
+const phase = (server, bodies, seconds) =>
+  uploadPhase({ url: server.url, sourceId: SOURCE, token: TOKEN, bodies, workers: UPLOADERS, seconds, pid: server.pid });
 
 /** Merges phases of one server into one figure set (throughput over the summed time). */
 function merge(phases) {
+  const { ok, ok_rps, ...latency } = mergePhases(phases);
   const requests = phases.reduce((n, p) => n + p.requests, 0);
-  const ok = phases.reduce((n, p) => n + p.ok, 0);
   const seconds = phases.reduce((n, p) => n + p.seconds, 0);
   const cpu = phases.reduce((n, p) => n + p.cpu_seconds, 0);
   const sys = phases.reduce((n, p) => n + p.sys_seconds, 0);
@@ -86,9 +62,9 @@ function merge(phases) {
     requests,
     ok,
     seconds: round(seconds),
-    ok_rps: round(ok / seconds),
+    ok_rps,
     mib_per_s: null,
-    ...percentiles(phases.flatMap((p) => p.latencies)),
+    ...latency,
     statuses,
     // CPU (user + system) the server spent per request, and the system part of it.
     server_cpu_ms_per_request: requests ? round((cpu * 1000) / requests) : null,
@@ -100,19 +76,11 @@ function merge(phases) {
 
 /** observd's database bytes per stored observation (main file + WAL after a checkpoint), audit and outbox rows included. */
 function dbBytesPerObservation(dataDir) {
-  const file = join(dataDir, 'observd.db');
-  const db = new Database(file);
+  const db = new Database(join(dataDir, 'observd.db'));
   db.pragma('wal_checkpoint(TRUNCATE)');
   const rows = db.prepare('SELECT count(*) FROM observations').pluck().get();
   db.close();
-  const size = (f) => {
-    try {
-      return statSync(f).size;
-    } catch {
-      return 0;
-    }
-  };
-  return rows ? Math.round((size(file) + size(`${file}-wal`)) / rows) : null;
+  return rows ? Math.round(dbFileBytes(dataDir) / rows) : null;
 }
 
 async function scenario(s) {
@@ -122,19 +90,18 @@ async function scenario(s) {
   const dataDir = mkdtempSync(join(tmpdir(), 'observd-bench-ingest-'));
   const servers = { baseline: await startBaseline(baseDir), observd: await startDaemon(dataDir) };
   await createSource(servers.observd.url, SOURCE, TOKEN);
-  const headers = { authorization: `Bearer ${TOKEN}` };
   const clientCpu0 = process.cpuUsage();
   const clientT0 = performance.now();
   for (const name of ['baseline', 'observd']) {
     console.error(`ingest ${s.name}: warming up ${name}`);
-    await phase(servers[name], bodies, WARMUP_SECONDS, headers);
+    await phase(servers[name], bodies, WARMUP_SECONDS);
   }
   const order = QUICK ? ['baseline', 'observd'] : ['baseline', 'observd', 'observd', 'baseline'];
   const each = QUICK ? SECONDS : SECONDS / 2;
   const phases = { baseline: [], observd: [] };
   for (const name of order) {
     console.error(`ingest ${s.name}: ${name} for ${each}s`);
-    phases[name].push(await phase(servers[name], bodies, each, headers));
+    phases[name].push(await phase(servers[name], bodies, each));
   }
   const clientCpu = process.cpuUsage(clientCpu0);
   const clientSeconds = (performance.now() - clientT0) / 1000;

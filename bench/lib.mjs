@@ -1,9 +1,10 @@
 // Shared benchmark plumbing: a real observd child process, a closed-loop HTTP load generator,
 // percentiles and the results file. Benchmarks are not tests: they print figures, never assert.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -162,6 +163,16 @@ export function cpuTimesOf(pid) {
   return { user: Number(f[11]) / CLK_TCK, system: Number(f[12]) / CLK_TCK };
 }
 
+/**
+ * Runs `run()` (a `load` result) and adds the process's CPU time per request (user + system,
+ * every thread) as `server_cpu_ms_per_request`.
+ */
+export async function withServerCpu(pid, run) {
+  const cpu0 = cpuSecondsOf(pid);
+  const r = await run();
+  return { ...r, server_cpu_ms_per_request: round(((cpuSecondsOf(pid) - cpu0) * 1000) / r.requests) };
+}
+
 /** Clock ticks per second (`getconf CLK_TCK`; 100 on every common Linux). */
 export const CLK_TCK = (() => {
   try {
@@ -200,10 +211,12 @@ export async function createSource(url, sourceId, token, extra = {}) {
 let uploadSeq = 0;
 /**
  * `seconds` of closed-loop uploads by `workers` connections to one source, bodies from
- * `bodies.next(worker, seq)` (bench/payload.mjs); keeps every latency.
+ * `bodies.next(worker, seq)` (bench/payload.mjs): `load`'s figures with every latency kept
+ * and, given the server's `pid`, its CPU seconds (`cpu_seconds`, of which `sys_seconds` system).
  */
-export async function uploadPhase({ url, sourceId, token, bodies, workers, seconds }) {
+export async function uploadPhase({ url, sourceId, token, bodies, workers, seconds, pid }) {
   const ag = agent(workers);
+  const cpu0 = pid === undefined ? null : cpuTimesOf(pid);
   const latencies = [];
   const r = await load({
     workers,
@@ -221,7 +234,16 @@ export async function uploadPhase({ url, sourceId, token, bodies, workers, secon
     keepLatencies: latencies,
   });
   ag.destroy();
-  return { ok: r.ok, seconds: r.seconds, latencies, statuses: r.statuses };
+  if (!cpu0) return { ...r, latencies };
+  const cpu1 = cpuTimesOf(pid);
+  return { ...r, latencies, cpu_seconds: cpu1.user - cpu0.user + cpu1.system - cpu0.system, sys_seconds: cpu1.system - cpu0.system };
+}
+
+/** Phases of one server merged: ok requests, throughput over their summed time, percentiles of every latency. */
+export function mergePhases(phases) {
+  const ok = phases.reduce((n, p) => n + p.ok, 0);
+  const seconds = phases.reduce((n, p) => n + p.seconds, 0);
+  return { ok, ok_rps: round(ok / seconds), ...percentiles(phases.flatMap((p) => p.latencies)) };
 }
 
 /** A one-line summary row for bench/run.mjs's table; `met` only when a target is given. */
@@ -238,11 +260,48 @@ export function row(metric, value, unit, { baseline, ratio, target, met, note } 
   };
 }
 
+/**
+ * Memory of a process from /proc/<pid>/status (Linux), in MiB: RSS, peak RSS, and RSS split into
+ * anonymous memory (the heap, buffers) and file pages (SQLite's mmap of the database).
+ */
+export function memoryOf(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const get = (k) => round(Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024);
+  return { rss_mib: get('VmRSS'), peak_rss_mib: get('VmHWM'), rss_anon_mib: get('RssAnon'), rss_file_mib: get('RssFile') };
+}
+
 /** Peak and current RSS of a process, in MiB, from /proc (Linux). */
 export function rssOf(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const get = (k) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
-  return { rss_mib: round(get('VmRSS')), peak_rss_mib: round(get('VmHWM')) };
+  const { rss_mib, peak_rss_mib } = memoryOf(pid);
+  return { rss_mib, peak_rss_mib };
+}
+
+/** Bytes of observd's database in `dataDir` (main file plus WAL; a missing file counts 0). */
+export function dbFileBytes(dataDir) {
+  const size = (f) => {
+    try {
+      return statSync(join(dataDir, f)).size;
+    } catch {
+      return 0;
+    }
+  };
+  return size('observd.db') + size('observd.db-wal');
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+/** A ULID-shaped id for seeding: 10 characters of time `ms`, then 16 of `n` (unique per row). */
+export function ulidAt(ms, n) {
+  let t = '';
+  for (let i = 0; i < 10; i++) {
+    t = CROCKFORD[ms % 32] + t;
+    ms = Math.floor(ms / 32);
+  }
+  let r = '';
+  for (let i = 0; i < 16; i++) {
+    r = CROCKFORD[n % 32] + r;
+    n = Math.floor(n / 32);
+  }
+  return t + r;
 }
 
 export function machine() {

@@ -12,14 +12,12 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
-import { readFileSync } from 'node:fs';
-import { cpuSecondsOf, createSource, flag, numArg, request, round, row, rssOf, saveResults, startDaemon } from './lib.mjs';
+import { cpuSecondsOf, createSource, flag, memoryOf, numArg, request, round, row, rssOf, saveResults, startDaemon } from './lib.mjs';
 
-/** RSS split into anonymous memory (the heap, buffers) and file pages (SQLite's mmap of the database), in MiB. */
+/** Peak RSS, and RSS split into anonymous memory and file pages (SQLite's mmap of the database), in MiB. */
 function rssParts(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const get = (k) => round(Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024);
-  return { peak_rss_mib: get('VmHWM'), rss_anon_mib: get('RssAnon'), rss_file_mib: get('RssFile') };
+  const { peak_rss_mib, rss_anon_mib, rss_file_mib } = memoryOf(pid);
+  return { peak_rss_mib, rss_anon_mib, rss_file_mib };
 }
 
 const QUICK = flag('quick');

@@ -16,7 +16,7 @@
 // --read-workers sets `server.read_workers` (default: the daemon's own default); --source-only
 // skips the processing_status cases (for before/after rounds of the source listing).
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
@@ -26,6 +26,7 @@ import {
   arg,
   cpuSecondsOf,
   createSource,
+  dbFileBytes,
   flag,
   load,
   numArg,
@@ -36,6 +37,8 @@ import {
   rssOf,
   saveResults,
   startDaemon,
+  ulidAt,
+  withServerCpu,
 } from './lib.mjs';
 
 const QUICK = flag('quick');
@@ -52,22 +55,6 @@ const KEEP_DIR = arg('data-dir');
 const reuse = KEEP_DIR && existsSync(join(KEEP_DIR, 'observd.db'));
 const dataDir = KEEP_DIR ?? mkdtempSync(join(tmpdir(), 'observd-bench-listing-'));
 const sourceId = (s) => `listing-${String(s).padStart(3, '0')}`;
-
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-/** A ULID-shaped id: 10 characters of time, then 16 of `n` (unique per row). */
-function ulidAt(ms, n) {
-  let t = '';
-  for (let i = 0; i < 10; i++) {
-    t = CROCKFORD[ms % 32] + t;
-    ms = Math.floor(ms / 32);
-  }
-  let r = '';
-  for (let i = 0; i < 16; i++) {
-    r = CROCKFORD[n % 32] + r;
-    n = Math.floor(n / 32);
-  }
-  return t + r;
-}
 
 /** The seeded processing status of row `k`: 0.1% failed, 1% pending, the rest completed. */
 const statusOf = (k) => (k % 1000 === 7 ? 'failed' : k % 100 === 3 ? 'pending' : 'completed');
@@ -125,14 +112,7 @@ function seed() {
   const seedSeconds = round((performance.now() - started) / 1000);
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
-  const size = (f) => {
-    try {
-      return statSync(join(dataDir, f)).size;
-    } catch {
-      return 0;
-    }
-  };
-  const bytes = size('observd.db') + size('observd.db-wal');
+  const bytes = dbFileBytes(dataDir);
   return { seed_seconds: seedSeconds, db_bytes: bytes, db_bytes_per_observation: Math.round(bytes / ROWS) };
 }
 
@@ -220,7 +200,12 @@ let d;
 let seeded;
 if (reuse) {
   console.error(`listing: reusing the store in ${dataDir}`);
-  seeded = { reused: true };
+  const db = new Database(join(dataDir, 'observd.db'), { readonly: true });
+  const rows = db.prepare('SELECT count(*) FROM observations').pluck().get();
+  db.close();
+  const bytes = dbFileBytes(dataDir);
+  seeded = { reused: true, db_bytes: bytes, db_bytes_per_observation: rows ? Math.round(bytes / rows) : null };
+  console.error(`listing: ${rows} observations, ${seeded.db_bytes_per_observation} B/observation`);
 } else {
   console.error(`listing: creating ${SOURCES} sources in ${dataDir}`);
   d = await startDaemon(dataDir);
@@ -228,13 +213,13 @@ if (reuse) {
   await d.stop();
   console.error(`listing: seeding ${ROWS} observations`);
   seeded = seed();
+  console.error(`listing: seeded in ${seeded.seed_seconds}s, ${seeded.db_bytes_per_observation} B/observation`);
 }
-console.error(`listing: seeded in ${seeded.seed_seconds}s, ${seeded.db_bytes_per_observation} B/observation`);
 
 const t0 = performance.now();
 const configArgs = [];
 if (READ_WORKERS !== undefined) {
-  const file = join(mkdtempSync(join(tmpdir(), 'observd-bench-listing-config-')), 'config.toml');
+  const file = join(dataDir, 'config.toml');
   writeFileSync(file, `[server]\nread_workers = ${READ_WORKERS === 'auto' ? '"auto"' : Number(READ_WORKERS)}\n`);
   configArgs.push('--config', file);
 }
@@ -266,14 +251,11 @@ const results = {
  */
 async function withCpu(run) {
   const loop = `${d.pid}/task/${d.pid}`;
-  const cpu0 = cpuSecondsOf(d.pid);
   const loop0 = cpuSecondsOf(loop);
-  const r = await run();
-  const perRequest = (s) => round((s * 1000) / r.requests);
+  const r = await withServerCpu(d.pid, run);
   return {
     ...r,
-    server_cpu_ms_per_request: perRequest(cpuSecondsOf(d.pid) - cpu0),
-    event_loop_cpu_ms_per_request: perRequest(cpuSecondsOf(loop) - loop0),
+    event_loop_cpu_ms_per_request: round(((cpuSecondsOf(loop) - loop0) * 1000) / r.requests),
     load_average_1m: round(loadavg()[0]),
   };
 }

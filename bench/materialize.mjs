@@ -14,15 +14,11 @@ import { createDaemon, openStore } from '../dist/daemon.js';
 import { createLogger } from '../dist/logger.js';
 import { materializationRequestSchema } from '../dist/materialization/schemas.js';
 import { resolveSelection } from '../dist/materialization/selection.js';
-import { agent, load, makePng, percentiles, round, saveResults } from './lib.mjs';
+import { agent, load, makePng, numArg, percentiles, round, saveResults } from './lib.mjs';
 
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const ROWS = arg('rows', 1_000_000);
-const ITERATIONS = arg('iterations', 2000);
-const HTTP_REQUESTS = arg('http', 500);
+const ROWS = numArg('rows', 1_000_000);
+const ITERATIONS = numArg('iterations', 2000);
+const HTTP_REQUESTS = numArg('http', 500);
 const SOURCES = 100;
 const STREAMS = 10;
 const SHARED_BLOBS = 16;

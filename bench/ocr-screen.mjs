@@ -24,7 +24,7 @@ const PROBE_SECONDS = Number(arg('probe-seconds', 20));
 const TOKEN = 'bench-screen-token-0123456789abcdef';
 
 /** Lower-cased words with surrounding punctuation removed. */
-export const words = (s) =>
+const words = (s) =>
   s
     .toLowerCase()
     .split(/\s+/)
@@ -46,19 +46,7 @@ function match(truth, got) {
   return { hits, truth: truth.length, got: got.length };
 }
 
-async function metric(url, name) {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const values = {};
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^(\S+?)(\{[^}]*\})?\s+(\S+)$/.exec(line);
-    if (m && m[1] === name) values[m[2] ?? ''] = Number(m[3]);
-  }
-  return values;
-}
-const one = async (url, name) => Object.values(await metric(url, name))[0] ?? 0;
-
-/** Several metrics from one scrape (the first series of each, like `one`). */
+/** Several metrics from one scrape: the first series of each, 0 when absent. */
 async function several(url, names) {
   const text = await (await fetch(`${url}/metrics`)).text();
   const out = {};
@@ -69,6 +57,8 @@ async function several(url, names) {
   for (const n of names) out[n] ??= 0;
   return out;
 }
+/** One metric's first series, 0 when absent. */
+const one = async (url, name) => (await several(url, [name]))[name];
 
 /**
  * The benchmark's own share of the daemon's CPU: the idle daemon scraped as often as during the
@@ -96,13 +86,7 @@ async function runMode(mode, seq) {
   writeFileSync(configFile, `[derivations]\nocr_workers = ${workers}\n[derivations.screen_ocr]\nincremental = ${mode !== 'full'}\n`);
   const d = await startDaemon(join(dataDir, 'data'), {}, ['--config', configFile]);
   try {
-    await createSource(d.url, 'screen', TOKEN);
-    const patch = await fetch(`${d.url}/v1/observation-sources/screen`, {
-      method: 'PATCH',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ auto_derive: ['canonical_text'] }),
-    });
-    if (!patch.ok) throw new Error(`auto_derive: ${patch.status} ${await patch.text()}`);
+    await createSource(d.url, 'screen', TOKEN, { auto_derive: ['canonical_text'] });
     // Warm the OCR pool outside the measurement (worker start-up is a one-off cost): an unrelated stream.
     const warm = readFileSync(join(seq.dir, seq.frames[0].file));
     await upload(d.url, warm, 'warm-up', 'warm-up');

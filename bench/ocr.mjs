@@ -9,13 +9,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createCanvas } from '@napi-rs/canvas';
 import { OcrPool } from '../dist/derivations/ocr.js';
+import { numArg } from './lib.mjs';
 
 const run = promisify(execFile);
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const IMAGES = arg('images', 12);
+const IMAGES = numArg('images', 12);
 const WORDS = 'observation agent screen capture meeting invoice deploy review status error queue retry latency budget'.split(' ');
 
 /** A screenshot-like frame: a title bar, a sidebar and paragraphs of dark text on light panels. */

@@ -16,7 +16,7 @@ import { ROOT, arg } from './lib.mjs';
 const GENERATOR_VERSION = 3;
 
 /** The scenario of each second, in order; 120 frames by default. */
-export function timeline(frames = 120) {
+function timeline(frames = 120) {
   const plan = [
     ['editor', 30],
     ['idle', 15],

@@ -10,11 +10,26 @@
 //     observation row itself (the baseline), in-process on the seeded database.
 //   node bench/search.mjs [--quick] [--rows 1000000] [--requests 2000]
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
-import { agent, arg, cpuSecondsOf, createSource, flag, load, numArg, round, row, rssOf, saveResults, startDaemon } from './lib.mjs';
+import {
+  agent,
+  arg,
+  createSource,
+  dbFileBytes,
+  flag,
+  load,
+  numArg,
+  round,
+  row,
+  rssOf,
+  saveResults,
+  startDaemon,
+  ulidAt,
+  withServerCpu,
+} from './lib.mjs';
 
 const QUICK = flag('quick');
 const ROWS = numArg('rows', QUICK ? 50_000 : 1_000_000);
@@ -84,22 +99,6 @@ function screenText() {
 }
 
 // ------------------------------------------------------------------ seeding
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-function ulidAt(ms, n) {
-  let t = '';
-  for (let i = 0; i < 10; i++) (t = CROCKFORD[ms % 32] + t), (ms = Math.floor(ms / 32));
-  let r = '';
-  for (let i = 0; i < 16; i++) (r = CROCKFORD[n % 32] + r), (n = Math.floor(n / 32));
-  return t + r;
-}
-const fileSize = (f) => {
-  try {
-    return statSync(join(dataDir, f)).size;
-  } catch {
-    return 0;
-  }
-};
-const dbBytes = () => fileSize('observd.db') + fileSize('observd.db-wal');
 const BATCH = 50_000;
 const now = Date.now();
 const start = now - 7 * DAY;
@@ -212,14 +211,14 @@ if (REUSE) {
   let t = performance.now();
   seedObservations(db);
   db.pragma('wal_checkpoint(TRUNCATE)');
-  bytesWithout = dbBytes();
+  bytesWithout = dbFileBytes(dataDir);
   seedObsSeconds = round((performance.now() - t) / 1000);
   console.error(`search: indexing ${ROWS} texts`);
   t = performance.now();
   ({ avgTextBytes, phrases } = seedIndex(db));
   indexSeconds = round((performance.now() - t) / 1000);
   db.pragma('wal_checkpoint(TRUNCATE)');
-  bytesWith = dbBytes();
+  bytesWith = dbFileBytes(dataDir);
 
   // CPU the index adds to an upload: one document per commit (as one upload commits), against one
   // observation row per commit, on the full database, with the daemon's pragmas.
@@ -301,16 +300,17 @@ for (const [name, make] of Object.entries(cases)) {
   for (const c of [1, 8]) {
     console.error(`search: ${name}, concurrency ${c}`);
     const ag = agent(c);
-    const cpu0 = cpuSecondsOf(d.pid);
-    const r = await load({ workers: c, total: REQUESTS, make: () => ({ url: url(make()), agent: ag }) });
-    results.cases[name][`c${c}`] = { ...r, server_cpu_ms_per_request: round(((cpuSecondsOf(d.pid) - cpu0) * 1000) / r.requests) };
+    results.cases[name][`c${c}`] = await withServerCpu(d.pid, () =>
+      load({ workers: c, total: REQUESTS, make: () => ({ url: url(make()), agent: ag }) }),
+    );
   }
 }
 {
   console.error('search: common words (worst case), concurrency 1');
-  const cpu0 = cpuSecondsOf(d.pid);
-  const r = await load({ workers: 1, total: Math.ceil(REQUESTS / 10), make: () => ({ url: url(commonWords()) }) });
-  results.cases.common_words = { c1: { ...r, server_cpu_ms_per_request: round(((cpuSecondsOf(d.pid) - cpu0) * 1000) / r.requests) } };
+  const c1 = await withServerCpu(d.pid, () =>
+    load({ workers: 1, total: Math.ceil(REQUESTS / 10), make: () => ({ url: url(commonWords()) }) }),
+  );
+  results.cases.common_words = { c1 };
 }
 results.daemon_rss = rssOf(d.pid);
 await d.stop();

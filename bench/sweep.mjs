@@ -7,14 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3-multiple-ciphers';
-import { agent, load, makePng, round, saveResults, startDaemon } from './lib.mjs';
+import { agent, load, makePng, numArg, round, saveResults, startDaemon } from './lib.mjs';
 
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const ROWS = arg('rows', 100_000);
-const QUIET_SECONDS = arg('quiet-seconds', 8);
+const ROWS = numArg('rows', 100_000);
+const QUIET_SECONDS = numArg('quiet-seconds', 8);
 const UPLOADERS = 8;
 const TOKEN = 'bench-sweep-upload-token';
 

@@ -2,7 +2,7 @@
 // JS bundle and one stylesheet, both with a content hash in their names, and index.html naming
 // them. `npm run build` runs it after tsc; the daemon serves console/dist at /console.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -36,5 +36,7 @@ const html = readFileSync(join(src, 'index.html'), 'utf8')
   .replace('%APP_JS%', `/console/${jsName}`)
   .replace('%APP_CSS%', `/console/${cssName}`);
 writeFileSync(join(out, 'index.html'), html);
-const total = readdirSync(out).reduce((n, f) => n + readFileSync(join(out, f)).length, 0);
-if (process.env.OBSERVD_BUILD_VERBOSE) console.log(`console: ${jsName} ${js.length} B, ${cssName} ${css.length} B, ${total} B in all`);
+if (process.env.OBSERVD_BUILD_VERBOSE) {
+  const total = readdirSync(out).reduce((n, f) => n + statSync(join(out, f)).size, 0);
+  console.log(`console: ${jsName} ${js.length} B, ${cssName} ${css.length} B, ${total} B in all`);
+}

@@ -84,9 +84,8 @@ export async function api(method, path, body, signal) {
 }
 
 /**
- * One page of a list in either shape the daemon may answer: a bare array (the list convention),
- * `{items, pagination: {next_cursor, has_more, total_count}}` (`page=true` / `cursor`), or the
- * older `{data, cursor: {next}}`.
+ * One page of a list in either shape the daemon may answer: a bare array (the list convention)
+ * or `{items, pagination: {next_cursor, has_more, total_count}}` (`page=true` / `cursor`).
  */
 export function pageOf(body) {
   if (Array.isArray(body)) return { items: body, next: null, total: null };
@@ -94,28 +93,13 @@ export function pageOf(body) {
     const p = body.pagination || {};
     return { items: body.items, next: p.has_more === false ? null : p.next_cursor || null, total: p.total_count ?? null };
   }
-  if (body && Array.isArray(body.data)) return { items: body.data, next: body.cursor?.next || null, total: null };
   throw new ApiError(200, null, 'the daemon answered a list in an unknown shape');
 }
 
-// Daemons before the bare-array list convention refuse the unknown `page` parameter; learn that
-// once per route.
-const noPageParam = new Set();
-
 /** Fetches one page of a list route; `cursor` continues a previous page. */
 export async function listPage(path, params = {}, cursor, signal) {
-  const usedPage = !cursor && !noPageParam.has(path);
-  const q = { ...params, ...(cursor ? { cursor } : usedPage ? { page: 'true' } : {}) };
-  try {
-    return pageOf(await api('GET', path + qs(q), undefined, signal));
-  } catch (err) {
-    const paths = `${(err.problem?.errors || []).map((e) => e.path).join(' ')} ${err.problem?.detail || ''}`;
-    if (usedPage && err.status === 400 && /\bpage\b/.test(paths)) {
-      noPageParam.add(path);
-      return listPage(path, params, cursor, signal);
-    }
-    throw err;
-  }
+  const q = { ...params, ...(cursor ? { cursor } : { page: 'true' }) };
+  return pageOf(await api('GET', path + qs(q), undefined, signal));
 }
 
 /** Who the console talks as: `admin`, `readonly`, or throws unauthorized for a bad token. */

@@ -61,11 +61,6 @@ export function ErrorBox({ error, retry }) {
   </div>`;
 }
 
-/** A 404 of a route this daemon does not have yet (an older build). */
-export function notAvailable(error) {
-  return error?.status === 404 && /no route/i.test(error.message || '');
-}
-
 export const fmtTime = (ms) => (ms === null || ms === undefined ? '—' : new Date(ms).toLocaleString());
 export const fmtAgo = (ms, now = Date.now()) => {
   if (ms === null || ms === undefined) return 'never';
@@ -187,16 +182,19 @@ export function TypedConfirm({ word, action, onConfirm, onCancel, busy }) {
   </div>`;
 }
 
-/** Renders a search snippet with its matches as <mark>, never as HTML. */
+/**
+ * Renders a search snippet with its matches as <mark>, never as HTML. The daemon marks a match
+ * only as «…» (MARK_OPEN/MARK_CLOSE in src/search/service.ts); anything else is the text itself.
+ */
 export function Snippet({ text }) {
   if (!text) return null;
   const parts = [];
-  const re = /<mark>([\s\S]*?)<\/mark>|<b>([\s\S]*?)<\/b>|\[\[([\s\S]*?)\]\]|«([\s\S]*?)»|\u0002([\s\S]*?)\u0003/g;
+  const re = /«([\s\S]*?)»/g;
   let last = 0;
   let m;
   while ((m = re.exec(text))) {
     if (m.index > last) parts.push(text.slice(last, m.index));
-    parts.push(html`<mark>${m[1] ?? m[2] ?? m[3] ?? m[4] ?? m[5]}</mark>`);
+    parts.push(html`<mark>${m[1]}</mark>`);
     last = re.lastIndex;
   }
   if (last < text.length) parts.push(text.slice(last));

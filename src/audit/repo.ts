@@ -4,30 +4,9 @@ import type { NewId } from '../ids.js';
 import { keysetListing } from '../db/keyset.js';
 import { listParams, type Listing } from '../pagination.js';
 
-/** Every audit event name observd records: Kheish's names, plus deletions and quota evictions of its own. */
-export const AUDIT_EVENTS = [
-  'source_created',
-  'source_updated',
-  'source_rotated',
-  'source_deleted',
-  'source_token_rotated',
-  'source_token_revoked',
-  'upload_succeeded',
-  'upload_replayed',
-  'upload_rejected',
-  'upload_rate_limited',
-  'observation_deleted',
-  'retention_purged_assets',
-  'quota_evicted',
-  'source_batch_upserted',
-  'capture_agent_provisioned',
-  'capture_agent_heartbeat',
-  'capture_agent_heartbeat_recovered',
-  'capture_agent_heartbeat_missing',
-  'capture_agent_revoked',
-  'capture_agent_revoke_repaired',
-] as const;
-export type AuditEvent = (typeof AUDIT_EVENTS)[number];
+import { AUDIT_EVENTS, type AuditEvent } from './events.js';
+
+export { AUDIT_EVENTS, type AuditEvent };
 
 /** Fields of a record that Kheish's `ObservationAuditRecord` carries at the top level. */
 const KHEISH_FIELDS = [

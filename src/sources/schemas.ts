@@ -3,8 +3,9 @@ import { sourceIdSchema } from '../ids.js';
 import { listParams } from '../pagination.js';
 import { REDACTION_TYPES } from '../privacy/types.js';
 
-export const SOURCE_KINDS = ['screen_snapshot', 'webcam_snapshot', 'microphone_segment'] as const;
-export type SourceKind = (typeof SOURCE_KINDS)[number];
+import { SOURCE_KINDS, type SourceKind } from './kinds.js';
+
+export { SOURCE_KINDS, type SourceKind };
 
 /** Media types each source kind may upload. */
 export const MEDIA_BY_KIND: Record<SourceKind, readonly string[]> = {

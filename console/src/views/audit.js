@@ -1,35 +1,9 @@
 // Audit: the trail, newest first, filtered by source and event.
 import { useState } from 'preact/hooks';
+import { AUDIT_EVENTS } from '../../../src/audit/events.ts';
 import { listPage } from '../api.js';
 import { ErrorBox, Loading, fmtTime, html, link, useAsync } from '../ui.js';
 
-// Event names of both generations of the trail (observd's own and Kheish's), for the picker.
-const EVENTS = [
-  'source_created',
-  'source_updated',
-  'source_rotated',
-  'source_deleted',
-  'source_batch_upserted',
-  'token_rotated',
-  'token_revoked',
-  'source_token_rotated',
-  'source_token_revoked',
-  'observation_created',
-  'upload_succeeded',
-  'observation_replayed',
-  'upload_replayed',
-  'upload_rejected',
-  'rate_limited',
-  'upload_rate_limited',
-  'observation_deleted',
-  'retention_purged',
-  'retention_purged_assets',
-  'quota_evicted',
-  'capture_agent_provisioned',
-  'capture_agent_heartbeat_missing',
-  'capture_agent_heartbeat_recovered',
-  'capture_agent_revoked',
-];
 const SKIP = new Set(['audit_id', 'at_ms', 'recorded_at_ms', 'event', 'source_id', 'observation_id']);
 
 function details(rec) {
@@ -77,7 +51,7 @@ export function AuditView({ params }) {
     <form class="filters" onSubmit=${submit}>
       <label>Source id <input aria-label="source id" value=${form.source} onInput=${(e) => setForm({ ...form, source: e.currentTarget.value })} /></label>
       <label>Event <input aria-label="event" list="audit-events" value=${form.event} onInput=${(e) => setForm({ ...form, event: e.currentTarget.value })} /></label>
-      <datalist id="audit-events">${EVENTS.map((ev) => html`<option value=${ev} />`)}</datalist>
+      <datalist id="audit-events">${AUDIT_EVENTS.map((ev) => html`<option value=${ev} />`)}</datalist>
       <button type="submit">Filter</button>
     </form>
     ${first.loading ? html`<${Loading} label="Loading the audit trail…" />` : null}

@@ -99,6 +99,14 @@ function Derivations({ obs, role }) {
   );
   const [running, setRunning] = useState({});
   const act = useAction();
+  // Re-render every second while a derivation runs, so its elapsed time moves.
+  const anyRunning = Object.values(running).some(Boolean);
+  const [, tick] = useState(0);
+  useEffect(() => {
+    if (!anyRunning) return undefined;
+    const t = setInterval(() => tick((n) => n + 1), 1000);
+    return () => clearInterval(t);
+  }, [anyRunning]);
   const run = (profile) =>
     act.run(async () => {
       const existing = (list.data || []).find((d) => d.profile === profile && d.subject?.type === 'observation');
@@ -157,12 +165,6 @@ export function ObservationView({ role, id }) {
   const obs = useAsync((signal) => api('GET', `/v1/observations/${encodeURIComponent(id)}`, undefined, signal), [id]);
   const [deleting, setDeleting] = useState(false);
   const act = useAction();
-  // Re-render every second while a derivation runs, so elapsed time moves.
-  const [, tick] = useState(0);
-  useEffect(() => {
-    const t = setInterval(() => tick((n) => n + 1), 1000);
-    return () => clearInterval(t);
-  }, []);
   if (obs.loading && !obs.data) return html`<${Loading} label="Loading the observation…" />`;
   if (obs.error) return html`<section><h1>Observation</h1><${ErrorBox} error=${obs.error} retry=${obs.reload} /></section>`;
   const o = obs.data;

@@ -1,10 +1,11 @@
 // Search: the full-text search API with its filters; hits as thumbnails with the matched words
-// marked, linking to the observation. Degrades to a notice on a daemon without /v1/search.
+// marked, linking to the observation.
 import { useEffect, useState } from 'preact/hooks';
+import { SOURCE_KINDS } from '../../../src/sources/kinds.ts';
 import { listPage } from '../api.js';
-import { ErrorBox, Loading, Snippet, Thumb, fmtTime, html, link, notAvailable, useAsync } from '../ui.js';
+import { ErrorBox, Loading, Snippet, Thumb, fmtTime, html, link, useAsync } from '../ui.js';
 
-const KINDS = ['', 'screen_snapshot', 'webcam_snapshot', 'microphone_segment'];
+const KINDS = ['', ...SOURCE_KINDS];
 const toMs = (v) => (v ? String(new Date(v).getTime()) : '');
 
 export function SearchView({ role, params }) {
@@ -45,7 +46,6 @@ export function SearchView({ role, params }) {
     });
   };
   const set = (k) => (e) => setForm({ ...form, [k]: e.currentTarget.value });
-  const missing = notAvailable(res.error);
   return html`<section aria-label="search">
     <div class="view-head"><h1>Search</h1></div>
     <form class="filters" role="search" onSubmit=${submit}>
@@ -57,7 +57,7 @@ export function SearchView({ role, params }) {
       <label>To <input type="datetime-local" aria-label="to" value=${form.before} onInput=${set('before')} /></label>
       <button type="submit">Search</button>
     </form>
-    ${missing ? html`<p class="notice" data-testid="search-unavailable">Search is not available on this daemon (it has no <code>/v1/search</code> route yet).</p>` : html`<${ErrorBox} error=${res.error} retry=${() => load()} />`}
+    <${ErrorBox} error=${res.error} retry=${() => load()} />
     ${res.loading && !res.hits.length ? html`<${Loading} label="Searching…" />` : null}
     ${res.searched && !res.loading && !res.error && !res.hits.length ? html`<p class="empty">No matches.</p>` : null}
     ${res.total !== null && res.total !== undefined ? html`<p class="muted">${res.total} matches</p>` : null}

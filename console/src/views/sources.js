@@ -1,10 +1,9 @@
 // Sources: every source with its live counters against its quotas, its token and its capture
 // agent's health; create (token shown once), pause/resume/disable, rotate, revoke, delete.
 import { useEffect, useState } from 'preact/hooks';
+import { SOURCE_KINDS } from '../../../src/sources/kinds.ts';
 import { api, listPage, pageOf } from '../api.js';
-import { Bar, ErrorBox, Loading, TypedConfirm, fmtAgo, fmtBytes, fmtTime, html, link, notAvailable, useAction, useAsync } from '../ui.js';
-
-const KINDS = ['screen_snapshot', 'webcam_snapshot', 'microphone_segment'];
+import { Bar, ErrorBox, Loading, TypedConfirm, fmtAgo, fmtBytes, fmtTime, html, link, useAction, useAsync } from '../ui.js';
 
 async function listAll(path, params, signal) {
   const items = [];
@@ -17,18 +16,13 @@ async function listAll(path, params, signal) {
   return items;
 }
 
-/** Capture agents and alerts, or `{unavailable: true}` on a daemon without them. */
+/** Capture agents and alerts. */
 async function loadAgents(signal) {
-  try {
-    // Kheish answers these as bare arrays, never paged.
-    const [agents, alerts] = await Promise.all(
-      ['/v1/capture-agents', '/v1/capture-alerts'].map((p) => api('GET', p, undefined, signal).then((b) => pageOf(b).items)),
-    );
-    return { agents, alerts };
-  } catch (err) {
-    if (notAvailable(err)) return { unavailable: true };
-    throw err;
-  }
+  // Kheish answers these as bare arrays, never paged.
+  const [agents, alerts] = await Promise.all(
+    ['/v1/capture-agents', '/v1/capture-alerts'].map((p) => api('GET', p, undefined, signal).then((b) => pageOf(b).items)),
+  );
+  return { agents, alerts };
 }
 
 /** A token shown once: copy button and the warning that it cannot be shown again. */
@@ -74,7 +68,7 @@ function CreateSource({ onCreated }) {
     <div class="grid-form">
       <label>Source id <input name="source_id" placeholder="generated when empty" value=${form.source_id} onInput=${set('source_id')} /></label>
       <label>Display name <input name="display_name" required value=${form.display_name} onInput=${set('display_name')} /></label>
-      <label>Kind <select name="kind" value=${form.kind} onChange=${set('kind')}>${KINDS.map((k) => html`<option value=${k}>${k}</option>`)}</select></label>
+      <label>Kind <select name="kind" value=${form.kind} onChange=${set('kind')}>${SOURCE_KINDS.map((k) => html`<option value=${k}>${k}</option>`)}</select></label>
       <label>Sensitivity <select name="sensitivity" value=${form.sensitivity} onChange=${set('sensitivity')}>
         <option value="sensitive">sensitive (raw media for admins only)</option>
         <option value="standard">standard</option>
@@ -153,7 +147,6 @@ function SourceActions({ source, onChanged, onToken }) {
 
 function AgentHealth({ agents, sourceId }) {
   if (!agents) return html`<span class="muted">…</span>`;
-  if (agents.unavailable) return html`<span class="muted" title="capture agents are not available on this daemon">n/a</span>`;
   const mine = agents.agents.filter((a) => (a.source_ids || []).includes(sourceId));
   if (!mine.length) return html`<span class="muted">no agent</span>`;
   return mine.map((a) => {
