@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { workerCount } from '../cores.js';
 import { Worker } from 'node:worker_threads';
 import { AppError, type ErrorCode } from '../errors.js';
 import { openedWith, type Db } from './open.js';
@@ -157,8 +157,8 @@ function runnable(href: string): string {
  * core but one (the event loop's), 1 to 4: on two cores a second worker measured no better at
  * concurrency 8 than one (docs/performance.md).
  */
-export function readWorkers(setting: number | 'auto', cores = availableParallelism()): number {
-  return setting === 'auto' ? Math.max(1, Math.min(4, cores - 1)) : setting;
+export function readWorkers(setting: number | 'auto', cores?: number): number {
+  return workerCount(setting, 4, cores);
 }
 
 const pools = new WeakMap<Db, ReadPool>();

@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { workerCount } from '../cores.js';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { DerivationEngines } from './compute.js';
@@ -18,8 +18,8 @@ export function createEngines(config: Config): DerivationEngines {
 }
 
 /** `ocr_workers`: a number, or `auto` for one per core but one (leaving a core to the event loop), at least 1, at most 8. */
-export function ocrWorkers(setting: number | 'auto', cores = availableParallelism()): number {
-  return setting === 'auto' ? Math.max(1, Math.min(8, cores - 1)) : setting;
+export function ocrWorkers(setting: number | 'auto', cores?: number): number {
+  return workerCount(setting, 8, cores);
 }
 
 /** OCR work so far: recognitions run (whole or region) and how screen frames got their text. */
