@@ -14,6 +14,7 @@ import {
   Vec,
 } from './helpers/kheish-decoder.js';
 import { makePng, uploadBody } from './helpers/media.js';
+import { eventually } from './helpers/derivations.js';
 import { expectProblem } from './helpers/problem.js';
 
 const ADMIN = 'capture-admin-token-000000001';
@@ -272,12 +273,15 @@ describe('provisioning, as the Kheish CLI sends it', () => {
     const source = await (await d.req(`/v1/observation-sources/${src.source_id}`, { token: ADMIN })).json();
     expect(source.status).toBe('disabled');
     expect((await d.req(`/v1/observations/${listed[0].observation_id}`, { token: ADMIN })).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 20));
-    const audit = d.daemon.services.db
-      .prepare(
-        `SELECT event, source_id, detail FROM audit_events WHERE event IN ('capture_agent_revoked', 'upload_rejected') ORDER BY audit_id`,
-      )
-      .all() as Array<{ event: string; source_id: string; detail: string }>;
+    const audit = await eventually(async () => {
+      const rows = d.daemon.services.db
+        .prepare(
+          `SELECT event, source_id, detail FROM audit_events WHERE event IN ('capture_agent_revoked', 'upload_rejected') ORDER BY audit_id`,
+        )
+        .all() as Array<{ event: string; source_id: string; detail: string }>;
+      const both = rows.some((r) => r.event === 'capture_agent_revoked') && rows.some((r) => r.event === 'upload_rejected');
+      return both && rows;
+    });
     expect(audit.find((r) => r.event === 'capture_agent_revoked')).toMatchObject({ source_id: 'lab-000' });
     expect(JSON.parse(audit.find((r) => r.event === 'capture_agent_revoked')!.detail).purged_asset_ids).toEqual([
       'macos-lab-000-screen',
