@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { observationPageSql } from '../src/observations/repo.js';
 import { observationListQuerySchema } from '../src/observations/schemas.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { allPages } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 
@@ -62,16 +63,7 @@ async function list(query: string): Promise<Obs[]> {
 
 /** Follows `pagination.next_cursor` from `page=true` to the end; returns every row seen. */
 async function walk(query: string): Promise<Obs[]> {
-  const out: Obs[] = [];
-  let cursor: string | undefined;
-  do {
-    const res = await d.req(`/v1/observations?${query}&${cursor ? `cursor=${encodeURIComponent(cursor)}` : 'page=true'}`);
-    expect(res.status, await res.clone().text()).toBe(200);
-    const page = (await res.json()) as { items: Obs[]; pagination: { next_cursor?: string } };
-    out.push(...page.items);
-    cursor = page.pagination.next_cursor;
-  } while (cursor);
-  return out;
+  return (await allPages<Obs>(d.url, `/v1/observations?${query}`)).flatMap((p) => p.items);
 }
 
 const ids = (rows: Obs[]) => rows.map((o) => o.observation_id);

@@ -72,6 +72,39 @@ export async function createSource(d: TestDaemon, body: Json, token?: string): P
   return (body.upload_token as string | undefined) ?? view.upload_token;
 }
 
+/** One page of a `page=true` listing (the ListPage envelope). */
+export interface ListPage<T> {
+  items: T[];
+  pagination: { limit: number; has_more: boolean; next_cursor?: string; order: string; total_count?: number };
+}
+
+/**
+ * Every page of the listing `path` (with its query, without `page`/`cursor`) on the daemon at
+ * `baseUrl`, following `pagination.next_cursor` with `page=true` to the end; asserts each answer
+ * is 200, and fails after `maxPages` (a cursor that never ends).
+ */
+export async function allPages<T = Record<string, any>>(
+  baseUrl: string,
+  path: string,
+  token?: string,
+  maxPages = 1000,
+): Promise<Array<ListPage<T>>> {
+  const pages: Array<ListPage<T>> = [];
+  const sep = path.includes('?') ? '&' : '?';
+  let cursor: string | undefined;
+  do {
+    expect(pages.length, `${path}: pagination did not end`).toBeLessThan(maxPages);
+    const res = await fetch(`${baseUrl}${path}${sep}page=true${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const page = (await res.json()) as ListPage<T>;
+    pages.push(page);
+    cursor = page.pagination.next_cursor;
+  } while (cursor);
+  return pages;
+}
+
 /** What `kheish capture provision --batch-id B --agent-id … --daemon-url U` sends (`build_provision_request`). */
 export function provisionBody(batch: string, agentIds: string[], extra: Json = {}) {
   return {
