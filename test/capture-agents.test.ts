@@ -1,7 +1,6 @@
 import { parse as parseToml } from 'smol-toml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
-import { provisionBody } from './helpers/fixtures.js';
 import {
   CaptureAgentAlertView,
   CaptureAgentHeartbeatResponse,
@@ -14,7 +13,7 @@ import {
   Vec,
 } from './helpers/kheish-decoder.js';
 import { makePng, uploadBody } from './helpers/media.js';
-import { eventually } from './helpers/derivations.js';
+import { eventually, provisionBody } from './helpers/fixtures.js';
 import { expectProblem } from './helpers/problem.js';
 
 const ADMIN = 'capture-admin-token-000000001';

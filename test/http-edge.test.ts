@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng } from './helpers/media.js';
 
 let d: TestDaemon;
@@ -13,10 +14,7 @@ beforeAll(async () => {
   // A body must average 64 KiB/s once its first second has passed.
   d = await startDaemon({ limits: { json_body_min_bytes_per_s: 65536, json_body_rate_grace_ms: 1000 } });
   port = Number(new URL(d.url).port);
-  const src = (await (
-    await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })
-  ).json()) as { upload_token: string };
-  token = src.upload_token;
+  token = await createSource(d, { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' });
 });
 afterAll(() => d.close());
 

@@ -3,7 +3,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect } from 'vitest';
+import type { ObservationView } from '../../src/observations/schemas.js';
 import type { TestDaemon } from './daemon.js';
+import { uploadBody } from './media.js';
 
 type Json = Record<string, unknown>;
 
@@ -70,6 +72,34 @@ export async function createSourceView(d: TestDaemon, body: Json, token?: string
 export async function createSource(d: TestDaemon, body: Json, token?: string): Promise<string> {
   const view = await createSourceView(d, body, token);
   return (body.upload_token as string | undefined) ?? view.upload_token;
+}
+
+/** Uploads bytes as an observation named `frame.<subtype>` (`uploadBody`'s `frame.png` for a PNG), asserts 201, and returns its view. */
+export async function upload(
+  d: TestDaemon,
+  sourceId: string,
+  token: string,
+  bytes: Buffer,
+  key: string,
+  mediaType = 'image/png',
+  extra: Json = {},
+): Promise<ObservationView> {
+  const body = uploadBody(bytes, key, extra, mediaType);
+  body.upload.file_name = `frame.${mediaType.split('/')[1]}`;
+  const r = await d.req(`/v1/observation-sources/${sourceId}/observations`, { method: 'POST', token, json: body });
+  expect(r.status, await r.clone().text()).toBe(201);
+  return (await r.json()) as ObservationView;
+}
+
+/** Polls `fn` until it returns a truthy value (or fails after `ms`). */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 /** One page of a `page=true` listing (the ListPage envelope). */
