@@ -1,8 +1,8 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { sha256 } from './helpers/fixtures.js';
-import { makeJpegBytes, makePng, makeWav, uploadBody } from './helpers/media.js';
+import { sha256, upload as uploadView } from './helpers/fixtures.js';
+import { makeJpegBytes, makePng, makeWav } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -31,15 +31,8 @@ beforeAll(async () => {
 });
 afterAll(() => d.close());
 
-async function upload(sourceId: string, bytes: Buffer, key: string, extra: Record<string, unknown> = {}, mediaType = 'image/png') {
-  const res = await d.req(`/v1/observation-sources/${sourceId}/observations`, {
-    method: 'POST',
-    token: UPLOAD,
-    json: uploadBody(bytes, key, extra, mediaType),
-  });
-  expect(res.status).toBe(201);
-  return res.json();
-}
+const upload = (sourceId: string, bytes: Buffer, key: string, extra: Record<string, unknown> = {}, mediaType = 'image/png') =>
+  uploadView(d, sourceId, UPLOAD, bytes, key, mediaType, extra) as Promise<Record<string, any>>;
 
 describe('GET /v1/assets/{id}', () => {
   it('returns the asset metadata', async () => {

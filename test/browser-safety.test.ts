@@ -1,7 +1,9 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { createSource } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
+import { expectProblemBody } from './helpers/problem.js';
 
 type Json = Record<string, any>;
 interface Raw {
@@ -28,7 +30,7 @@ function send(port: number, method: string, path: string, headers: Record<string
 function expectProblem(r: Raw, status: number, code: string) {
   expect({ status: r.status, text: r.text }).toMatchObject({ status });
   expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(r.json()).toMatchObject({ status, code });
+  expectProblemBody(r.json(), status, code);
   // Never permissive CORS: a refused page cannot even read the refusal.
   expect(r.headers['access-control-allow-origin']).toBeUndefined();
 }
@@ -46,10 +48,7 @@ describe('browser safety in the default loopback-open mode (no admin token)', ()
   beforeAll(async () => {
     d = await startDaemon();
     port = Number(new URL(d.url).port);
-    const src = (await (
-      await d.req('/v1/observation-sources', { method: 'POST', json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' } })
-    ).json()) as Json;
-    token = src.upload_token;
+    token = await createSource(d, { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot' });
     const up = await d.req('/v1/observation-sources/cam/observations', { method: 'POST', token, json: uploadBody(makePng(2, 2, 1), 'k1') });
     expect(up.status).toBe(201);
     const obs = (await up.json()) as Json;

@@ -1,17 +1,19 @@
 import { parse as parseToml } from 'smol-toml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
-import { provisionBody } from './helpers/fixtures.js';
 import {
   CaptureAgentAlertView,
   CaptureAgentHeartbeatResponse,
   CaptureAgentProvisionResponse,
   CaptureAgentView,
+  decode,
+  expectKheishOk,
   ProblemDetails,
-  decodeProblems,
-  type FieldType,
-} from './helpers/kheish-decode.js';
+  type Type,
+  Vec,
+} from './helpers/kheish-decoder.js';
 import { makePng, uploadBody } from './helpers/media.js';
+import { eventually, provisionBody } from './helpers/fixtures.js';
 import { expectProblem } from './helpers/problem.js';
 
 const ADMIN = 'capture-admin-token-000000001';
@@ -20,14 +22,9 @@ const clock = testClock(Date.UTC(2026, 3, 1, 9, 0, 0));
 let d: TestDaemon;
 
 /** Sends a request and decodes the 2xx answer by Kheish's rules (any 2xx, then the struct). */
-async function kheish(path: string, init: { method?: string; json?: unknown; token?: string }, type: FieldType) {
+async function kheish(path: string, init: { method?: string; json?: unknown; token?: string }, type: Type): Promise<any> {
   const res = await d.req(path, { method: init.method ?? 'GET', json: init.json, token: init.token ?? ADMIN });
-  const text = await res.text();
-  expect(res.status, text).toBeGreaterThanOrEqual(200);
-  expect(res.status, text).toBeLessThan(300);
-  const body = JSON.parse(text);
-  expect(decodeProblems(body, type)).toEqual([]);
-  return body;
+  return expectKheishOk({ status: res.status, json: await res.json() }, type);
 }
 
 const post = (path: string, json: unknown, token = ADMIN) => d.req(path, { method: 'POST', json, token });
@@ -97,7 +94,7 @@ describe('provisioning, as the Kheish CLI sends it', () => {
   });
 
   it('lists and gets agents as Kheish views, sorted, with no token anywhere', async () => {
-    const list = await kheish('/v1/capture-agents', { token: READER }, { array: CaptureAgentView });
+    const list = await kheish('/v1/capture-agents', { token: READER }, Vec(CaptureAgentView));
     expect(list.map((a: any) => a.machine_id)).toEqual(['desk-mac-02', 'lab-000']);
     expect(list[0]).toMatchObject({ status: 'active', heartbeat_state: 'pending', heartbeat_token_version: 1, batch_id: 'Fleet 2026.Q2' });
     expect(list[0].source_ids).toEqual(['macos-desk-mac-02-screen', 'macos-desk-mac-02-call-audio']);
@@ -146,7 +143,7 @@ describe('provisioning, as the Kheish CLI sends it', () => {
     for (const [name, body] of cases) {
       const res = await post('/v1/capture-agent-provisions', body);
       expect(res.status, name).toBe(400);
-      expect(decodeProblems(await res.json(), ProblemDetails), name).toEqual([]);
+      expect(decode(await res.json(), ProblemDetails), name).toEqual([]);
     }
     await expectProblem(await post('/v1/capture-agent-provisions', provisionBody('b9', ['x']), READER), 403, 'forbidden');
   });
@@ -275,12 +272,15 @@ describe('provisioning, as the Kheish CLI sends it', () => {
     const source = await (await d.req(`/v1/observation-sources/${src.source_id}`, { token: ADMIN })).json();
     expect(source.status).toBe('disabled');
     expect((await d.req(`/v1/observations/${listed[0].observation_id}`, { token: ADMIN })).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 20));
-    const audit = d.daemon.services.db
-      .prepare(
-        `SELECT event, source_id, detail FROM audit_events WHERE event IN ('capture_agent_revoked', 'upload_rejected') ORDER BY audit_id`,
-      )
-      .all() as Array<{ event: string; source_id: string; detail: string }>;
+    const audit = await eventually(async () => {
+      const rows = d.daemon.services.db
+        .prepare(
+          `SELECT event, source_id, detail FROM audit_events WHERE event IN ('capture_agent_revoked', 'upload_rejected') ORDER BY audit_id`,
+        )
+        .all() as Array<{ event: string; source_id: string; detail: string }>;
+      const both = rows.some((r) => r.event === 'capture_agent_revoked') && rows.some((r) => r.event === 'upload_rejected');
+      return both && rows;
+    });
     expect(audit.find((r) => r.event === 'capture_agent_revoked')).toMatchObject({ source_id: 'lab-000' });
     expect(JSON.parse(audit.find((r) => r.event === 'capture_agent_revoked')!.detail).purged_asset_ids).toEqual([
       'macos-lab-000-screen',
@@ -348,9 +348,7 @@ describe('heartbeat deadlines on an injected clock', () => {
     clock.set(deadline);
     expect(checkHeartbeats(deps, clock())).not.toContain('clocked');
     const alertsOf = async () =>
-      (await kheish('/v1/capture-alerts', { token: READER }, { array: CaptureAgentAlertView })).filter(
-        (x: any) => x.machine_id === 'clocked',
-      );
+      (await kheish('/v1/capture-alerts', { token: READER }, Vec(CaptureAgentAlertView))).filter((x: any) => x.machine_id === 'clocked');
     expect(await alertsOf()).toEqual([]);
     clock.advance(1);
     // The daemon's own job (what the periodic schedule runs) raises it.
@@ -439,7 +437,7 @@ describe('heartbeat deadlines on an injected clock', () => {
       CaptureAgentProvisionResponse,
     );
     clock.set(r.agents[0].heartbeat_deadline_ms + 1);
-    const alerts = await kheish('/v1/capture-alerts', {}, { array: CaptureAgentAlertView });
+    const alerts = await kheish('/v1/capture-alerts', {}, Vec(CaptureAgentAlertView));
     expect(alerts.map((a: any) => a.machine_id)).toContain('reader-raised');
   });
 });

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3-multiple-ciphers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { spawnDaemon, type ChildDaemon } from './helpers/child.js';
 import { startDaemon } from './helpers/daemon.js';
-import { blobPath, filesUnder, sha256, tempDirs } from './helpers/fixtures.js';
+import { allPages, blobPath, filesUnder, sha256, tempDirs } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
 
 const tempDir = tempDirs('observd-crash-');
@@ -120,18 +120,8 @@ interface ObservationView {
 }
 
 async function listAll(d: ChildDaemon): Promise<ObservationView[]> {
-  const out: ObservationView[] = [];
-  let cursor: string | null = null;
-  do {
-    const q = new URLSearchParams({ source_id: 'cam', limit: '1000', include_purged: 'true', page: 'true' });
-    if (cursor) q.set('cursor', cursor);
-    const res = await fetch(`${d.url}/v1/observations?${q}`);
-    expect(res.status).toBe(200);
-    const page = (await res.json()) as { items: ObservationView[]; pagination: { next_cursor?: string } };
-    out.push(...page.items);
-    cursor = page.pagination.next_cursor ?? null;
-  } while (cursor);
-  return out;
+  const pages = await allPages<ObservationView>(d.url, '/v1/observations?source_id=cam&limit=1000&include_purged=true');
+  return pages.flatMap((p) => p.items);
 }
 
 /** What must hold through the API after a restart: every acknowledged upload is there, with its bytes. */

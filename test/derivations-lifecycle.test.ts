@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepOnce } from '../src/retention/sweep.js';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
 import { content, derive, eventually, shaOf, upload } from './helpers/derivations.js';
-import { createSource } from './helpers/fixtures.js';
+import { allPages, createSource } from './helpers/fixtures.js';
 import { makePng, makeWav } from './helpers/media.js';
 
 const clock = testClock(Date.now());
@@ -123,15 +123,8 @@ describe('listing', () => {
     const obs = await upload(d, 'screen', token, makePng(10, 10, 801), 'list-1');
     await derive(d, 'visual_preview', obsSubject(obs));
     await derive(d, 'canonical_text', obsSubject(obs), '?wait=false');
-    const seen: string[] = [];
-    let cursor: string | null = null;
-    do {
-      const page: { items: Array<{ derivation_id: string }>; pagination: { next_cursor?: string } } = await (
-        await d.req(`/v1/derivations?limit=1&page=true${cursor ? `&cursor=${cursor}` : ''}`)
-      ).json();
-      seen.push(...page.items.map((x) => x.derivation_id));
-      cursor = page.pagination.next_cursor ?? null;
-    } while (cursor);
+    const pages = await allPages<{ derivation_id: string }>(d.url, '/v1/derivations?limit=1');
+    const seen = pages.flatMap((p) => p.items.map((x) => x.derivation_id));
     expect(seen).toEqual([...seen].sort());
     expect(new Set(seen).size).toBe(seen.length);
     const byObs = await (await d.req(`/v1/derivations?query=${obs.observation_id}`)).json();

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { createSource, sourceBody } from './helpers/fixtures.js';
-import { makePng, uploadBody } from './helpers/media.js';
+import { createSource, sourceBody, upload as uploadView } from './helpers/fixtures.js';
+import { makePng } from './helpers/media.js';
 import { readSse } from './helpers/sse.js';
 
 const TOKEN = 'sse-test-upload-token-0001';
@@ -87,13 +87,7 @@ afterEach(async () => {
 let seed = 0;
 async function upload(d: TestDaemon, source: string): Promise<string> {
   seed++;
-  const r = await d.req(`/v1/observation-sources/${source}/observations`, {
-    method: 'POST',
-    token: TOKEN,
-    json: uploadBody(makePng(2, 2, seed), `k${seed}`),
-  });
-  expect(r.status).toBe(201);
-  return (await r.json()).observation_id;
+  return (await uploadView(d, source, TOKEN, makePng(2, 2, seed), `k${seed}`)).observation_id;
 }
 
 const parsed = (e: SseEvent) =>

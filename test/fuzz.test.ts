@@ -10,6 +10,8 @@ import { statusOf, type ErrorCode } from '../src/errors.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { filesUnder, sha256 } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
+import { expectRawProblem } from './helpers/problem.js';
+import { rawExchange } from './helpers/raw-http.js';
 
 const ADMIN = 'fuzz-admin-token-0123456789abcdef';
 const READER = 'fuzz-reader-token-0123456789abcdef';
@@ -770,11 +772,7 @@ describe('fuzz: headers', () => {
       'GET / HTTP/9.9\r\nHost: x\r\n\r\n',
     ];
     for (const g of garbage) {
-      const out = await rawSocketExchange(g);
-      const [head, body] = out.split('\r\n\r\n');
-      expect(head, JSON.stringify(g)).toMatch(/^HTTP\/1\.1 400 /);
-      expect(head.toLowerCase()).toContain('content-type: application/problem+json');
-      expect(JSON.parse(body)).toMatchObject({ status: 400, code: 'bad_request' });
+      expectRawProblem(await rawExchange(port, g), 400, 'bad_request');
     }
     expect((await fetch(`${d.url}/livez`)).status).toBe(200);
   });
@@ -803,54 +801,28 @@ describe('fuzz: headers', () => {
       ],
     ];
     for (const [payload, codes] of requests) {
-      const out = await new Promise<string>((resolve, reject) => {
-        const s = connect(port, '127.0.0.1');
-        let text = '';
-        s.on('data', (c) => (text += c.toString('utf8')));
-        s.on('error', reject);
-        s.on('close', () => resolve(text));
-        s.setTimeout(3000, () => s.destroy());
-        s.write(Buffer.from(payload, 'latin1'));
-      });
-      const [head, body] = out.split('\r\n\r\n');
-      expect(head, JSON.stringify(payload)).toMatch(/^HTTP\/1\.1 4\d\d /);
-      expect(head.toLowerCase()).toContain('content-type: application/problem+json');
-      expect(codes).toContain(JSON.parse(body).code);
+      expectRawProblem(await rawExchange(port, Buffer.from(payload, 'latin1')), '4xx', codes);
     }
   });
 });
 
-function rawSocketExchange(payload: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let out = '';
-    s.setEncoding('utf8');
-    s.on('data', (c) => (out += c));
-    s.on('error', reject);
-    s.on('close', () => resolve(out));
-    s.setTimeout(3000, () => s.destroy());
-    s.write(payload);
-  });
-}
-
 describe('hostile clients', () => {
   it('a declared Content-Length over the limit is refused before any body is sent', async () => {
-    const out = await rawSocketExchange(
+    const out = await rawExchange(
+      port,
       `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${uploadToken}\r\n` +
         `Content-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n`,
     );
-    expect(out).toMatch(/^HTTP\/1\.1 413 /);
-    expect(out.toLowerCase()).toContain('application/problem+json');
-    expect(out).toContain('"code":"payload_too_large"');
+    expectRawProblem(out, 413, 'payload_too_large');
   });
 
   it('an unauthenticated upload is refused before its body is read', async () => {
-    const out = await rawSocketExchange(
+    const out = await rawExchange(
+      port,
       `POST /v1/observation-sources/${SOURCE}/observations HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer nope-nope-nope-nope\r\n` +
         `Content-Type: application/json\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n{"a":`,
     );
-    expect(out).toMatch(/^HTTP\/1\.1 401 /);
-    expect(out).toContain('"code":"unauthorized"');
+    expectRawProblem(out, 401, 'unauthorized');
   });
 
   it('a chunked body growing past the limit is cut off with 413 and leaves no temp file', async () => {

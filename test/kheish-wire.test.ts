@@ -3,6 +3,7 @@ import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import {
   decode,
   DerivationView,
+  expectKheishOk as ok,
   ListPage,
   ObservationAuditRecord,
   ObservationSourceView,
@@ -12,7 +13,6 @@ import {
   RuntimeSettingsView,
   TERMINAL_RUN_STATUSES,
   Vec,
-  type Type,
 } from './helpers/kheish-decoder.js';
 import { makePng } from './helpers/media.js';
 
@@ -54,14 +54,6 @@ async function cli(method: string, path: string, body?: string, bearer: string |
   const res = await fetch(d.url + path, { method, headers, body });
   const text = await res.text();
   return { status: res.status, json: text ? JSON.parse(text) : undefined, type: res.headers.get('content-type') ?? '' };
-}
-
-/** A success the CLI decodes as `type`. */
-function ok<T = Record<string, unknown>>(a: Answer, type: Type): T {
-  expect(a.status, JSON.stringify(a.json)?.slice(0, 300)).toBeGreaterThanOrEqual(200);
-  expect(a.status).toBeLessThan(300);
-  expect(decode(a.json, type)).toEqual([]);
-  return a.json as T;
 }
 
 /** An error the CLI decodes as ProblemDetails, with the status class (and so exit code) Kheish gives. */

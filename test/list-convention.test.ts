@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STREAM_PAGE_ROWS } from '../src/http/list.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { makePng, uploadBody } from './helpers/media.js';
+import { createSource, sourceBody, upload as uploadView } from './helpers/fixtures.js';
+import { makePng } from './helpers/media.js';
 
 /**
  * The one list convention of every list route: a bare array by default (every row, streamed),
@@ -12,24 +13,13 @@ const TOKEN = 'list-upload-token-0123456789';
 let d: TestDaemon;
 beforeAll(async () => {
   d = await startDaemon();
-  const res = await d.req('/v1/observation-sources', {
-    method: 'POST',
-    json: { source_id: 'lc', display_name: 'LC', kind: 'screen_snapshot', upload_token: TOKEN },
-  });
-  expect(res.status).toBe(201);
+  await createSource(d, sourceBody('lc', TOKEN, { display_name: 'LC' }));
   for (let i = 0; i < 12; i++) await upload(`seed-${i}`, 1_000 + i);
 });
 afterAll(() => d.close());
 
-async function upload(key: string, captured: number) {
-  const res = await d.req('/v1/observation-sources/lc/observations', {
-    method: 'POST',
-    token: TOKEN,
-    json: uploadBody(makePng(1, 1, captured), key, { captured_at_ms: captured }),
-  });
-  expect(res.status).toBe(201);
-  return (await res.json()) as { observation_id: string };
-}
+const upload = (key: string, captured: number) =>
+  uploadView(d, 'lc', TOKEN, makePng(1, 1, captured), key, 'image/png', { captured_at_ms: captured });
 
 type Obs = { observation_id: string; captured_at_ms: number };
 

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { blobPath, createSource, sourceBody, sha256 } from './helpers/fixtures.js';
+import { blobPath, createSource, sha256, sourceBody, upload as uploadView } from './helpers/fixtures.js';
 import { makePng, uploadBody } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 
@@ -26,15 +26,8 @@ beforeAll(async () => {
 });
 afterAll(() => d.close());
 
-async function upload(sourceId: string, key: string, extra: Record<string, unknown> = {}, png = makePng(1, 1, 1)): Promise<Obs> {
-  const res = await d.req(`/v1/observation-sources/${sourceId}/observations`, {
-    method: 'POST',
-    token: TOKEN,
-    json: uploadBody(png, key, extra),
-  });
-  expect(res.status).toBe(201);
-  return res.json();
-}
+const upload = (sourceId: string, key: string, extra: Record<string, unknown> = {}, png = makePng(1, 1, 1)): Promise<Obs> =>
+  uploadView(d, sourceId, TOKEN, png, key, 'image/png', extra) as Promise<Obs>;
 
 /** One page of the ListPage envelope (`page=true`), as `{data, cursor}` for the walks below. */
 async function list(query: string): Promise<{ data: Obs[]; cursor: { next: string | null } }> {

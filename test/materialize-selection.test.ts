@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, testClock, type TestDaemon } from './helpers/daemon.js';
 import { upload } from './helpers/derivations.js';
-import { createSource } from './helpers/fixtures.js';
+import { allPages, createSource } from './helpers/fixtures.js';
 import { makePng } from './helpers/media.js';
 import { byIds, eventsOf, materialize } from './helpers/runs.js';
 
@@ -258,18 +258,13 @@ describe('GET /v1/runs', () => {
     const x = await put('screen-main', screen);
     for (let i = 0; i < 3; i++) expect((await materialize(d, byIds([x.observation_id], { target_session_id: 'paged' }))).status).toBe(202);
     const seen: string[] = [];
-    let cursor: string | null = null;
-    do {
-      const r = await d.req(`/v1/runs?target_session_id=paged&status=queued&limit=2&page=true${cursor ? `&cursor=${cursor}` : ''}`);
-      expect(r.status).toBe(200);
-      const page = await r.json();
+    for (const page of await allPages(d.url, '/v1/runs?target_session_id=paged&status=queued&limit=2')) {
       for (const run of page.items) {
         expect(run.input).toBeUndefined();
         expect(run.target_session_id).toBe('paged');
         seen.push(run.run_id);
       }
-      cursor = page.pagination.next_cursor ?? null;
-    } while (cursor);
+    }
     expect(seen).toHaveLength(3);
     expect([...seen].sort()).toEqual(seen);
     expect((await d.req('/v1/runs?status=bogus')).status).toBe(400);

@@ -8,7 +8,8 @@ import { migrate } from '../src/db/migrate.js';
 import { ReadPool, readPoolOf, readWorkers } from '../src/db/read-pool.js';
 import { countObservations } from '../src/observations/repo.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { makePng, uploadBody } from './helpers/media.js';
+import { createSource, sourceBody, upload } from './helpers/fixtures.js';
+import { makePng } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 
 const TOKEN = 'read-pool-token-0123456789';
@@ -17,20 +18,10 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** A source `cam` with `n` observations captured at 1000, 2000, …; returns their ids in capture order. */
 async function seed(d: TestDaemon, n: number): Promise<string[]> {
-  const res = await d.req('/v1/observation-sources', {
-    method: 'POST',
-    json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot', upload_token: TOKEN },
-  });
-  expect(res.status).toBe(201);
+  await createSource(d, sourceBody('cam', TOKEN));
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const up = await d.req('/v1/observation-sources/cam/observations', {
-      method: 'POST',
-      token: TOKEN,
-      json: uploadBody(makePng(1, 1, i), `k${i}`, { captured_at_ms: (i + 1) * 1000 }),
-    });
-    expect(up.status, await up.clone().text()).toBe(201);
-    ids.push((await up.json()).observation_id);
+    ids.push((await upload(d, 'cam', TOKEN, makePng(1, 1, i), `k${i}`, 'image/png', { captured_at_ms: (i + 1) * 1000 })).observation_id);
   }
   return ids;
 }

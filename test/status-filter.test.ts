@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { observationPageSql } from '../src/observations/repo.js';
 import { observationListQuerySchema } from '../src/observations/schemas.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { makePng, uploadBody } from './helpers/media.js';
+import { allPages, createSource, sourceBody, upload } from './helpers/fixtures.js';
+import { makePng } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 
 const TOKEN = 'status-filter-token-0123';
@@ -22,13 +23,7 @@ const made: Obs[] = [];
 
 beforeAll(async () => {
   d = await startDaemon();
-  for (const id of ['a', 'b']) {
-    const r = await d.req('/v1/observation-sources', {
-      method: 'POST',
-      json: { source_id: id, display_name: id, kind: 'screen_snapshot', upload_token: TOKEN },
-    });
-    expect(r.status).toBe(201);
-  }
+  for (const id of ['a', 'b']) await createSource(d, sourceBody(id, TOKEN));
   // 40 observations: statuses cycle over the five values, two sources, two streams on "a".
   const setStatus = d.daemon.services.db.prepare(`UPDATE observations SET processing_status = ? WHERE observation_id = ?`);
   for (let i = 0; i < 40; i++) {
@@ -38,14 +33,8 @@ beforeAll(async () => {
       canonical_text: `shelf label number ${i}`,
       ...(source === 'a' ? { stream_id: i % 4 ? 's1' : 's2' } : {}),
     };
-    const r = await d.req(`/v1/observation-sources/${source}/observations`, {
-      method: 'POST',
-      token: TOKEN,
-      json: uploadBody(makePng(1, 1, i), `k${i}`, extra),
-    });
-    expect(r.status).toBe(201);
-    const o = (await r.json()) as Obs;
-    o.processing_status = STATUSES[i % STATUSES.length];
+    const view = await upload(d, source, TOKEN, makePng(1, 1, i), `k${i}`, 'image/png', extra);
+    const o: Obs = { ...view, processing_status: STATUSES[i % STATUSES.length] };
     // The derivation queue moves this column; the fixture sets it directly.
     setStatus.run(o.processing_status, o.observation_id);
     made.push(o);
@@ -62,16 +51,7 @@ async function list(query: string): Promise<Obs[]> {
 
 /** Follows `pagination.next_cursor` from `page=true` to the end; returns every row seen. */
 async function walk(query: string): Promise<Obs[]> {
-  const out: Obs[] = [];
-  let cursor: string | undefined;
-  do {
-    const res = await d.req(`/v1/observations?${query}&${cursor ? `cursor=${encodeURIComponent(cursor)}` : 'page=true'}`);
-    expect(res.status, await res.clone().text()).toBe(200);
-    const page = (await res.json()) as { items: Obs[]; pagination: { next_cursor?: string } };
-    out.push(...page.items);
-    cursor = page.pagination.next_cursor;
-  } while (cursor);
-  return out;
+  return (await allPages<Obs>(d.url, `/v1/observations?${query}`)).flatMap((p) => p.items);
 }
 
 const ids = (rows: Obs[]) => rows.map((o) => o.observation_id);

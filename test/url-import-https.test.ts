@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostResolver } from '../src/uploads/url-fetch.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { createSource, sourceBody } from './helpers/fixtures.js';
 import { makePng } from './helpers/media.js';
 import { expectProblem } from './helpers/problem.js';
 
@@ -63,11 +64,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as AddressInfo).port;
   d = await startDaemon({ uploads: { url_fetch: { enabled: true, allow_hosts: ['images.test'] } } }, { resolveHost, fetchCa: cert });
-  const r = await d.req('/v1/observation-sources', {
-    method: 'POST',
-    json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot', upload_token: TOKEN },
-  });
-  expect(r.status).toBe(201);
+  await createSource(d, sourceBody('cam', TOKEN));
 });
 afterAll(async () => {
   if (!hasOpenssl) return;
@@ -97,10 +94,7 @@ describe.skipIf(!hasOpenssl)('URL import over https (pinned address, name kept f
       { resolveHost, fetchCa: readFileSync(join(dir, 'cert.pem'), 'utf8') },
     );
     try {
-      await d2.req('/v1/observation-sources', {
-        method: 'POST',
-        json: { source_id: 'cam', display_name: 'cam', kind: 'screen_snapshot', upload_token: TOKEN },
-      });
+      await createSource(d2, sourceBody('cam', TOKEN));
       const r = await d2.req('/v1/observation-sources/cam/observations', {
         method: 'POST',
         token: TOKEN,

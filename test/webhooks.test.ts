@@ -7,8 +7,8 @@ import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../src/config/schema.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { createSource, sourceBody } from './helpers/fixtures.js';
-import { makePng, uploadBody } from './helpers/media.js';
+import { createSource, sourceBody, upload as uploadView } from './helpers/fixtures.js';
+import { makePng } from './helpers/media.js';
 import { startReceiver, type ReceivedHook, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 const TOKEN = 'webhook-test-upload-token-1';
@@ -42,13 +42,7 @@ async function daemon(rcv: WebhookReceiver, opts: { dataDir?: string; types?: st
 }
 
 async function upload(d: TestDaemon, key: string, seed: number): Promise<string> {
-  const r = await d.req('/v1/observation-sources/cam/observations', {
-    method: 'POST',
-    token: TOKEN,
-    json: uploadBody(makePng(2, 2, seed), key),
-  });
-  expect(r.status).toBe(201);
-  return (await r.json()).observation_id;
+  return (await uploadView(d, 'cam', TOKEN, makePng(2, 2, seed), key)).observation_id;
 }
 
 /** Verifies a delivery with the standardwebhooks package (throws when the signature is wrong). */

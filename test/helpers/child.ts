@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 /** The CLI shim and the compiled entry point it loads (`npm run build` makes it). */
@@ -98,7 +99,6 @@ export function spawnDaemon(
   });
   const lines: string[] = [];
   let stderr = '';
-  let partial = '';
   const exited = new Promise<Exit>((resolve) => proc.on('close', (code, signal) => resolve({ code, signal })));
   return new Promise<ChildDaemon>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -106,47 +106,53 @@ export function spawnDaemon(
       reject(new Error(`observd did not report listening within ${opts.timeoutMs ?? 15_000} ms; stderr: ${stderr}`));
     }, opts.timeoutMs ?? 15_000);
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      partial += d;
-      const parts = partial.split('\n');
-      partial = parts.pop()!;
-      for (const line of parts) {
-        lines.push(line);
-        if (!line.includes('observd listening')) continue;
-        const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(line);
-        if (!m) continue;
-        clearTimeout(timer);
-        const port = Number(m[1]);
-        const send = (sig: NodeJS.Signals) => {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
-          return exited;
-        };
-        resolve({
-          proc,
-          pid: proc.pid!,
-          port,
-          url: `http://127.0.0.1:${port}`,
-          dataDir,
-          lines,
-          logs: () =>
-            lines.flatMap((l) => {
-              try {
-                return [JSON.parse(l) as Record<string, unknown>];
-              } catch {
-                return [];
-              }
-            }),
-          stderr: () => stderr,
-          exited,
-          stop: () => send('SIGTERM'),
-          kill: () => send('SIGKILL'),
-        });
-      }
+    onLines(proc.stdout!, (line) => {
+      lines.push(line);
+      if (!line.includes('observd listening')) return;
+      const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(line);
+      if (!m) return;
+      clearTimeout(timer);
+      const port = Number(m[1]);
+      const send = (sig: NodeJS.Signals) => {
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+        return exited;
+      };
+      resolve({
+        proc,
+        pid: proc.pid!,
+        port,
+        url: `http://127.0.0.1:${port}`,
+        dataDir,
+        lines,
+        logs: () =>
+          lines.flatMap((l) => {
+            try {
+              return [JSON.parse(l) as Record<string, unknown>];
+            } catch {
+              return [];
+            }
+          }),
+        stderr: () => stderr,
+        exited,
+        stop: () => send('SIGTERM'),
+        kill: () => send('SIGKILL'),
+      });
     });
     void exited.then((e) => {
       clearTimeout(timer);
       reject(new Error(`observd exited (${e.code ?? e.signal}) before listening; stderr: ${stderr}`));
     });
+  });
+}
+
+/** Calls `onLine` with each complete line of a child's output stream (UTF-8) as it arrives. */
+export function onLines(stream: Readable, onLine: (line: string) => void): void {
+  let partial = '';
+  stream.setEncoding('utf8').on('data', (d: string) => {
+    partial += d;
+    const parts = partial.split('\n');
+    partial = parts.pop()!;
+    for (const line of parts) onLine(line);
   });
 }
 

@@ -3,7 +3,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect } from 'vitest';
+import type { ObservationView } from '../../src/observations/schemas.js';
 import type { TestDaemon } from './daemon.js';
+import { uploadBody } from './media.js';
 
 type Json = Record<string, unknown>;
 
@@ -70,6 +72,67 @@ export async function createSourceView(d: TestDaemon, body: Json, token?: string
 export async function createSource(d: TestDaemon, body: Json, token?: string): Promise<string> {
   const view = await createSourceView(d, body, token);
   return (body.upload_token as string | undefined) ?? view.upload_token;
+}
+
+/** Uploads bytes as an observation named `frame.<subtype>` (`uploadBody`'s `frame.png` for a PNG), asserts 201, and returns its view. */
+export async function upload(
+  d: TestDaemon,
+  sourceId: string,
+  token: string,
+  bytes: Buffer,
+  key: string,
+  mediaType = 'image/png',
+  extra: Json = {},
+): Promise<ObservationView> {
+  const body = uploadBody(bytes, key, extra, mediaType);
+  body.upload.file_name = `frame.${mediaType.split('/')[1]}`;
+  const r = await d.req(`/v1/observation-sources/${sourceId}/observations`, { method: 'POST', token, json: body });
+  expect(r.status, await r.clone().text()).toBe(201);
+  return (await r.json()) as ObservationView;
+}
+
+/** Polls `fn` until it returns a truthy value (or fails after `ms`). */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** One page of a `page=true` listing (the ListPage envelope). */
+export interface ListPage<T> {
+  items: T[];
+  pagination: { limit: number; has_more: boolean; next_cursor?: string; order: string; total_count?: number };
+}
+
+/**
+ * Every page of the listing `path` (with its query, without `page`/`cursor`) on the daemon at
+ * `baseUrl`, following `pagination.next_cursor` with `page=true` to the end; asserts each answer
+ * is 200, and fails after `maxPages` (a cursor that never ends).
+ */
+export async function allPages<T = Record<string, any>>(
+  baseUrl: string,
+  path: string,
+  token?: string,
+  maxPages = 1000,
+): Promise<Array<ListPage<T>>> {
+  const pages: Array<ListPage<T>> = [];
+  const sep = path.includes('?') ? '&' : '?';
+  let cursor: string | undefined;
+  do {
+    expect(pages.length, `${path}: pagination did not end`).toBeLessThan(maxPages);
+    const res = await fetch(`${baseUrl}${path}${sep}page=true${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const page = (await res.json()) as ListPage<T>;
+    pages.push(page);
+    cursor = page.pagination.next_cursor;
+  } while (cursor);
+  return pages;
 }
 
 /** What `kheish capture provision --batch-id B --agent-id … --daemon-url U` sends (`build_provision_request`). */

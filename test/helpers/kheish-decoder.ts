@@ -1,3 +1,5 @@
+import { expect } from 'vitest';
+
 /**
  * A tiny decoder of the serde rules in shared/kheish-wire.md, written from the reference and not
  * from observd's schemas: what a Kheish client can decode, field by field.
@@ -89,6 +91,15 @@ export function decode(value: unknown, type: Type, path = ''): string[] {
   const errors: string[] = [];
   checkType(value, type, path || '$', errors);
   return errors;
+}
+
+/** A success the Kheish CLI decodes as `type`: any 2xx, then the body by serde's rules; fails the test otherwise. */
+export function expectKheishOk<T = Record<string, unknown>>(answer: { status: number; json: unknown }, type: Type): T {
+  const shown = JSON.stringify(answer.json)?.slice(0, 300);
+  expect(answer.status, shown).toBeGreaterThanOrEqual(200);
+  expect(answer.status, shown).toBeLessThan(300);
+  expect(decode(answer.json, type)).toEqual([]);
+  return answer.json as T;
 }
 
 // ---- The types of shared/kheish-wire.md ----
@@ -318,3 +329,107 @@ export const ListPage = (item: Type): Type => ({
 });
 
 export const Vec = (item: Type): Type => ({ vec: item });
+
+// ---- Capture agents (kheish-wire.md, capture provisioning and heartbeats) ----
+
+const OsProfile = { enum: ['macos', 'linux', 'windows'] } as const;
+const CaptureAgentStatus = { enum: ['active', 'revoked'] } as const;
+const HeartbeatState = { enum: ['pending', 'healthy', 'missing', 'revoked'] } as const;
+
+export const CaptureProvisionedSource: Type = {
+  struct: {
+    source_id: [str, 'req'],
+    kind: [SourceKind, 'req'],
+    lease_id: [str, 'req'],
+    expires_at_ms: [u64, 'req'],
+    upload_token: [str, 'req'],
+  },
+};
+
+export const CaptureAgentProvisionResponse: Type = {
+  struct: {
+    batch_id: [str, 'req'],
+    agents: [
+      {
+        vec: {
+          struct: {
+            machine_id: [str, 'req'],
+            os_profile: [OsProfile, 'req'],
+            heartbeat_interval_ms: [u64, 'req'],
+            heartbeat_grace_ms: [u64, 'req'],
+            heartbeat_deadline_ms: [u64, 'req'],
+            heartbeat_token: [str, 'req'],
+            token_expires_at_ms: [u64, 'req'],
+            config_toml: [str, 'req'],
+            sources: [{ vec: CaptureProvisionedSource }, 'req'],
+          },
+        },
+      },
+      'req',
+    ],
+  },
+};
+
+export const CaptureSourceLeaseView: Type = {
+  struct: {
+    lease_id: [str, 'req'],
+    source_id: [str, 'req'],
+    kind: [SourceKind, 'req'],
+    upload_token_version: [u64, 'req'],
+    issued_at_ms: [u64, 'req'],
+    expires_at_ms: [u64, 'req'],
+    revoked_at_ms: [u64, 'opt'],
+    superseded_by: [str, 'opt'],
+  },
+};
+
+export const CaptureAgentView: Type = {
+  struct: {
+    machine_id: [str, 'req'],
+    batch_id: [str, 'req'],
+    provision_fingerprint_sha256: [str, 'opt'],
+    os_profile: [OsProfile, 'req'],
+    status: [CaptureAgentStatus, 'req'],
+    source_ids: [{ vec: str }, 'req'],
+    leases: [{ vec: CaptureSourceLeaseView }, 'req'],
+    created_at_ms: [u64, 'req'],
+    updated_at_ms: [u64, 'req'],
+    heartbeat_interval_ms: [u64, 'req'],
+    heartbeat_grace_ms: [u64, 'req'],
+    heartbeat_deadline_ms: [u64, 'req'],
+    heartbeat_token_version: [u64, 'def'],
+    heartbeat_state: [HeartbeatState, 'req'],
+    last_heartbeat_at_ms: [u64, 'opt'],
+    last_heartbeat_agent_version: [str, 'opt'],
+    last_heartbeat_observed_source_ids: [{ vec: str }, 'def'],
+    last_heartbeat_unobserved_source_ids: [{ vec: str }, 'def'],
+    heartbeat_missing_since_ms: [u64, 'opt'],
+    token_expires_at_ms: [u64, 'opt'],
+    revoked_at_ms: [u64, 'opt'],
+    revoked_reason: [str, 'opt'],
+  },
+};
+
+export const CaptureAgentHeartbeatResponse: Type = {
+  struct: {
+    machine_id: [str, 'req'],
+    status: [CaptureAgentStatus, 'req'],
+    heartbeat_state: [HeartbeatState, 'req'],
+    last_heartbeat_at_ms: [u64, 'req'],
+    heartbeat_deadline_ms: [u64, 'req'],
+    agent_version: [str, 'opt'],
+    observed_source_ids: [{ vec: str }, 'def'],
+    unobserved_source_ids: [{ vec: str }, 'def'],
+  },
+};
+
+export const CaptureAgentAlertView: Type = {
+  struct: {
+    machine_id: [str, 'req'],
+    kind: [str, 'req'],
+    severity: [str, 'req'],
+    message: [str, 'req'],
+    detected_at_ms: [u64, 'req'],
+    heartbeat_deadline_ms: [u64, 'req'],
+  },
+};
