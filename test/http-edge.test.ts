@@ -69,6 +69,6 @@ describe('slow bodies keep the minimum rate on every route, not only JSON upload
     const head =
       `POST /v1/capture-agents/slow-machine/revoke HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n` +
       `Content-Length: 4000\r\n\r\n{"reason":"`;
-    problemOf(await exchange(head, 'x'), 408, 'request_timeout');
+    expectRawProblem(await exchange(head, 'x'), 408, 'request_timeout');
   });
 });
