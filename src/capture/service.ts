@@ -175,7 +175,7 @@ export class CaptureAgentService {
       }
       if (disabled.length) changed = true;
       const first = a.status !== 'revoked';
-      if (first || changed || (reason !== undefined && reason !== a.revoked_reason)) {
+      if (changed || (reason !== undefined && reason !== a.revoked_reason)) {
         saveAgentRow(db, {
           ...a,
           status: 'revoked',
@@ -185,7 +185,7 @@ export class CaptureAgentService {
           updated_at_ms: t,
         });
       }
-      if (first || changed) {
+      if (changed) {
         recordAudit(db, newId, t, first ? 'capture_agent_revoked' : 'capture_agent_revoke_repaired', {
           source_id: machineId,
           detail: { reason: reason ?? null, purged_asset_ids: disabled },
