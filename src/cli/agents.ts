@@ -4,7 +4,7 @@ import { provisionRequestSchema, type ProvisionRequestInput, type ProvisionRespo
 import { ObservdError, createClient, type ObservdClient } from '../client/index.js';
 import { openStore } from '../daemon.js';
 import { AppError } from '../errors.js';
-import type { Listing } from '../pagination.js';
+import { allRows } from '../pagination.js';
 import { commonArgs } from './args.js';
 
 const USAGE = `usage: observd agents provision --batch-id B (--agent-id ID ... | --agent-prefix P --count N) [--daemon-url URL]
@@ -69,26 +69,15 @@ function storeBackend(store: ReturnType<typeof openStore>): Backend {
   return {
     provision: async (b) => agents.provision(parse(b)),
     list: async function* () {
-      yield* rowsOf(agents.list());
+      yield* allRows(agents.list());
     },
     get: async (id) => agents.get(id),
     revoke: async (id, reason) => agents.revoke(id, reason),
     alerts: async function* () {
-      yield* rowsOf(agents.alerts());
+      yield* allRows(agents.alerts());
     },
     close: () => store.close(),
   };
-}
-
-/** Every row of a listing, a page at a time. */
-function* rowsOf<T>(listing: Listing<T>): Generator<T> {
-  let cursor: string | undefined;
-  for (;;) {
-    const page = listing.fetchPage(cursor, 500);
-    yield* page.items;
-    if (page.next_cursor === null) return;
-    cursor = page.next_cursor;
-  }
 }
 
 /** `observd agents …` and `observd alerts`: capture-agent administration; prints JSON. */
