@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { provisionRequestSchema, type ProvisionRequestInput, type ProvisionResponse } from '../capture/schemas.js';
 import { ObservdError, createClient, type ObservdClient } from '../client/index.js';
 import { openStore } from '../daemon.js';
-import { AppError } from '../errors.js';
+import { AppError, statusOf } from '../errors.js';
 import { allRows } from '../pagination.js';
 import { commonArgs } from './args.js';
 
@@ -147,7 +147,7 @@ export async function agentsCommand(argv: string[], alertsOnly = false): Promise
     }
     if (e instanceof AppError) {
       console.error(`observd: ${e.code}: ${e.message}`);
-      return exitCodeOf({ validation_failed: 400, bad_request: 400, not_found: 404, conflict: 409 }[e.code as string] ?? 1);
+      return exitCodeOf(statusOf(e.code));
     }
     throw e;
   } finally {
