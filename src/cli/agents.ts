@@ -5,6 +5,7 @@ import { ObservdError, createClient, type ObservdClient } from '../client/index.
 import { openStore } from '../daemon.js';
 import { AppError, statusOf } from '../errors.js';
 import { allRows } from '../pagination.js';
+import { parseWith } from '../http/validate.js';
 import { commonArgs } from './args.js';
 
 const USAGE = `usage: observd agents provision --batch-id B (--agent-id ID ... | --agent-prefix P --count N) [--daemon-url URL]
@@ -61,13 +62,8 @@ function httpBackend(client: ObservdClient): Backend {
 
 function storeBackend(store: ReturnType<typeof openStore>): Backend {
   const agents = store.services.captureAgents;
-  const parse = (b: ProvisionRequestInput) => {
-    const r = provisionRequestSchema.safeParse(b);
-    if (!r.success) throw new AppError('validation_failed', r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    return r.data;
-  };
   return {
-    provision: async (b) => agents.provision(parse(b)),
+    provision: async (b) => agents.provision(parseWith(provisionRequestSchema, b)),
     list: async function* () {
       yield* allRows(agents.list());
     },
