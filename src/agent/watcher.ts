@@ -61,7 +61,6 @@ export class DirectoryWatcher {
   private backoffMs = 0;
   private retryAt = 0;
   private fatal?: WatchExit;
-  private wake?: () => void;
 
   constructor(private o: WatchOptions) {
     if (existsSync(o.statePath)) {
@@ -91,7 +90,6 @@ export class DirectoryWatcher {
   stop(fatal?: WatchExit): void {
     this.fatal ??= fatal;
     this.abort.abort();
-    this.wake?.();
   }
 
   /** Queued files not yet acknowledged. */
@@ -217,11 +215,11 @@ export class DirectoryWatcher {
         }
         this.o.log({ event: 'heartbeat_failed', status: e instanceof ObservdError ? e.status : 0 });
       }
-      await this.sleep(this.o.heartbeatIntervalMs, true);
+      await this.sleep(this.o.heartbeatIntervalMs);
     }
   }
 
-  private sleep(ms: number, own = false): Promise<void> {
+  private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       if (this.abort.signal.aborted) return resolve();
       const done = () => {
@@ -231,7 +229,6 @@ export class DirectoryWatcher {
       };
       const t = setTimeout(done, ms);
       this.abort.signal.addEventListener('abort', done);
-      if (!own) this.wake = done;
     });
   }
 
