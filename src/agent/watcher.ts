@@ -3,15 +3,7 @@ import { createReadStream, existsSync, readFileSync, renameSync, writeFileSync }
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { ObservdError, type ObservdClient } from '../client/index.js';
-
-/** Media a watched directory may hold, by extension. */
-export const MEDIA_TYPES: Record<string, string> = {
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  jpeg: 'image/jpeg',
-  wav: 'audio/wav',
-  webm: 'audio/webm',
-};
+import { sentMediaTypeOf } from '../observations/media.js';
 
 export interface WatchOptions {
   dir: string;
@@ -105,7 +97,7 @@ export class DirectoryWatcher {
       if (!ent.isFile()) continue;
       const abs = join(ent.parentPath ?? (ent as unknown as { path: string }).path, ent.name);
       const rel = relative(this.o.dir, abs);
-      if (rel.split(sep).some((p) => p.startsWith('.')) || !MEDIA_TYPES[extOf(rel)]) continue;
+      if (rel.split(sep).some((p) => p.startsWith('.')) || !sentMediaTypeOf(rel)) continue;
       present.add(rel);
       const st = await stat(abs).catch(() => undefined);
       if (!st) continue;
@@ -160,7 +152,7 @@ export class DirectoryWatcher {
             captured_at_ms: f.mtime_ms,
             ...(this.o.streamId ? { stream_id: this.o.streamId } : {}),
             ...(this.o.metadata ? { metadata: this.o.metadata } : {}),
-            upload: { media_type: MEDIA_TYPES[extOf(rel)], file_name: basename(rel) },
+            upload: { media_type: sentMediaTypeOf(rel)!, file_name: basename(rel) },
           },
           this.abort.signal,
         );
@@ -237,10 +229,6 @@ export class DirectoryWatcher {
     writeFileSync(tmp, JSON.stringify({ version: 1, source_id: this.o.sourceId, files: this.files }));
     renameSync(tmp, this.o.statePath);
   }
-}
-
-function extOf(p: string): string {
-  return p.slice(p.lastIndexOf('.') + 1).toLowerCase();
 }
 
 /** SHA-256 of a file, read as a stream. */
