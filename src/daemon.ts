@@ -54,10 +54,7 @@ export interface DaemonOptions {
  */
 export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: boolean } = {}) {
   const now = opts.now ?? systemClock;
-  mkdirSync(config.data_dir, { recursive: true });
-  const dbFile = join(config.data_dir, 'observd.db');
-  const keys = resolveStoreKeys(config.data_dir, config.encryption.key_file);
-  const db = openStoreDb(dbFile, keys);
+  const { db, dbFile, keys } = openDataDb(config);
   migrate(db);
   const blobs = new BlobStore(config.data_dir, keys);
   const strays = opts.sweepStrays === false ? { temps: 0, orphans: 0 } : blobs.sweepStrays(knownBlobNames(db, keys));
@@ -103,6 +100,17 @@ export function openStore(config: Config, opts: DaemonOptions & { sweepStrays?: 
 }
 
 /** Opens the store's database, saying plainly when the key cannot read it. */
+/**
+ * The data directory's database (the directory is made if missing), opened with the store's key
+ * when it is encrypted; Error with a plain message for a wrong or missing key.
+ */
+export function openDataDb(config: Config): { db: Db; dbFile: string; keys: StoreKeys | undefined } {
+  mkdirSync(config.data_dir, { recursive: true });
+  const dbFile = join(config.data_dir, 'observd.db');
+  const keys = resolveStoreKeys(config.data_dir, config.encryption.key_file);
+  return { db: openStoreDb(dbFile, keys), dbFile, keys };
+}
+
 function openStoreDb(dbFile: string, keys: StoreKeys | undefined): Db {
   try {
     return openDb(dbFile, keys?.dbHex);

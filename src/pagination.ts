@@ -96,14 +96,13 @@ export function toPage<R, T>(rows: R[], limit: number, view: (r: R) => T, key: (
   return { items: slice.map(view), next_cursor: more ? key(slice[slice.length - 1]) : null };
 }
 
-/** Reads every page of a listing into one array (for callers that know the result is small, e.g. the CLI). */
-export function collectAll<T>(listing: Listing<T>, pageSize = 500): T[] {
-  const out: T[] = [];
+/** Every row of a listing, read a page at a time (the CLI prints them as they come). */
+export function* allRows<T>(listing: Listing<T>, pageSize = 500): Generator<T> {
   let cursor: string | undefined;
   for (;;) {
     const page = listing.fetchPage(cursor, pageSize);
-    out.push(...page.items);
-    if (page.next_cursor === null) return out;
+    yield* page.items;
+    if (page.next_cursor === null) return;
     cursor = page.next_cursor;
   }
 }

@@ -54,3 +54,14 @@ it('observd agents provision|list|get|revoke and observd alerts work on the data
   expect(jsonLines(after.stdout).map((a) => a.machine_id)).toEqual(['lab-000']);
   expect((await cli('agents', 'frobnicate')).code).toBe(2);
 }, 120_000);
+
+it('observd agent watch refuses an interval that is not a positive integer (NaN would be a 1 ms timer)', async () => {
+  for (const flag of ['--scan-interval-ms', '--heartbeat-interval-ms']) {
+    for (const value of ['abc', '0', '1.5']) {
+      const r = await runCli(['agent', 'watch', dataDir, '--source', 's', flag, value], { env: { OBSERVD_UPLOAD_TOKEN: 'x' } });
+      expect(r.code, `${flag} ${value}`).toBe(2);
+      expect(r.stderr).toContain(`${flag} must be a positive integer`);
+      expect(r.stderr).toContain('usage: observd agent watch');
+    }
+  }
+});

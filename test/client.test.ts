@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObservdError, createClient, type ObservdClient } from '../src/client/index.js';
+import { Transport } from '../src/client/transport.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { makePng } from './helpers/media.js';
 
@@ -157,6 +158,22 @@ describe('the typed client', () => {
     unavailable = 1;
     const refused = await flaky.createSource({ source_id: 'x-src', kind: 'screen_snapshot', display_name: 'x' }).catch((e) => e);
     expect(refused).toMatchObject({ status: 503 });
+  });
+
+  it("leaves no abort listener on the caller's signal once a retried call is done", async () => {
+    const flaky = new Transport({ baseUrl: proxyUrl, token: ADMIN, backoffMs: 1 });
+    const { signal } = new AbortController();
+    const listening = new Set<unknown>();
+    const add = signal.addEventListener.bind(signal);
+    const remove = signal.removeEventListener.bind(signal);
+    signal.addEventListener = (type: string, fn: any, o?: any) => (listening.add(fn), add(type, fn, o));
+    signal.removeEventListener = (type: string, fn: any, o?: any) => (listening.delete(fn), remove(type, fn, o));
+    for (let i = 0; i < 5; i++) {
+      unavailable = 2;
+      await flaky.json('/v1/observation-sources', { signal });
+    }
+    expect(unavailable).toBe(0);
+    expect(listening.size).toBe(0);
   });
 
   it('reads server-sent events as an async iterator', async () => {

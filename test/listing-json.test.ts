@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/schema.js';
 import { openStore } from '../src/daemon.js';
 import { insertObservation, listObservations, toObservationView, type ObservationRow } from '../src/observations/repo.js';
-import { collectAll } from '../src/pagination.js';
+import { allRows } from '../src/pagination.js';
 import { testClock } from './helpers/daemon.js';
 
 describe('observation listings serialized by SQLite', () => {
@@ -66,7 +66,7 @@ describe('observation listings serialized by SQLite', () => {
   ]) {
     it(`writes exactly what JSON.stringify of each view writes (${JSON.stringify(q)}), page by page`, async () => {
       const listing = listObservations(db, q);
-      const views = collectAll(listing, 2);
+      const views = [...allRows(listing, 2)];
       expect(views.length).toBeGreaterThan(0);
       const texts: string[] = [];
       let cursor: string | undefined;

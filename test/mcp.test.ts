@@ -109,6 +109,15 @@ describe('MCP over Streamable HTTP (loopback-open daemon)', () => {
     expect(textOf(r)).toMatch(/^not_found \(HTTP 404\)/);
   });
 
+  it('search_observations takes the metadata filters the search API takes, no more', async () => {
+    const found = await call(client, 'search_observations', { query: 'invoice', metadata: { 'app:window': 'x'.repeat(1000) } });
+    expect(found.isError, textOf(found)).toBeFalsy();
+    const nine = Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, 'v']));
+    const refused = await call(client, 'search_observations', { query: 'invoice', metadata: nine });
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toMatch(/at most 8 metadata filters/);
+  });
+
   it('bad tool input is refused by the input schema as a tool error', async () => {
     const r = await call(client, 'recent_observations', { source_id: 'screen', limit: 0 });
     expect(r.isError).toBe(true);

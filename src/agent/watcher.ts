@@ -3,15 +3,7 @@ import { createReadStream, existsSync, readFileSync, renameSync, writeFileSync }
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { ObservdError, type ObservdClient } from '../client/index.js';
-
-/** Media a watched directory may hold, by extension. */
-export const MEDIA_TYPES: Record<string, string> = {
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  jpeg: 'image/jpeg',
-  wav: 'audio/wav',
-  webm: 'audio/webm',
-};
+import { sentMediaTypeOf } from '../observations/media.js';
 
 export interface WatchOptions {
   dir: string;
@@ -61,7 +53,6 @@ export class DirectoryWatcher {
   private backoffMs = 0;
   private retryAt = 0;
   private fatal?: WatchExit;
-  private wake?: () => void;
 
   constructor(private o: WatchOptions) {
     if (existsSync(o.statePath)) {
@@ -91,7 +82,6 @@ export class DirectoryWatcher {
   stop(fatal?: WatchExit): void {
     this.fatal ??= fatal;
     this.abort.abort();
-    this.wake?.();
   }
 
   /** Queued files not yet acknowledged. */
@@ -107,7 +97,7 @@ export class DirectoryWatcher {
       if (!ent.isFile()) continue;
       const abs = join(ent.parentPath ?? (ent as unknown as { path: string }).path, ent.name);
       const rel = relative(this.o.dir, abs);
-      if (rel.split(sep).some((p) => p.startsWith('.')) || !MEDIA_TYPES[extOf(rel)]) continue;
+      if (rel.split(sep).some((p) => p.startsWith('.')) || !sentMediaTypeOf(rel)) continue;
       present.add(rel);
       const st = await stat(abs).catch(() => undefined);
       if (!st) continue;
@@ -162,7 +152,7 @@ export class DirectoryWatcher {
             captured_at_ms: f.mtime_ms,
             ...(this.o.streamId ? { stream_id: this.o.streamId } : {}),
             ...(this.o.metadata ? { metadata: this.o.metadata } : {}),
-            upload: { media_type: MEDIA_TYPES[extOf(rel)], file_name: basename(rel) },
+            upload: { media_type: sentMediaTypeOf(rel)!, file_name: basename(rel) },
           },
           this.abort.signal,
         );
@@ -217,11 +207,11 @@ export class DirectoryWatcher {
         }
         this.o.log({ event: 'heartbeat_failed', status: e instanceof ObservdError ? e.status : 0 });
       }
-      await this.sleep(this.o.heartbeatIntervalMs, true);
+      await this.sleep(this.o.heartbeatIntervalMs);
     }
   }
 
-  private sleep(ms: number, own = false): Promise<void> {
+  private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       if (this.abort.signal.aborted) return resolve();
       const done = () => {
@@ -231,7 +221,6 @@ export class DirectoryWatcher {
       };
       const t = setTimeout(done, ms);
       this.abort.signal.addEventListener('abort', done);
-      if (!own) this.wake = done;
     });
   }
 
@@ -240,10 +229,6 @@ export class DirectoryWatcher {
     writeFileSync(tmp, JSON.stringify({ version: 1, source_id: this.o.sourceId, files: this.files }));
     renameSync(tmp, this.o.statePath);
   }
-}
-
-function extOf(p: string): string {
-  return p.slice(p.lastIndexOf('.') + 1).toLowerCase();
 }
 
 /** SHA-256 of a file, read as a stream. */

@@ -1,8 +1,9 @@
 import { recordAudit } from '../audit/repo.js';
+import { keysetListing } from '../db/keyset.js';
 import { stmt } from '../db/open.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { decodeCursor, encodeCursor, toPage, type Listing } from '../pagination.js';
+import type { Listing } from '../pagination.js';
 import { getSourceRow, saveSourceRow } from '../sources/repo.js';
 import type { SourceService } from '../sources/service.js';
 import { hashToken, tokenMatches } from '../sources/tokens.js';
@@ -115,7 +116,16 @@ export class CaptureAgentService {
   /** Every agent by machine id, as a listing (keyset pages); due alerts are raised first. */
   list(): Listing<AgentView> {
     checkHeartbeats(this.deps, this.deps.now());
-    return this.listing('capture-agents', '', (r) => toAgentView(r, leasesOf(this.deps.db, r.machine_id)));
+    const db = this.deps.db;
+    return keysetListing<AgentRow, AgentView>(db, {
+      table: 'capture_agents',
+      key: 'machine_id',
+      scope: 'capture-agents',
+      order: 'asc',
+      where: [],
+      args: [],
+      view: (r) => toAgentView(r, leasesOf(db, r.machine_id)),
+    });
   }
 
   /** One agent, after raising due alerts; not_found "unknown capture agent". */
@@ -127,28 +137,15 @@ export class CaptureAgentService {
   /** Agents in state `missing` by machine id, as a listing; due alerts are raised first. */
   alerts(): Listing<AlertView> {
     checkHeartbeats(this.deps, this.deps.now());
-    return this.listing('capture-alerts', `heartbeat_state = 'missing' AND status = 'active'`, toAlertView);
-  }
-
-  /** A keyset listing by machine id over the agents matching `filter` (SQL, or '' for all). */
-  private listing<T>(scope: string, filter: string, view: (r: AgentRow) => T): Listing<T> {
-    const db = this.deps.db;
-    const and = filter ? `${filter} AND` : '';
-    return {
+    return keysetListing<AgentRow, AlertView>(this.deps.db, {
+      table: 'capture_agents',
+      key: 'machine_id',
+      scope: 'capture-alerts',
       order: 'asc',
-      count: () =>
-        stmt(db, `SELECT COUNT(*) FROM capture_agents ${filter ? `WHERE ${filter}` : ''}`)
-          .pluck()
-          .get() as number,
-      fetchPage: (cursor, limit) => {
-        const after = cursor === undefined ? '' : String(decodeCursor(scope, cursor, ['string'])[0]);
-        const rows = stmt(db, `SELECT * FROM capture_agents WHERE ${and} machine_id > ? ORDER BY machine_id LIMIT ?`).all(
-          after,
-          limit + 1,
-        ) as AgentRow[];
-        return toPage(rows, limit, view, (r) => encodeCursor(scope, [r.machine_id]));
-      },
-    };
+      where: [`heartbeat_state = 'missing'`, `status = 'active'`],
+      args: [],
+      view: toAlertView,
+    });
   }
 
   /**
@@ -178,7 +175,7 @@ export class CaptureAgentService {
       }
       if (disabled.length) changed = true;
       const first = a.status !== 'revoked';
-      if (first || changed || (reason !== undefined && reason !== a.revoked_reason)) {
+      if (changed || (reason !== undefined && reason !== a.revoked_reason)) {
         saveAgentRow(db, {
           ...a,
           status: 'revoked',
@@ -188,7 +185,7 @@ export class CaptureAgentService {
           updated_at_ms: t,
         });
       }
-      if (first || changed) {
+      if (changed) {
         recordAudit(db, newId, t, first ? 'capture_agent_revoked' : 'capture_agent_revoke_repaired', {
           source_id: machineId,
           detail: { reason: reason ?? null, purged_asset_ids: disabled },

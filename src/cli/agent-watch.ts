@@ -71,6 +71,17 @@ export async function agentCommand(argv: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
+  // Number('abc') is NaN, which a timer takes as 1 ms: a scan or heartbeat storm.
+  const intervals: Record<string, number | undefined> = {};
+  for (const flag of ['scan-interval-ms', 'heartbeat-interval-ms'] as const) {
+    if (values[flag] === undefined) continue;
+    const ms = Number(values[flag]);
+    if (!Number.isInteger(ms) || ms < 1) {
+      console.error(`observd: --${flag} must be a positive integer\n\n${USAGE}`);
+      return 2;
+    }
+    intervals[flag] = ms;
+  }
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     console.error(`observd: ${dir} is not a directory`);
     return 2;
@@ -92,9 +103,9 @@ export async function agentCommand(argv: string[]): Promise<number> {
     uploadToken,
     machineId: env.OBSERVD_MACHINE_ID ?? creds.machineId,
     heartbeatToken: env.OBSERVD_HEARTBEAT_TOKEN ?? creds.heartbeatToken,
-    heartbeatIntervalMs: Number(values['heartbeat-interval-ms'] ?? creds.heartbeatIntervalMs ?? 30_000),
+    heartbeatIntervalMs: intervals['heartbeat-interval-ms'] ?? Number(creds.heartbeatIntervalMs ?? 30_000),
     statePath: values.state ?? join(resolve(dir), `.observd-watch-${values.source}.json`),
-    scanIntervalMs: Number(values['scan-interval-ms'] ?? 1000),
+    scanIntervalMs: intervals['scan-interval-ms'] ?? 1000,
     streamId: values.stream ?? creds.streamId,
     metadata: creds.metadata,
     agentVersion: `observd-watch/${VERSION}`,

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { provisionRequestSchema, type ProvisionRequestInput, type ProvisionResponse } from '../capture/schemas.js';
 import { ObservdError, createClient, type ObservdClient } from '../client/index.js';
 import { openStore } from '../daemon.js';
-import { AppError } from '../errors.js';
-import type { Listing } from '../pagination.js';
+import { AppError, statusOf } from '../errors.js';
+import { allRows } from '../pagination.js';
+import { parseWith } from '../http/validate.js';
 import { commonArgs } from './args.js';
 
 const USAGE = `usage: observd agents provision --batch-id B (--agent-id ID ... | --agent-prefix P --count N) [--daemon-url URL]
@@ -61,34 +62,18 @@ function httpBackend(client: ObservdClient): Backend {
 
 function storeBackend(store: ReturnType<typeof openStore>): Backend {
   const agents = store.services.captureAgents;
-  const parse = (b: ProvisionRequestInput) => {
-    const r = provisionRequestSchema.safeParse(b);
-    if (!r.success) throw new AppError('validation_failed', r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    return r.data;
-  };
   return {
-    provision: async (b) => agents.provision(parse(b)),
+    provision: async (b) => agents.provision(parseWith(provisionRequestSchema, b)),
     list: async function* () {
-      yield* rowsOf(agents.list());
+      yield* allRows(agents.list());
     },
     get: async (id) => agents.get(id),
     revoke: async (id, reason) => agents.revoke(id, reason),
     alerts: async function* () {
-      yield* rowsOf(agents.alerts());
+      yield* allRows(agents.alerts());
     },
     close: () => store.close(),
   };
-}
-
-/** Every row of a listing, a page at a time. */
-function* rowsOf<T>(listing: Listing<T>): Generator<T> {
-  let cursor: string | undefined;
-  for (;;) {
-    const page = listing.fetchPage(cursor, 500);
-    yield* page.items;
-    if (page.next_cursor === null) return;
-    cursor = page.next_cursor;
-  }
 }
 
 /** `observd agents …` and `observd alerts`: capture-agent administration; prints JSON. */
@@ -158,7 +143,7 @@ export async function agentsCommand(argv: string[], alertsOnly = false): Promise
     }
     if (e instanceof AppError) {
       console.error(`observd: ${e.code}: ${e.message}`);
-      return exitCodeOf({ validation_failed: 400, bad_request: 400, not_found: 404, conflict: 409 }[e.code as string] ?? 1);
+      return exitCodeOf(statusOf(e.code));
     }
     throw e;
   } finally {

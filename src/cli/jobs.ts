@@ -1,6 +1,5 @@
 import { daemonJobs } from '../daemon-jobs.js';
 import { openStore } from '../daemon.js';
-import { JobRegistry } from '../jobs.js';
 import { commonArgs } from './args.js';
 
 const USAGE = 'usage: observd jobs list | observd jobs run NAME';
@@ -39,8 +38,7 @@ export async function jobsCommand(argv: string[]): Promise<number> {
       console.error(`${name} runs only inside the daemon (it depends on what the daemon is writing right now)`);
       return 2;
     }
-    const registry = new JobRegistry(deps.now).add(job);
-    console.log(JSON.stringify({ job: name, result: (await registry.runOnce(name)) ?? null }));
+    console.log(JSON.stringify({ job: name, result: (await job.run(deps.now())) ?? null }));
     return 0;
   } finally {
     await store.close();

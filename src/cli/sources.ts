@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { openStore } from '../daemon.js';
+import { allRows } from '../pagination.js';
 import { sourceUpsertSchema } from '../sources/schemas.js';
 import { commonArgs } from './args.js';
 
@@ -26,13 +27,7 @@ export async function sourcesCommand(argv: string[]): Promise<number> {
   const { services } = store;
   try {
     if (sub === 'list') {
-      const listing = services.sources.list({ query: v.query });
-      let cursor: string | undefined;
-      do {
-        const page = listing.fetchPage(cursor, 1000);
-        for (const s of page.items) console.log(JSON.stringify(s));
-        cursor = page.next_cursor ?? undefined;
-      } while (cursor);
+      for (const s of allRows(services.sources.list({ query: v.query }), 1000)) console.log(JSON.stringify(s));
       return 0;
     }
     const input = sourceUpsertSchema.safeParse({

@@ -2,8 +2,7 @@ import { openAsBlob } from 'node:fs';
 import { basename } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-
-const TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', wav: 'audio/wav', webm: 'audio/webm' };
+import { sentMediaTypeOf } from '../observations/media.js';
 
 /**
  * `observd upload --source ID --token-file FILE [--url URL] [--stream S] [--key K] FILE`: sends
@@ -28,7 +27,7 @@ export async function uploadCommand(argv: string[]): Promise<number> {
     console.error('usage: observd upload --source ID --token-file FILE [--url URL] [--stream S] [--key K] [--media-type T] FILE');
     return 2;
   }
-  const mediaType = values['media-type'] ?? TYPES[file.split('.').pop()?.toLowerCase() ?? ''];
+  const mediaType = values['media-type'] ?? sentMediaTypeOf(file);
   if (!mediaType) {
     console.error(`cannot tell the media type of ${file}; pass --media-type`);
     return 2;

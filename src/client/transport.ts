@@ -87,8 +87,10 @@ export class Transport {
         const backoff = Math.min(this.opts.maxBackoffMs ?? 10_000, (this.opts.backoffMs ?? 250) * 2 ** attempt);
         const wait = Math.max((e as ObservdError).retryAfterMs ?? 0, backoff * (0.5 + Math.random() / 2));
         await new Promise<void>((r) => {
-          const t = setTimeout(r, wait);
-          o.signal?.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+          // The caller's signal may be long-lived (a watcher's): a listener left behind per retry would pile up.
+          const onAbort = () => (clearTimeout(t), r());
+          const t = setTimeout(() => (o.signal?.removeEventListener('abort', onAbort), r()), wait);
+          o.signal?.addEventListener('abort', onAbort, { once: true });
         });
         if (o.signal?.aborted) throw e;
       }

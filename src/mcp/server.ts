@@ -1,6 +1,7 @@
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { searchFilterSchema } from '../search/schemas.js';
 import { ApiProblem, type DaemonApi, listItems } from './api.js';
 
 export interface McpOptions {
@@ -66,10 +67,7 @@ export function createMcpServer(api: DaemonApi, opts: McpOptions): McpServer {
         kind: z.enum(['screen_snapshot', 'webcam_snapshot', 'microphone_segment']).optional(),
         after_ms: z.number().int().min(0).optional().describe('captured at or after (Unix ms)'),
         before_ms: z.number().int().min(0).optional().describe('captured at or before (Unix ms)'),
-        metadata: z
-          .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), z.string().max(500))
-          .optional()
-          .describe('equality filters on top-level metadata keys, e.g. {"window": "editor"}'),
+        metadata: searchFilterSchema.shape.metadata.describe('equality filters on top-level metadata keys, e.g. {"window": "editor"}'),
         limit: z.number().int().min(1).max(100).default(10),
       },
       outputSchema: { hits: z.array(searchHit) },

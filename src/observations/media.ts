@@ -27,16 +27,26 @@ export function sniffMediaType(head: Buffer): string | undefined {
   return Object.keys(MAGIC).find((t) => MAGIC[t](head));
 }
 
-const BY_EXTENSION: Record<string, string> = {
+/** The extensions `observd upload` and the capture agent send, with their media types. */
+const SENT_EXTENSIONS: Record<string, string> = {
   png: 'image/png',
   jpg: 'image/jpeg',
   jpeg: 'image/jpeg',
-  jpe: 'image/jpeg',
   wav: 'audio/wav',
-  wave: 'audio/wav',
   webm: 'audio/webm',
-  weba: 'audio/webm',
 };
+
+/** Every extension a file name may cross-check its bytes with. */
+const BY_EXTENSION: Record<string, string> = { ...SENT_EXTENSIONS, jpe: 'image/jpeg', wave: 'audio/wav', weba: 'audio/webm' };
+
+/**
+ * The media type `observd upload` and the capture agent send a file as, by the text after its
+ * last dot (png, jpg, jpeg, wav, webm, any case); undefined for any other file.
+ */
+export function sentMediaTypeOf(fileName: string): string | undefined {
+  const ext = fileName.slice(fileName.lastIndexOf('.') + 1).toLowerCase();
+  return Object.hasOwn(SENT_EXTENSIONS, ext) ? SENT_EXTENSIONS[ext] : undefined;
+}
 
 /**
  * The media type of an upload that declared none (the Kheish CLI's default): what the bytes are,
